@@ -1,0 +1,145 @@
+"""Typed interface of the Rust extension ``relay._native``.
+
+Everything here is implemented in ``rust/src`` (pure core modules plus the
+binding layer ``py.rs``). Inputs of 8 KiB or more are processed with the GIL
+released (``LocalLimiter`` always releases it around its lock).
+"""
+
+from collections.abc import Sequence
+from typing import final
+
+class NativeError(ValueError):
+    """Base class of every error raised by relay._native."""
+
+class SseEventTooLarge(NativeError):
+    """One SSE event buffered more than ``max_event_bytes``."""
+
+class InvalidJson(NativeError):
+    """A JSON body failed to parse (the message gives line, column and byte
+    offset) or has the wrong shape (the message gives a JSON path)."""
+
+class UnknownEncoding(NativeError):
+    """The tokenizer encoding name is not supported."""
+
+@final
+class SseEvent:
+    """One dispatched server-sent event (immutable; compares by value).
+
+    ``id`` and ``retry`` are the stream's state at dispatch time, as in the
+    WHATWG spec: the last event ID and the reconnection time persist across
+    events until changed. An empty ``event:`` or ``id:`` value reads as None.
+    """
+
+    @property
+    def event(self) -> str | None: ...
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def id(self) -> str | None: ...
+    @property
+    def retry(self) -> int | None: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class SseDecoder:
+    """Incremental WHATWG event-stream decoder; chunks may split anywhere.
+
+    After SseEventTooLarge the decoder stays failed (every feed raises) until
+    close(); events completed earlier in the failing chunk are lost.
+    """
+
+    def __init__(self, max_event_bytes: int = 1048576) -> None: ...
+    def feed(self, chunk: bytes) -> list[SseEvent]:
+        """Events completed by ``chunk``, in order."""
+
+    def close(self) -> bool:
+        """End of stream: discard any incomplete event and reset to a fresh
+        decoder. Returns True if something was discarded."""
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for the incomplete event (partial line, data, type)."""
+
+    @property
+    def max_event_bytes(self) -> int: ...
+
+@final
+class TokenCounter:
+    """Token counting with an encoding compiled into the extension.
+
+    The encoding is built once per process, on the first TokenCounter for it
+    (with the GIL released), and shared by all instances.
+    """
+
+    def __init__(self, encoding: str) -> None: ...
+    @property
+    def encoding(self) -> str: ...
+    def count(self, text: str) -> int:
+        """Tokens of ``text``; special tokens are counted as plain text."""
+
+    def count_chat(self, body: bytes) -> int:
+        """Prompt tokens of an OpenAI chat request body (cookbook method; a
+        ``tools`` array is counted as its compact JSON text, approximately)."""
+
+def encoding_for_model(model: str) -> str:
+    """``"o200k_base"`` or ``"cl100k_base"``; unknown models get o200k_base."""
+
+def cache_key(body: bytes, *, ignore: Sequence[str] = (), salt: bytes = b"") -> str:
+    """Lowercase hex SHA-256 of the salt and the canonical JSON of ``body``
+    without the top-level keys in ``ignore``. ``1.0 == 1.00`` but ``1 != 1.0``."""
+
+@final
+class GcraDecision:
+    """Outcome of one GCRA step (immutable)."""
+
+    @property
+    def allowed(self) -> bool: ...
+    @property
+    def tat(self) -> float: ...
+    @property
+    def retry_after(self) -> float: ...
+    @property
+    def reset_after(self) -> float: ...
+    @property
+    def remaining(self) -> int: ...
+
+def gcra(
+    tat: float, now: float, emission_interval: float, burst: float, cost: float = 1.0
+) -> GcraDecision:
+    """One GCRA step. A cost above ``burst`` is denied with retry_after=inf.
+    Raises NativeError for emission_interval <= 0, burst < 1, cost < 0 or
+    non-finite inputs."""
+
+@final
+class LocalLimiter:
+    """In-process keyed GCRA limiter; safe to share between threads."""
+
+    def __init__(self) -> None: ...
+    def check(
+        self,
+        key: str,
+        rate: float,
+        period: float,
+        burst: float,
+        cost: float = 1.0,
+        now: float | None = None,
+    ) -> GcraDecision:
+        """``rate`` requests per ``period`` seconds, bursts of ``burst``.
+        ``now`` defaults to :func:`monotonic`. Only allowed checks with
+        cost > 0 change the state."""
+
+    def refund(
+        self, key: str, rate: float, period: float, cost: float, now: float | None = None
+    ) -> None:
+        """Give ``cost`` back (the TAT never goes below ``now``)."""
+
+    def reset(self, key: str) -> None: ...
+    def purge(self, now: float | None = None) -> int:
+        """Drop keys that are fully reset (TAT <= now); returns how many."""
+
+    def __len__(self) -> int: ...
+
+def monotonic() -> float:
+    """The clock LocalLimiter uses: CLOCK_MONOTONIC seconds, the same clock
+    as ``time.monotonic()`` on Unix."""

@@ -1,0 +1,1 @@
+"""Accounting: usage and cost of every finished exchange."""

@@ -1,0 +1,1 @@
+"""Egress: response headers and the JSON/SSE writers."""

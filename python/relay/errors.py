@@ -1,0 +1,154 @@
+"""The error tree: every error a client can see, with its HTTP status and OpenAI type/code.
+
+Errors are raised where a problem is found and rendered once, at egress, in the envelope of the
+API the client called. Messages say what was wrong and where; they never carry secrets.
+"""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+
+
+class GatewayError(Exception):
+    """An error answered to the client: status, OpenAI ``type``, optional ``code`` and ``param``."""
+
+    status: int = 500
+    type: str = "server_error"
+    code: str | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.headers = headers
+
+    def openai_body(self) -> bytes:
+        """The OpenAI error envelope: ``{"error": {"message", "type", "param", "code"}}``."""
+        return msgspec.json.encode(
+            {
+                "error": {
+                    "message": self.message,
+                    "type": self.type,
+                    "param": self.param,
+                    "code": self.code,
+                }
+            }
+        )
+
+
+class InvalidRequest(GatewayError):
+    """The request is malformed or fails the schema (400)."""
+
+    status = 400
+    type = "invalid_request_error"
+
+
+class BodyTooLarge(InvalidRequest):
+    """The body exceeds ``server.max_body_bytes`` (413)."""
+
+    status = 413
+    code = "request_too_large"
+
+
+class NotFound(InvalidRequest):
+    """No such route (404)."""
+
+    status = 404
+    code = "not_found"
+
+
+class MethodNotAllowed(InvalidRequest):
+    """The route exists but not for this method (405)."""
+
+    status = 405
+    code = "method_not_allowed"
+
+
+class ModelNotFound(InvalidRequest):
+    """The requested model is not configured (404)."""
+
+    status = 404
+    code = "model_not_found"
+
+
+class UpstreamUnreachable(GatewayError):
+    """The provider could not be reached or dropped the connection (502)."""
+
+    status = 502
+    type = "upstream_error"
+    code = "upstream_unreachable"
+
+
+class UpstreamTimeout(GatewayError):
+    """The provider did not answer in time (504)."""
+
+    status = 504
+    type = "timeout"
+    code = "upstream_timeout"
+
+
+class UpstreamProtocolError(GatewayError):
+    """The provider answered with something that is not its documented wire format (502)."""
+
+    status = 502
+    type = "upstream_error"
+    code = "upstream_bad_response"
+
+
+class ShuttingDown(GatewayError):
+    """The gateway is draining and ended what was left (503)."""
+
+    status = 503
+    type = "server_error"
+    code = "gateway_shutting_down"
+
+
+class UpstreamStatusError(GatewayError):
+    """The provider answered 4xx/5xx: its status and message are passed through, scrubbed."""
+
+    type = "upstream_error"
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        error_type: str | None = None,
+        param: str | None = None,
+        code: str | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        super().__init__(scrub_secrets(message), param=param, code=code, status=status,
+                         headers=headers)
+        if error_type:
+            self.type = error_type
+
+
+# Provider keys of well-known shapes (OpenAI's sk-..., Anthropic's sk-ant-..., bearer tokens) are
+# removed from any upstream text before it can reach a client or a log line, masked or not.
+_SECRET_PATTERNS = re.compile(
+    r"(sk-[A-Za-z0-9_\-*]{3,}|gw-sk-[A-Za-z0-9_\-]{3,}|Bearer\s+[A-Za-z0-9._\-~+/=*]{4,}"
+    r"|AKIA[0-9A-Z]{16}|AIza[0-9A-Za-z_\-]{20,})"
+)
+
+
+def scrub_secrets(text: str, *extra: str) -> str:
+    """Return ``text`` with API-key-looking substrings and the given exact secrets removed."""
+    for secret in extra:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    return _SECRET_PATTERNS.sub("[redacted]", text)

@@ -1,0 +1,1 @@
+"""Ingress: turning an RSGI request into an :class:`~relay.exchange.Exchange`."""

@@ -1,0 +1,1 @@
+"""Observability: logs now; metrics and traces arrive with their own work."""

@@ -1,0 +1,190 @@
+"""The offline ``echo`` provider: deterministic answers in OpenAI's exact wire format.
+
+It exists so anyone can try the gateway without a key, and so tests and benches have a provider
+that needs no network. It answers ``You said: <last user text>``, streams one word per chunk as
+real SSE (role chunk, content chunks, finish chunk, usage chunk, ``[DONE]``), and reports usage
+counted with the real tokenizer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import math
+import struct
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import msgspec
+
+from relay.exchange import Endpoint, Exchange
+from relay.native import counter_for
+from relay.providers.base import Provider
+from relay.upstream import UpstreamResponse
+
+_ENCODING = "o200k_base"
+_EMBEDDING_DIMENSIONS = 16
+_JSON = {"content-type": "application/json"}
+_SSE = {"content-type": "text/event-stream"}
+_encode = msgspec.json.encode
+
+
+class EchoResponse:
+    """An in-memory response with the same interface as an HTTP one."""
+
+    __slots__ = ("_body", "_delay", "_frames", "headers", "status")
+
+    def __init__(self, body: bytes = b"", frames: list[bytes] | None = None,
+                 delay_s: float = 0.0) -> None:
+        self.status = 200
+        self.headers: Mapping[str, str] = _SSE if frames is not None else _JSON
+        self._body = body
+        self._frames = frames or []
+        self._delay = delay_s
+
+    async def read(self) -> bytes:
+        return self._body
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        for frame in self._frames:
+            if self._delay:
+                await asyncio.sleep(self._delay)
+            yield frame
+
+    def close(self) -> None:
+        self._frames = []
+
+
+class EchoProvider(Provider):
+    """Answers locally; see the module docstring."""
+
+    kind = "echo"
+
+    async def send(self, ex: Exchange) -> UpstreamResponse:
+        request: dict[str, Any] = ex.request if ex.request is not None else msgspec.json.decode(ex.body)
+        model = ex.deployment.upstream_model if ex.deployment else ex.model
+        if ex.endpoint is Endpoint.EMBEDDINGS:
+            return EchoResponse(_embeddings(request, model))
+        counter = counter_for(_ENCODING)
+        if ex.endpoint is Endpoint.CHAT:
+            prompt_tokens = counter.count_chat(ex.body)
+            reply = "You said: " + (_last_user_text(request.get("messages")) or "nothing")
+        else:
+            prompt = request.get("prompt")
+            text = prompt if isinstance(prompt, str) else " ".join(map(str, prompt or []))
+            prompt_tokens = counter.count(text)
+            reply = "You said: " + (text or "nothing")
+        words = reply.split(" ")
+        limit = request.get("max_completion_tokens") or request.get("max_tokens")
+        finish = "stop"
+        if isinstance(limit, int) and 0 < limit < len(words):
+            words, finish = words[:limit], "length"
+        n = request.get("n") if isinstance(request.get("n"), int) else 1
+        created = int(time.time())
+        ident = ("chatcmpl-" if ex.endpoint is Endpoint.CHAT else "cmpl-") + ex.request_id[-24:]
+        text = " ".join(words)
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": counter.count(text) * n,
+            "total_tokens": prompt_tokens + counter.count(text) * n,
+        }
+        shape = _Shape(ex.endpoint is Endpoint.CHAT, ident, created, model)
+        if not ex.stream:
+            return EchoResponse(shape.whole(text, finish, n, usage))
+        delay = self.config.chunk_delay_ms / 1000.0
+        return EchoResponse(frames=shape.frames(words, finish, n, usage), delay_s=delay)
+
+
+class _Shape:
+    """Builds chat or legacy-completion objects and chunks."""
+
+    def __init__(self, chat: bool, ident: str, created: int, model: str) -> None:
+        self.chat, self.ident, self.created, self.model = chat, ident, created, model
+
+    def whole(self, text: str, finish: str, n: int, usage: dict[str, int]) -> bytes:
+        if self.chat:
+            choices: list[dict[str, Any]] = [
+                {"index": i, "message": {"role": "assistant", "content": text, "refusal": None},
+                 "logprobs": None, "finish_reason": finish} for i in range(n)
+            ]
+            obj = "chat.completion"
+        else:
+            choices = [{"index": i, "text": text, "logprobs": None, "finish_reason": finish}
+                       for i in range(n)]
+            obj = "text_completion"
+        return _encode({"id": self.ident, "object": obj, "created": self.created,
+                        "model": self.model, "system_fingerprint": "relay-echo",
+                        "choices": choices, "usage": usage})
+
+    def frames(self, words: list[str], finish: str, n: int, usage: dict[str, int]) -> list[bytes]:
+        frames: list[bytes] = []
+        if self.chat:
+            frames.extend(self._chunk([self._choice(i, {"role": "assistant", "content": ""})
+                                       for i in range(n)]))
+        for position, word in enumerate(words):
+            piece = word if position == 0 else " " + word
+            frames.extend(self._chunk([self._choice(i, {"content": piece}, text=piece)
+                                       for i in range(n)]))
+        frames.extend(self._chunk([self._choice(i, {}, finish=finish) for i in range(n)]))
+        frames.extend(self._chunk([], usage))
+        frames.append(b"data: [DONE]\n\n")
+        return frames
+
+    def _choice(self, index: int, delta: dict[str, Any], *, text: str = "",
+                finish: str | None = None) -> dict[str, Any]:
+        if self.chat:
+            return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return {"index": index, "text": text, "logprobs": None, "finish_reason": finish}
+
+    def _chunk(self, choices: list[dict[str, Any]],
+               usage: dict[str, int] | None = None) -> list[bytes]:
+        obj = "chat.completion.chunk" if self.chat else "text_completion"
+        payload = _encode({"id": self.ident, "object": obj, "created": self.created,
+                           "model": self.model, "system_fingerprint": "relay-echo",
+                           "choices": choices, "usage": usage})
+        return [b"data: " + payload + b"\n\n"]
+
+
+def _last_user_text(messages: Any) -> str:
+    if not isinstance(messages, list):
+        return ""
+    for message in reversed(messages):
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            return " ".join(
+                part["text"] for part in content
+                if isinstance(part, dict) and isinstance(part.get("text"), str)
+            )
+    return ""
+
+
+def _embeddings(request: dict[str, Any], model: str) -> bytes:
+    raw = request.get("input")
+    inputs: list[Any] = raw if isinstance(raw, list) and raw and not isinstance(raw[0], int) else [raw]
+    counter = counter_for(_ENCODING)
+    data, tokens = [], 0
+    for index, item in enumerate(inputs):
+        text = item if isinstance(item, str) else " ".join(map(str, item or []))
+        tokens += counter.count(text) if isinstance(item, str) else len(item or [])
+        vector = _vector(text)
+        embedding: Any = vector
+        if request.get("encoding_format") == "base64":
+            # What the openai SDK asks for by default: little-endian float32, base64.
+            embedding = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": embedding})
+    return _encode({"object": "list", "data": data, "model": model,
+                    "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+
+def _vector(text: str) -> list[float]:
+    """A deterministic unit vector derived from the text's hash."""
+    digest = hashlib.sha256(text.encode()).digest()
+    values = [v / 32768.0 for v in struct.unpack(f"<{_EMBEDDING_DIMENSIONS}h", digest)]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [v / norm for v in values]

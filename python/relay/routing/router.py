@@ -1,0 +1,54 @@
+"""Public model name -> deployment, from tables built once at start-up."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from relay.config.model import Config, Pricing
+from relay.errors import ModelNotFound
+from relay.exchange import Deployment, Exchange
+from relay.native import encoding_for_model
+from relay.stage import Reply
+
+_LISTED_IN_ERROR = 20
+
+
+class Router:
+    """Resolves ``ex.model`` to a :class:`Deployment` (the first target of the model).
+
+    Models the config does not list go to ``default_provider`` under their own name when one is
+    set (the simple form), else they are a 404.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self._table: dict[str, Deployment] = {}
+        for name, model in config.models.items():
+            target = model.targets[0]
+            self._table[name] = Deployment(
+                provider=target.provider,
+                upstream_model=target.model or name,
+                public_model=name,
+                pricing=model.pricing,
+                encoding=model.encoding or encoding_for_model(target.model or name),
+            )
+        self._default = config.default_provider
+        names = sorted(self._table)
+        shown = ", ".join(names[:_LISTED_IN_ERROR]) + (", ..." if len(names) > _LISTED_IN_ERROR else "")
+        self._known = shown or "none"
+
+    async def __call__(self, ex: Exchange) -> Reply | None:
+        deployment = self._table.get(ex.model)
+        if deployment is None:
+            if self._default is None:
+                raise ModelNotFound(
+                    f"model '{ex.model}' is not configured on this gateway (known: {self._known})",
+                    param="model",
+                )
+            deployment = _passthrough(self._default, ex.model)
+        ex.deployment = deployment
+        return None
+
+
+@lru_cache(maxsize=1024)
+def _passthrough(provider: str, model: str) -> Deployment:
+    return Deployment(provider, model, model, Pricing(), encoding_for_model(model))

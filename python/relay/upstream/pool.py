@@ -1,0 +1,147 @@
+"""One aiohttp session per worker, behind a small interface: send a body, read JSON or a byte
+stream, abort. Transport errors are mapped to :mod:`relay.errors` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from typing import Protocol
+
+import aiohttp
+
+from relay.config.model import Timeouts
+from relay.errors import GatewayError, UpstreamTimeout, UpstreamUnreachable
+
+
+class UpstreamResponse(Protocol):
+    """A provider's answer as the stages see it, whether it came over HTTP or not."""
+
+    status: int
+    headers: Mapping[str, str]
+
+    async def read(self) -> bytes:
+        """The whole body."""
+        ...
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives, in whatever pieces the network delivers."""
+        ...
+
+    def close(self) -> None:
+        """Abort: drop the connection so the provider stops generating."""
+        ...
+
+
+class HttpResponse:
+    """An aiohttp response with transport errors mapped to gateway errors."""
+
+    __slots__ = ("_provider", "_response", "headers", "status")
+
+    def __init__(self, response: aiohttp.ClientResponse, provider: str) -> None:
+        self._response = response
+        self._provider = provider
+        self.status = response.status
+        self.headers: Mapping[str, str] = response.headers
+
+    async def read(self) -> bytes:
+        try:
+            return await self._response.read()
+        except BaseException as exc:
+            self._response.close()
+            raise map_transport_error(exc, self._provider, mid_body=True) from None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        content = self._response.content
+        try:
+            while True:
+                data = await content.readany()
+                if not data:
+                    return
+                yield data
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            self._response.close()
+            raise map_transport_error(exc, self._provider, mid_body=True) from None
+
+    def close(self) -> None:
+        self._response.close()
+
+
+def map_transport_error(exc: BaseException, provider: str, *, mid_body: bool) -> BaseException:
+    """Map an aiohttp/asyncio failure to the gateway error a client sees (others pass as is)."""
+    if isinstance(exc, GatewayError | asyncio.CancelledError):
+        return exc
+    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        what = "stopped sending" if mid_body else "did not answer"
+        return UpstreamTimeout(f"provider '{provider}' {what} within the read timeout")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return UpstreamUnreachable(f"could not connect to provider '{provider}': {exc.os_error.strerror or 'connection failed'}")
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+        where = "in the middle of its response" if mid_body else "before answering"
+        return UpstreamUnreachable(f"provider '{provider}' closed the connection {where}")
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return UpstreamUnreachable(f"provider '{provider}' could not be reached ({type(exc).__name__})")
+    return exc
+
+
+class UpstreamPool:
+    """The worker's outbound HTTP pool; started on the worker's loop, closed on shutdown."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[tuple[Timeouts, bool], aiohttp.ClientTimeout] = {}
+
+    @property
+    def ready(self) -> bool:
+        """True once the session exists and is open."""
+        return self._session is not None and not self._session.closed
+
+    async def start(self) -> None:
+        """Create the session (must run on the worker's event loop)."""
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=30)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            skip_auto_headers=("User-Agent",),
+            auto_decompress=True,
+        )
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def send(
+        self,
+        provider: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeouts: Timeouts,
+        *,
+        stream: bool,
+    ) -> HttpResponse:
+        """POST ``body`` and return once the response headers are in."""
+        session = self._session
+        if session is None:
+            raise UpstreamUnreachable("the upstream pool is not started")
+        try:
+            response = await session.post(
+                url, data=body, headers=headers, timeout=self._timeout(timeouts, stream),
+                allow_redirects=False,
+            )
+        except BaseException as exc:
+            raise map_transport_error(exc, provider, mid_body=False) from None
+        return HttpResponse(response, provider)
+
+    def _timeout(self, timeouts: Timeouts, stream: bool) -> aiohttp.ClientTimeout:
+        key = (timeouts, stream)
+        timeout = self._timeouts.get(key)
+        if timeout is None:
+            timeout = aiohttp.ClientTimeout(
+                total=None if stream else timeouts.total_s,
+                connect=timeouts.connect_s,
+                sock_read=timeouts.read_s,
+            )
+            self._timeouts[key] = timeout
+        return timeout

@@ -1,0 +1,1 @@
+"""Wire formats: request/response Structs of the provider APIs the gateway speaks."""

@@ -1,0 +1,354 @@
+//! Token counting with the BPE ranks embedded by `tiktoken-rs` (compiled into
+//! the binary: nothing is downloaded). Each encoding is built lazily, once per
+//! process, and shared by every caller.
+//!
+//! `count` is the "ordinary" encoding: special tokens such as
+//! `<|endoftext|>` are counted as plain text.
+
+use std::sync::OnceLock;
+
+use serde_json::Value;
+use tiktoken_rs::CoreBPE;
+
+use crate::json::{self, JsonError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    O200kBase,
+    Cl100kBase,
+}
+
+static O200K: OnceLock<CoreBPE> = OnceLock::new();
+static CL100K: OnceLock<CoreBPE> = OnceLock::new();
+
+impl Encoding {
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "o200k_base" => Some(Encoding::O200kBase),
+            "cl100k_base" => Some(Encoding::Cl100kBase),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::O200kBase => "o200k_base",
+            Encoding::Cl100kBase => "cl100k_base",
+        }
+    }
+
+    /// The shared BPE, built on first use (see the crate README for timings).
+    pub fn bpe(self) -> &'static CoreBPE {
+        match self {
+            Encoding::O200kBase => O200K.get_or_init(|| {
+                tiktoken_rs::o200k_base().expect("embedded o200k_base ranks are valid")
+            }),
+            Encoding::Cl100kBase => CL100K.get_or_init(|| {
+                tiktoken_rs::cl100k_base().expect("embedded cl100k_base ranks are valid")
+            }),
+        }
+    }
+
+    /// Whether the BPE for this encoding is already built.
+    pub fn is_loaded(self) -> bool {
+        match self {
+            Encoding::O200kBase => O200K.get().is_some(),
+            Encoding::Cl100kBase => CL100K.get().is_some(),
+        }
+    }
+
+    /// Number of tokens of `text`, special tokens treated as text.
+    pub fn count(self, text: &str) -> usize {
+        self.bpe().encode_ordinary(text).len()
+    }
+
+    /// Prompt tokens of an OpenAI chat request body, the OpenAI-cookbook way:
+    ///
+    /// * 3 tokens per message, plus the tokens of every string value of the
+    ///   message (`role`, `content`, `name`, `tool_call_id`, ...); `name`
+    ///   adds 1 more;
+    /// * `content` given as an array of parts: the `text` of parts of type
+    ///   `"text"` (images, audio and files are not counted);
+    /// * `tool_calls` (and the legacy `function_call`): the function `name`
+    ///   and `arguments` strings;
+    /// * 3 tokens priming the reply;
+    /// * `tools`, if present: the tokens of its compact JSON text. This is an
+    ///   approximation: OpenAI renders tool definitions into its own internal
+    ///   format, whose exact token cost is not published, so expect an error
+    ///   of some tens of percent on the tools part only.
+    pub fn count_chat(self, body: &[u8]) -> Result<usize, JsonError> {
+        let doc = json::parse(body)?;
+        let obj = doc
+            .as_object()
+            .ok_or_else(|| JsonError::shape("$", "an object"))?;
+        let messages = obj
+            .get("messages")
+            .and_then(Value::as_array)
+            .ok_or_else(|| JsonError::shape("messages", "an array"))?;
+        let mut n = 3; // every reply is primed with <|start|>assistant<|message|>
+        for (i, msg) in messages.iter().enumerate() {
+            let msg = msg
+                .as_object()
+                .ok_or_else(|| JsonError::shape(&format!("messages[{i}]"), "an object"))?;
+            n += 3;
+            for (key, value) in msg {
+                match (key.as_str(), value) {
+                    (_, Value::String(s)) => {
+                        n += self.count(s);
+                        if key == "name" {
+                            n += 1;
+                        }
+                    }
+                    ("content", Value::Array(parts)) => {
+                        for part in parts {
+                            if part.get("type").and_then(Value::as_str) == Some("text") {
+                                if let Some(text) = part.get("text").and_then(Value::as_str) {
+                                    n += self.count(text);
+                                }
+                            }
+                        }
+                    }
+                    ("tool_calls", Value::Array(calls)) => {
+                        for call in calls {
+                            if let Some(f) = call.get("function") {
+                                n += self.count_function(f);
+                            }
+                        }
+                    }
+                    ("function_call", f @ Value::Object(_)) => n += self.count_function(f),
+                    _ => {}
+                }
+            }
+        }
+        if let Some(tools) = obj.get("tools").filter(|t| !t.is_null()) {
+            let text = serde_json::to_string(tools).expect("a Value always serializes");
+            n += self.count(&text);
+        }
+        Ok(n)
+    }
+
+    fn count_function(self, f: &Value) -> usize {
+        ["name", "arguments"]
+            .iter()
+            .filter_map(|k| f.get(k).and_then(Value::as_str))
+            .map(|s| self.count(s))
+            .sum()
+    }
+}
+
+/// The encoding a model uses; unknown models get `o200k_base`.
+///
+/// Besides the listed families, a fine-tune prefix `ft:` is stripped first
+/// and Azure's `gpt-35-*` spelling maps like `gpt-3.5-*`.
+pub fn encoding_for_model(model: &str) -> Encoding {
+    let model = model.strip_prefix("ft:").unwrap_or(model);
+    const O200K_PREFIXES: [&str; 7] =
+        ["gpt-4o", "gpt-4.1", "gpt-5", "o1", "o3", "o4", "chatgpt-4o"];
+    const CL100K_PREFIXES: [&str; 4] = ["gpt-4", "gpt-3.5", "gpt-35", "text-embedding-3"];
+    if O200K_PREFIXES.iter().any(|p| model.starts_with(p)) {
+        Encoding::O200kBase
+    } else if CL100K_PREFIXES.iter().any(|p| model.starts_with(p))
+        || model == "text-embedding-ada-002"
+    {
+        Encoding::Cl100kBase
+    } else {
+        Encoding::O200kBase
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Encoding::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(Encoding::from_name("o200k_base"), Some(O200kBase));
+        assert_eq!(Encoding::from_name("cl100k_base"), Some(Cl100kBase));
+        assert_eq!(Encoding::from_name("p50k_base"), None);
+        assert_eq!(Cl100kBase.name(), "cl100k_base");
+    }
+
+    #[test]
+    fn known_counts() {
+        assert_eq!(O200kBase.count("hello world"), 2);
+        assert_eq!(Cl100kBase.count("hello world"), 2);
+        assert_eq!(Cl100kBase.count("tiktoken is great!"), 6);
+        // The OpenAI cookbook's "How to count tokens with tiktoken" examples.
+        for (text, cl100k, o200k) in [
+            ("antidisestablishmentarianism", 6, 6),
+            ("2 + 2 = 4", 7, 7),
+            ("お誕生日おめでとう", 9, 8),
+        ] {
+            assert_eq!(Cl100kBase.count(text), cl100k, "{text}");
+            assert_eq!(O200kBase.count(text), o200k, "{text}");
+        }
+        assert_eq!(Cl100kBase.count(""), 0);
+        // Special tokens are text: "<|endoftext|>" is several ordinary tokens.
+        assert!(Cl100kBase.count("<|endoftext|>") > 1);
+    }
+
+    #[test]
+    fn agrees_with_other_crate_paths() {
+        let texts = [
+            "The quick brown fox jumps over the lazy dog.",
+            "Ünïcödé — 日本語のテキスト, emoji 🦀🚀 and   multiple   spaces\n\n\ttabs",
+            "fn main() { println!(\"{}\", 1 + 2); } // code 1234567890",
+        ];
+        for enc in [O200kBase, Cl100kBase] {
+            let singleton = match enc {
+                O200kBase => tiktoken_rs::o200k_base_singleton(),
+                Cl100kBase => tiktoken_rs::cl100k_base_singleton(),
+            };
+            for t in texts {
+                assert_eq!(enc.count(t), singleton.count_ordinary(t));
+                let (toks, _) = singleton.encode(t, &Default::default()).unwrap();
+                assert_eq!(enc.count(t), toks.len());
+                // Round trip: the tokens decode back to the text.
+                assert_eq!(singleton.decode(&toks).unwrap(), t);
+            }
+        }
+    }
+
+    #[test]
+    fn pathological_inputs_do_not_panic() {
+        for s in [
+            " ".repeat(100_000),
+            "\n".repeat(50_000),
+            "a".repeat(100_000),
+            "1".repeat(100_000),
+            " \n".repeat(30_000),
+            "!".repeat(100_000),
+        ] {
+            for enc in [O200kBase, Cl100kBase] {
+                let n = enc.count(&s);
+                assert!(n > 0 && n <= s.len());
+            }
+        }
+    }
+
+    fn cookbook_body() -> String {
+        let msgs = [
+            ("system", None, "You are a helpful, pattern-following assistant that translates corporate jargon into plain English."),
+            ("system", Some("example_user"), "New synergies will help drive top-line growth."),
+            ("system", Some("example_assistant"), "Things working well together will increase revenue."),
+            ("system", Some("example_user"), "Let's circle back when we have more bandwidth to touch base on opportunities for increased leverage."),
+            ("system", Some("example_assistant"), "Let's talk later when we're less busy about how to do better."),
+            ("user", None, "This late pivot means we don't have time to boil the ocean for the client deliverable."),
+        ];
+        let msgs: Vec<Value> = msgs
+            .iter()
+            .map(|(role, name, content)| {
+                let mut m = serde_json::json!({"role": role, "content": content});
+                if let Some(name) = name {
+                    m["name"] = (*name).into();
+                }
+                m
+            })
+            .collect();
+        serde_json::json!({"model": "gpt-4-0613", "messages": msgs}).to_string()
+    }
+
+    #[test]
+    fn cookbook_example_is_129() {
+        assert_eq!(
+            Cl100kBase.count_chat(cookbook_body().as_bytes()).unwrap(),
+            129
+        );
+    }
+
+    #[test]
+    fn count_chat_matches_crate_helper() {
+        use tiktoken_rs::ChatCompletionRequestMessage as M;
+        let body: Value = serde_json::from_str(&cookbook_body()).unwrap();
+        let msgs: Vec<M> = body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| M {
+                role: m["role"].as_str().unwrap().into(),
+                content: m["content"].as_str().map(Into::into),
+                name: m.get("name").and_then(Value::as_str).map(Into::into),
+                ..Default::default()
+            })
+            .collect();
+        for (model, enc) in [("gpt-4-0613", Cl100kBase), ("gpt-4o", O200kBase)] {
+            let want = tiktoken_rs::num_tokens_from_messages(model, &msgs).unwrap();
+            assert_eq!(enc.count_chat(body.to_string().as_bytes()).unwrap(), want);
+        }
+    }
+
+    #[test]
+    fn count_chat_parts_tools_and_tool_calls() {
+        let enc = O200kBase;
+        let c = |s: &str| enc.count(s);
+        let body = br#"{"messages":[
+            {"role":"user","content":[{"type":"text","text":"describe"},
+                {"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}},
+                {"type":"text","text":"this image"}]},
+            {"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function",
+                "function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},
+            {"role":"tool","tool_call_id":"call_1","content":"sunny"}
+        ]}"#;
+        let want = 3
+            + (3 + c("user") + c("describe") + c("this image"))
+            + (3 + c("assistant") + c("get_weather") + c("{\"city\":\"Paris\"}"))
+            + (3 + c("tool") + c("call_1") + c("sunny"));
+        assert_eq!(enc.count_chat(body).unwrap(), want);
+
+        let tools =
+            r#"[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]"#;
+        let with_tools = format!(r#"{{"messages":[],"tools":{tools}}}"#);
+        let v: Value = serde_json::from_str(tools).unwrap();
+        assert_eq!(
+            enc.count_chat(with_tools.as_bytes()).unwrap(),
+            3 + c(&v.to_string())
+        );
+        assert_eq!(
+            enc.count_chat(br#"{"messages":[],"tools":null}"#).unwrap(),
+            3
+        );
+    }
+
+    #[test]
+    fn count_chat_errors() {
+        let e = O200kBase.count_chat(b"{\"messages\": [").unwrap_err();
+        assert!(e.offset.is_some());
+        let e = O200kBase.count_chat(b"{}").unwrap_err();
+        assert!(e.message.contains("messages"), "{}", e.message);
+        let e = O200kBase.count_chat(b"{\"messages\": [1]}").unwrap_err();
+        assert!(e.message.contains("messages[0]"), "{}", e.message);
+        assert!(O200kBase.count_chat(b"[]").is_err());
+    }
+
+    #[test]
+    fn model_mapping() {
+        for m in [
+            "gpt-4o",
+            "gpt-4o-mini",
+            "gpt-4.1-nano",
+            "gpt-5",
+            "o1-preview",
+            "o3-mini",
+            "o4-mini",
+            "chatgpt-4o-latest",
+            "ft:gpt-4o-mini:org::abc",
+            "llama-3",
+            "",
+        ] {
+            assert_eq!(encoding_for_model(m), O200kBase, "{m}");
+        }
+        for m in [
+            "gpt-4",
+            "gpt-4-0613",
+            "gpt-4-turbo",
+            "gpt-3.5-turbo",
+            "gpt-35-turbo",
+            "text-embedding-3-small",
+            "text-embedding-ada-002",
+            "ft:gpt-3.5-turbo:org::x",
+        ] {
+            assert_eq!(encoding_for_model(m), Cl100kBase, "{m}");
+        }
+    }
+}

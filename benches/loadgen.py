@@ -188,8 +188,8 @@ class LoadGen:
         self.session = aiohttp.ClientSession(
             connector=connector, timeout=timeout, auto_decompress=False
         )
-        warm = int(round(s.warmup * s.rate))
-        total = warm + int(round(s.duration * s.rate))
+        warm = round(s.warmup * s.rate)
+        total = warm + round(s.duration * s.rate)
         pending: set[asyncio.Task[None]] = set()
         interval = 1.0 / s.rate
         gc.collect()

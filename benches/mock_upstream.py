@@ -175,7 +175,7 @@ class Settings:
 class MockProtocol(asyncio.Protocol):
     """One keep-alive connection; requests are answered strictly in order."""
 
-    __slots__ = ("_busy", "_buf", "_closing", "_loop", "_s", "_t")
+    __slots__ = ("_buf", "_busy", "_closing", "_loop", "_s", "_t")
 
     def __init__(self, settings: Settings, loop: asyncio.AbstractEventLoop) -> None:
         self._s = settings

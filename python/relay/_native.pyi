@@ -6,7 +6,23 @@ released (``LocalLimiter`` always releases it around its lock).
 """
 
 from collections.abc import Sequence
-from typing import final
+from typing import Self, final
+
+__all__ = [
+    "GcraDecision",
+    "InvalidJson",
+    "LocalLimiter",
+    "NativeError",
+    "SseDecoder",
+    "SseEvent",
+    "SseEventTooLarge",
+    "TokenCounter",
+    "UnknownEncoding",
+    "cache_key",
+    "encoding_for_model",
+    "gcra",
+    "monotonic",
+]
 
 class NativeError(ValueError):
     """Base class of every error raised by relay._native."""
@@ -38,7 +54,7 @@ class SseEvent:
     def id(self) -> str | None: ...
     @property
     def retry(self) -> int | None: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -49,7 +65,7 @@ class SseDecoder:
     close(); events completed earlier in the failing chunk are lost.
     """
 
-    def __init__(self, max_event_bytes: int = 1048576) -> None: ...
+    def __new__(cls, max_event_bytes: int = 1048576) -> Self: ...
     def feed(self, chunk: bytes) -> list[SseEvent]:
         """Events completed by ``chunk``, in order."""
 
@@ -72,7 +88,7 @@ class TokenCounter:
     (with the GIL released), and shared by all instances.
     """
 
-    def __init__(self, encoding: str) -> None: ...
+    def __new__(cls, encoding: str) -> Self: ...
     @property
     def encoding(self) -> str: ...
     def count(self, text: str) -> int:
@@ -115,7 +131,7 @@ def gcra(
 class LocalLimiter:
     """In-process keyed GCRA limiter; safe to share between threads."""
 
-    def __init__(self) -> None: ...
+    def __new__(cls) -> Self: ...
     def check(
         self,
         key: str,

@@ -30,6 +30,7 @@ from relay.ingress.parse import parse_into
 from relay.obs.log import configure_logging, log_exchange
 from relay.providers import build_providers
 from relay.routing.router import Router
+from relay.shutdown import install_granian_hook, on_shutdown
 from relay.stage import Stage
 from relay.stream.relay import ClientGone
 from relay.upstream import UpstreamPool
@@ -53,27 +54,36 @@ class RelayApp:
         self.max_body = config.server.max_body_bytes
         self.draining = False
         self._inflight: set[asyncio.Task[Any]] = set()
+        self._drain_task: asyncio.Task[None] | None = None
         self._models_body = _models_list(config)
 
     # -- lifecycle (granian calls these on the worker's loop) ------------------------------
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(self.pool.start())
+        on_shutdown(lambda: self._start_drain(loop))
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
-        loop.run_until_complete(self.drain(self.config.server.drain_timeout_s))
+        loop.run_until_complete(self._start_drain(loop))
+        loop.run_until_complete(self.pool.close())
+
+    def _start_drain(self, loop: asyncio.AbstractEventLoop) -> asyncio.Task[None]:
+        if self._drain_task is None:
+            self._drain_task = loop.create_task(self.drain(self.config.server.drain_timeout_s))
+        return self._drain_task
 
     async def drain(self, timeout: float) -> None:
-        """Let in-flight requests finish within ``timeout``; end the rest with an error."""
+        """Stop taking requests; let in-flight ones finish within ``timeout``, then end the rest
+        (streams with an explicit error event, others with a 503)."""
         self.draining = True
-        if self._inflight:
-            log.info("draining %d in-flight requests (up to %.1fs)", len(self._inflight), timeout)
-            _, left = await asyncio.wait(set(self._inflight), timeout=timeout)
+        if not self._inflight:
+            return
+        log.info("draining %d in-flight requests (up to %.1fs)", len(self._inflight), timeout)
+        _, left = await asyncio.wait(set(self._inflight), timeout=timeout)
+        if left:
+            log.warning("ending %d requests still running after the drain timeout", len(left))
             for task in left:
                 task.cancel("relay: shutdown")
-            if left:
-                log.warning("ending %d requests still running after the drain timeout", len(left))
-                await asyncio.wait(left, timeout=2.0)
-        await self.pool.close()
+            await asyncio.wait(left, timeout=2.0)
 
     # -- requests ----------------------------------------------------------------------------
     async def __rsgi__(self, scope: Any, proto: Any) -> None:
@@ -192,4 +202,5 @@ def create_app(config: Config | None = None) -> RelayApp:
     """Build the app; granian calls this (as a factory) in every worker."""
     config = config or load_config()
     configure_logging(config.server.log_level)
+    install_granian_hook()
     return RelayApp(config)

@@ -73,7 +73,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import hashlib
 import json
 import queue
@@ -189,17 +188,21 @@ def scenario_error(model: str) -> tuple[int, Json, dict[str, str]] | None:
     return errors.get(model)
 
 
+def dumps(payload: Any) -> bytes:
+    """Compact UTF-8 JSON, as OpenAI sends it."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> web.Response:
-    """A compact JSON response."""
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    return web.Response(status=status, body=body, content_type="application/json", headers=headers)
+    """A JSON response."""
+    return web.Response(
+        status=status, body=dumps(payload), content_type="application/json", headers=headers
+    )
 
 
 def sse(event: Json) -> bytes:
     """One SSE event ``data: <json>\\n\\n``."""
-    return (
-        b"data: " + json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
-    )
+    return b"data: " + dumps(event) + b"\n\n"
 
 
 def content_text(content: Any) -> str:
@@ -269,7 +272,8 @@ def reply_text(model: str, echo: str, body: Json) -> tuple[str, str]:
         text = f"{echo} {lorem(missing)}" if missing > 0 else echo
     else:
         text = echo
-    limit = body.get("max_completion_tokens", body.get("max_tokens"))
+    limit = body.get("max_completion_tokens")
+    limit = body.get("max_tokens") if limit is None else limit
     if isinstance(limit, int) and not isinstance(limit, bool) and count_words(text) > limit >= 0:
         return "".join(pieces(text)[:limit]).rstrip(), "length"
     return text, "stop"
@@ -426,7 +430,7 @@ class FakeOpenAI:
         """A non-stream JSON answer (``cut-stream``: half of it, then the connection drops)."""
         if model != "cut-stream":
             return json_response(200, payload)
-        data = json.dumps(payload).encode()
+        data = dumps(payload)
         resp = web.StreamResponse(status=200)
         resp.content_type, resp.content_length = "application/json", len(data)
         await resp.prepare(request)
@@ -564,7 +568,7 @@ class FakeOpenAI:
                 )
             plan.head.append(chunk(index, delta))
             plan.tail.append(chunk(index, {}, finish))
-        for step in range(max(len(s) for s in split)):
+        for step in range(max(map(len, split), default=0)):
             plan.body += [chunk(i, s[step]) for i, s in enumerate(split) if step < len(s)]
         if include_usage:
             plan.tail.append({**base, "choices": [], "usage": reply.usage(detailed=True)})
@@ -613,7 +617,7 @@ class FakeOpenAI:
 
         split = [pieces(text) for text, _ in reply.choices]
         plan = StreamPlan([], [], [chunk(i, "", f) for i, (_, f) in enumerate(reply.choices)])
-        for step in range(max(len(s) for s in split)):
+        for step in range(max(map(len, split), default=0)):
             plan.body += [chunk(i, s[step]) for i, s in enumerate(split) if step < len(s)]
         if include_usage:
             plan.tail.append(base | {"choices": [], "usage": reply.usage(detailed=False)})
@@ -638,7 +642,13 @@ class FakeOpenAI:
             return json_response(400, error)
         data, tokens = [], 0
         for index, item in enumerate(inputs):
-            tokens += count_words(item) if isinstance(item, str) else len(item)
+            tokens += (
+                count_words(item)
+                if isinstance(item, str)
+                else len(item)
+                if isinstance(item, list)
+                else 0
+            )
             digest = hashlib.sha256(json.dumps(item).encode()).digest()
             vector = [(b - 128) / 128 for b in digest[:8]]  # exact in float32
             encoded: Any = vector
@@ -704,6 +714,16 @@ async def wait_for_disconnect(request: web.Request, seconds: float) -> bool:
     return False
 
 
+class _StdinWatcher(asyncio.Protocol):
+    """Sets ``stop`` when stdin reaches EOF, i.e. when the parent test process is gone."""
+
+    def __init__(self, stop: asyncio.Event) -> None:
+        self.stop = stop
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.stop.set()
+
+
 async def serve(host: str, port: int, api_key: str | None, exit_on_stdin_eof: bool) -> None:
     """Run the fake until SIGTERM/SIGINT (or stdin EOF); print ``READY <port>`` when bound."""
     fake = FakeOpenAI(api_key)
@@ -717,13 +737,7 @@ async def serve(host: str, port: int, api_key: str | None, exit_on_stdin_eof: bo
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     if exit_on_stdin_eof:
-
-        def watch_stdin() -> None:
-            sys.stdin.buffer.read()
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(stop.set)
-
-        threading.Thread(target=watch_stdin, daemon=True).start()
+        await loop.connect_read_pipe(lambda: _StdinWatcher(stop), sys.stdin)
     try:
         await stop.wait()
     finally:

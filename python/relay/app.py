@@ -71,14 +71,14 @@ class RelayApp:
             self._drain_task = loop.create_task(self.drain(self.config.server.drain_timeout_s))
         return self._drain_task
 
-    async def drain(self, timeout: float) -> None:
-        """Stop taking requests; let in-flight ones finish within ``timeout``, then end the rest
+    async def drain(self, grace_s: float) -> None:
+        """Stop taking requests; let in-flight ones finish within ``grace_s``, then end the rest
         (streams with an explicit error event, others with a 503)."""
         self.draining = True
         if not self._inflight:
             return
-        log.info("draining %d in-flight requests (up to %.1fs)", len(self._inflight), timeout)
-        _, left = await asyncio.wait(set(self._inflight), timeout=timeout)
+        log.info("draining %d in-flight requests (up to %.1fs)", len(self._inflight), grace_s)
+        _, left = await asyncio.wait(set(self._inflight), timeout=grace_s)
         if left:
             log.warning("ending %d requests still running after the drain timeout", len(left))
             for task in left:
@@ -93,8 +93,11 @@ class RelayApp:
         endpoint = _PROXIED.get(path)
         if endpoint is not None:
             if scope.method != "POST":
-                return self._error(proto, _new_id(scope), MethodNotAllowed(
-                    f"{scope.method} is not allowed on {path}; use POST"))
+                return self._error(
+                    proto,
+                    _new_id(scope),
+                    MethodNotAllowed(f"{scope.method} is not allowed on {path}; use POST"),
+                )
             return await self._proxy(scope, proto, endpoint)
         if path == "/v1/models" and scope.method == "GET":
             proto.response_bytes(200, [JSON, ("x-request-id", _new_id(scope))], self._models_body)
@@ -102,8 +105,11 @@ class RelayApp:
             proto.response_bytes(200, [JSON], b'{"status":"ok"}')
         elif path == "/readyz":
             ready = self.pool.ready and not self.draining
-            proto.response_bytes(200 if ready else 503, [JSON],
-                                 b'{"status":"ready"}' if ready else b'{"status":"not ready"}')
+            proto.response_bytes(
+                200 if ready else 503,
+                [JSON],
+                b'{"status":"ready"}' if ready else b'{"status":"not ready"}',
+            )
         else:
             self._error(proto, _new_id(scope), NotFound(f"no route for {scope.method} {path}"))
         return None
@@ -189,13 +195,15 @@ def _new_id(scope: Any) -> str:
 
 def _models_list(config: Config) -> bytes:
     created = int(time.time())
-    return msgspec.json.encode({
-        "object": "list",
-        "data": [
-            {"id": name, "object": "model", "created": created, "owned_by": model.owned_by}
-            for name, model in config.models.items()
-        ],
-    })
+    return msgspec.json.encode(
+        {
+            "object": "list",
+            "data": [
+                {"id": name, "object": "model", "created": created, "owned_by": model.owned_by}
+                for name, model in config.models.items()
+            ],
+        }
+    )
 
 
 def create_app(config: Config | None = None) -> RelayApp:

@@ -12,17 +12,23 @@ from relay.config import ConfigError, load_config
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``relay`` console script and ``python -m relay``."""
-    parser = argparse.ArgumentParser(prog="relay", description="Relay, an OpenAI-compatible LLM gateway")
+    parser = argparse.ArgumentParser(
+        prog="relay", description="Relay, an OpenAI-compatible LLM gateway"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="serve the gateway (embedded default config if none)")
-    serve.add_argument("--config", help="config file (default: $RELAY_CONFIG, else embedded default)")
+    serve.add_argument(
+        "--config", help="config file (default: $RELAY_CONFIG, else embedded default)"
+    )
     serve.add_argument("--host", help="address to bind (overrides server.host)")
     serve.add_argument("--port", type=int, help="port to bind (overrides server.port)")
     serve.add_argument("--workers", type=int, help="worker processes (overrides server.workers)")
 
     check = commands.add_parser("check-config", help="validate a config file and exit")
-    check.add_argument("path", nargs="?", help="config file (default: $RELAY_CONFIG, else embedded)")
+    check.add_argument(
+        "path", nargs="?", help="config file (default: $RELAY_CONFIG, else embedded)"
+    )
 
     args = parser.parse_args(argv)
     if args.command == "check-config":

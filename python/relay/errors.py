@@ -132,8 +132,9 @@ class UpstreamStatusError(GatewayError):
         code: str | None = None,
         headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
-        super().__init__(scrub_secrets(message), param=param, code=code, status=status,
-                         headers=headers)
+        super().__init__(
+            scrub_secrets(message), param=param, code=code, status=status, headers=headers
+        )
         if error_type:
             self.type = error_type
 

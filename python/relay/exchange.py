@@ -52,7 +52,7 @@ class Deployment:
     provider: str
     upstream_model: str
     public_model: str
-    pricing: Pricing = Pricing()
+    pricing: Pricing = field(default_factory=Pricing)
     # Encoding for counting tokens locally when the provider reports no usage.
     encoding: str = "o200k_base"
 

@@ -9,7 +9,13 @@ from typing import Any
 import msgspec
 
 from relay.accounting.usage import usage_from_wire
-from relay.egress.headers import JSON, SSE_HEADERS, cost_header, gateway_headers, passed_upstream_headers
+from relay.egress.headers import (
+    JSON,
+    SSE_HEADERS,
+    cost_header,
+    gateway_headers,
+    passed_upstream_headers,
+)
 from relay.errors import GatewayError, UpstreamProtocolError
 from relay.exchange import Attempt, Exchange
 from relay.providers import Provider
@@ -39,7 +45,9 @@ class Forwarder:
         deployment = ex.deployment
         assert deployment is not None, "routing runs before forwarding"
         provider = self.providers[deployment.provider]
-        attempt = Attempt(deployment.provider, deployment.upstream_model, started=time.perf_counter())
+        attempt = Attempt(
+            deployment.provider, deployment.upstream_model, started=time.perf_counter()
+        )
         ex.attempts.append(attempt)
         try:
             upstream = await provider.send(ex)
@@ -52,9 +60,8 @@ class Forwarder:
         if upstream.status >= 400:
             body = await upstream.read()
             attempt.ended = attempt.ready_at = time.perf_counter()
-            err = provider.error_from(upstream.status, body, dict(upstream.headers))
             attempt.error = "upstream_status"
-            raise err
+            raise provider.error_from(upstream.status, body, dict(upstream.headers))
         return attempt, upstream
 
     async def json(self, ex: Exchange, proto: Any) -> None:

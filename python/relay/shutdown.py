@@ -6,7 +6,8 @@ On SIGTERM granian stops accepting and waits for open connections without a boun
 explicit error. Granian's worker learns of shutdown through the loop signal handlers that
 ``granian._signals.set_loop_signals`` installs (they set the worker's shutdown signal object); we
 wrap that function (the worker imports it at call time, after our app module is loaded) and put
-a handler in front that tells the app, then sets granian's signal as before. If granian changes and the hook cannot be
+a handler in front that tells the app, then sets granian's signal as before. If granian
+changes and the hook cannot be
 installed, draining still happens in ``__rsgi_del__``, only later.
 """
 
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("relay")
-_listeners: list[Callable[[], None]] = []
+_listeners: list[Callable[[], object]] = []
 
 
 def install_granian_hook() -> bool:
@@ -28,7 +29,7 @@ def install_granian_hook() -> bool:
         import granian._signals as signals
     except ImportError:
         return False
-    original = signals.set_loop_signals
+    original: Callable[[asyncio.AbstractEventLoop], Any] = signals.set_loop_signals
     if getattr(original, "_relay_hook", False):
         return True
 
@@ -52,7 +53,7 @@ def install_granian_hook() -> bool:
     return True
 
 
-def on_shutdown(listener: Callable[[], None]) -> None:
+def on_shutdown(listener: Callable[[], object]) -> None:
     """Call ``listener`` on the worker's loop when a graceful shutdown begins."""
     _listeners.append(listener)
 

@@ -279,6 +279,12 @@ def reply_text(model: str, echo: str, body: Json) -> tuple[str, str]:
     return text, "stop"
 
 
+def choice_count(body: Json) -> int:
+    """The request's ``n`` (1 unless a positive integer)."""
+    n = body.get("n")
+    return n if isinstance(n, int) and n > 0 else 1
+
+
 def tool_call_name(body: Json) -> str | None:
     """Name of the function to call when tools are given and a call is forced, else None."""
     tools, choice = body.get("tools"), body.get("tool_choice")
@@ -510,7 +516,7 @@ class FakeOpenAI:
             return early
         messages = [m for m in messages if isinstance(m, dict)]
         prompt_tokens = sum(count_words(content_text(m.get("content"))) + 3 for m in messages)
-        n = body.get("n") if isinstance(body.get("n"), int) and body["n"] > 0 else 1
+        n = choice_count(body)
         tool = tool_call_name(body)
         if tool is not None:
             reply = Reply([(TOOL_ARGUMENTS, "tool_calls")] * n, prompt_tokens, tool)
@@ -555,7 +561,7 @@ class FakeOpenAI:
         split: list[list[Json]] = []
         for index, (text, finish) in enumerate(reply.choices):
             if tool is None:
-                delta = {"role": "assistant", "content": "", "refusal": None}
+                delta: Json = {"role": "assistant", "content": "", "refusal": None}
                 split.append([{"content": p} for p in pieces(text)])
             else:
                 call = tool_call_obj(tool, "") | {"index": 0}
@@ -588,7 +594,7 @@ class FakeOpenAI:
             if isinstance(prompt, list)
             else [prompt if isinstance(prompt, str) else ""]
         )
-        n = body.get("n") if isinstance(body.get("n"), int) and body["n"] > 0 else 1
+        n = choice_count(body)
         choices = [reply_text(model, "Echo: " + p, body) for p in prompts for _ in range(n)]
         reply = Reply(choices, sum(count_words(p) for p in prompts))
         usage = model != "no-usage"

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageFunctionToolCall, ChatCompletionMessageParam
 
 from .openai_upstream import FakeUpstream, make_fake_upstream_fixture
 
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 upstream = make_fake_upstream_fixture(scope="module")
 
-HELLO = [{"role": "user", "content": "hello world"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello world"}]
 
 
 @pytest.fixture
@@ -215,7 +216,14 @@ def test_tool_call_stream_assembles(client: openai.OpenAI) -> None:
     )
     message = completion.choices[0].message
     assert message.content is None and completion.choices[0].finish_reason == "tool_calls"
-    assert message.tool_calls is not None and message.tool_calls[0].function.name == "lookup"
+    assert message.tool_calls is not None
+    [call] = message.tool_calls
+    assert isinstance(call, ChatCompletionMessageFunctionToolCall)
+    assert (call.id, call.function.name, call.function.arguments) == (
+        "call_1",
+        "lookup",
+        '{"x": 1}',
+    )
 
 
 def test_client_disconnect_is_counted(client: openai.OpenAI, upstream: FakeUpstream) -> None:

@@ -24,13 +24,27 @@ def free_port() -> int:
 class Gateway:
     """A ``relay serve`` process; ``base_url`` ends in ``/v1`` like an SDK wants."""
 
-    def __init__(self, config: dict[str, object] | None, tmp: Path, *, workers: int = 1,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: dict[str, object] | None,
+        tmp: Path,
+        *,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.base_url = self.url + "/v1"
-        args = [sys.executable, "-m", "relay", "serve", "--port", str(self.port),
-                "--workers", str(workers)]
+        args = [
+            sys.executable,
+            "-m",
+            "relay",
+            "serve",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(workers),
+        ]
         if config is not None:
             path = tmp / f"relay-{self.port}.yaml"
             path.write_text(yaml.safe_dump(config))
@@ -39,8 +53,9 @@ class Gateway:
         self._log = self.log_path.open("wb")
         run_env = {k: v for k, v in os.environ.items() if k not in ("RELAY_CONFIG", "SERVER_PORT")}
         run_env.update(env or {})
-        self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
-                                        env=run_env, cwd=tmp)
+        self.process = subprocess.Popen(
+            args, stdout=self._log, stderr=subprocess.STDOUT, env=run_env, cwd=tmp
+        )
         self._wait_ready()
 
     def _wait_ready(self, timeout: float = 30.0) -> None:

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
 
 import openai
 import pytest
-
 from tests.integration.gateway import Gateway
 
 
-def post(gateway: Gateway, body: bytes, path: str = "/v1/chat/completions",
-         headers: dict[str, str] | None = None, method: str = "POST") -> tuple[int, dict[str, object], dict[str, str]]:
+def post(
+    gateway: Gateway,
+    body: bytes,
+    path: str = "/v1/chat/completions",
+    headers: dict[str, str] | None = None,
+    method: str = "POST",
+) -> tuple[int, dict[str, object], dict[str, str]]:
     conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
-    conn.request(method, path, body=body, headers={"content-type": "application/json", **(headers or {})})
+    conn.request(
+        method, path, body=body, headers={"content-type": "application/json", **(headers or {})}
+    )
     response = conn.getresponse()
     payload = response.read()
     conn.close()
@@ -39,15 +46,21 @@ def test_malformed_json(echo_gateway: Gateway) -> None:
 
 
 def test_wrong_type_says_which_field(echo_gateway: Gateway) -> None:
-    body = json.dumps({"model": "echo", "messages": [{"role": "user", "content": "a"},
-                                                     {"role": "user", "content": ["x", 1]}]})
+    body = json.dumps(
+        {
+            "model": "echo",
+            "messages": [{"role": "user", "content": "a"}, {"role": "user", "content": ["x", 1]}],
+        }
+    )
     status, error = error_of(echo_gateway, body.encode())
     assert status == 400
     assert error["param"] == "messages[1].content[0]"
 
 
 def test_non_utf8(echo_gateway: Gateway) -> None:
-    status, error = error_of(echo_gateway, b'{"model":"echo","messages":[{"role":"user","content":"\xc3\x28"}]}')
+    status, error = error_of(
+        echo_gateway, b'{"model":"echo","messages":[{"role":"user","content":"\xc3\x28"}]}'
+    )
     assert status == 400 and "not valid UTF-8" in str(error["message"])
 
 
@@ -67,7 +80,11 @@ def test_schema_error_with_sdk(echo_gateway: Gateway) -> None:
 
 
 def test_body_over_limit_is_413(echo_gateway: Gateway) -> None:
-    big = b'{"model":"echo","messages":[{"role":"user","content":"' + b"a" * (5 * 1024 * 1024) + b'"}]}'
+    big = (
+        b'{"model":"echo","messages":[{"role":"user","content":"'
+        + b"a" * (5 * 1024 * 1024)
+        + b'"}]}'
+    )
     status, error = error_of(echo_gateway, big)
     assert status == 413 and error["code"] == "request_too_large"
 
@@ -81,8 +98,13 @@ def test_chunked_body_over_limit_is_413(echo_gateway: Gateway) -> None:
         for _ in range(100):
             yield piece
 
-    conn.request("POST", "/v1/chat/completions", body=body(), encode_chunked=True,
-                 headers={"content-type": "application/json", "transfer-encoding": "chunked"})
+    conn.request(
+        "POST",
+        "/v1/chat/completions",
+        body=body(),
+        encode_chunked=True,
+        headers={"content-type": "application/json", "transfer-encoding": "chunked"},
+    )
     response = conn.getresponse()
     assert response.status == 413
     assert json.loads(response.read())["error"]["code"] == "request_too_large"
@@ -103,20 +125,30 @@ def test_empty_and_non_object_bodies(echo_gateway: Gateway) -> None:
 
 
 def test_garbage_on_the_socket_does_not_hurt_the_worker(echo_gateway: Gateway) -> None:
-    for junk in (b"\x00\xff\xfe garbage\r\n\r\n", b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n"):
+    for junk in (
+        b"\x00\xff\xfe garbage\r\n\r\n",
+        b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+    ):
         with socket.create_connection(("127.0.0.1", echo_gateway.port), timeout=5) as sock:
             sock.sendall(junk)
-            try:
+            with contextlib.suppress(OSError):
                 sock.recv(1024)
-            except OSError:
-                pass
-    status, _, _ = post(echo_gateway, b'{"model":"echo","messages":[{"role":"user","content":"ok"}]}')
+    status, _, _ = post(
+        echo_gateway, b'{"model":"echo","messages":[{"role":"user","content":"ok"}]}'
+    )
     assert status == 200
 
 
 def test_deeply_nested_json_is_refused_not_crashing(echo_gateway: Gateway) -> None:
-    body = b'{"model":"echo","messages":[{"role":"user","content":"x"}],"extra":' + b"[" * 100000 + b"]" * 100000 + b"}"
+    body = (
+        b'{"model":"echo","messages":[{"role":"user","content":"x"}],"extra":'
+        + b"[" * 100000
+        + b"]" * 100000
+        + b"}"
+    )
     status, _, _ = post(echo_gateway, body)
     assert status == 400
-    status, _, _ = post(echo_gateway, b'{"model":"echo","messages":[{"role":"user","content":"ok"}]}')
+    status, _, _ = post(
+        echo_gateway, b'{"model":"echo","messages":[{"role":"user","content":"ok"}]}'
+    )
     assert status == 200

@@ -8,7 +8,6 @@ import subprocess
 
 import openai
 import pytest
-
 from tests.integration.gateway import Gateway
 
 
@@ -29,9 +28,11 @@ def test_chat_completion(echo_gateway: Gateway) -> None:
 
 
 def test_stream_without_usage_request_has_no_usage_chunk(echo_gateway: Gateway) -> None:
-    chunks = list(client(echo_gateway).chat.completions.create(
-        model="echo", messages=[{"role": "user", "content": "one two three"}], stream=True
-    ))
+    chunks = list(
+        client(echo_gateway).chat.completions.create(
+            model="echo", messages=[{"role": "user", "content": "one two three"}], stream=True
+        )
+    )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "You said: one two three"
     assert all(c.choices for c in chunks), "the usage-only chunk must be stripped"
@@ -41,9 +42,11 @@ def test_stream_without_usage_request_has_no_usage_chunk(echo_gateway: Gateway) 
 def test_stream_with_usage_matches_non_streamed_usage(echo_gateway: Gateway) -> None:
     messages = [{"role": "user", "content": "count me"}]
     whole = client(echo_gateway).chat.completions.create(model="echo", messages=messages)
-    chunks = list(client(echo_gateway).chat.completions.create(
-        model="echo", messages=messages, stream=True, stream_options={"include_usage": True}
-    ))
+    chunks = list(
+        client(echo_gateway).chat.completions.create(
+            model="echo", messages=messages, stream=True, stream_options={"include_usage": True}
+        )
+    )
     assert chunks[-1].choices == []
     assert chunks[-1].usage == whole.usage
 
@@ -94,19 +97,30 @@ def test_cost_header_from_prices(echo_gateway: Gateway) -> None:
 
 def test_client_request_id_is_kept(echo_gateway: Gateway) -> None:
     raw = client(echo_gateway).chat.completions.with_raw_response.create(
-        model="echo", messages=[{"role": "user", "content": "x"}],
+        model="echo",
+        messages=[{"role": "user", "content": "x"}],
         extra_headers={"x-request-id": "my-trace-42"},
     )
     assert raw.headers["x-request-id"] == "my-trace-42"
 
 
 def test_curl_stream_shows_events_and_done(echo_gateway: Gateway) -> None:
-    body = json.dumps({"model": "echo", "stream": True,
-                       "messages": [{"role": "user", "content": "curl me"}]})
+    body = json.dumps(
+        {"model": "echo", "stream": True, "messages": [{"role": "user", "content": "curl me"}]}
+    )
     out = subprocess.run(
-        ["curl", "-sN", "-H", "content-type: application/json", "-d", body,
-         echo_gateway.base_url + "/chat/completions"],
-        capture_output=True, check=True, timeout=30,
+        [
+            "curl",
+            "-sN",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            body,
+            echo_gateway.base_url + "/chat/completions",
+        ],
+        capture_output=True,
+        check=True,
+        timeout=30,
     ).stdout
     events = [e for e in out.split(b"\n\n") if e.strip()]
     assert events[-1] == b"data: [DONE]"
@@ -116,6 +130,9 @@ def test_curl_stream_shows_events_and_done(echo_gateway: Gateway) -> None:
 
 def test_health_and_readiness(echo_gateway: Gateway) -> None:
     for path in ("/healthz", "/readyz"):
-        out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                              echo_gateway.url + path], capture_output=True, timeout=10)
+        out = subprocess.run(
+            ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", echo_gateway.url + path],
+            capture_output=True,
+            timeout=10,
+        )
         assert out.stdout == b"200"

@@ -27,6 +27,13 @@ class RefEvent:
     retry: int | None
 
 
+def parse_retry(value: bytes, current: int | None) -> int | None:
+    """Only ASCII digits set the reconnection time; anything else is ignored."""
+    if value and all(c in b"0123456789" for c in value) and int(value) <= U64_MAX:
+        return int(value)
+    return current
+
+
 def split_lines(stream: bytes) -> tuple[list[bytes], bytes]:
     """Complete lines (terminator removed) and the unterminated rest.
 
@@ -101,8 +108,7 @@ def parse(stream: bytes) -> tuple[list[RefEvent], bool]:
             if b"\x00" not in value:
                 last_event_id = value
         elif name == b"retry":
-            if value and all(c in b"0123456789" for c in value) and int(value) <= U64_MAX:
-                retry = int(value)
+            retry = parse_retry(value, retry)
         # any other field is ignored
 
     # "If the file ends in the middle of an event, before the final empty

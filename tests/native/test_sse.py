@@ -240,8 +240,22 @@ names = st.sampled_from(
     + [b"foo", b"Data", b"dat", b"", b" data", BOM + b"data"]
 )
 value_parts = st.sampled_from(
-    [b"a", b"b c", b" ", b":", b"0", b"7", b"12345", b"x", b"y", b"42"]
-    + [b"\x00", b"\xff", b"\xc3\xa9", BOM]
+    [
+        b"a",
+        b"b c",
+        b" ",
+        b":",
+        b"0",
+        b"7",
+        b"12345",
+        b"x",
+        b"y",
+        b"42",
+        b"\x00",
+        b"\xff",
+        b"\xc3\xa9",
+        BOM,
+    ]
 )
 values = st.one_of(
     st.lists(value_parts, max_size=3).map(b"".join), st.sampled_from([b"0", b"15", b"3000"])
@@ -276,8 +290,24 @@ def streams(draw: st.DrawFn) -> bytes:
 # Byte soup: the same ingredients in any order, to reach odd corners.
 soups = st.lists(
     st.sampled_from(
-        [b"\r", b"\n", b"\r\n", b":", b" ", b"data", b"id", b"event", b"retry", b"1", b"x"]
-        + [b"\x00", b"\xef", b"\xbb", b"\xbf", BOM]
+        [
+            b"\r",
+            b"\n",
+            b"\r\n",
+            b":",
+            b" ",
+            b"data",
+            b"id",
+            b"event",
+            b"retry",
+            b"1",
+            b"x",
+            b"\x00",
+            b"\xef",
+            b"\xbb",
+            b"\xbf",
+            BOM,
+        ]
     ),
     max_size=40,
 ).map(b"".join)

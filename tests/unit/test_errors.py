@@ -8,10 +8,17 @@ from relay.errors import InvalidRequest, ModelNotFound, UpstreamStatusError, scr
 
 
 def test_openai_envelope_shape() -> None:
-    body = msgspec.json.decode(ModelNotFound("model 'x' is not configured", param="model").openai_body())
-    assert body == {"error": {"message": "model 'x' is not configured",
-                              "type": "invalid_request_error", "param": "model",
-                              "code": "model_not_found"}}
+    body = msgspec.json.decode(
+        ModelNotFound("model 'x' is not configured", param="model").openai_body()
+    )
+    assert body == {
+        "error": {
+            "message": "model 'x' is not configured",
+            "type": "invalid_request_error",
+            "param": "model",
+            "code": "model_not_found",
+        }
+    }
 
 
 def test_statuses() -> None:
@@ -32,4 +39,6 @@ def test_exact_configured_secret_is_scrubbed() -> None:
 
 def test_upstream_status_error_scrubs_its_message() -> None:
     err = UpstreamStatusError(401, "bad key sk-live-123456", error_type="invalid_request_error")
-    assert err.status == 401 and "sk-live" not in err.message and err.type == "invalid_request_error"
+    assert (
+        err.status == 401 and "sk-live" not in err.message and err.type == "invalid_request_error"
+    )

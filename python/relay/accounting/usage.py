@@ -92,8 +92,11 @@ def completion_text(ex: Exchange) -> str:
         except (msgspec.DecodeError, msgspec.ValidationError):
             continue
         for choice in choices:
-            for piece in (choice.text, choice.delta and choice.delta.content,
-                          choice.message and choice.message.content):
+            for piece in (
+                choice.text,
+                choice.delta and choice.delta.content,
+                choice.message and choice.message.content,
+            ):
                 if piece:
                     parts.append(piece)
     return "".join(parts)

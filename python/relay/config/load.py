@@ -35,7 +35,9 @@ class ConfigError(Exception):
     def __init__(self, source: str, problems: list[str]) -> None:
         self.source = source
         self.problems = problems
-        super().__init__(f"{source}: invalid configuration\n" + "\n".join(f"  {p}" for p in problems))
+        super().__init__(
+            f"{source}: invalid configuration\n" + "\n".join(f"  {p}" for p in problems)
+        )
 
 
 def default_config_text() -> str:
@@ -43,8 +45,9 @@ def default_config_text() -> str:
     return resources.files("relay.config").joinpath("relay.yaml").read_text(encoding="utf-8")
 
 
-def load_config(path: str | os.PathLike[str] | None = None,
-                env: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Config:
     """Load ``path``, else ``$RELAY_CONFIG``, else the embedded default."""
     env = os.environ if env is None else env
     chosen = str(path) if path else env.get("RELAY_CONFIG")
@@ -72,7 +75,9 @@ def parse_config(text: str, source: str, env: Mapping[str, str] | None = None) -
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(source, [f"expected a mapping at the top level, got {type(raw).__name__}"])
+        raise ConfigError(
+            source, [f"expected a mapping at the top level, got {type(raw).__name__}"]
+        )
 
     problems: list[str] = []
     raw = apply_overrides(raw, env)
@@ -120,7 +125,9 @@ def check_semantics(config: Config) -> list[str]:
     if server.workers < 1:
         problems.append(f"server.workers: expected at least 1, got {server.workers}")
     if server.max_body_bytes < 1024:
-        problems.append(f"server.max_body_bytes: expected at least 1024, got {server.max_body_bytes}")
+        problems.append(
+            f"server.max_body_bytes: expected at least 1024, got {server.max_body_bytes}"
+        )
     if server.drain_timeout_s < 0:
         problems.append("server.drain_timeout_s: expected a non-negative number of seconds")
 
@@ -139,7 +146,9 @@ def check_semantics(config: Config) -> list[str]:
                 problems.append(f"{path}.base_url: expected an http(s) URL, got {url!r}")
         for field_name in ("connect_s", "read_s", "total_s"):
             if getattr(provider.timeouts, field_name) <= 0:
-                problems.append(f"{path}.timeouts.{field_name}: expected a positive number of seconds")
+                problems.append(
+                    f"{path}.timeouts.{field_name}: expected a positive number of seconds"
+                )
 
     for name, model in config.models.items():
         path = f"models.{name}"
@@ -177,7 +186,7 @@ def _normalise_server(raw: dict[str, Any], problems: list[str]) -> None:
     try:
         server["port"] = int(port)
     except ValueError:
-        problems.append(f"server.port: expected a port number or \":PORT\", got {text!r}")
+        problems.append(f'server.port: expected a port number or ":PORT", got {text!r}')
         server.pop("port")
 
 
@@ -200,8 +209,9 @@ def _named(node: Any, kind: type[S], path: str, problems: list[str]) -> dict[str
         return {}
     out: dict[str, S] = {}
     for name, value in node.items():
-        converted = _section(value if value is not None else {}, kind, join_path(path, str(name)),
-                             problems)
+        converted = _section(
+            value if value is not None else {}, kind, join_path(path, str(name)), problems
+        )
         if converted is not None:
             out[str(name)] = converted
     return out

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-
 from relay.errors import GatewayError
-
 
 
 def error_headers(err: GatewayError, request_id: str) -> list[tuple[str, str]]:

@@ -33,7 +33,9 @@ def parse_into(ex: Exchange) -> None:
     except UnicodeDecodeError:
         raise InvalidRequest(f"request body is not valid UTF-8: {_utf8_problem(body)}") from None
     except msgspec.DecodeError as exc:
-        raise InvalidRequest(f"invalid JSON in request body: {_lower_first(_strip_prefix(str(exc)))}") from None
+        raise InvalidRequest(
+            f"invalid JSON in request body: {_lower_first(_strip_prefix(str(exc)))}"
+        ) from None
     if not request.model:
         raise InvalidRequest("model: must not be empty", param="model")
     ex.model = request.model

@@ -48,16 +48,21 @@ def log_exchange(ex: Exchange) -> None:
     if not _access.isEnabledFor(logging.DEBUG):
         return
     usage = ex.usage
-    _access.debug("request", extra={"relay": {
-        "request_id": ex.request_id,
-        "model": ex.model,
-        "provider": ex.deployment.provider if ex.deployment else None,
-        "status": ex.status,
-        "error": ex.error_type,
-        "stream": ex.stream,
-        "truncated": ex.truncated,
-        "prompt_tokens": usage.prompt_tokens if usage else None,
-        "completion_tokens": usage.completion_tokens if usage else None,
-        "cost_usd": ex.cost_usd,
-        "latency_ms": round((time.perf_counter() - ex.started) * 1000, 3),
-    }})
+    _access.debug(
+        "request",
+        extra={
+            "relay": {
+                "request_id": ex.request_id,
+                "model": ex.model,
+                "provider": ex.deployment.provider if ex.deployment else None,
+                "status": ex.status,
+                "error": ex.error_type,
+                "stream": ex.stream,
+                "truncated": ex.truncated,
+                "prompt_tokens": usage.prompt_tokens if usage else None,
+                "completion_tokens": usage.completion_tokens if usage else None,
+                "cost_usd": ex.cost_usd,
+                "latency_ms": round((time.perf_counter() - ex.started) * 1000, 3),
+            }
+        },
+    )

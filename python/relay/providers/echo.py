@@ -36,8 +36,9 @@ class EchoResponse:
 
     __slots__ = ("_body", "_delay", "_frames", "headers", "status")
 
-    def __init__(self, body: bytes = b"", frames: list[bytes] | None = None,
-                 delay_s: float = 0.0) -> None:
+    def __init__(
+        self, body: bytes = b"", frames: list[bytes] | None = None, delay_s: float = 0.0
+    ) -> None:
         self.status = 200
         self.headers: Mapping[str, str] = _SSE if frames is not None else _JSON
         self._body = body
@@ -63,7 +64,9 @@ class EchoProvider(Provider):
     kind = "echo"
 
     async def send(self, ex: Exchange) -> UpstreamResponse:
-        request: dict[str, Any] = ex.request if ex.request is not None else msgspec.json.decode(ex.body)
+        request: dict[str, Any] = (
+            ex.request if ex.request is not None else msgspec.json.decode(ex.body)
+        )
         model = ex.deployment.upstream_model if ex.deployment else ex.model
         if ex.endpoint is Endpoint.EMBEDDINGS:
             return EchoResponse(_embeddings(request, model))
@@ -81,7 +84,8 @@ class EchoProvider(Provider):
         finish = "stop"
         if isinstance(limit, int) and 0 < limit < len(words):
             words, finish = words[:limit], "length"
-        n = request.get("n") if isinstance(request.get("n"), int) else 1
+        requested_n = request.get("n")
+        n = requested_n if isinstance(requested_n, int) and requested_n > 0 else 1
         created = int(time.time())
         ident = ("chatcmpl-" if ex.endpoint is Endpoint.CHAT else "cmpl-") + ex.request_id[-24:]
         text = " ".join(words)
@@ -106,44 +110,73 @@ class _Shape:
     def whole(self, text: str, finish: str, n: int, usage: dict[str, int]) -> bytes:
         if self.chat:
             choices: list[dict[str, Any]] = [
-                {"index": i, "message": {"role": "assistant", "content": text, "refusal": None},
-                 "logprobs": None, "finish_reason": finish} for i in range(n)
+                {
+                    "index": i,
+                    "message": {"role": "assistant", "content": text, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": finish,
+                }
+                for i in range(n)
             ]
             obj = "chat.completion"
         else:
-            choices = [{"index": i, "text": text, "logprobs": None, "finish_reason": finish}
-                       for i in range(n)]
+            choices = [
+                {"index": i, "text": text, "logprobs": None, "finish_reason": finish}
+                for i in range(n)
+            ]
             obj = "text_completion"
-        return _encode({"id": self.ident, "object": obj, "created": self.created,
-                        "model": self.model, "system_fingerprint": "relay-echo",
-                        "choices": choices, "usage": usage})
+        return _encode(
+            {
+                "id": self.ident,
+                "object": obj,
+                "created": self.created,
+                "model": self.model,
+                "system_fingerprint": "relay-echo",
+                "choices": choices,
+                "usage": usage,
+            }
+        )
 
     def frames(self, words: list[str], finish: str, n: int, usage: dict[str, int]) -> list[bytes]:
         frames: list[bytes] = []
         if self.chat:
-            frames.extend(self._chunk([self._choice(i, {"role": "assistant", "content": ""})
-                                       for i in range(n)]))
+            frames.extend(
+                self._chunk(
+                    [self._choice(i, {"role": "assistant", "content": ""}) for i in range(n)]
+                )
+            )
         for position, word in enumerate(words):
             piece = word if position == 0 else " " + word
-            frames.extend(self._chunk([self._choice(i, {"content": piece}, text=piece)
-                                       for i in range(n)]))
+            frames.extend(
+                self._chunk([self._choice(i, {"content": piece}, text=piece) for i in range(n)])
+            )
         frames.extend(self._chunk([self._choice(i, {}, finish=finish) for i in range(n)]))
         frames.extend(self._chunk([], usage))
         frames.append(b"data: [DONE]\n\n")
         return frames
 
-    def _choice(self, index: int, delta: dict[str, Any], *, text: str = "",
-                finish: str | None = None) -> dict[str, Any]:
+    def _choice(
+        self, index: int, delta: dict[str, Any], *, text: str = "", finish: str | None = None
+    ) -> dict[str, Any]:
         if self.chat:
             return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
         return {"index": index, "text": text, "logprobs": None, "finish_reason": finish}
 
-    def _chunk(self, choices: list[dict[str, Any]],
-               usage: dict[str, int] | None = None) -> list[bytes]:
+    def _chunk(
+        self, choices: list[dict[str, Any]], usage: dict[str, int] | None = None
+    ) -> list[bytes]:
         obj = "chat.completion.chunk" if self.chat else "text_completion"
-        payload = _encode({"id": self.ident, "object": obj, "created": self.created,
-                           "model": self.model, "system_fingerprint": "relay-echo",
-                           "choices": choices, "usage": usage})
+        payload = _encode(
+            {
+                "id": self.ident,
+                "object": obj,
+                "created": self.created,
+                "model": self.model,
+                "system_fingerprint": "relay-echo",
+                "choices": choices,
+                "usage": usage,
+            }
+        )
         return [b"data: " + payload + b"\n\n"]
 
 
@@ -158,7 +191,8 @@ def _last_user_text(messages: Any) -> str:
             return content
         if isinstance(content, list):
             return " ".join(
-                part["text"] for part in content
+                part["text"]
+                for part in content
                 if isinstance(part, dict) and isinstance(part.get("text"), str)
             )
     return ""
@@ -166,7 +200,9 @@ def _last_user_text(messages: Any) -> str:
 
 def _embeddings(request: dict[str, Any], model: str) -> bytes:
     raw = request.get("input")
-    inputs: list[Any] = raw if isinstance(raw, list) and raw and not isinstance(raw[0], int) else [raw]
+    inputs: list[Any] = (
+        raw if isinstance(raw, list) and raw and not isinstance(raw[0], int) else [raw]
+    )
     counter = counter_for(_ENCODING)
     data, tokens = [], 0
     for index, item in enumerate(inputs):
@@ -178,8 +214,14 @@ def _embeddings(request: dict[str, Any], model: str) -> bytes:
             # What the openai SDK asks for by default: little-endian float32, base64.
             embedding = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
         data.append({"object": "embedding", "index": index, "embedding": embedding})
-    return _encode({"object": "list", "data": data, "model": model,
-                    "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+    return _encode(
+        {
+            "object": "list",
+            "data": data,
+            "model": model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
 
 
 def _vector(text: str) -> list[float]:

@@ -41,7 +41,9 @@ class OpenAICompatible(Provider):
         """The client's bytes unless something must change: upstream model name, usage chunk."""
         deployment = ex.deployment
         rename = deployment is not None and deployment.upstream_model != ex.model
-        force_usage = ex.stream and not ex.client_wants_usage and ex.endpoint is not Endpoint.EMBEDDINGS
+        force_usage = (
+            ex.stream and not ex.client_wants_usage and ex.endpoint is not Endpoint.EMBEDDINGS
+        )
         if not rename and not force_usage:
             return ex.body
         request = ex.request if ex.request is not None else msgspec.json.decode(ex.body)
@@ -49,8 +51,10 @@ class OpenAICompatible(Provider):
             request["model"] = deployment.upstream_model
         if force_usage:
             options = request.get("stream_options")
-            request["stream_options"] = {**(options if isinstance(options, dict) else {}),
-                                         "include_usage": True}
+            request["stream_options"] = {
+                **(options if isinstance(options, dict) else {}),
+                "include_usage": True,
+            }
         return _ENCODER.encode(request)
 
     async def send(self, ex: Exchange) -> UpstreamResponse:

@@ -27,7 +27,8 @@ def upstream_error(
     except (msgspec.DecodeError, msgspec.ValidationError):
         text = body[:500].decode("utf-8", "replace").strip() or "(empty body)"
         return UpstreamStatusError(
-            status, scrub_secrets(f"provider '{provider}' answered {status}: {text}", *clean),
+            status,
+            scrub_secrets(f"provider '{provider}' answered {status}: {text}", *clean),
             headers=passed,
         )
     message = error.get("message")
@@ -36,7 +37,10 @@ def upstream_error(
     code = error.get("code")
     return UpstreamStatusError(
         status,
-        scrub_secrets(str(message) if message is not None else f"provider '{provider}' answered {status}", *clean),
+        scrub_secrets(
+            str(message) if message is not None else f"provider '{provider}' answered {status}",
+            *clean,
+        ),
         error_type=str(error_type) if isinstance(error_type, str) else None,
         param=str(param) if isinstance(param, str) else None,
         code=str(code) if isinstance(code, str | int) else None,

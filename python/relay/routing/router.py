@@ -33,7 +33,9 @@ class Router:
             )
         self._default = config.default_provider
         names = sorted(self._table)
-        shown = ", ".join(names[:_LISTED_IN_ERROR]) + (", ..." if len(names) > _LISTED_IN_ERROR else "")
+        shown = ", ".join(names[:_LISTED_IN_ERROR]) + (
+            ", ..." if len(names) > _LISTED_IN_ERROR else ""
+        )
         self._known = shown or "none"
 
     async def __call__(self, ex: Exchange) -> Reply | None:

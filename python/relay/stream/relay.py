@@ -15,7 +15,12 @@ import msgspec
 
 from relay.accounting.usage import usage_from_wire
 from relay.egress.errors import sse_error_event
-from relay.errors import GatewayError, UpstreamProtocolError, UpstreamStatusError, UpstreamUnreachable
+from relay.errors import (
+    GatewayError,
+    UpstreamProtocolError,
+    UpstreamStatusError,
+    UpstreamUnreachable,
+)
 from relay.exchange import Attempt, Exchange
 from relay.native import SseDecoder, SseEvent, SseEventTooLarge
 from relay.upstream import UpstreamResponse
@@ -68,8 +73,9 @@ def _has_content(data: bytes) -> bool:
         if choice.finish_reason or choice.text:
             return True
         delta = choice.delta
-        if delta is not None and (delta.content or delta.tool_calls or delta.function_call
-                                  or delta.refusal):
+        if delta is not None and (
+            delta.content or delta.tool_calls or delta.function_call or delta.refusal
+        ):
             return True
     return False
 
@@ -121,15 +127,21 @@ class StreamRelay:
                 if done:
                     break
         except SseEventTooLarge:
-            await self._fail(UpstreamProtocolError(
-                f"provider '{attempt.provider}' sent a stream event over {MAX_EVENT_BYTES} bytes"))
+            await self._fail(
+                UpstreamProtocolError(
+                    f"provider '{attempt.provider}' sent a stream event over {MAX_EVENT_BYTES} bytes"
+                )
+            )
             return
         except GatewayError as err:
             await self._fail(err)
             return
         if not done:
-            await self._fail(UpstreamUnreachable(
-                f"provider '{attempt.provider}' ended the stream before it was complete"))
+            await self._fail(
+                UpstreamUnreachable(
+                    f"provider '{attempt.provider}' ended the stream before it was complete"
+                )
+            )
             return
         attempt.ended = time.perf_counter()
         self.finish(ex)

@@ -59,7 +59,7 @@ class HttpResponse:
                 if not data:
                     return
                 yield data
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             self._response.close()
             raise map_transport_error(exc, self._provider, mid_body=True) from None
 
@@ -75,12 +75,16 @@ def map_transport_error(exc: BaseException, provider: str, *, mid_body: bool) ->
         what = "stopped sending" if mid_body else "did not answer"
         return UpstreamTimeout(f"provider '{provider}' {what} within the read timeout")
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return UpstreamUnreachable(f"could not connect to provider '{provider}': {exc.os_error.strerror or 'connection failed'}")
+        return UpstreamUnreachable(
+            f"could not connect to provider '{provider}': {exc.os_error.strerror or 'connection failed'}"
+        )
     if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
         where = "in the middle of its response" if mid_body else "before answering"
         return UpstreamUnreachable(f"provider '{provider}' closed the connection {where}")
     if isinstance(exc, aiohttp.ClientError | OSError):
-        return UpstreamUnreachable(f"provider '{provider}' could not be reached ({type(exc).__name__})")
+        return UpstreamUnreachable(
+            f"provider '{provider}' could not be reached ({type(exc).__name__})"
+        )
     return exc
 
 
@@ -127,7 +131,10 @@ class UpstreamPool:
             raise UpstreamUnreachable("the upstream pool is not started")
         try:
             response = await session.post(
-                url, data=body, headers=headers, timeout=self._timeout(timeouts, stream),
+                url,
+                data=body,
+                headers=headers,
+                timeout=self._timeout(timeouts, stream),
                 allow_redirects=False,
             )
         except BaseException as exc:

@@ -11,10 +11,12 @@ from typing import Any, Literal
 import msgspec
 from msgspec import Struct
 
+
 class StreamOptions(Struct, frozen=True):
     """``stream_options``: the client's wish for a final usage chunk."""
 
     include_usage: bool | None = None
+
 
 class ChatMessage(Struct, frozen=True):
     """One chat message: a role and its content (string, array of parts, or null)."""
@@ -22,6 +24,7 @@ class ChatMessage(Struct, frozen=True):
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[dict[str, Any]] | None = None
     name: str | None = None
+
 
 class ChatRequest(Struct, frozen=True):
     """``POST /v1/chat/completions``."""
@@ -36,6 +39,7 @@ class ChatRequest(Struct, frozen=True):
     temperature: float | None = None
     top_p: float | None = None
 
+
 class CompletionRequest(Struct, frozen=True):
     """``POST /v1/completions``."""
 
@@ -45,6 +49,7 @@ class CompletionRequest(Struct, frozen=True):
     stream_options: StreamOptions | None = None
     max_tokens: int | None = None
 
+
 class EmbeddingRequest(Struct, frozen=True):
     """``POST /v1/embeddings``."""
 
@@ -53,10 +58,12 @@ class EmbeddingRequest(Struct, frozen=True):
     encoding_format: Literal["float", "base64"] | None = None
     dimensions: int | None = None
 
+
 class UsageDetails(Struct, frozen=True):
     """``prompt_tokens_details``."""
 
     cached_tokens: int | None = None
+
 
 class WireUsage(Struct, frozen=True):
     """The ``usage`` object of a response or final chunk."""
@@ -66,6 +73,7 @@ class WireUsage(Struct, frozen=True):
     total_tokens: int = 0
     prompt_tokens_details: UsageDetails | None = None
 
+
 class ResponseProbe(Struct, frozen=True):
     """What the gateway reads from a response or chunk: usage, and whether it has choices."""
 
@@ -73,10 +81,12 @@ class ResponseProbe(Struct, frozen=True):
     choices: list[msgspec.Raw] | None = None
     error: dict[str, Any] | None = None
 
+
 class ErrorBody(Struct, frozen=True):
     """An OpenAI error envelope as an upstream sends it."""
 
     error: dict[str, Any]
+
 
 PROBE_DECODER = msgspec.json.Decoder(ResponseProbe)
 ERROR_DECODER = msgspec.json.Decoder(ErrorBody)

@@ -26,8 +26,9 @@ BODY = b'{"model":"m","messages":[{"role":"user","content":"hello world"}]}'
 
 def test_local_count_from_json_body() -> None:
     ex = Exchange("r", Endpoint.CHAT, BODY, {}, model="m")
-    ex.response_body = (b'{"choices":[{"index":0,"message":{"role":"assistant",'
-                        b'"content":"Hi there, friend"}}]}')
+    ex.response_body = (
+        b'{"choices":[{"index":0,"message":{"role":"assistant","content":"Hi there, friend"}}]}'
+    )
     usage = count_locally(ex, "o200k_base")
     counter = counter_for("o200k_base")
     assert usage.counted_locally

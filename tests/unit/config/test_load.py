@@ -74,7 +74,10 @@ models:
     with pytest.raises(ConfigError) as info:
         parse_config(text, "bad.yaml", {})
     problems = info.value.problems
-    assert "models.gpt-4o.targets[0].provider: unknown provider 'opnai' (known: openai, weird)" in problems
+    assert (
+        "models.gpt-4o.targets[0].provider: unknown provider 'opnai' (known: openai, weird)"
+        in problems
+    )
     assert "providers.weird.kind: unknown kind 'nope' (known: openai, echo)" in problems
     assert "providers.openai.base_url: expected an http(s) URL, got 'ftp://x'" in problems
     assert "models.cheap.pricing.input: expected a non-negative price" in problems

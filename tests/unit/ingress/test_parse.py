@@ -23,8 +23,10 @@ def refused(body: bytes, endpoint: Endpoint = Endpoint.CHAT) -> InvalidRequest:
 
 
 def test_valid_chat_sets_model_and_stream_flags() -> None:
-    ex = parsed(b'{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,'
-                b'"stream_options":{"include_usage":true},"future_field":{"x":1}}')
+    ex = parsed(
+        b'{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,'
+        b'"stream_options":{"include_usage":true},"future_field":{"x":1}}'
+    )
     assert (ex.model, ex.stream, ex.client_wants_usage) == ("m", True, True)
 
 
@@ -34,13 +36,17 @@ def test_stream_without_options_does_not_want_usage() -> None:
 
 
 def test_content_parts_and_null_content_are_accepted() -> None:
-    parsed(b'{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"}]},'
-           b'{"role":"assistant","content":null,"tool_calls":[]}]}')
+    parsed(
+        b'{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"}]},'
+        b'{"role":"assistant","content":null,"tool_calls":[]}]}'
+    )
 
 
 def test_wrong_content_type_names_the_field() -> None:
-    err = refused(b'{"model":"m","messages":[{"role":"user","content":"a"},'
-                  b'{"role":"user","content":"b"},{"role":"user","content":5}]}')
+    err = refused(
+        b'{"model":"m","messages":[{"role":"user","content":"a"},'
+        b'{"role":"user","content":"b"},{"role":"user","content":5}]}'
+    )
     assert err.message == "messages[2].content: expected `str | array | null`, got `int`"
     assert err.param == "messages[2].content"
 
@@ -95,4 +101,7 @@ def test_embeddings_input_types() -> None:
 
 def test_completions_prompt() -> None:
     assert parsed(b'{"model":"c","prompt":"hi","stream":true}', Endpoint.COMPLETIONS).stream
-    assert refused(b'{"model":"c"}', Endpoint.COMPLETIONS).message == "prompt: required field is missing"
+    assert (
+        refused(b'{"model":"c"}', Endpoint.COMPLETIONS).message
+        == "prompt: required field is missing"
+    )

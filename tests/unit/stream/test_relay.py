@@ -13,16 +13,23 @@ from relay.exchange import Attempt, Deployment, Endpoint, Exchange
 from relay.stream.relay import StreamRelay, frame
 
 
-def chunk(content: str | None = None, *, role: bool = False, finish: str | None = None,
-          usage: dict[str, int] | None = None, empty: bool = False) -> bytes:
+def chunk(
+    content: str | None = None,
+    *,
+    role: bool = False,
+    finish: str | None = None,
+    usage: dict[str, int] | None = None,
+    empty: bool = False,
+) -> bytes:
     delta: dict[str, str] = {}
     if role:
         delta = {"role": "assistant", "content": ""}
     if content is not None:
         delta["content"] = content
     choices = [] if empty else [{"index": 0, "delta": delta, "finish_reason": finish}]
-    return msgspec.json.encode({"id": "c1", "object": "chat.completion.chunk", "choices": choices,
-                                "usage": usage})
+    return msgspec.json.encode(
+        {"id": "c1", "object": "chat.completion.chunk", "choices": choices, "usage": usage}
+    )
 
 
 USAGE = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
@@ -63,8 +70,9 @@ def sse(*datas: bytes) -> bytes:
 
 
 def run(pieces: list[bytes], *, wants_usage: bool) -> tuple[Exchange, Client, Upstream]:
-    ex = Exchange("r", Endpoint.CHAT, b"{}", {}, model="m", stream=True,
-                  client_wants_usage=wants_usage)
+    ex = Exchange(
+        "r", Endpoint.CHAT, b"{}", {}, model="m", stream=True, client_wants_usage=wants_usage
+    )
     ex.deployment = Deployment("p", "m", "m")
     attempt = Attempt("p", "m")
     upstream, client = Upstream(pieces), Client()
@@ -80,8 +88,13 @@ def run(pieces: list[bytes], *, wants_usage: bool) -> tuple[Exchange, Client, Up
 
 
 def test_usage_chunk_is_stripped_when_not_asked_but_recorded() -> None:
-    body = sse(chunk(role=True), chunk("Hi"), chunk(finish="stop"), chunk(empty=True, usage=USAGE),
-               b"[DONE]")
+    body = sse(
+        chunk(role=True),
+        chunk("Hi"),
+        chunk(finish="stop"),
+        chunk(empty=True, usage=USAGE),
+        b"[DONE]",
+    )
     ex, client, _ = run([body], wants_usage=False)
     out = b"".join(client.sent)
     assert b'"prompt_tokens"' not in out
@@ -97,7 +110,7 @@ def test_usage_chunk_is_kept_when_asked() -> None:
 
 def test_events_split_at_every_byte_are_relayed_whole() -> None:
     body = sse(chunk(role=True), chunk("Hello"), chunk(" world"), b"[DONE]")
-    ex, client, _ = run([body[i:i + 1] for i in range(len(body))], wants_usage=True)
+    _, client, _ = run([body[i : i + 1] for i in range(len(body))], wants_usage=True)
     out = b"".join(client.sent)
     assert out == body
     assert client.opened == 1
@@ -139,7 +152,10 @@ def test_error_event_from_provider_mid_stream() -> None:
 
 def test_cost_comment_precedes_done() -> None:
     ex = Exchange("r", Endpoint.CHAT, b"{}", {}, model="m", stream=True)
-    upstream, client = Upstream([sse(chunk("x"), chunk(empty=True, usage=USAGE), b"[DONE]")]), Client()
+    upstream, client = (
+        Upstream([sse(chunk("x"), chunk(empty=True, usage=USAGE), b"[DONE]")]),
+        Client(),
+    )
 
     async def open_client() -> Client:
         return client

@@ -51,6 +51,7 @@ class Settings:
     model: str = "bench-model"
     api_key: str = "sk-bench"
     max_tokens: int = 32
+    spin_us: float = 1000.0
 
 
 @dataclass
@@ -192,6 +193,7 @@ class LoadGen:
         total = warm + round(s.duration * s.rate)
         pending: set[asyncio.Task[None]] = set()
         interval = 1.0 / s.rate
+        spin = s.spin_us / 1e6
         gc.collect()
         gc.freeze()
         gc.disable()  # collector pauses would show up as latency of whatever is in flight
@@ -203,7 +205,11 @@ class LoadGen:
                 now = time.perf_counter()
                 due = t0 + i * interval
                 if due > now:
-                    await asyncio.sleep(due - now)
+                    # Sleep on a timer until ``spin`` before the due time, then yield to the
+                    # loop until it comes: loop timers have millisecond resolution and a halted
+                    # (virtual) CPU takes long to wake, both of which would delay the send.
+                    wait = due - now - spin
+                    await asyncio.sleep(wait if wait > 0 else 0)
                     continue
                 while i < total and t0 + i * interval <= now:
                     task = asyncio.create_task(self.one(t0 + i * interval, i >= warm))
@@ -239,6 +245,7 @@ class LoadGen:
             "duration_s": s.duration,
             "warmup_s": s.warmup,
             "connections": s.connections,
+            "spin_us": s.spin_us,
             "count": sent,
             "ok": ok,
             "errors": sum(smp.errors.values()),
@@ -280,6 +287,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=30.0, help="per-request timeout (s)")
     parser.add_argument("--model", default="bench-model")
     parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument(
+        "--spin-us",
+        type=float,
+        default=1000.0,
+        help="yield-spin this long before each send instead of sleeping on a timer (0: never)",
+    )
     parser.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")
     parser.add_argument("--out", default=None, help="write the JSON report here (else stdout)")
     parser.add_argument(
@@ -309,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         timeout=args.timeout,
         model=args.model,
         max_tokens=args.max_tokens,
+        spin_us=args.spin_us,
     )
     gen = LoadGen(settings)
     try:

@@ -61,7 +61,8 @@ class Forwarder:
             body = await upstream.read()
             attempt.ended = attempt.ready_at = time.perf_counter()
             attempt.error = "upstream_status"
-            raise provider.error_from(upstream.status, body, dict(upstream.headers))
+            headers = {k.lower(): v for k, v in upstream.headers.items()}
+            raise provider.error_from(upstream.status, body, headers)
         return attempt, upstream
 
     async def json(self, ex: Exchange, proto: Any) -> None:

@@ -217,9 +217,9 @@ def test_tool_call_stream_assembles(client: openai.OpenAI) -> None:
     message = completion.choices[0].message
     assert message.content is None and completion.choices[0].finish_reason == "tool_calls"
     assert message.tool_calls is not None
-    [call] = message.tool_calls
-    assert isinstance(call, ChatCompletionMessageFunctionToolCall)
-    assert (call.id, call.function.name, call.function.arguments) == (
+    [made] = message.tool_calls
+    assert isinstance(made, ChatCompletionMessageFunctionToolCall)
+    assert (made.id, made.function.name, made.function.arguments) == (
         "call_1",
         "lookup",
         '{"x": 1}',

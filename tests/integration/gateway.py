@@ -75,7 +75,8 @@ class Gateway:
 
     def logs(self) -> str:
         """Everything the process wrote so far."""
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def terminate(self) -> None:

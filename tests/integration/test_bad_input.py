@@ -9,6 +9,7 @@ import socket
 
 import openai
 import pytest
+
 from tests.integration.gateway import Gateway
 
 

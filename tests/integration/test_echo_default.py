@@ -8,6 +8,7 @@ import subprocess
 
 import openai
 import pytest
+
 from tests.integration.gateway import Gateway
 
 

@@ -64,6 +64,17 @@ where
     }
 }
 
+/// Run tokenizer code, turning a panic inside the tokenizer crate (it
+/// unwraps regex-engine errors) into NativeError instead of PanicException,
+/// which is a BaseException that generic `except Exception` handlers miss.
+fn no_panic<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(NativeError::new_err(
+            "the tokenizer failed on this input (see stderr for the panic message)",
+        ))
+    })
+}
+
 fn json_err(e: JsonError) -> PyErr {
     InvalidJson::new_err(e.message)
 }
@@ -251,14 +262,14 @@ impl TokenCounter {
         self.enc.name()
     }
 
-    fn count(&self, py: Python<'_>, text: &str) -> usize {
+    fn count(&self, py: Python<'_>, text: &str) -> PyResult<usize> {
         let enc = self.enc;
-        maybe_detached(py, text.len(), || enc.count(text))
+        no_panic(|| Ok(maybe_detached(py, text.len(), || enc.count(text))))
     }
 
     fn count_chat(&self, py: Python<'_>, body: &[u8]) -> PyResult<usize> {
         let enc = self.enc;
-        maybe_detached(py, body.len(), || enc.count_chat(body)).map_err(json_err)
+        no_panic(|| maybe_detached(py, body.len(), || enc.count_chat(body)).map_err(json_err))
     }
 
     fn __repr__(&self) -> String {

@@ -12,6 +12,9 @@ use tiktoken_rs::CoreBPE;
 
 use crate::json::{self, JsonError};
 
+/// Longest whitespace run (in characters) handed to the regex engine at once.
+pub const MAX_WHITESPACE_RUN: usize = 1 << 16;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Encoding {
     O200kBase,
@@ -58,8 +61,36 @@ impl Encoding {
     }
 
     /// Number of tokens of `text`, special tokens treated as text.
+    ///
+    /// The tokenizer's regex engine (fancy-regex) fails on whitespace runs of
+    /// about a million characters (o200k_base: "StackOverflow"), so runs longer
+    /// than [`MAX_WHITESPACE_RUN`] characters are cut into pieces counted
+    /// separately. Only such texts may differ from tiktoken, by a few tokens.
     pub fn count(self, text: &str) -> usize {
-        self.bpe().encode_ordinary(text).len()
+        self.count_with_max_run(text, MAX_WHITESPACE_RUN)
+    }
+
+    fn count_with_max_run(self, text: &str, max_run: usize) -> usize {
+        let bpe = self.bpe();
+        if text.len() <= max_run {
+            return bpe.encode_ordinary(text).len(); // cannot hold a longer run
+        }
+        let mut total = 0;
+        let mut start = 0;
+        let mut run = 0;
+        for (i, ch) in text.char_indices() {
+            if !ch.is_whitespace() {
+                run = 0;
+                continue;
+            }
+            run += 1;
+            if run > max_run {
+                total += bpe.encode_ordinary(&text[start..i]).len();
+                start = i;
+                run = 1;
+            }
+        }
+        total + bpe.encode_ordinary(&text[start..]).len()
     }
 
     /// Prompt tokens of an OpenAI chat request body, the OpenAI-cookbook way:
@@ -224,6 +255,32 @@ mod tests {
                 let n = enc.count(&s);
                 assert!(n > 0 && n <= s.len());
             }
+        }
+    }
+
+    #[test]
+    fn long_whitespace_runs_are_cut() {
+        // Same code path as a >64k-character run, at a size a debug build likes.
+        for enc in [O200kBase, Cl100kBase] {
+            for text in [
+                format!("a{}b", " ".repeat(5000)),
+                format!(
+                    "x\t{}\u{3000}y {}",
+                    "\u{3000}".repeat(3000),
+                    "\t".repeat(2500)
+                ),
+                " ".repeat(4000),
+            ] {
+                let exact = enc.count_with_max_run(&text, usize::MAX);
+                let cut = enc.count_with_max_run(&text, 1000);
+                assert!(exact.abs_diff(cut) <= 8, "{exact} vs {cut}");
+            }
+            // Short runs are untouched: exact counts.
+            let text = "word   ".repeat(2000);
+            assert_eq!(
+                enc.count_with_max_run(&text, 1000),
+                enc.count_with_max_run(&text, usize::MAX)
+            );
         }
     }
 

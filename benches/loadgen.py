@@ -257,6 +257,7 @@ class LoadGen:
             "service_ms": summarize(smp.service),
             "send_lag_ms": summarize(smp.send_lag),
             "cpu_affinity": sorted(os.sched_getaffinity(0)),
+            "cpu_s": round(time.process_time(), 3),  # this process, start to report
         }
         if s.stream:
             out["ttft_ms"] = summarize(smp.ttft)

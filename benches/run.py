@@ -129,6 +129,14 @@ def port_free(port: int) -> bool:
     return True
 
 
+def free_port() -> int:
+    """A port the kernel says is free right now."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float, what: str) -> None:
     """Poll ``url`` until it answers 200; fail early if ``proc`` exits."""
     deadline = time.monotonic() + timeout
@@ -162,6 +170,38 @@ def post(url: str, body: dict[str, Any]) -> tuple[int, bytes]:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def busy_fraction(seconds: float) -> float:
+    """How busy all CPUs together were over the next ``seconds`` (0..1)."""
+    before = machine_busy_s()
+    time.sleep(seconds)
+    return (machine_busy_s() - before) / (seconds * (os.cpu_count() or 1))
+
+
+def group_cpu_s(pgid: int) -> float:
+    """CPU seconds (user + system) of the live processes of process group ``pgid``."""
+    ticks = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = text.rsplit(")", 1)[1].split()
+        if int(fields[2]) == pgid:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / HZ
+
+
+def machine_busy_s() -> float:
+    """CPU seconds spent busy by the whole machine since boot, summed over CPUs."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(values) - values[3] - values[4]) / HZ
 
 
 def sanity(base: str, model: str) -> list[str]:
@@ -199,8 +239,13 @@ def run_load(
     stream: bool,
     cpu: int | None,
     tmp: Path,
+    watch: dict[str, int],
 ) -> dict[str, Any]:
-    """One loadgen run as a child process; its JSON report."""
+    """One loadgen run as a child process; its JSON report, with the CPU time spent.
+
+    ``watch`` names the process groups (mock, gateway) whose CPU time is measured over the run;
+    whatever the machine spent beyond them and the load generator is reported as ``other``.
+    """
     out = tmp / f"load-{time.monotonic_ns()}.json"
     argv = [
         sys.executable,
@@ -218,14 +263,32 @@ def run_load(
     ]
     if stream:
         argv.append("--stream")
+    before = {name: group_cpu_s(pgid) for name, pgid in watch.items()}
+    busy0, wall0 = machine_busy_s(), time.monotonic()
     proc = kids.start(argv, cpu=cpu)
     try:
         code = proc.wait(timeout=duration + warmup + 120)
     finally:
         kids.stop(proc)
+    wall, busy = time.monotonic() - wall0, machine_busy_s() - busy0
     if code != 0 or not out.exists():
         raise RuntimeError(f"loadgen failed with status {code}: {shlex.join(argv)}")
     report: dict[str, Any] = json.loads(out.read_text())
+    sent = rate * (warmup + duration)
+    cpu_use: dict[str, float | None] = {"wall_s": round(wall, 3), "loadgen_s": report["cpu_s"]}
+    ours = report["cpu_s"]
+    for name, pgid in watch.items():
+        spent = group_cpu_s(pgid) - before[name]
+        if spent < 0:  # a process of the group exited (a crashed worker): unknown
+            cpu_use[f"{name}_s"] = cpu_use[f"{name}_us_per_request"] = None
+            continue
+        ours += spent
+        cpu_use[f"{name}_s"] = round(spent, 3)
+        cpu_use[f"{name}_us_per_request"] = round(spent / sent * 1e6, 1)
+    # Other sessions, the kernel's own work and this script: noise the figures carry.
+    cpu_use["other_s"] = round(max(busy - ours, 0.0), 3)
+    cpu_use["other_cpu_fraction"] = round(max(busy - ours, 0.0) / wall, 3)
+    report["cpu"] = cpu_use
     return report
 
 
@@ -261,13 +324,26 @@ def fmt_row(name: str, r: dict[str, Any], key: str) -> str:
     return (
         f"  {name:<9}{r['ok']:>8}{r['errors']:>6}{r['achieved_rps']:>10.1f}"
         f"{lat['p50']:>9.3f}{lat['p90']:>9.3f}{lat['p99']:>9.3f}{lat['max']:>9.3f}"
-        f"{r['send_lag_ms']['p99']:>9.3f}"
+        f"{r['send_lag_ms']['p99']:>9.3f}{cpu_cells(r)}"
     )
+
+
+def us(value: float | None) -> str:
+    """Microseconds for a table cell; '-' when unknown."""
+    return "-" if value is None else f"{value:.0f}"
+
+
+def cpu_cells(r: dict[str, Any]) -> str:
+    """Gateway CPU per request (us) and the CPU share of other processes during the run."""
+    cpu = r.get("cpu", {})
+    gw = cpu.get("gateway_us_per_request") if r.get("path") == "relay" else None
+    cell = f"{us(gw):>9}"
+    return cell + f"{cpu.get('other_cpu_fraction', 0.0) * 100:>7.0f}%"
 
 
 HEADER = (
     f"  {'path':<9}{'ok':>8}{'err':>6}{'req/s':>10}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}"
-    f"{'lag p99':>9}   (ms)"
+    f"{'lag p99':>9}{'gw us/rq':>9}{'other':>8}"
 )
 
 
@@ -377,10 +453,11 @@ def bench(args: argparse.Namespace, kids: Children, tmp: Path) -> dict[str, Any]
     if not kids.cpu_ok:
         print("warning: fewer than 2 CPUs or no sched_setaffinity: nothing is pinned")
 
-    ports = [args.mock_port] + ([] if args.no_gateway else [args.gateway_port])
-    busy = [port for port in ports if not port_free(port)]
-    if busy:
-        raise RuntimeError(f"port(s) {busy} already in use; pick others with --*-port")
+    for name in ("mock_port", "gateway_port"):
+        port = getattr(args, name)
+        if not port_free(port):
+            setattr(args, name, free_port())
+            print(f"note: port {port} is in use; using {getattr(args, name)} instead")
 
     mock_argv = [
         sys.executable,
@@ -395,10 +472,18 @@ def bench(args: argparse.Namespace, kids: Children, tmp: Path) -> dict[str, Any]
         str(args.chunk_gap_ms),
     ]
     mock = kids.start(mock_argv, cpu=client_cpu, log=results_dir / "mock.log")
+    watch = {"mock": mock.pid}
     direct = f"http://{HOST}:{args.mock_port}/v1"
     wait_http(direct.removesuffix("/v1") + "/healthz", mock, 10, "mock upstream")
 
+    idle_busy = busy_fraction(1.0)
+    if idle_busy > 0.1:
+        print(
+            f"warning: before starting, this machine was {idle_busy * 100:.0f}% busy"
+            " (of all CPUs): other work will add noise"
+        )
     doc: dict[str, Any] = {
+        "busy_before_start": round(idle_busy, 3),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
         "machine": machine(),
@@ -418,6 +503,7 @@ def bench(args: argparse.Namespace, kids: Children, tmp: Path) -> dict[str, Any]
         gw_log = results_dir / "gateway.log"
         gw_log.write_bytes(b"")
         gateway = kids.start(gw_argv, cpu=gateway_cpu, log=gw_log)
+        watch["gateway"] = gateway.pid
         relay = f"http://{HOST}:{args.gateway_port}/v1"
         wait_http(relay.removesuffix("/v1") + "/readyz", gateway, 60, "gateway")
         doc["gateway_command"] = shlex.join(gw_argv)
@@ -431,7 +517,7 @@ def bench(args: argparse.Namespace, kids: Children, tmp: Path) -> dict[str, Any]
     ) -> dict[str, Any]:
         label = f"{'relay ' if base == relay else 'direct'} {'stream' if stream else 'json  '}"
         print(f"  running {label} at {rate:g}/s for {warmup:g}+{duration:g} s ...", flush=True)
-        return run_load(
+        report = run_load(
             kids,
             base,
             rate,
@@ -440,7 +526,10 @@ def bench(args: argparse.Namespace, kids: Children, tmp: Path) -> dict[str, Any]
             stream=stream,
             cpu=client_cpu,
             tmp=tmp,
+            watch=watch,
         )
+        report["path"] = "relay" if base == relay else "direct"
+        return report
 
     print(f"Relay benchmark: {doc['date']}  {doc['machine'].get('cpu_model', '')}")
     print(f"  pinning: gateway CPU {gateway_cpu}, mock + loadgen CPU {client_cpu}")
@@ -477,6 +566,12 @@ def bench(args: argparse.Namespace, kids: Children, tmp: Path) -> dict[str, Any]
         summary["added_stream_total_ms"] = median_added(
             [added(d, g, "latency_ms") for d, g in stream_pairs]
         )
+        for kind in ("json", "stream"):
+            values = [r["cpu"]["gateway_us_per_request"] for r in phases[f"gateway_{kind}"]]
+            values = [v for v in values if v is not None]
+            summary[f"gateway_us_per_request_{kind}"] = (
+                statistics.median(values) if values else None
+            )
         summary["gateway_errors"] = sum(
             r["errors"] for r in phases["gateway_json"] + phases["gateway_stream"]
         )
@@ -503,6 +598,8 @@ def bench(args: argparse.Namespace, kids: Children, tmp: Path) -> dict[str, Any]
                 "p50": s["report"]["latency_ms"]["p50"],
                 "p99": s["report"]["latency_ms"]["p99"],
                 "errors": s["report"]["errors"],
+                "gateway_us_per_request": s["report"]["cpu"]["gateway_us_per_request"],
+                "other_cpu_fraction": s["report"]["cpu"]["other_cpu_fraction"],
             }
             for s in steps
         ]
@@ -522,7 +619,8 @@ def bench(args: argparse.Namespace, kids: Children, tmp: Path) -> dict[str, Any]
 
     if relay:
         log_text = (results_dir / "gateway.log").read_text(errors="replace")
-        bad = [ln for ln in log_text.splitlines() if '"level":"error"' in ln or "Traceback" in ln]
+        markers = ('"level":"error"', "Traceback", "[ERROR]", "Respawning")
+        bad = [ln for ln in log_text.splitlines() if any(m in ln for m in markers)]
         summary["gateway_log_error_lines"] = len(bad)
         summary["gateway_log_first_errors"] = bad[:5]
     doc["summary"] = summary
@@ -560,12 +658,16 @@ def report(args: argparse.Namespace, doc: dict[str, Any]) -> None:
         print(
             f"\nThroughput search through the gateway (non-streaming, {args.search_duration:g} s)"
         )
-        print(f"  {'rate':>7}{'req/s':>9}{'p50':>9}{'p99':>10}{'err':>6}  result")
+        print(
+            f"  {'rate':>7}{'req/s':>9}{'p50':>9}{'p99':>10}{'err':>6}"
+            f"{'gw us/rq':>9}{'other':>7}  result"
+        )
         for s in summary["search"]:
             result = "ok" if s["pass"] else f"FAIL: {s['why']}"
             print(
                 f"  {s['rate']:>7.0f}{s['achieved_rps']:>9.1f}{s['p50']:>9.3f}{s['p99']:>10.3f}"
-                f"{s['errors']:>6}  {result}"
+                f"{s['errors']:>6}{us(s['gateway_us_per_request']):>9}"
+                f"{s['other_cpu_fraction'] * 100:>6.0f}%  {result}"
             )
         print(f"  max sustained: {summary['max_throughput_rps']:g} req/s")
         if "direct_at_failed_rate" in summary:
@@ -579,6 +681,19 @@ def report(args: argparse.Namespace, doc: dict[str, Any]) -> None:
                 f"  direct at {f['rate']:g}/s: achieved {f['achieved_rps']:.0f}/s, "
                 f"p99 {f['p99']:.3f} ms: {'ok' if f['pass'] else 'FAIL'}, {note}"
             )
+    j, st = summary.get("gateway_us_per_request_json"), summary.get("gateway_us_per_request_stream")
+    if j is not None and st is not None:
+        print(
+            f"\nGateway CPU per request: {j:.0f} us non-streaming ({1e6 / j:.0f} req/s per core"
+            f" if CPU-bound), {st:.0f} us per {args.chunks}-chunk stream"
+        )
+    everything = [r for rs in runs.values() for r in rs] + doc.get("search_runs", [])
+    noisy = max((r["cpu"]["other_cpu_fraction"] for r in everything), default=0.0)
+    if noisy > 0.1:
+        print(
+            f"\nwarning: other processes used up to {noisy * 100:.0f}% of a CPU during a phase"
+            " (column 'other'): this machine was not idle and the figures are noisy"
+        )
     if summary.get("gateway_errors"):
         print(f"\nwarning: {summary['gateway_errors']} failed requests through the gateway")
     if summary.get("gateway_log_error_lines"):

@@ -77,9 +77,6 @@ class SseDecoder:
     def buffered(self) -> int:
         """Bytes held for the incomplete event (partial line, data, type)."""
 
-    @property
-    def max_event_bytes(self) -> int: ...
-
 @final
 class TokenCounter:
     """Token counting with an encoding compiled into the extension.

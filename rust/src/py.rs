@@ -220,11 +220,6 @@ impl SseDecoder {
     fn buffered(&self) -> usize {
         self.inner.buffered()
     }
-
-    #[getter]
-    fn max_event_bytes(&self) -> usize {
-        self.inner.max_event_bytes()
-    }
 }
 
 const _: () = assert!(sse::DEFAULT_MAX_EVENT_BYTES == 1048576);

@@ -176,7 +176,6 @@ def test_event_object() -> None:
 
 def test_buffered_and_close() -> None:
     d = SseDecoder()
-    assert d.max_event_bytes == 1048576
     assert d.feed(b"event: e\ndata: abc\ndata: de") == []
     assert d.buffered == len(b"e") + len(b"abc\n") + len(b"data: de")
     assert d.close() is True

@@ -4,7 +4,7 @@ PIP ?= $(PYTHON) -m pip
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev run test test-rust test-python lint format bench wheel clean
+.PHONY: help install dev run test test-rust test-python lint format bench wheel wheel-check clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -44,6 +44,9 @@ bench: ## added latency and throughput against a direct baseline (see benches/RE
 
 wheel: ## build the abi3 wheel into dist/
 	$(PIP) wheel . --no-deps -w dist
+
+wheel-check: ## build the wheel, install it in a fresh venv, serve the embedded default from /tmp
+	PYTHON=$(PYTHON) scripts/check_wheel.sh
 
 clean: ## remove build outputs
 	rm -rf target dist .pytest_cache .mypy_cache .ruff_cache

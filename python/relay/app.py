@@ -27,6 +27,7 @@ from relay.exchange import Endpoint, Exchange
 from relay.forward import Forwarder
 from relay.ingress.body import read_body
 from relay.ingress.parse import parse_into
+from relay.native import counter_for
 from relay.obs.log import configure_logging, log_exchange
 from relay.providers import build_providers
 from relay.routing.router import Router
@@ -49,7 +50,8 @@ class RelayApp:
         self.config = config
         self.pool = UpstreamPool()
         providers = build_providers(config, self.pool)
-        self.stages: Sequence[Stage] = (PassthroughAuth(), Router(config))
+        self.router = Router(config)
+        self.stages: Sequence[Stage] = (PassthroughAuth(), self.router)
         self.forward = Forwarder(providers, taps=(AccountingTap(),))
         self.max_body = config.server.max_body_bytes
         self.draining = False
@@ -60,6 +62,9 @@ class RelayApp:
     # -- lifecycle (granian calls these on the worker's loop) ------------------------------
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(self.pool.start())
+        # Token ranks take ~0.1-0.2 s to load: pay it at start, not on a client's request.
+        for encoding in self.router.encodings() | {"o200k_base"}:
+            counter_for(encoding)
         on_shutdown(lambda: self._start_drain(loop))
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -38,6 +38,10 @@ class Router:
         )
         self._known = shown or "none"
 
+    def encodings(self) -> set[str]:
+        """The token encodings configured models may need for local counting."""
+        return {deployment.encoding for deployment in self._table.values()}
+
     async def __call__(self, ex: Exchange) -> Reply | None:
         deployment = self._table.get(ex.model)
         if deployment is None:

@@ -422,6 +422,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--chunk-gap-ms", type=float, default=5.0, help="mock gap between chunks")
     p.add_argument("--no-gateway", action="store_true", help="direct baseline only")
     p.add_argument("--no-search", action="store_true", help="skip the throughput search")
+    p.add_argument(
+        "--search-direct", action="store_true", help="also search the direct path's ceiling"
+    )
     p.add_argument("--search-start", type=float, default=1000.0)
     p.add_argument("--search-step", type=float, default=500.0)
     p.add_argument("--search-max", type=float, default=10000.0)
@@ -576,34 +579,35 @@ def bench(args: argparse.Namespace, kids: Children, tmp: Path) -> dict[str, Any]
             r["errors"] for r in phases["gateway_json"] + phases["gateway_stream"]
         )
 
-    if relay and not args.no_search:
+    def search(base: str) -> tuple[float, list[dict[str, Any]], float | None]:
+        """Step the rate up until a step fails: the best rate, the steps, the failing rate."""
         steps: list[dict[str, Any]] = []
-        best = 0.0
-        rate = args.search_start
-        failed_at: float | None = None
+        best, rate = 0.0, args.search_start
         while rate <= args.search_max:
-            r = load(relay, rate, False, args.search_duration, args.search_warmup)
+            r = load(base, rate, False, args.search_duration, args.search_warmup)
             ok, why = passes(r, args)
-            steps.append({"rate": rate, "pass": ok, "why": why, "report": r})
+            steps.append(
+                {"rate": rate, "pass": ok, "why": why}
+                | {
+                    "achieved_rps": r["achieved_rps"],
+                    "p50": r["latency_ms"]["p50"],
+                    "p99": r["latency_ms"]["p99"],
+                    "errors": r["errors"],
+                    "gateway_us_per_request": r["cpu"].get("gateway_us_per_request"),
+                    "other_cpu_fraction": r["cpu"]["other_cpu_fraction"],
+                }
+            )
+            doc.setdefault("search_runs", []).append(r)
             if not ok:
-                failed_at = rate
-                break
+                return best, steps, rate
             best = rate
             rate += args.search_step
+        return best, steps, None
+
+    if relay and not args.no_search:
+        best, steps, failed_at = search(relay)
         summary["max_throughput_rps"] = best
-        summary["search"] = [
-            {k: s[k] for k in ("rate", "pass", "why")}
-            | {
-                "achieved_rps": s["report"]["achieved_rps"],
-                "p50": s["report"]["latency_ms"]["p50"],
-                "p99": s["report"]["latency_ms"]["p99"],
-                "errors": s["report"]["errors"],
-                "gateway_us_per_request": s["report"]["cpu"]["gateway_us_per_request"],
-                "other_cpu_fraction": s["report"]["cpu"]["other_cpu_fraction"],
-            }
-            for s in steps
-        ]
-        doc["search_runs"] = [s["report"] for s in steps]
+        summary["search"] = steps
         if failed_at is not None:
             r = load(direct, failed_at, False, args.search_duration, args.search_warmup)
             ok, why = passes(r, args)
@@ -616,6 +620,10 @@ def bench(args: argparse.Namespace, kids: Children, tmp: Path) -> dict[str, Any]
                 "p99": r["latency_ms"]["p99"],
             }
             doc["direct_at_failed_rate_run"] = r
+    if args.search_direct:
+        best, steps, _ = search(direct)
+        summary["direct_max_throughput_rps"] = best
+        summary["direct_search"] = steps
 
     if relay:
         log_text = (results_dir / "gateway.log").read_text(errors="replace")
@@ -654,23 +662,24 @@ def report(args: argparse.Namespace, doc: dict[str, Any]) -> None:
         print("  (from the actual send, i.e. without the load generator's timer jitter:")
         print(f"   non-streaming p50 {s['p50']:+.3f} p99 {s['p99']:+.3f};")
         print(f"   TTFT p50 {ts['p50']:+.3f} p99 {ts['p99']:+.3f})")
-    if "search" in summary:
-        print(
-            f"\nThroughput search through the gateway (non-streaming, {args.search_duration:g} s)"
-        )
+    for key, what in (("search", "through the gateway"), ("direct_search", "direct (harness)")):
+        if key not in summary:
+            continue
+        print(f"\nThroughput search {what} (non-streaming, {args.search_duration:g} s per step)")
         print(
             f"  {'rate':>7}{'req/s':>9}{'p50':>9}{'p99':>10}{'err':>6}"
             f"{'gw us/rq':>9}{'other':>7}  result"
         )
-        for s in summary["search"]:
+        for s in summary[key]:
             result = "ok" if s["pass"] else f"FAIL: {s['why']}"
             print(
                 f"  {s['rate']:>7.0f}{s['achieved_rps']:>9.1f}{s['p50']:>9.3f}{s['p99']:>10.3f}"
                 f"{s['errors']:>6}{us(s['gateway_us_per_request']):>9}"
                 f"{s['other_cpu_fraction'] * 100:>6.0f}%  {result}"
             )
-        print(f"  max sustained: {summary['max_throughput_rps']:g} req/s")
-        if "direct_at_failed_rate" in summary:
+        best = summary["max_throughput_rps" if key == "search" else "direct_max_throughput_rps"]
+        print(f"  max sustained: {best:g} req/s")
+        if key == "search" and "direct_at_failed_rate" in summary:
             f = summary["direct_at_failed_rate"]
             note = (
                 "so the gateway was the limit"

@@ -125,17 +125,7 @@ class _Shape:
                 for i in range(n)
             ]
             obj = "text_completion"
-        return _encode(
-            {
-                "id": self.ident,
-                "object": obj,
-                "created": self.created,
-                "model": self.model,
-                "system_fingerprint": "relay-echo",
-                "choices": choices,
-                "usage": usage,
-            }
-        )
+        return self._object(obj, choices, usage)
 
     def frames(self, words: list[str], finish: str, n: int, usage: dict[str, int]) -> list[bytes]:
         frames: list[bytes] = []
@@ -166,7 +156,12 @@ class _Shape:
         self, choices: list[dict[str, Any]], usage: dict[str, int] | None = None
     ) -> list[bytes]:
         obj = "chat.completion.chunk" if self.chat else "text_completion"
-        payload = _encode(
+        return [b"data: " + self._object(obj, choices, usage) + b"\n\n"]
+
+    def _object(
+        self, obj: str, choices: list[dict[str, Any]], usage: dict[str, int] | None
+    ) -> bytes:
+        return _encode(
             {
                 "id": self.ident,
                 "object": obj,
@@ -177,7 +172,6 @@ class _Shape:
                 "usage": usage,
             }
         )
-        return [b"data: " + payload + b"\n\n"]
 
 
 def _last_user_text(messages: Any) -> str:

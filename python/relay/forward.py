@@ -8,7 +8,6 @@ from typing import Any
 
 import msgspec
 
-from relay.accounting.usage import usage_from_wire
 from relay.egress.headers import (
     JSON,
     SSE_HEADERS,
@@ -22,7 +21,7 @@ from relay.providers import Provider
 from relay.stage import Tap
 from relay.stream.relay import StreamRelay, Transport
 from relay.upstream import UpstreamResponse
-from relay.wire.openai import PROBE_DECODER
+from relay.wire.openai import PROBE_DECODER, usage_from_wire
 
 
 class Forwarder:

@@ -9,19 +9,8 @@ import msgspec
 from relay.config.model import Pricing
 from relay.exchange import Endpoint, Exchange, Usage
 from relay.native import InvalidJson, counter_for
-from relay.wire.openai import WireUsage
 
 _PER_MILLION = 1_000_000.0
-
-
-def usage_from_wire(wire: WireUsage) -> Usage:
-    """The gateway's usage from an OpenAI ``usage`` object."""
-    details = wire.prompt_tokens_details
-    return Usage(
-        prompt_tokens=wire.prompt_tokens,
-        completion_tokens=wire.completion_tokens,
-        cached_tokens=(details.cached_tokens or 0) if details else 0,
-    )
 
 
 def cost_usd(usage: Usage, pricing: Pricing) -> float:

@@ -13,7 +13,6 @@ from typing import Protocol
 
 import msgspec
 
-from relay.accounting.usage import usage_from_wire
 from relay.egress.errors import sse_error_event
 from relay.errors import (
     GatewayError,
@@ -24,7 +23,7 @@ from relay.errors import (
 from relay.exchange import Attempt, Exchange
 from relay.native import SseDecoder, SseEvent, SseEventTooLarge
 from relay.upstream import UpstreamResponse
-from relay.wire.openai import PROBE_DECODER
+from relay.wire.openai import PROBE_DECODER, usage_from_wire
 
 DONE = b"[DONE]"
 DONE_FRAME = b"data: [DONE]\n\n"

@@ -11,6 +11,8 @@ from typing import Any, Literal
 import msgspec
 from msgspec import Struct
 
+from relay.exchange import Usage
+
 
 class StreamOptions(Struct, frozen=True):
     """``stream_options``: the client's wish for a final usage chunk."""
@@ -86,6 +88,16 @@ class ErrorBody(Struct, frozen=True):
     """An OpenAI error envelope as an upstream sends it."""
 
     error: dict[str, Any]
+
+
+def usage_from_wire(wire: WireUsage) -> Usage:
+    """The gateway's usage from an OpenAI ``usage`` object."""
+    details = wire.prompt_tokens_details
+    return Usage(
+        prompt_tokens=wire.prompt_tokens,
+        completion_tokens=wire.completion_tokens,
+        cached_tokens=(details.cached_tokens or 0) if details else 0,
+    )
 
 
 PROBE_DECODER = msgspec.json.Decoder(ResponseProbe)

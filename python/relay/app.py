@@ -104,19 +104,20 @@ class RelayApp:
                     MethodNotAllowed(f"{scope.method} is not allowed on {path}; use POST"),
                 )
             return await self._proxy(scope, proto, endpoint)
+        headers = [JSON, ("x-request-id", _new_id(scope))]
         if path == "/v1/models" and scope.method == "GET":
-            proto.response_bytes(200, [JSON, ("x-request-id", _new_id(scope))], self._models_body)
+            proto.response_bytes(200, headers, self._models_body)
         elif path == "/healthz":
-            proto.response_bytes(200, [JSON], b'{"status":"ok"}')
+            proto.response_bytes(200, headers, b'{"status":"ok"}')
         elif path == "/readyz":
             ready = self.pool.ready and not self.draining
             proto.response_bytes(
                 200 if ready else 503,
-                [JSON],
+                headers,
                 b'{"status":"ready"}' if ready else b'{"status":"not ready"}',
             )
         else:
-            self._error(proto, _new_id(scope), NotFound(f"no route for {scope.method} {path}"))
+            self._error(proto, headers[1][1], NotFound(f"no route for {scope.method} {path}"))
         return None
 
     async def _proxy(self, scope: Any, proto: Any, endpoint: Endpoint) -> None:

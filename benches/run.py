@@ -120,8 +120,9 @@ def children() -> Iterator[Children]:
 
 
 def port_free(port: int) -> bool:
-    """True when nothing listens on ``HOST:port``."""
+    """True when nothing listens on ``HOST:port`` (connections in TIME_WAIT do not count)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError:
@@ -693,8 +694,8 @@ def report(args: argparse.Namespace, doc: dict[str, Any]) -> None:
     j, st = summary.get("gateway_us_per_request_json"), summary.get("gateway_us_per_request_stream")
     if j is not None and st is not None:
         print(
-            f"\nGateway CPU per request: {j:.0f} us non-streaming ({1e6 / j:.0f} req/s per core"
-            f" if CPU-bound), {st:.0f} us per {args.chunks}-chunk stream"
+            f"\nGateway CPU per request at these rates: {j:.0f} us non-streaming, {st:.0f} us per"
+            f" {args.chunks}-chunk stream (it falls as the rate rises: see the search's column)"
         )
     everything = [r for rs in runs.values() for r in rs] + doc.get("search_runs", [])
     noisy = max((r["cpu"]["other_cpu_fraction"] for r in everything), default=0.0)

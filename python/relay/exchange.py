@@ -96,10 +96,9 @@ class Exchange:
     error_type: str | None = None
     truncated: bool = False
     client_gone: bool = False
-    # The provider's answer as relayed: the JSON body, or each SSE event's data, for local
-    # token counting when the provider reports no usage.
-    response_body: bytes | None = None
-    response_events: list[bytes] = field(default_factory=list)
+    # The generated text as it was relayed (the pieces of every choice), for local token
+    # counting when the provider reports no usage; None until a response arrived.
+    completion_parts: list[str] | None = None
     # Set by the stream relay: ends a started stream with an error event (returns False when
     # the client response has not started, so a JSON error can still be sent).
     abort_stream: Callable[[GatewayError], Awaitable[bool]] | None = None

@@ -21,7 +21,7 @@ from relay.providers import Provider
 from relay.stage import Tap
 from relay.stream.relay import StreamRelay, Transport
 from relay.upstream import UpstreamResponse
-from relay.wire.openai import PROBE_DECODER, usage_from_wire
+from relay.wire.openai import probe_response, usage_from_wire
 
 
 class Forwarder:
@@ -73,14 +73,16 @@ class Forwarder:
             upstream.close()
         attempt.ended = attempt.ready_at = time.perf_counter()
         try:
-            usage = PROBE_DECODER.decode(body).usage
-        except (msgspec.DecodeError, msgspec.ValidationError):
+            probe = probe_response(body)
+        except msgspec.DecodeError:
             raise UpstreamProtocolError(
                 f"provider '{attempt.provider}' answered with a body that is not OpenAI JSON"
             ) from None
-        if usage is not None:
-            ex.usage = usage_from_wire(usage)
-        ex.response_body = body
+        if probe.usage is not None:
+            ex.usage = usage_from_wire(probe.usage)
+        ex.completion_parts = [
+            piece for choice in probe.choices or () if (piece := choice.generated_text())
+        ]
         ex.status = upstream.status
         self.finish(ex)
         headers = [JSON, *gateway_headers(ex), *cost_header(ex), *passed_upstream_headers(upstream)]

@@ -50,45 +50,9 @@ def _count_prompt(field: Any, count: Any) -> int:
     return 0
 
 
-class _Delta(msgspec.Struct):
-    content: str | None = None
-
-
-class _Message(msgspec.Struct):
-    content: str | None = None
-
-
-class _Choice(msgspec.Struct):
-    delta: _Delta | None = None
-    message: _Message | None = None
-    text: str | None = None
-
-
-class _Choices(msgspec.Struct):
-    choices: list[_Choice] = []
-
-
-_CHOICES = msgspec.json.Decoder(_Choices)
-
-
 def completion_text(ex: Exchange) -> str:
-    """All generated text of the response, from the JSON body or the relayed stream events."""
-    bodies = [ex.response_body] if ex.response_body is not None else ex.response_events
-    parts: list[str] = []
-    for body in bodies:
-        try:
-            choices = _CHOICES.decode(body).choices
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            continue
-        for choice in choices:
-            for piece in (
-                choice.text,
-                choice.delta and choice.delta.content,
-                choice.message and choice.message.content,
-            ):
-                if piece:
-                    parts.append(piece)
-    return "".join(parts)
+    """All generated text of the response, as it was relayed."""
+    return "".join(ex.completion_parts or ())
 
 
 class AccountingTap:
@@ -98,7 +62,7 @@ class AccountingTap:
         deployment = ex.deployment
         if deployment is None:
             return
-        if ex.usage is None and (ex.response_body is not None or ex.response_events):
+        if ex.usage is None and ex.completion_parts is not None:
             ex.usage = count_locally(ex, deployment.encoding)
         if ex.usage is not None:
             ex.cost_usd = cost_usd(ex.usage, deployment.pricing)

@@ -23,7 +23,7 @@ from relay.errors import (
 from relay.exchange import Attempt, Exchange
 from relay.native import SseDecoder, SseEvent, SseEventTooLarge
 from relay.upstream import UpstreamResponse
-from relay.wire.openai import PROBE_DECODER, usage_from_wire
+from relay.wire.openai import probe_response, usage_from_wire
 
 DONE = b"[DONE]"
 DONE_FRAME = b"data: [DONE]\n\n"
@@ -40,43 +40,6 @@ class Transport(Protocol):
 
 class ClientGone(Exception):
     """The client closed its connection; the upstream must be dropped."""
-
-
-class _Delta(msgspec.Struct):
-    content: str | None = None
-    tool_calls: msgspec.Raw | None = None
-    function_call: msgspec.Raw | None = None
-    refusal: str | None = None
-
-
-class _Choice(msgspec.Struct):
-    delta: _Delta | None = None
-    text: str | None = None
-    finish_reason: str | None = None
-
-
-class _CommitProbe(msgspec.Struct):
-    choices: list[_Choice] = []
-
-
-_COMMIT = msgspec.json.Decoder(_CommitProbe)
-
-
-def _has_content(data: bytes) -> bool:
-    """Does this chunk carry something the client must see (text, tool call, finish)?"""
-    try:
-        choices = _COMMIT.decode(data).choices
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return True
-    for choice in choices:
-        if choice.finish_reason or choice.text:
-            return True
-        delta = choice.delta
-        if delta is not None and (
-            delta.content or delta.tool_calls or delta.function_call or delta.refusal
-        ):
-            return True
-    return False
 
 
 def frame(event: str | None, data: bytes) -> bytes:
@@ -153,13 +116,16 @@ class StreamRelay:
     def _take(self, events: list[SseEvent], out: list[bytes], strip_usage: bool) -> bool:
         """Append the frames to relay to ``out``; True at ``[DONE]``."""
         ex = self.ex
+        parts = ex.completion_parts
+        if parts is None:
+            parts = ex.completion_parts = []
         for event in events:
             data = event.data
             if data == DONE:
                 return True
             try:
-                probe = PROBE_DECODER.decode(data)
-            except (msgspec.DecodeError, msgspec.ValidationError):
+                probe = probe_response(data)
+            except msgspec.DecodeError:
                 raise UpstreamProtocolError(
                     f"provider '{self.attempt.provider}' sent a stream event that is not a JSON chunk"
                 ) from None
@@ -169,10 +135,12 @@ class StreamRelay:
                 ex.usage = usage_from_wire(probe.usage)
                 if strip_usage and not probe.choices:
                     continue
-            ex.response_events.append(data)
             out.append(frame(event.event, data))
-            if not self._content_seen and _has_content(data):
-                self._content_seen = True
+            for choice in probe.choices or ():
+                if piece := choice.generated_text():
+                    parts.append(piece)
+                if not self._content_seen and choice.carries_content():
+                    self._content_seen = True
         return False
 
     async def _emit(self, out: list[bytes]) -> None:

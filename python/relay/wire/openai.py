@@ -76,11 +76,52 @@ class WireUsage(Struct, frozen=True):
     prompt_tokens_details: UsageDetails | None = None
 
 
+class DeltaProbe(Struct, frozen=True):
+    """A stream chunk's ``delta``: only what says whether content arrived, and its text."""
+
+    content: str | None = None
+    tool_calls: list[msgspec.Raw] | None = None
+    function_call: dict[str, Any] | None = None
+    refusal: str | None = None
+
+
+class MessageProbe(Struct, frozen=True):
+    """A response's ``message``: its text."""
+
+    content: str | None = None
+
+
+class ChoiceProbe(Struct, frozen=True):
+    """One choice of a response or chunk (chat or legacy completion)."""
+
+    delta: DeltaProbe | None = None
+    message: MessageProbe | None = None
+    text: str | None = None
+    finish_reason: str | None = None
+
+    def generated_text(self) -> str | None:
+        """The text this choice adds to the completion, if any."""
+        if self.delta is not None:
+            return self.delta.content
+        if self.message is not None:
+            return self.message.content
+        return self.text
+
+    def carries_content(self) -> bool:
+        """Does the client have to see this (text, tool call, refusal, finish)? The commit point."""
+        if self.finish_reason or self.text:
+            return True
+        delta = self.delta
+        return delta is not None and bool(
+            delta.content or delta.tool_calls or delta.function_call or delta.refusal
+        )
+
+
 class ResponseProbe(Struct, frozen=True):
-    """What the gateway reads from a response or chunk: usage, and whether it has choices."""
+    """What the gateway reads from a response or chunk: usage, choices' text, an error."""
 
     usage: WireUsage | None = None
-    choices: list[msgspec.Raw] | None = None
+    choices: list[ChoiceProbe] | None = None
     error: dict[str, Any] | None = None
 
 
@@ -100,5 +141,45 @@ def usage_from_wire(wire: WireUsage) -> Usage:
     )
 
 
+class _OpaqueChoice(ChoiceProbe, frozen=True):
+    """A choice whose shape the probe does not know: relayed as is, counted as content."""
+
+    def carries_content(self) -> bool:
+        return True
+
+
+class _LooseProbe(Struct, frozen=True):
+    usage: WireUsage | None = None
+    choices: list[msgspec.Raw] | None = None
+    error: dict[str, Any] | None = None
+
+
 PROBE_DECODER = msgspec.json.Decoder(ResponseProbe)
+_LOOSE_DECODER = msgspec.json.Decoder(_LooseProbe)
+_ANY_DECODER = msgspec.json.Decoder()
+_OPAQUE = _OpaqueChoice()
+
+
+def probe_response(data: bytes) -> ResponseProbe:
+    """Read usage, choices' text and errors from a response body or stream chunk.
+
+    A vendor's extension of the documented shapes (say, content as an array) must not break
+    the relay: fields the probe cannot type are treated as opaque content and passed through.
+    Raises :class:`msgspec.DecodeError` only when ``data`` is not JSON at all.
+    """
+    try:
+        return PROBE_DECODER.decode(data)
+    except msgspec.ValidationError:
+        pass
+    try:
+        loose = _LOOSE_DECODER.decode(data)
+    except msgspec.ValidationError:
+        _ANY_DECODER.decode(data)
+        return ResponseProbe(choices=[_OPAQUE])
+    choices: list[ChoiceProbe] | None = (
+        None if loose.choices is None else [_OPAQUE] * len(loose.choices)
+    )
+    return ResponseProbe(usage=loose.usage, choices=choices, error=loose.error)
+
+
 ERROR_DECODER = msgspec.json.Decoder(ErrorBody)

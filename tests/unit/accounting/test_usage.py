@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from relay.accounting.usage import AccountingTap, completion_text, cost_usd, count_locally
+from relay.accounting.usage import AccountingTap, cost_usd, count_locally
 from relay.config.model import Pricing
 from relay.exchange import Deployment, Endpoint, Exchange, Usage
 from relay.native import counter_for
@@ -26,9 +26,7 @@ BODY = b'{"model":"m","messages":[{"role":"user","content":"hello world"}]}'
 
 def test_local_count_from_json_body() -> None:
     ex = Exchange("r", Endpoint.CHAT, BODY, {}, model="m")
-    ex.response_body = (
-        b'{"choices":[{"index":0,"message":{"role":"assistant","content":"Hi there, friend"}}]}'
-    )
+    ex.completion_parts = ["Hi there,", " friend"]
     usage = count_locally(ex, "o200k_base")
     counter = counter_for("o200k_base")
     assert usage.counted_locally
@@ -36,21 +34,18 @@ def test_local_count_from_json_body() -> None:
     assert usage.completion_tokens == counter.count("Hi there, friend")
 
 
-def test_local_count_from_stream_events() -> None:
-    ex = Exchange("r", Endpoint.CHAT, BODY, {}, model="m", stream=True)
-    ex.response_events = [
-        b'{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}',
-        b'{"choices":[{"index":0,"delta":{"content":"Hi"}}]}',
-        b'{"choices":[{"index":0,"delta":{"content":" there"}}]}',
-    ]
-    assert completion_text(ex) == "Hi there"
+def test_no_response_means_no_local_count() -> None:
+    ex = Exchange("r", Endpoint.CHAT, BODY, {}, model="m")
+    ex.deployment = Deployment("p", "m", "m", Pricing(input=1.0))
+    AccountingTap().on_finish(ex)
+    assert ex.usage is None and ex.cost_usd is None
 
 
 def test_tap_prefers_reported_usage_and_prices_it() -> None:
     ex = Exchange("r", Endpoint.CHAT, BODY, {}, model="m")
     ex.deployment = Deployment("p", "m", "m", Pricing(input=1.0, output=2.0))
     ex.usage = Usage(prompt_tokens=10, completion_tokens=20)
-    ex.response_body = b"{}"
+    ex.completion_parts = ["ignored"]
     AccountingTap().on_finish(ex)
     assert not ex.usage.counted_locally
     assert ex.cost_usd == pytest.approx((10 * 1.0 + 20 * 2.0) / 1e6)
@@ -59,6 +54,6 @@ def test_tap_prefers_reported_usage_and_prices_it() -> None:
 def test_legacy_completion_prompt_list_counts_each() -> None:
     body = b'{"model":"m","prompt":["hello world","hello world"]}'
     ex = Exchange("r", Endpoint.COMPLETIONS, body, {}, model="m")
-    ex.response_body = b'{"choices":[{"index":0,"text":"ok"}]}'
+    ex.completion_parts = ["ok"]
     usage = count_locally(ex, "cl100k_base")
     assert usage.prompt_tokens == 2 * counter_for("cl100k_base").count("hello world")

@@ -110,10 +110,11 @@ def test_usage_chunk_is_kept_when_asked() -> None:
 
 def test_events_split_at_every_byte_are_relayed_whole() -> None:
     body = sse(chunk(role=True), chunk("Hello"), chunk(" world"), b"[DONE]")
-    _, client, _ = run([body[i : i + 1] for i in range(len(body))], wants_usage=True)
+    ex, client, _ = run([body[i : i + 1] for i in range(len(body))], wants_usage=True)
     out = b"".join(client.sent)
     assert out == body
     assert client.opened == 1
+    assert "".join(ex.completion_parts or ()) == "Hello world"
 
 
 def test_nothing_is_committed_before_content() -> None:

@@ -6,7 +6,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
 
 from relay.config.model import Pricing
 from relay.errors import GatewayError
@@ -85,8 +84,6 @@ class Exchange:
     stream: bool = False
     # Did the client itself ask for the usage chunk? If not, it is stripped from its stream.
     client_wants_usage: bool = False
-    # The decoded request, when a stage needed more than model/stream (kept to decode once).
-    request: dict[str, Any] | None = None
     principal: Principal = field(default_factory=Principal)
     deployment: Deployment | None = None
     attempts: list[Attempt] = field(default_factory=list)

@@ -31,7 +31,7 @@ def count_locally(ex: Exchange, encoding: str) -> Usage:
         if ex.endpoint is Endpoint.CHAT:
             prompt = counter.count_chat(ex.body)
         else:
-            request = ex.request if ex.request is not None else msgspec.json.decode(ex.body)
+            request = msgspec.json.decode(ex.body)
             field = request.get("input" if ex.endpoint is Endpoint.EMBEDDINGS else "prompt")
             prompt = _count_prompt(field, counter.count)
     except (InvalidJson, msgspec.DecodeError):

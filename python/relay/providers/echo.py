@@ -64,9 +64,7 @@ class EchoProvider(Provider):
     kind = "echo"
 
     async def send(self, ex: Exchange) -> UpstreamResponse:
-        request: dict[str, Any] = (
-            ex.request if ex.request is not None else msgspec.json.decode(ex.body)
-        )
+        request: dict[str, Any] = msgspec.json.decode(ex.body)
         model = ex.deployment.upstream_model if ex.deployment else ex.model
         if ex.endpoint is Endpoint.EMBEDDINGS:
             return EchoResponse(_embeddings(request, model))

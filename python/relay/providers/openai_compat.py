@@ -46,7 +46,7 @@ class OpenAICompatible(Provider):
         )
         if not rename and not force_usage:
             return ex.body
-        request = ex.request if ex.request is not None else msgspec.json.decode(ex.body)
+        request = msgspec.json.decode(ex.body)
         if rename and deployment is not None:
             request["model"] = deployment.upstream_model
         if force_usage:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from relay.exchange import Exchange
+from relay.upstream import UpstreamResponse
 
 JSON = ("content-type", "application/json")
 SSE_HEADERS = (
@@ -30,13 +31,10 @@ def gateway_headers(ex: Exchange) -> list[tuple[str, str]]:
     return headers
 
 
-def passed_upstream_headers(upstream: object) -> list[tuple[str, str]]:
+def passed_upstream_headers(upstream: UpstreamResponse) -> list[tuple[str, str]]:
     """Provider headers clients rely on (rate-limit state, processing time)."""
-    headers = getattr(upstream, "headers", None)
-    if not headers:
-        return []
     out = []
-    for name, value in headers.items():
+    for name, value in upstream.headers.items():
         lower = name.lower()
         if lower.startswith(_PASSED_PREFIXES):
             out.append((lower, value))

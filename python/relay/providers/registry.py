@@ -8,15 +8,12 @@ from relay.providers.echo import EchoProvider
 from relay.providers.openai_compat import OpenAICompatible
 from relay.upstream import UpstreamPool
 
+# Config validation names the same kinds (KNOWN_PROVIDER_KINDS: config sits below providers and
+# cannot import them); a unit test keeps the two equal.
 _KINDS: dict[str, type[Provider]] = {
     OpenAICompatible.kind: OpenAICompatible,
     EchoProvider.kind: EchoProvider,
 }
-
-
-def provider_kinds() -> tuple[str, ...]:
-    """Names of the provider kinds this build knows."""
-    return tuple(_KINDS)
 
 
 def build_providers(config: Config, pool: UpstreamPool) -> dict[str, Provider]:

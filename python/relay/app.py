@@ -1,8 +1,13 @@
-"""The composition root: the stage list, the taps, the routes and the worker's lifecycle.
+"""The composition root: the route table, the stages in order, the attempt loop, the stream
+hooks and the taps, and the worker's lifecycle.
 
-One request flows in one direction: ingress -> auth -> routing -> forward (provider ->
-upstream -> stream relay) -> egress, with taps (accounting now; metrics, ledger and cache
-later) run once when it finishes. Stages never import each other; they are listed here.
+One request flows in one direction:
+
+    ingress (route -> dialect, body) -> dialect.parse (one decode) -> stages (auth, routing)
+    -> attempt loop (provider adapter -> upstream -> stream relay + hooks) -> accounting
+    -> egress (JSON or SSE) -> taps, once, after the last byte
+
+Stages, providers and the relay never import each other; they are wired here.
 """
 
 from __future__ import annotations
@@ -12,35 +17,41 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
 
-from relay.accounting.usage import AccountingTap
+from relay.accounting.usage import Accountant
 from relay.auth.passthrough import PassthroughAuth
 from relay.config import Config, load_config
-from relay.egress.errors import error_headers
-from relay.egress.headers import JSON
-from relay.errors import GatewayError, MethodNotAllowed, NotFound, ShuttingDown
-from relay.exchange import Endpoint, Exchange
-from relay.forward import Forwarder
+from relay.dialects import OPENAI_DIALECTS, Dialect
+from relay.egress.headers import (
+    JSON,
+    SSE_HEADERS,
+    gateway_headers,
+    passed_upstream_headers,
+    usage_headers,
+)
+from relay.errors import GatewayError, MethodNotAllowed, ModelNotFound, NotFound, ShuttingDown
+from relay.exchange import Attempt, Exchange
+from relay.forward import AttemptLoop
 from relay.ingress.body import read_body
-from relay.ingress.parse import parse_into
 from relay.native import counter_for
 from relay.obs.log import configure_logging, log_exchange
 from relay.providers import build_providers
 from relay.routing.router import Router
 from relay.shutdown import install_granian_hook, on_shutdown
-from relay.stage import Stage
-from relay.stream.relay import ClientGone
+from relay.stage import Reply, Stage, StreamHook, Tap
+from relay.stream.relay import ClientGone, StreamRelay, Transport
 from relay.upstream import UpstreamPool
 
 log = logging.getLogger("relay")
 
-_PROXIED = {f"/v1{e.value}": e for e in Endpoint}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _INTERNAL = GatewayError("the gateway failed while handling this request; see its logs")
+# Errors outside any dialect's route (unknown paths, /v1/models) use OpenAI's envelope.
+_DEFAULT_DIALECT: Dialect = OPENAI_DIALECTS[0]
 
 
 class RelayApp:
@@ -48,16 +59,30 @@ class RelayApp:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.pool = UpstreamPool()
-        providers = build_providers(config, self.pool)
+        self.pool = UpstreamPool(config.server.upstream_connections_per_host)
         self.router = Router(config)
+        self.accountant = Accountant()
+        # The request path, in order. Each stage may answer (a Reply) or refuse (raise).
         self.stages: Sequence[Stage] = (PassthroughAuth(), self.router)
-        self.forward = Forwarder(providers, taps=(AccountingTap(),))
+        # Per-read observers/transformers of streams (cache recording, guardrails, ...).
+        self.hooks: Sequence[StreamHook] = ()
+        # Run once per exchange after its last byte (metrics, ledger, cache writes).
+        self.taps: Sequence[Tap] = ()
+        self.attempts = AttemptLoop(
+            build_providers(config, self.pool),
+            relay=StreamRelay,
+            settle=self.accountant.settle,
+            hooks=self.hooks,
+        )
+        self.routes: dict[str, Dialect] = {dialect.path: dialect for dialect in OPENAI_DIALECTS}
         self.max_body = config.server.max_body_bytes
         self.draining = False
         self._inflight: set[asyncio.Task[Any]] = set()
         self._drain_task: asyncio.Task[None] | None = None
-        self._models_body = _models_list(config)
+        self._models = _models(config)
+        self._models_body = msgspec.json.encode(
+            {"object": "list", "data": list(self._models.values())}
+        )
 
     # -- lifecycle (granian calls these on the worker's loop) ------------------------------
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -95,34 +120,44 @@ class RelayApp:
         if scope.proto != "http":
             return
         path = scope.path
-        endpoint = _PROXIED.get(path)
-        if endpoint is not None:
+        dialect = self.routes.get(path)
+        if dialect is not None:
             if scope.method != "POST":
-                return self._error(
-                    proto,
-                    _new_id(scope),
-                    MethodNotAllowed(f"{scope.method} is not allowed on {path}; use POST"),
-                )
-            return await self._proxy(scope, proto, endpoint)
-        headers = [JSON, ("x-request-id", _new_id(scope))]
-        if path == "/v1/models" and scope.method == "GET":
-            proto.response_bytes(200, headers, self._models_body)
-        elif path == "/healthz":
+                err = MethodNotAllowed(f"{scope.method} is not allowed on {path}; use POST")
+                return self._error(proto, Exchange(_new_id(scope), dialect.endpoint, b"", {}), err)
+            return await self._proxy(scope, proto, dialect)
+        return self._local(scope, proto, path)
+
+    def _local(self, scope: Any, proto: Any, path: str) -> None:
+        """Routes the gateway answers itself."""
+        request_id = _new_id(scope)
+        headers = [JSON, ("x-request-id", request_id)]
+        method = scope.method
+        if path == "/healthz":
             proto.response_bytes(200, headers, b'{"status":"ok"}')
         elif path == "/readyz":
             ready = self.pool.ready and not self.draining
-            proto.response_bytes(
-                200 if ready else 503,
-                headers,
-                b'{"status":"ready"}' if ready else b'{"status":"not ready"}',
-            )
+            body = b'{"status":"ready"}' if ready else b'{"status":"not ready"}'
+            proto.response_bytes(200 if ready else 503, headers, body)
+        elif path == "/v1/models" or path.startswith("/v1/models/"):
+            if method != "GET":
+                err: GatewayError = MethodNotAllowed(f"{method} is not allowed on {path}; use GET")
+            elif path == "/v1/models":
+                return proto.response_bytes(200, headers, self._models_body)  # type: ignore[no-any-return]
+            elif (model := self._models.get(path[len("/v1/models/") :])) is not None:
+                return proto.response_bytes(200, headers, msgspec.json.encode(model))  # type: ignore[no-any-return]
+            else:
+                name = path[len("/v1/models/") :]
+                err = ModelNotFound(f"model '{name}' is not configured on this gateway")
+            self._render(proto, request_id, _DEFAULT_DIALECT, err, [])
         else:
-            self._error(proto, headers[1][1], NotFound(f"no route for {scope.method} {path}"))
-        return None
+            self._render(
+                proto, request_id, _DEFAULT_DIALECT, NotFound(f"no route for {method} {path}"), []
+            )
 
-    async def _proxy(self, scope: Any, proto: Any, endpoint: Endpoint) -> None:
+    async def _proxy(self, scope: Any, proto: Any, dialect: Dialect) -> None:
         headers = scope.headers
-        ex = Exchange(_new_id(scope), endpoint, b"", headers)
+        ex = Exchange(_new_id(scope), dialect.endpoint, b"", headers, dialect=dialect)
         task = asyncio.current_task()
         assert task is not None
         self._inflight.add(task)
@@ -132,17 +167,30 @@ class RelayApp:
             if self.draining:
                 raise ShuttingDown("the gateway is shutting down; retry on another instance")
             ex.body = await read_body(proto, headers.get("content-length"), self.max_body)
-            parse_into(ex)
+            dialect.parse(ex)
             for stage in self.stages:
                 reply = await stage(ex)
                 if reply is not None:
-                    ex.status = reply.status
-                    proto.response_bytes(reply.status, list(reply.headers), reply.body)
+                    await self._reply(ex, proto, reply)
                     return
             if ex.stream:
-                await self.forward.stream(ex, proto)
+                await self.attempts.stream(ex, lambda a, h: self._open_stream(ex, proto, a, h))
             else:
-                await self.forward.json(ex, proto)
+                answer = await self.attempts.json(ex)
+                await self.accountant.settle(ex)
+                ex.status = answer.status
+                proto.response_bytes(
+                    answer.status,
+                    [
+                        JSON,
+                        *gateway_headers(ex),
+                        *usage_headers(ex),
+                        *passed_upstream_headers(
+                            answer.upstream_headers, caller_credential=answer.caller_credential
+                        ),
+                    ],
+                    answer.body,
+                )
         except GatewayError as err:
             self._fail(ex, proto, err)
         except asyncio.CancelledError:
@@ -160,11 +208,57 @@ class RelayApp:
         finally:
             watcher.cancel()
             self._inflight.discard(task)
-            self.forward.finish(ex)
             # granian ends a streamed body when its transport is freed: drop the reference
             # (exchange -> relay -> transport) now rather than at the next GC cycle.
             ex.abort_stream = None
-            log_exchange(ex)
+            await self._finish(ex)
+
+    async def _open_stream(
+        self, ex: Exchange, proto: Any, attempt: Attempt, upstream_headers: Mapping[str, str]
+    ) -> Transport:
+        """Start the client's SSE response (at the commit point)."""
+        ex.status = 200
+        headers = [
+            *SSE_HEADERS,
+            *gateway_headers(ex),
+            *passed_upstream_headers(upstream_headers, caller_credential=attempt.caller_credential),
+        ]
+        transport: Transport = proto.response_stream(200, headers)
+        return transport
+
+    async def _reply(self, ex: Exchange, proto: Any, reply: Reply) -> None:
+        """A stage answered: JSON, or a stream of frames already in the client's dialect."""
+        ex.status = reply.status
+        if reply.stream is None:
+            proto.response_bytes(
+                reply.status, [JSON, *gateway_headers(ex), *reply.headers], reply.body
+            )
+            return
+        transport = proto.response_stream(
+            reply.status, [*SSE_HEADERS, *gateway_headers(ex), *reply.headers]
+        )
+        try:
+            async for frames in reply.stream:
+                await transport.send_bytes(frames)
+        except OSError:
+            ex.client_gone = True
+            ex.status = 499
+
+    async def _finish(self, ex: Exchange) -> None:
+        """Settle what is still open, then run every tap exactly once."""
+        if ex.finished:
+            return
+        try:
+            await self.accountant.settle(ex)
+        except Exception:
+            log.exception("accounting failed for request %s", ex.request_id)
+        ex.finished = time.perf_counter()
+        for tap in self.taps:
+            try:
+                tap.on_finish(ex)
+            except Exception:
+                log.exception("tap %s failed for request %s", type(tap).__name__, ex.request_id)
+        log_exchange(ex)
 
     async def _end_on_shutdown(self, ex: Exchange, proto: Any) -> None:
         err = ShuttingDown("the gateway shut down before this response was complete")
@@ -175,12 +269,23 @@ class RelayApp:
     def _fail(self, ex: Exchange, proto: Any, err: GatewayError) -> None:
         ex.status = err.status
         ex.error_type = ex.error_type or err.code or err.type
-        self._error(proto, ex.request_id, err)
+        self._error(proto, ex, err)
+
+    def _error(self, proto: Any, ex: Exchange, err: GatewayError) -> None:
+        dialect = ex.dialect or _DEFAULT_DIALECT
+        self._render(proto, ex.request_id, dialect, err, gateway_headers(ex)[1:])
 
     @staticmethod
-    def _error(proto: Any, request_id: str, err: GatewayError) -> None:
+    def _render(
+        proto: Any,
+        request_id: str,
+        dialect: Dialect,
+        err: GatewayError,
+        extra: list[tuple[str, str]],
+    ) -> None:
+        headers = [JSON, ("x-request-id", request_id), *extra, *err.headers]
         try:
-            proto.response_bytes(err.status, error_headers(err, request_id), err.openai_body())
+            proto.response_bytes(err.status, headers, dialect.error_body(err))
         except Exception:  # the client response was already started or the client left
             log.debug("could not send error for %s", request_id)
 
@@ -199,17 +304,12 @@ def _new_id(scope: Any) -> str:
     return "req_" + secrets.token_hex(12)
 
 
-def _models_list(config: Config) -> bytes:
+def _models(config: Config) -> dict[str, dict[str, object]]:
     created = int(time.time())
-    return msgspec.json.encode(
-        {
-            "object": "list",
-            "data": [
-                {"id": name, "object": "model", "created": created, "owned_by": model.owned_by}
-                for name, model in config.models.items()
-            ],
-        }
-    )
+    return {
+        name: {"id": name, "object": "model", "created": created, "owned_by": model.owned_by}
+        for name, model in config.models.items()
+    }
 
 
 def create_app(config: Config | None = None) -> RelayApp:

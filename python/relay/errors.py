@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import re
 
-import msgspec
-
 
 class GatewayError(Exception):
     """An error answered to the client: status, OpenAI ``type``, optional ``code`` and ``param``."""
@@ -35,19 +33,6 @@ class GatewayError(Exception):
         if status is not None:
             self.status = status
         self.headers = headers
-
-    def openai_body(self) -> bytes:
-        """The OpenAI error envelope: ``{"error": {"message", "type", "param", "code"}}``."""
-        return msgspec.json.encode(
-            {
-                "error": {
-                    "message": self.message,
-                    "type": self.type,
-                    "param": self.param,
-                    "code": self.code,
-                }
-            }
-        )
 
 
 class InvalidRequest(GatewayError):
@@ -109,6 +94,14 @@ class UpstreamProtocolError(GatewayError):
     code = "upstream_bad_response"
 
 
+class StreamFailed(GatewayError):
+    """The gateway itself failed while relaying a stream (500, or an error event)."""
+
+    status = 500
+    type = "server_error"
+    code = "stream_failed"
+
+
 class ShuttingDown(GatewayError):
     """The gateway is draining and ended what was left (503)."""
 
@@ -142,8 +135,10 @@ class UpstreamStatusError(GatewayError):
 # Provider keys of well-known shapes (OpenAI's sk-..., Anthropic's sk-ant-..., bearer tokens) are
 # removed from any upstream text before it can reach a client or a log line, masked or not.
 _SECRET_PATTERNS = re.compile(
-    r"(sk-[A-Za-z0-9_\-*]{3,}|gw-sk-[A-Za-z0-9_\-]{3,}|Bearer\s+[A-Za-z0-9._\-~+/=*]{4,}"
-    r"|AKIA[0-9A-Z]{16}|AIza[0-9A-Za-z_\-]{20,})"
+    # Whole tokens only: "task-specific" is a word, not a key, so a key must start where a
+    # token starts.
+    r"(?<![\w\-])(?:sk-[A-Za-z0-9_\-*]{4,}|gw-sk-[A-Za-z0-9_\-]{8,}|AKIA[0-9A-Z]{16}"
+    r"|AIza[0-9A-Za-z_\-]{20,})|Bearer\s+[A-Za-z0-9._\-~+/=*]{4,}"
 )
 
 

@@ -6,13 +6,17 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING, Any
 
 from relay.config.model import Pricing
 from relay.errors import GatewayError
 
+if TYPE_CHECKING:
+    from relay.dialects.base import Dialect
+
 
 class Endpoint(Enum):
-    """The API operations the gateway proxies; the value is the path under ``/v1``."""
+    """The API operations the gateway serves; the value is the path under ``/v1``."""
 
     CHAT = "/chat/completions"
     COMPLETIONS = "/completions"
@@ -58,17 +62,35 @@ class Deployment:
 
 @dataclass(slots=True)
 class Attempt:
-    """One call to a provider for this request, kept in order."""
+    """One call to a provider for this request. Each attempt owns its results, so an attempt
+    that is discarded (retried, fallen back from) is never counted."""
 
-    provider: str
-    upstream_model: str
+    deployment: Deployment
+    number: int = 0
     status: int = 0
     error: str | None = None
     started: float = 0.0
     headers_at: float = 0.0
-    # When the response became relayable: the whole body (JSON) or the first event (stream).
+    # When the response became relayable: the whole body (JSON) or the first content (stream).
     ready_at: float = 0.0
     ended: float = 0.0
+    usage: Usage | None = None
+    # The generated text as relayed, for local counting when the provider reports no usage;
+    # None until a response arrived. A callable so a stream's text is only joined if needed.
+    text: Callable[[], str] | None = None
+    # The provider answered with the caller's own credential (passthrough): its account
+    # headers (organisation, rate-limit state) describe the caller and may be shown to it.
+    caller_credential: bool = False
+
+    @property
+    def provider(self) -> str:
+        """The configured provider's name."""
+        return self.deployment.provider
+
+    @property
+    def upstream_model(self) -> str:
+        """The model name the provider knows."""
+        return self.deployment.upstream_model
 
 
 @dataclass(slots=True)
@@ -80,12 +102,19 @@ class Exchange:
     body: bytes
     # The client's request headers (granian's read-only mapping, or a dict in tests).
     headers: Mapping[str, str]
+    # The inbound API: decodes the request, renders errors, frames the stream for the client.
+    dialect: Dialect | None = None
+    # The request decoded once by the dialect (a typed msgspec Struct); later stages read it.
+    request: Any = None
     model: str = ""
     stream: bool = False
     # Did the client itself ask for the usage chunk? If not, it is stripped from its stream.
     client_wants_usage: bool = False
     principal: Principal = field(default_factory=Principal)
+    # The deployment that answers (routing's first choice until an attempt succeeds).
     deployment: Deployment | None = None
+    # Routing's ordered plan: the deployments to try, in order.
+    plan: tuple[Deployment, ...] = ()
     attempts: list[Attempt] = field(default_factory=list)
     usage: Usage | None = None
     cost_usd: float | None = None
@@ -93,16 +122,21 @@ class Exchange:
     error_type: str | None = None
     truncated: bool = False
     client_gone: bool = False
-    # The generated text as it was relayed (the pieces of every choice), for local token
-    # counting when the provider reports no usage; None until a response arrived.
-    completion_parts: list[str] | None = None
+    # Headers a stage wants on the client's response (gateway decisions, e.g. cache status).
+    reply_headers: list[tuple[str, str]] = field(default_factory=list)
     # Set by the stream relay: ends a started stream with an error event (returns False when
     # the client response has not started, so a JSON error can still be sent).
     abort_stream: Callable[[GatewayError], Awaitable[bool]] | None = None
     started: float = field(default_factory=time.perf_counter)
+    first_token_at: float = 0.0
     finished: float = 0.0
 
     @property
     def upstream_seconds(self) -> float:
         """Time spent waiting on providers until each attempt's response was relayable."""
         return sum(max(a.ready_at - a.started, 0.0) for a in self.attempts if a.ready_at)
+
+    @property
+    def answered_by(self) -> Attempt | None:
+        """The attempt whose answer the client received (the last one), if any."""
+        return self.attempts[-1] if self.attempts else None

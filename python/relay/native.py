@@ -24,14 +24,34 @@ from relay._native import (
     monotonic,
 )
 
+try:
+    from relay._native import (  # type: ignore[attr-defined]
+        InvalidStreamEvent,
+        OpenAIStreamScanner,
+        StreamScan,
+        splice_top_level,
+        top_level_value,
+    )
+except ImportError:  # TEMPORARY until the native scanner lands
+    from relay._native_fallback import (
+        InvalidStreamEvent,
+        OpenAIStreamScanner,
+        StreamScan,
+        splice_top_level,
+        top_level_value,
+    )
+
 __all__ = [
     "GcraDecision",
     "InvalidJson",
+    "InvalidStreamEvent",
     "LocalLimiter",
     "NativeError",
+    "OpenAIStreamScanner",
     "SseDecoder",
     "SseEvent",
     "SseEventTooLarge",
+    "StreamScan",
     "TokenCounter",
     "UnknownEncoding",
     "cache_key",
@@ -39,6 +59,8 @@ __all__ = [
     "encoding_for_model",
     "gcra",
     "monotonic",
+    "splice_top_level",
+    "top_level_value",
 ]
 
 

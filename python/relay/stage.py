@@ -1,7 +1,14 @@
-"""The contract between the composition root and the request stages."""
+"""The contracts between the composition root and the parts it lists.
+
+Stages run in order on the way in and may answer instead of passing on; the attempt loop sends
+the request to the deployments routing planned; stream hooks see every read of a stream on the
+way back; taps run once when the exchange is over. None of them import each other: ``app.py``
+wires them together through these contracts.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -10,11 +17,17 @@ from relay.exchange import Exchange
 
 @dataclass(slots=True, frozen=True)
 class Reply:
-    """A complete answer a stage gives instead of passing the request on (e.g. a cache hit)."""
+    """A complete answer a stage gives instead of passing the request on (a cache hit, say).
+
+    ``body`` is a JSON answer; ``stream``, when set, is a streamed answer: frames already in the
+    client's dialect, sent as they come. ``headers`` are the gateway's own (content type and
+    ``x-request-id`` are added by egress).
+    """
 
     status: int
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    stream: AsyncIterable[bytes] | None = None
 
 
 class Stage(Protocol):
@@ -26,8 +39,63 @@ class Stage(Protocol):
 
 
 class Tap(Protocol):
-    """Observes every finished exchange: accounting, and later metrics, ledger, cache writes."""
+    """Observes every finished exchange: metrics, ledger, cache writes. Must not block."""
 
     def on_finish(self, ex: Exchange) -> None:
-        """Called once per exchange, after the response is known (and before ``[DONE]``)."""
+        """Called once per exchange, after the last byte was handed to the client."""
+        ...
+
+
+class StreamStep(Protocol):
+    """What one network read of a stream held, mapped to the client's dialect."""
+
+    @property
+    def out(self) -> bytes:
+        """Frames for the client, in order."""
+        ...
+
+    @property
+    def content(self) -> bool:
+        """A frame carries content the client must see (the commit point)."""
+        ...
+
+    @property
+    def done(self) -> bool:
+        """The stream's terminal event arrived."""
+        ...
+
+    @property
+    def usage(self) -> tuple[int, int, int] | None:
+        """(prompt, completion, cached) tokens, when this read reported usage."""
+        ...
+
+    @property
+    def error(self) -> bytes | None:
+        """The provider's mid-stream error (raw JSON); ``out`` holds what came before it."""
+        ...
+
+    @property
+    def text(self) -> str:
+        """Generated text added by this read."""
+        ...
+
+
+class StreamMapper(Protocol):
+    """Turns a provider's stream, read by read, into the client's dialect (one per attempt)."""
+
+    def feed(self, chunk: bytes) -> StreamStep:
+        """Map one network read; raise a :class:`~relay.errors.GatewayError` on bad bytes."""
+        ...
+
+    def text(self) -> str:
+        """All generated text so far (for local token counting)."""
+        ...
+
+
+class StreamHook(Protocol):
+    """Observes or transforms a stream, read by read (cache recording, output guardrails,
+    placeholder restoration). A hook that raises ends the stream with the error event."""
+
+    def on_step(self, ex: Exchange, step: StreamStep, out: bytes) -> bytes:
+        """Return the frames to send for this read: ``out`` itself to observe, else new bytes."""
         ...

@@ -393,6 +393,7 @@ class FakeOpenAI:
         response.headers["x-request-id"] = f"upstream-{request.get('rid', 0)}"
         response.headers["openai-processing-ms"] = str(int(elapsed * 1000))
         response.headers["x-ratelimit-remaining-requests"] = "99"
+        response.headers["openai-organization"] = "org-of-this-key"
 
     async def parse_body(self, request: web.Request) -> Json | web.Response:
         """The JSON object body (with a string ``model``) or a 400 response."""

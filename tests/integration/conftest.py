@@ -43,6 +43,7 @@ def upstream_config(up: FakeUpstream, **server: Any) -> dict[str, Any]:
     models["stalled"] = {"provider": "impatient", "model": "stall-mid-stream"}
     models["wrong-key"] = {"provider": "badkey", "model": "gpt-4o-mini"}
     models["nowhere"] = {"provider": "unreachable", "model": "gpt-4o-mini"}
+    models["own-key"] = {"provider": "passthrough", "model": "gpt-4o-mini"}
     return {
         "server": {"drain_timeout_s": 1.0, **server},
         "providers": {
@@ -52,6 +53,11 @@ def upstream_config(up: FakeUpstream, **server: Any) -> dict[str, Any]:
                 "base_url": up.base_url,
                 "api_key": UPSTREAM_KEY,
                 "timeouts": {"connect_s": 2, "read_s": 0.5, "total_s": 5},
+            },
+            "passthrough": {
+                "kind": "openai",
+                "base_url": up.base_url,
+                "forward_client_auth": True,
             },
             "badkey": {"kind": "openai", "base_url": up.base_url, "api_key": "sk-wrong-secret-42"},
             "unreachable": {

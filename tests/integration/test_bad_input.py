@@ -76,8 +76,17 @@ def test_unknown_model_is_404_with_sdk(echo_gateway: Gateway) -> None:
 def test_schema_error_with_sdk(echo_gateway: Gateway) -> None:
     sdk = openai.OpenAI(base_url=echo_gateway.base_url, api_key="x", max_retries=0)
     with pytest.raises(openai.BadRequestError) as info:
-        sdk.chat.completions.create(model="echo", messages=[{"role": "wizard", "content": "a"}])  # type: ignore[misc,list-item]
-    assert "messages[0].role" in info.value.message
+        sdk.chat.completions.create(model="echo", messages=[{"role": "user", "content": 5}])  # type: ignore[misc,list-item]
+    assert "messages[0].content" in info.value.message
+
+
+def test_vendor_specific_roles_pass_through(echo_gateway: Gateway) -> None:
+    sdk = openai.OpenAI(base_url=echo_gateway.base_url, api_key="x", max_retries=0)
+    reply = sdk.chat.completions.create(
+        model="echo",
+        messages=[{"role": "ipython", "content": "a"}, {"role": "user", "content": "hi"}],  # type: ignore[misc,list-item]
+    )
+    assert reply.choices[0].message.content == "You said: hi"
 
 
 def test_body_over_limit_is_413(echo_gateway: Gateway) -> None:

@@ -156,7 +156,10 @@ def test_public_model_renamed_upstream_and_headers(
     assert raw.headers["x-relay-provider"] == "fake"
     assert raw.headers["x-relay-model"] == "gpt-4o-mini"
     assert raw.headers["x-upstream-request-id"].startswith("upstream-")
-    assert raw.headers["x-ratelimit-remaining-requests"] == "99"
+    assert raw.headers["openai-processing-ms"]
+    # rate-limit state and organisation describe the gateway's key: not the caller's business
+    assert "x-ratelimit-remaining-requests" not in raw.headers
+    assert "openai-organization" not in raw.headers
     upstream_ms = float(raw.headers["x-relay-upstream-ms"])
     assert upstream_ms > 0 and float(raw.headers["x-relay-overhead-ms"]) >= 0
 
@@ -243,14 +246,56 @@ def test_provider_errors_pass_through(
         sdk(gateway.base_url).chat.completions.create(model=model, messages=MESSAGES)
 
 
-def test_provider_key_never_reaches_the_client(gateway: Gateway, upstream: FakeUpstream) -> None:
+def test_callers_own_key_sees_its_account_headers(gateway: Gateway, upstream: FakeUpstream) -> None:
+    raw = sdk(gateway.base_url, key="client-key-own").chat.completions.with_raw_response.create(
+        model="own-key",
+        messages=MESSAGES,
+        extra_headers={"OpenAI-Organization": "org-caller", "OpenAI-Project": "proj-caller"},
+    )
+    recorded = last_request(upstream)
+    assert recorded["headers"]["authorization"] == "Bearer client-key-own"
+    assert recorded["headers"]["openai-organization"] == "org-caller"
+    assert recorded["headers"]["openai-project"] == "proj-caller"
+    assert raw.headers["x-ratelimit-remaining-requests"] == "99"
+    assert raw.headers["openai-organization"] == "org-of-this-key"
+
+
+def test_callers_own_bad_key_is_the_callers_401(gateway: Gateway, upstream: FakeUpstream) -> None:
+    with pytest.raises(openai.AuthenticationError):
+        sdk(gateway.base_url, key="not-a-client-key").chat.completions.create(
+            model="own-key", messages=MESSAGES
+        )
+
+
+def test_gateway_key_refused_is_a_502_for_the_operator(
+    gateway: Gateway, upstream: FakeUpstream
+) -> None:
     status, headers, data = raw_post(gateway, {"model": "wrong-key", "messages": MESSAGES})
-    assert status == 401
-    text = data.decode()
-    assert "sk-wr" not in text and "sk-wrong-secret-42" not in text
-    assert "[redacted]" in json.loads(text)["error"]["message"]
-    assert not any("sk-" in value for value in headers.values())
+    assert status == 502
+    error = json.loads(data)["error"]
+    assert error["code"] == "upstream_auth_failed"
+    assert "providers.badkey.api_key" in error["message"]
+    assert "x-relay-provider" in headers  # error responses carry the gateway's headers too
+    assert "sk-wrong-secret-42" not in data.decode()
     assert "sk-wrong-secret-42" not in gateway.logs()
+
+
+def test_provider_key_never_reaches_the_client(gateway: Gateway, upstream: FakeUpstream) -> None:
+    # The caller's own (wrong) key is echoed masked by the provider: scrubbed before the client.
+    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=20)
+    conn.request(
+        "POST",
+        "/v1/chat/completions",
+        body=json.dumps({"model": "own-key", "messages": MESSAGES}),
+        headers={"content-type": "application/json", "authorization": "Bearer sk-wrong-secret-43"},
+    )
+    response = conn.getresponse()
+    text = response.read().decode()
+    assert response.status == 401
+    assert "sk-wr" not in text and "sk-wrong-secret-43" not in text
+    assert "[redacted]" in json.loads(text)["error"]["message"]
+    assert not any("sk-" in value for _, value in response.getheaders())
+    assert "sk-wrong-secret-43" not in gateway.logs()
 
 
 def test_non_json_provider_error_page(gateway: Gateway, upstream: FakeUpstream) -> None:

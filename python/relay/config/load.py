@@ -128,6 +128,10 @@ def check_semantics(config: Config) -> list[str]:
         problems.append(
             f"server.max_body_bytes: expected at least 1024, got {server.max_body_bytes}"
         )
+    if server.upstream_connections_per_host < 0:
+        problems.append(
+            "server.upstream_connections_per_host: expected 0 (no cap) or a positive number"
+        )
     if server.drain_timeout_s < 0:
         problems.append("server.drain_timeout_s: expected a non-negative number of seconds")
 

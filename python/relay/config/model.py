@@ -20,6 +20,8 @@ class ServerConfig(Struct, frozen=True, forbid_unknown_fields=True):
     max_body_bytes: int = 4 * 1024 * 1024
     drain_timeout_s: float = 10.0
     log_level: str = "info"
+    # Cap on pooled upstream connections per provider host and worker (0: no cap).
+    upstream_connections_per_host: int = 512
 
 
 class Timeouts(Struct, frozen=True, forbid_unknown_fields=True):

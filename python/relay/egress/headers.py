@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from relay.exchange import Exchange
-from relay.upstream import UpstreamResponse
 
 JSON = ("content-type", "application/json")
 SSE_HEADERS = (
@@ -13,38 +13,52 @@ SSE_HEADERS = (
     ("cache-control", "no-cache"),
     ("x-accel-buffering", "no"),
 )
-# Upstream response headers worth passing on to the client as they are.
-_PASSED_PREFIXES = ("x-ratelimit-", "openai-")
+# Provider headers that describe the account whose key was used: shown to the caller only
+# when that was the caller's own key (passthrough), never when it was the gateway's.
+_ACCOUNT_PREFIXES = ("x-ratelimit-", "openai-organization", "openai-project")
 
 
 def gateway_headers(ex: Exchange) -> list[tuple[str, str]]:
-    """``x-request-id``, where it went, and how the time split between upstream and gateway."""
+    """``x-request-id``, where it went, how the time split, what a stage decided."""
     headers = [("x-request-id", ex.request_id)]
-    if ex.deployment is not None:
-        headers.append(("x-relay-provider", ex.deployment.provider))
-        headers.append(("x-relay-model", ex.deployment.upstream_model))
+    attempt = ex.answered_by
+    deployment = attempt.deployment if attempt is not None else ex.deployment
+    if deployment is not None:
+        headers.append(("x-relay-provider", deployment.provider))
+        headers.append(("x-relay-model", deployment.upstream_model))
     if ex.attempts:
         upstream = ex.upstream_seconds
         total = time.perf_counter() - ex.started
         headers.append(("x-relay-upstream-ms", f"{upstream * 1000:.3f}"))
         headers.append(("x-relay-overhead-ms", f"{max(total - upstream, 0.0) * 1000:.3f}"))
+    if ex.reply_headers:
+        headers.extend(ex.reply_headers)
     return headers
 
 
-def passed_upstream_headers(upstream: UpstreamResponse) -> list[tuple[str, str]]:
-    """Provider headers clients rely on (rate-limit state, processing time)."""
+def passed_upstream_headers(
+    upstream: Mapping[str, str], *, caller_credential: bool
+) -> list[tuple[str, str]]:
+    """Provider headers clients rely on (processing time, and with their own key, the
+    account's rate-limit state); the provider's request id as ``x-upstream-request-id``."""
     out = []
-    for name, value in upstream.headers.items():
+    for name, value in upstream.items():
         lower = name.lower()
-        if lower.startswith(_PASSED_PREFIXES):
+        if lower.startswith(_ACCOUNT_PREFIXES):
+            if caller_credential:
+                out.append((lower, value))
+        elif lower.startswith("openai-"):
             out.append((lower, value))
         elif lower == "x-request-id":
             out.append(("x-upstream-request-id", value))
     return out
 
 
-def cost_header(ex: Exchange) -> list[tuple[str, str]]:
-    """``x-relay-cost-usd`` once the cost is known."""
-    if ex.cost_usd is None:
-        return []
-    return [("x-relay-cost-usd", f"{ex.cost_usd:.8f}")]
+def usage_headers(ex: Exchange) -> list[tuple[str, str]]:
+    """``x-relay-cost-usd`` once the cost is known; a mark when usage was counted locally."""
+    out = []
+    if ex.cost_usd is not None:
+        out.append(("x-relay-cost-usd", f"{ex.cost_usd:.8f}"))
+    if ex.usage is not None and ex.usage.counted_locally:
+        out.append(("x-relay-usage", "counted-locally"))
+    return out

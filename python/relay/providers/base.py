@@ -1,39 +1,64 @@
-"""What every provider adapter offers the gateway."""
+"""What every provider adapter offers the gateway.
+
+An adapter builds the upstream request and maps the upstream's answer, stream events, usage and
+errors into the client's dialect; ``upstream/`` only moves bytes. When the client's dialect and
+the provider speak the same wire format, bytes pass through untouched.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import ClassVar
 
 from relay.config.model import ProviderConfig
-from relay.exchange import Endpoint, Exchange
+from relay.errors import GatewayError, InvalidRequest
+from relay.exchange import Attempt, Endpoint, Exchange
+from relay.stage import StreamMapper
 from relay.upstream import UpstreamPool, UpstreamResponse
 
 
 class Provider(ABC):
-    """A provider adapter: turns an :class:`Exchange` into an upstream call.
+    """A provider adapter. Adapters hold configuration only (no per-request state), so one
+    instance serves every request of a worker; per-request state lives on the
+    :class:`~relay.exchange.Attempt`."""
 
-    Adapters hold configuration only (no per-request state), so one instance serves every
-    request of a worker.
-    """
-
-    kind: str = ""
-    endpoints: frozenset[Endpoint] = frozenset(Endpoint)
+    kind: ClassVar[str] = ""
+    # The wire format the provider speaks ("openai", later "anthropic", "bedrock").
+    wire: ClassVar[str] = "openai"
+    endpoints: ClassVar[frozenset[Endpoint]] = frozenset(Endpoint)
 
     def __init__(self, name: str, config: ProviderConfig, pool: UpstreamPool) -> None:
         self.name = name
         self.config = config
         self.pool = pool
 
+    def check(self, ex: Exchange) -> None:
+        """Refuse, before any network call, a request this provider cannot serve."""
+        if ex.endpoint not in self.endpoints:
+            raise InvalidRequest(
+                f"provider '{self.name}' (kind {self.kind}) does not serve /v1{ex.endpoint.value}"
+            )
+
     @abstractmethod
-    async def send(self, ex: Exchange) -> UpstreamResponse:
-        """Send the request and return once the response status and headers are known.
+    async def send(self, ex: Exchange, attempt: Attempt) -> UpstreamResponse:
+        """Send the request; return once the response status and headers are known."""
 
-        The response speaks OpenAI's wire format (JSON body, or SSE chunks ending in
-        ``[DONE]`` with a usage chunk); an adapter for another format translates.
-        """
+    @abstractmethod
+    def map_json(self, ex: Exchange, attempt: Attempt, body: bytes) -> bytes:
+        """The client's body from a successful JSON answer; fill ``attempt.usage`` and
+        ``attempt.text``. Raise :class:`~relay.errors.UpstreamProtocolError` on a bad body."""
 
-    def error_from(self, status: int, body: bytes, headers: dict[str, str]) -> Exception:
-        """Map a 4xx/5xx answer from this provider to the error the client sees."""
-        from relay.providers.openai_errors import upstream_error
+    @abstractmethod
+    def stream_mapper(self, ex: Exchange, attempt: Attempt) -> StreamMapper:
+        """A fresh mapper for one streamed answer."""
 
-        return upstream_error(self.name, status, body, headers, secrets=(self.config.api_key,))
+    @abstractmethod
+    def stream_error(self, raw: bytes) -> GatewayError:
+        """The error a provider reported in the middle of a stream (raw JSON of it)."""
+
+    @abstractmethod
+    def error_from(
+        self, attempt: Attempt, status: int, body: bytes, headers: Mapping[str, str]
+    ) -> GatewayError:
+        """Map a non-2xx answer to the error the client sees."""

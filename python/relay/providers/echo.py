@@ -19,9 +19,9 @@ from typing import Any
 
 import msgspec
 
-from relay.exchange import Endpoint, Exchange
+from relay.exchange import Attempt, Endpoint, Exchange
 from relay.native import counter_for
-from relay.providers.base import Provider
+from relay.providers.openai_wire import OpenAIWire
 from relay.upstream import UpstreamResponse
 
 _ENCODING = "o200k_base"
@@ -58,14 +58,14 @@ class EchoResponse:
         self._frames = []
 
 
-class EchoProvider(Provider):
+class EchoProvider(OpenAIWire):
     """Answers locally; see the module docstring."""
 
     kind = "echo"
 
-    async def send(self, ex: Exchange) -> UpstreamResponse:
+    async def send(self, ex: Exchange, attempt: Attempt) -> UpstreamResponse:
         request: dict[str, Any] = msgspec.json.decode(ex.body)
-        model = ex.deployment.upstream_model if ex.deployment else ex.model
+        model = attempt.deployment.upstream_model
         if ex.endpoint is Endpoint.EMBEDDINGS:
             return EchoResponse(_embeddings(request, model))
         counter = counter_for(_ENCODING)

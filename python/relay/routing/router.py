@@ -14,7 +14,8 @@ _LISTED_IN_ERROR = 20
 
 
 class Router:
-    """Resolves ``ex.model`` to a :class:`Deployment` (the first target of the model).
+    """Resolves ``ex.model`` to a plan: the ordered deployments to try (for now the model's
+    first target; strategies, retries and fallback chains extend the plan).
 
     Models the config does not list go to ``default_provider`` under their own name when one is
     set (the simple form), else they are a 404.
@@ -52,6 +53,7 @@ class Router:
                 )
             deployment = _passthrough(self._default, ex.model)
         ex.deployment = deployment
+        ex.plan = (deployment,)
         return None
 
 

@@ -59,7 +59,7 @@ class HttpResponse:
                 if not data:
                     return
                 yield data
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self._response.close()
             raise map_transport_error(exc, self._provider, mid_body=True) from None
 
@@ -91,7 +91,9 @@ def map_transport_error(exc: BaseException, provider: str, *, mid_body: bool) ->
 class UpstreamPool:
     """The worker's outbound HTTP pool; started on the worker's loop, closed on shutdown."""
 
-    def __init__(self) -> None:
+    def __init__(self, connections_per_host: int = 0) -> None:
+        # 0: no cap. A cap keeps a burst from opening thousands of sockets to one provider.
+        self._per_host = connections_per_host
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[Timeouts, bool], aiohttp.ClientTimeout] = {}
 
@@ -102,7 +104,9 @@ class UpstreamPool:
 
     async def start(self) -> None:
         """Create the session (must run on the worker's event loop)."""
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=30)
+        connector = aiohttp.TCPConnector(
+            limit=0, limit_per_host=self._per_host, ttl_dns_cache=300, keepalive_timeout=30
+        )
         self._session = aiohttp.ClientSession(
             connector=connector,
             skip_auto_headers=("User-Agent",),

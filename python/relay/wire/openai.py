@@ -23,7 +23,8 @@ class StreamOptions(Struct, frozen=True):
 class ChatMessage(Struct, frozen=True):
     """One chat message: a role and its content (string, array of parts, or null)."""
 
-    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    # Vendors add roles of their own (Mistral, Ollama, ...): any role passes through.
+    role: str
     content: str | list[dict[str, Any]] | None = None
     name: str | None = None
 
@@ -76,36 +77,55 @@ class WireUsage(Struct, frozen=True):
     prompt_tokens_details: UsageDetails | None = None
 
 
+class FunctionProbe(Struct, frozen=True):
+    """A tool call's function: its name and JSON arguments count as generated text."""
+
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ToolCallProbe(Struct, frozen=True):
+    """One tool call of a message or delta."""
+
+    function: FunctionProbe | None = None
+
+
 class DeltaProbe(Struct, frozen=True):
-    """A stream chunk's ``delta``: only what says whether content arrived, and its text."""
+    """A stream chunk's ``delta`` or a response's ``message``: its generated text."""
 
     content: str | None = None
-    tool_calls: list[msgspec.Raw] | None = None
-    function_call: dict[str, Any] | None = None
+    tool_calls: list[ToolCallProbe] | None = None
+    function_call: FunctionProbe | None = None
     refusal: str | None = None
 
-
-class MessageProbe(Struct, frozen=True):
-    """A response's ``message``: its text."""
-
-    content: str | None = None
+    def generated_text(self) -> str:
+        """Content, refusal, and the names and arguments of tool calls, as the model wrote them."""
+        parts = [self.content or "", self.refusal or ""]
+        calls = list(self.tool_calls or ())
+        if self.function_call is not None:
+            calls.append(ToolCallProbe(self.function_call))
+        for call in calls:
+            if call.function is not None:
+                parts.append(call.function.name or "")
+                parts.append(call.function.arguments or "")
+        return "".join(parts)
 
 
 class ChoiceProbe(Struct, frozen=True):
     """One choice of a response or chunk (chat or legacy completion)."""
 
     delta: DeltaProbe | None = None
-    message: MessageProbe | None = None
+    message: DeltaProbe | None = None
     text: str | None = None
     finish_reason: str | None = None
 
-    def generated_text(self) -> str | None:
-        """The text this choice adds to the completion, if any."""
+    def generated_text(self) -> str:
+        """The text this choice adds to the completion ("" if none)."""
         if self.delta is not None:
-            return self.delta.content
+            return self.delta.generated_text()
         if self.message is not None:
-            return self.message.content
-        return self.text
+            return self.message.generated_text()
+        return self.text or ""
 
     def carries_content(self) -> bool:
         """Does the client have to see this (text, tool call, refusal, finish)? The commit point."""

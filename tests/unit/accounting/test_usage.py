@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
-from relay.accounting.usage import AccountingTap, cost_usd, count_locally
+from relay.accounting.usage import ON_LOOP_BYTES, Accountant, cost_usd, count_locally
 from relay.config.model import Pricing
-from relay.exchange import Deployment, Endpoint, Exchange, Usage
+from relay.exchange import Attempt, Deployment, Endpoint, Exchange, Usage
 from relay.native import counter_for
 
 
@@ -22,38 +25,118 @@ def test_cached_price_defaults_to_input() -> None:
 
 
 BODY = b'{"model":"m","messages":[{"role":"user","content":"hello world"}]}'
+PRICED = Deployment("p", "m", "m", Pricing(input=1.0, output=2.0))
+
+
+def answered(body: bytes, text: str | None, endpoint: Endpoint = Endpoint.CHAT) -> Exchange:
+    from relay.dialects import OPENAI_DIALECTS
+
+    dialect = next(d for d in OPENAI_DIALECTS if d.endpoint is endpoint)
+    ex = Exchange("r", endpoint, body, {}, dialect=dialect)
+    dialect.parse(ex)
+    attempt = Attempt(PRICED)
+    if text is not None:
+        attempt.text = lambda: text
+    ex.attempts.append(attempt)
+    return ex
 
 
 def test_local_count_from_json_body() -> None:
-    ex = Exchange("r", Endpoint.CHAT, BODY, {}, model="m")
-    ex.completion_parts = ["Hi there,", " friend"]
-    usage = count_locally(ex, "o200k_base")
+    ex = answered(BODY, "Hi there, friend")
+    asyncio.run(Accountant().settle(ex))
     counter = counter_for("o200k_base")
-    assert usage.counted_locally
-    assert usage.prompt_tokens == counter.count_chat(BODY)
-    assert usage.completion_tokens == counter.count("Hi there, friend")
+    assert ex.usage is not None and ex.usage.counted_locally
+    assert ex.usage.prompt_tokens == counter.count_chat(BODY)
+    assert ex.usage.completion_tokens == counter.count("Hi there, friend")
+    assert ex.cost_usd == pytest.approx(
+        (ex.usage.prompt_tokens * 1.0 + ex.usage.completion_tokens * 2.0) / 1e6
+    )
+
+
+def test_tool_calls_and_refusals_count_as_completion() -> None:
+    from relay.wire.openai import probe_response
+
+    body = (
+        b'{"choices":[{"index":0,"message":{"role":"assistant","content":null,"refusal":"no",'
+        b'"tool_calls":[{"id":"c","type":"function","function":{"name":"get_weather",'
+        b'"arguments":"{\\"city\\":\\"Paris\\"}"}}]},"finish_reason":"tool_calls"}]}'
+    )
+    text = "".join(c.generated_text() for c in probe_response(body).choices or ())
+    assert text == 'noget_weather{"city":"Paris"}'
+    ex = answered(BODY, text)
+    asyncio.run(Accountant().settle(ex))
+    assert ex.usage is not None and ex.usage.completion_tokens == counter_for("o200k_base").count(
+        text
+    )
 
 
 def test_no_response_means_no_local_count() -> None:
-    ex = Exchange("r", Endpoint.CHAT, BODY, {}, model="m")
-    ex.deployment = Deployment("p", "m", "m", Pricing(input=1.0))
-    AccountingTap().on_finish(ex)
+    ex = answered(BODY, None)
+    asyncio.run(Accountant().settle(ex))
     assert ex.usage is None and ex.cost_usd is None
 
 
-def test_tap_prefers_reported_usage_and_prices_it() -> None:
-    ex = Exchange("r", Endpoint.CHAT, BODY, {}, model="m")
-    ex.deployment = Deployment("p", "m", "m", Pricing(input=1.0, output=2.0))
-    ex.usage = Usage(prompt_tokens=10, completion_tokens=20)
-    ex.completion_parts = ["ignored"]
-    AccountingTap().on_finish(ex)
-    assert not ex.usage.counted_locally
+def test_reported_usage_is_preferred_and_priced() -> None:
+    ex = answered(BODY, "ignored")
+    ex.attempts[0].usage = Usage(prompt_tokens=10, completion_tokens=20)
+    asyncio.run(Accountant().settle(ex))
+    assert ex.usage is not None and not ex.usage.counted_locally
     assert ex.cost_usd == pytest.approx((10 * 1.0 + 20 * 2.0) / 1e6)
+
+
+def test_only_the_answering_attempt_counts() -> None:
+    ex = answered(BODY, None)
+    discarded = ex.attempts[0]
+    discarded.usage = Usage(prompt_tokens=999, completion_tokens=999)
+    last = Attempt(PRICED, 1)
+    last.usage = Usage(prompt_tokens=1, completion_tokens=1)
+    ex.attempts.append(last)
+    asyncio.run(Accountant().settle(ex))
+    assert ex.usage is not None and ex.usage.prompt_tokens == 1
 
 
 def test_legacy_completion_prompt_list_counts_each() -> None:
     body = b'{"model":"m","prompt":["hello world","hello world"]}'
-    ex = Exchange("r", Endpoint.COMPLETIONS, body, {}, model="m")
-    ex.completion_parts = ["ok"]
-    usage = count_locally(ex, "cl100k_base")
+    ex = answered(body, "ok", Endpoint.COMPLETIONS)
+    usage = count_locally(ex, "cl100k_base", "ok")
     assert usage.prompt_tokens == 2 * counter_for("cl100k_base").count("hello world")
+
+
+def test_large_texts_are_counted_off_the_event_loop() -> None:
+    """A 4 MiB completion takes about a second to count: the loop must keep turning."""
+    text = "lorem ipsum dolor sit amet " * (4 * 1024 * 1024 // 27)
+    assert len(text) > ON_LOOP_BYTES
+    ex = answered(BODY, text)
+    gaps: list[float] = []
+
+    async def ticker(stop: asyncio.Event) -> None:
+        last = time.perf_counter()
+        while not stop.is_set():
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        tick = asyncio.create_task(ticker(stop))
+        await Accountant().settle(ex)
+        stop.set()
+        await tick
+
+    asyncio.run(main())
+    assert ex.usage is not None and ex.usage.completion_tokens > 100_000
+    # The ticker ran throughout; no gap anywhere near the counting time.
+    assert len(gaps) > 10 and max(gaps) < 0.1
+
+
+def test_body_nested_too_deeply_for_the_counter_is_never_free() -> None:
+    deep = (
+        b'{"model":"m","messages":[{"role":"user","content":"hi","x":'
+        + b"[" * 200
+        + b"]" * 200
+        + b"}]}"
+    )
+    ex = answered(deep, "ok")
+    asyncio.run(Accountant().settle(ex))
+    assert ex.usage is not None and ex.usage.prompt_tokens > 0

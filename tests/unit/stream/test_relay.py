@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import msgspec
 import pytest
 
-from relay.errors import GatewayError, UpstreamUnreachable
+from relay.dialects import OPENAI_DIALECTS
+from relay.errors import GatewayError, UpstreamStatusError, UpstreamUnreachable
 from relay.exchange import Attempt, Deployment, Endpoint, Exchange
-from relay.stream.relay import StreamRelay, frame
+from relay.providers.openai_wire import OpenAIStreamMapper
+from relay.stage import StreamStep
+from relay.stream.relay import StreamRelay
+
+CHAT = OPENAI_DIALECTS[0]
+DEPLOYMENT = Deployment("p", "m", "m")
 
 
 def chunk(
@@ -69,20 +76,50 @@ def sse(*datas: bytes) -> bytes:
     return b"".join(b"data: " + d + b"\n\n" for d in datas)
 
 
-def run(pieces: list[bytes], *, wants_usage: bool) -> tuple[Exchange, Client, Upstream]:
+def relay_for(
+    pieces: list[bytes],
+    client: Client,
+    *,
+    wants_usage: bool = False,
+    settle: Any = None,
+    hooks: tuple[Any, ...] = (),
+) -> tuple[Exchange, Upstream, StreamRelay]:
     ex = Exchange(
-        "r", Endpoint.CHAT, b"{}", {}, model="m", stream=True, client_wants_usage=wants_usage
+        "r",
+        Endpoint.CHAT,
+        b"{}",
+        {},
+        dialect=CHAT,
+        model="m",
+        stream=True,
+        client_wants_usage=wants_usage,
     )
-    ex.deployment = Deployment("p", "m", "m")
-    attempt = Attempt("p", "m")
-    upstream, client = Upstream(pieces), Client()
+    attempt = Attempt(DEPLOYMENT)
+    ex.attempts.append(attempt)
+    upstream = Upstream(pieces)
+    mapper = OpenAIStreamMapper("p", strip_usage=not wants_usage)
+    attempt.text = mapper.text
 
     async def open_client() -> Client:
         client.opened += 1
         return client
 
-    finished: list[Exchange] = []
-    relay = StreamRelay(ex, attempt, upstream, open_client, finished.append)
+    async def no_settle(e: Exchange) -> None:
+        if attempt.usage is not None:
+            e.usage = attempt.usage
+
+    def stream_error(raw: bytes) -> GatewayError:
+        return UpstreamStatusError(502, msgspec.json.decode(raw)["message"])
+
+    relay = StreamRelay(
+        ex, attempt, upstream, mapper, stream_error, open_client, settle or no_settle, hooks
+    )
+    return ex, upstream, relay
+
+
+def run(pieces: list[bytes], *, wants_usage: bool) -> tuple[Exchange, Client, Upstream]:
+    client = Client()
+    ex, upstream, relay = relay_for(pieces, client, wants_usage=wants_usage)
     asyncio.run(relay.run())
     return ex, client, upstream
 
@@ -114,22 +151,16 @@ def test_events_split_at_every_byte_are_relayed_whole() -> None:
     out = b"".join(client.sent)
     assert out == body
     assert client.opened == 1
-    assert "".join(ex.completion_parts or ()) == "Hello world"
+    assert ex.attempts[0].text is not None and ex.attempts[0].text() == "Hello world"
 
 
 def test_nothing_is_committed_before_content() -> None:
-    """A stream that dies after only the role chunk is a plain error (retryable later)."""
-    ex = Exchange("r", Endpoint.CHAT, b"{}", {}, model="m", stream=True)
-    upstream, client = Upstream([sse(chunk(role=True))]), Client()
-
-    async def open_client() -> Client:
-        client.opened += 1
-        return client
-
-    relay = StreamRelay(ex, Attempt("p", "m"), upstream, open_client, lambda _: None)
+    """A stream that dies after only the role chunk is a plain error (retryable)."""
+    client = Client()
+    _, upstream, relay = relay_for([sse(chunk(role=True))], client)
     with pytest.raises(UpstreamUnreachable):
         asyncio.run(relay.run())
-    assert client.opened == 0 and upstream.closed
+    assert client.opened == 0 and upstream.closed and not relay.committed
 
 
 def test_cut_after_content_ends_with_error_event_and_no_done() -> None:
@@ -151,25 +182,65 @@ def test_error_event_from_provider_mid_stream() -> None:
     assert b"overloaded" in out and b"data: [DONE]" not in out and ex.truncated
 
 
-def test_cost_comment_precedes_done() -> None:
-    ex = Exchange("r", Endpoint.CHAT, b"{}", {}, model="m", stream=True)
-    upstream, client = (
-        Upstream([sse(chunk("x"), chunk(empty=True, usage=USAGE), b"[DONE]")]),
-        Client(),
+def test_non_utf8_event_after_commit_ends_with_error_event() -> None:
+    ex, client, _ = run(
+        [sse(chunk("a")), b'data: {"choices":[{"delta":{"content":"\xff"}}]}\n\n'],
+        wants_usage=False,
     )
+    out = b"".join(client.sent)
+    assert b"data: [DONE]" not in out and ex.truncated
+    error = msgspec.json.decode(out.rstrip(b"\n").split(b"\n\n")[-1][6:])["error"]
+    assert error["code"] == "upstream_bad_response"
 
-    async def open_client() -> Client:
-        return client
 
-    def finish(e: Exchange) -> None:
+def test_a_failing_hook_ends_the_stream_with_the_error_event() -> None:
+    class Exploding:
+        def on_step(self, ex: Exchange, step: StreamStep, out: bytes) -> bytes:
+            if b"second" in out:
+                raise RuntimeError("hook bug")
+            return out
+
+    client = Client()
+    body = [sse(chunk("first")), sse(chunk("second")), sse(b"[DONE]")]
+    ex, _, relay = relay_for(body, client, hooks=(Exploding(),))
+    asyncio.run(relay.run())
+    out = b"".join(client.sent)
+    assert b"first" in out and b"second" not in out and b"[DONE]" not in out
+    assert ex.truncated and b"stream_failed" in out
+
+
+def test_a_failing_settle_ends_the_stream_with_the_error_event() -> None:
+    async def broken(e: Exchange) -> None:
+        raise KeyError("accounting bug")
+
+    client = Client()
+    ex, _, relay = relay_for([sse(chunk("x"), b"[DONE]")], client, settle=broken)
+    asyncio.run(relay.run())
+    out = b"".join(client.sent)
+    assert b"[DONE]" not in out and b"stream_failed" in out and ex.truncated
+
+
+def test_hooks_can_transform_frames() -> None:
+    class Upper:
+        def on_step(self, ex: Exchange, step: StreamStep, out: bytes) -> bytes:
+            return out.replace(b"hello", b"HELLO")
+
+    client = Client()
+    _, _, relay = relay_for([sse(chunk("hello"), b"[DONE]")], client, hooks=(Upper(),))
+    asyncio.run(relay.run())
+    assert b"HELLO" in b"".join(client.sent)
+
+
+def test_cost_comment_precedes_done() -> None:
+    async def settle(e: Exchange) -> None:
         e.cost_usd = 0.5
 
-    asyncio.run(StreamRelay(ex, Attempt("p", "m"), upstream, open_client, finish).run())
+    client = Client()
+    _, _, relay = relay_for(
+        [sse(chunk("x"), chunk(empty=True, usage=USAGE), b"[DONE]")], client, settle=settle
+    )
+    asyncio.run(relay.run())
     assert b"".join(client.sent).endswith(b": x-relay-cost-usd 0.50000000\n\ndata: [DONE]\n\n")
-
-
-def test_frame_keeps_event_names_and_multiline_data() -> None:
-    assert frame("ping", b"a\nb") == b"event: ping\ndata: a\ndata: b\n\n"
 
 
 def test_gateway_error_type_is_exported() -> None:

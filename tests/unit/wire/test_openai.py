@@ -16,7 +16,7 @@ def test_chat_response_text_and_usage() -> None:
         b'"usage":{"prompt_tokens":7,"completion_tokens":2,"total_tokens":9,'
         b'"prompt_tokens_details":{"cached_tokens":3}}}'
     )
-    assert [c.generated_text() for c in p.choices] == ["Hi", None]
+    assert [c.generated_text() for c in p.choices] == ["Hi", ""]
     usage = usage_from_wire(p.usage)
     assert (usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens) == (7, 2, 3)
 
@@ -53,7 +53,7 @@ def test_unknown_vendor_shapes_pass_as_opaque_content() -> None:
         b'"usage":{"prompt_tokens":4,"completion_tokens":1,"total_tokens":5}}'
     )
     assert odd.choices is not None and odd.choices[0].carries_content()
-    assert odd.choices[0].generated_text() is None
+    assert odd.choices[0].generated_text() == ""
     assert odd.usage is not None and odd.usage.prompt_tokens == 4
     assert probe_response(b"[1, 2]").choices is not None
 

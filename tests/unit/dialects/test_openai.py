@@ -1,17 +1,22 @@
-"""Request validation: what and where, for every kind of bad body."""
+"""The OpenAI dialects: request validation (what and where, for every kind of bad body),
+error envelopes and stream framing."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
-from relay.errors import InvalidRequest
-from relay.exchange import Endpoint, Exchange
-from relay.ingress.parse import parse_into
+from relay.dialects import OPENAI_DIALECTS
+from relay.errors import InvalidRequest, ModelNotFound, UpstreamUnreachable
+from relay.exchange import Endpoint, Exchange, Usage
+
+DIALECTS = {dialect.endpoint: dialect for dialect in OPENAI_DIALECTS}
 
 
 def parsed(body: bytes, endpoint: Endpoint = Endpoint.CHAT) -> Exchange:
-    ex = Exchange("req_1", endpoint, body, {})
-    parse_into(ex)
+    dialect = DIALECTS[endpoint]
+    ex = Exchange("req_1", endpoint, body, {}, dialect=dialect)
+    dialect.parse(ex)
     return ex
 
 
@@ -61,9 +66,10 @@ def test_missing_role_in_nested_message() -> None:
     assert err.message == "messages[0].role: required field is missing"
 
 
-def test_unknown_role() -> None:
-    err = refused(b'{"model":"m","messages":[{"role":"robot","content":"a"}]}')
-    assert err.message.startswith("messages[0].role: invalid enum value 'robot'")
+def test_vendor_roles_pass_but_a_role_must_be_a_string() -> None:
+    assert parsed(b'{"model":"m","messages":[{"role":"ipython","content":"a"}]}').model == "m"
+    err = refused(b'{"model":"m","messages":[{"role":7,"content":"a"}]}')
+    assert err.message.startswith("messages[0].role: expected `str`, got `int`")
 
 
 def test_malformed_json_says_where() -> None:
@@ -105,3 +111,44 @@ def test_completions_prompt() -> None:
         refused(b'{"model":"c"}', Endpoint.COMPLETIONS).message
         == "prompt: required field is missing"
     )
+
+
+def test_request_is_decoded_once_and_kept() -> None:
+    ex = parsed(b'{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0}')
+    assert ex.request.temperature == 0 and ex.request.messages[0].content == "hi"
+
+
+def test_error_envelope_shape() -> None:
+    body = DIALECTS[Endpoint.CHAT].error_body(
+        ModelNotFound("model 'x' is not configured", param="model")
+    )
+    assert msgspec.json.decode(body) == {
+        "error": {
+            "message": "model 'x' is not configured",
+            "type": "invalid_request_error",
+            "param": "model",
+            "code": "model_not_found",
+        }
+    }
+
+
+def test_error_frame_is_a_data_event_without_done() -> None:
+    frame = DIALECTS[Endpoint.CHAT].error_frame(UpstreamUnreachable("cut"))
+    assert frame.startswith(b"data: {") and frame.endswith(b"\n\n") and b"[DONE]" not in frame
+    assert msgspec.json.decode(frame[6:])["error"]["code"] == "upstream_unreachable"
+
+
+def test_end_frames_carry_local_usage_cost_and_done() -> None:
+    ex = parsed(b'{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}')
+    ex.cost_usd = 0.5
+    tail = DIALECTS[Endpoint.CHAT].end_frames(ex, Usage(3, 4, counted_locally=True))
+    usage_frame, cost, done = tail.split(b"\n\n")[:3]
+    chunk = msgspec.json.decode(usage_frame[6:])
+    assert chunk["object"] == "chat.completion.chunk" and chunk["choices"] == []
+    assert chunk["usage"] == {
+        "prompt_tokens": 3,
+        "completion_tokens": 4,
+        "total_tokens": 7,
+        "counted_locally": True,
+    }
+    assert cost == b": x-relay-cost-usd 0.50000000" and done == b"data: [DONE]"

@@ -1,4 +1,4 @@
-"""Decode and validate a request body once, for the endpoint it was sent to."""
+"""Decode a request body once into a typed Struct, with errors that say what and where."""
 
 from __future__ import annotations
 
@@ -8,43 +8,30 @@ from typing import Any
 import msgspec
 
 from relay.errors import InvalidRequest
-from relay.exchange import Endpoint, Exchange
-from relay.wire.openai import ChatRequest, CompletionRequest, EmbeddingRequest
 
-_DECODERS: dict[Endpoint, msgspec.json.Decoder[Any]] = {
-    Endpoint.CHAT: msgspec.json.Decoder(ChatRequest),
-    Endpoint.COMPLETIONS: msgspec.json.Decoder(CompletionRequest),
-    Endpoint.EMBEDDINGS: msgspec.json.Decoder(EmbeddingRequest),
-}
 _AT = re.compile(r"^(.*?) - at `\$(.*)`$", re.DOTALL)
 
 
-def parse_into(ex: Exchange) -> None:
-    """Validate ``ex.body`` and fill ``model``, ``stream`` and ``client_wants_usage``."""
-    body = ex.body
+def decode_body(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
+    """Decode ``body`` with ``decoder``; any problem is an :class:`InvalidRequest` (400)."""
     if not body.strip():
         raise InvalidRequest("request body is empty; expected a JSON object")
     try:
-        request = _DECODERS[ex.endpoint].decode(body)
+        return decoder.decode(body)
     except msgspec.ValidationError as exc:
         raise schema_error(str(exc)) from None
     except RecursionError:
         raise InvalidRequest("request body nests JSON arrays or objects too deeply") from None
-    except UnicodeDecodeError:
-        raise InvalidRequest(f"request body is not valid UTF-8: {_utf8_problem(body)}") from None
-    except msgspec.DecodeError as exc:
+    except (UnicodeDecodeError, msgspec.DecodeError) as exc:
+        # msgspec < 0.23 raises UnicodeDecodeError for non-UTF-8 input, 0.23 a DecodeError:
+        # either way, name the first bad byte when that is the problem.
+        bad_utf8 = _utf8_problem(body)
+        if bad_utf8 is not None or isinstance(exc, UnicodeDecodeError):
+            where = bad_utf8 or "invalid UTF-8 in a string value"
+            raise InvalidRequest(f"request body is not valid UTF-8: {where}") from None
         raise InvalidRequest(
             f"invalid JSON in request body: {_lower_first(_strip_prefix(str(exc)))}"
         ) from None
-    if not request.model:
-        raise InvalidRequest("model: must not be empty", param="model")
-    ex.model = request.model
-    if ex.endpoint is not Endpoint.EMBEDDINGS:
-        ex.stream = bool(request.stream)
-        options = request.stream_options
-        ex.client_wants_usage = bool(options and options.include_usage)
-        if ex.endpoint is Endpoint.CHAT and not request.messages:
-            raise InvalidRequest("messages: must contain at least one message", param="messages")
 
 
 def schema_error(message: str) -> InvalidRequest:
@@ -63,12 +50,12 @@ def schema_error(message: str) -> InvalidRequest:
     return InvalidRequest(f"{where}: {_lower_first(what)}", param=where or None)
 
 
-def _utf8_problem(body: bytes) -> str:
+def _utf8_problem(body: bytes) -> str | None:
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:
         return f"invalid byte 0x{body[exc.start]:02x} at byte {exc.start}"
-    return "invalid UTF-8 in a string value"
+    return None
 
 
 def _strip_prefix(message: str) -> str:

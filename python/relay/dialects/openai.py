@@ -1,0 +1,93 @@
+"""OpenAI's chat completions, legacy completions and embeddings as inbound dialects."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+import msgspec
+
+from relay.dialects.base import Dialect
+from relay.errors import GatewayError, InvalidRequest
+from relay.exchange import Endpoint, Exchange, Usage
+from relay.wire.decode import decode_body
+from relay.wire.openai import ChatRequest, CompletionRequest, EmbeddingRequest
+
+DONE_FRAME = b"data: [DONE]\n\n"
+_encode = msgspec.json.encode
+
+
+class OpenAIDialect(Dialect):
+    """``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings``."""
+
+    wire: ClassVar[str] = "openai"
+
+    def __init__(self, endpoint: Endpoint, schema: type[Any]) -> None:
+        self.endpoint = endpoint
+        self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(schema)
+        self._chunk_object = (
+            "chat.completion.chunk" if endpoint is Endpoint.CHAT else "text_completion"
+        )
+
+    def parse(self, ex: Exchange) -> None:
+        request = decode_body(self._decoder, ex.body)
+        if not request.model:
+            raise InvalidRequest("model: must not be empty", param="model")
+        ex.request = request
+        ex.model = request.model
+        if self.endpoint is Endpoint.EMBEDDINGS:
+            return
+        ex.stream = bool(request.stream)
+        options = request.stream_options
+        ex.client_wants_usage = bool(options and options.include_usage)
+        if self.endpoint is Endpoint.CHAT and not request.messages:
+            raise InvalidRequest("messages: must contain at least one message", param="messages")
+
+    def error_body(self, err: GatewayError) -> bytes:
+        return _encode(
+            {
+                "error": {
+                    "message": err.message,
+                    "type": err.type,
+                    "param": err.param,
+                    "code": err.code,
+                }
+            }
+        )
+
+    def error_frame(self, err: GatewayError) -> bytes:
+        return b"data: " + self.error_body(err) + b"\n\n"
+
+    def end_frames(self, ex: Exchange, usage_chunk: Usage | None) -> bytes:
+        out = b""
+        if usage_chunk is not None:
+            out = b"data: " + self._usage_chunk(ex, usage_chunk) + b"\n\n"
+        if ex.cost_usd is not None:
+            out += f": x-relay-cost-usd {ex.cost_usd:.8f}\n\n".encode()
+        return out + DONE_FRAME
+
+    def _usage_chunk(self, ex: Exchange, usage: Usage) -> bytes:
+        """The usage-only chunk OpenAI sends last, counted by the gateway (and marked so)."""
+        model = ex.deployment.upstream_model if ex.deployment else ex.model
+        return _encode(
+            {
+                "id": "chatcmpl-" + ex.request_id,
+                "object": self._chunk_object,
+                "created": int(time.time()),
+                "model": model,
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": usage.prompt_tokens,
+                    "completion_tokens": usage.completion_tokens,
+                    "total_tokens": usage.total_tokens,
+                    "counted_locally": True,
+                },
+            }
+        )
+
+
+OPENAI_DIALECTS: tuple[OpenAIDialect, ...] = (
+    OpenAIDialect(Endpoint.CHAT, ChatRequest),
+    OpenAIDialect(Endpoint.COMPLETIONS, CompletionRequest),
+    OpenAIDialect(Endpoint.EMBEDDINGS, EmbeddingRequest),
+)

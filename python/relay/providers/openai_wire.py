@@ -1,0 +1,185 @@
+"""OpenAI's wire format on the provider side: body edits, response probes, stream mapping and
+error mapping, shared by every OpenAI-shaped adapter (and the offline echo provider)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import msgspec
+
+from relay.errors import (
+    GatewayError,
+    UpstreamProtocolError,
+    UpstreamStatusError,
+    scrub_secrets,
+)
+from relay.exchange import Attempt, Endpoint, Exchange
+from relay.native import (
+    InvalidJson,
+    InvalidStreamEvent,
+    OpenAIStreamScanner,
+    SseEventTooLarge,
+    StreamScan,
+    splice_top_level,
+    top_level_value,
+)
+from relay.providers.base import Provider
+from relay.wire.openai import ERROR_DECODER, probe_response, usage_from_wire
+
+MAX_EVENT_BYTES = 4 * 1024 * 1024
+# Headers from a provider's error answer worth passing to the client.
+_RETRY_HEADERS = ("retry-after", "x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
+_USAGE_ON = b'{"include_usage":true}'
+
+
+def upstream_body(ex: Exchange, attempt: Attempt) -> bytes:
+    """The client's bytes, with the upstream model name and ``include_usage`` spliced in when
+    they must change; the rest of the body is never decoded or re-encoded."""
+    rename = attempt.deployment.upstream_model != ex.model
+    force_usage = ex.stream and not ex.client_wants_usage and ex.endpoint is not Endpoint.EMBEDDINGS
+    if not rename and not force_usage:
+        return ex.body
+    edits: list[tuple[str, bytes]] = []
+    if rename:
+        edits.append(("model", msgspec.json.encode(attempt.deployment.upstream_model)))
+    try:
+        if force_usage:
+            edits.append(
+                ("stream_options", _with_usage(top_level_value(ex.body, "stream_options")))
+            )
+        return splice_top_level(ex.body, edits)
+    except InvalidJson:  # the dialect decoded it already; kept as a guard
+        raise UpstreamProtocolError("the request body could not be edited") from None
+
+
+def _with_usage(raw: bytes | None) -> bytes:
+    if raw is None or raw == b"null":
+        return _USAGE_ON
+    options = msgspec.json.decode(raw)
+    if not isinstance(options, dict):
+        return _USAGE_ON
+    options["include_usage"] = True
+    return msgspec.json.encode(options)
+
+
+class OpenAIWire(Provider):
+    """Maps OpenAI-shaped answers for an OpenAI-dialect client: bytes pass through."""
+
+    def map_json(self, ex: Exchange, attempt: Attempt, body: bytes) -> bytes:
+        try:
+            probe = probe_response(body)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            raise UpstreamProtocolError(
+                f"provider '{self.name}' answered with a body that is not OpenAI JSON"
+            ) from None
+        if probe.usage is not None:
+            attempt.usage = usage_from_wire(probe.usage)
+        text = "".join(choice.generated_text() for choice in probe.choices or ())
+        attempt.text = lambda: text
+        return body
+
+    def stream_mapper(self, ex: Exchange, attempt: Attempt) -> OpenAIStreamMapper:
+        mapper = OpenAIStreamMapper(self.name, strip_usage=not ex.client_wants_usage)
+        attempt.text = mapper.text
+        return mapper
+
+    def stream_error(self, raw: bytes) -> GatewayError:
+        try:
+            error = msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            error = {}
+        if not isinstance(error, dict):
+            error = {"message": str(error)}
+        message, code, etype = error.get("message"), error.get("code"), error.get("type")
+        return UpstreamStatusError(
+            502,
+            scrub_secrets(str(message), *self._secrets())
+            if message
+            else f"provider '{self.name}' reported an error mid-stream",
+            error_type=etype if isinstance(etype, str) else None,
+            code=code if isinstance(code, str) else None,
+        )
+
+    def error_from(
+        self, attempt: Attempt, status: int, body: bytes, headers: Mapping[str, str]
+    ) -> GatewayError:
+        if 300 <= status < 400:
+            return UpstreamProtocolError(
+                f"provider '{self.name}' answered with a redirect ({status}); check its base_url"
+            )
+        if status in (401, 403) and not attempt.caller_credential:
+            # The gateway's own key was refused: the operator's problem, not the caller's.
+            return UpstreamStatusError(
+                502,
+                f"provider '{self.name}' refused the gateway's credentials ({status}); "
+                f"check providers.{self.name}.api_key",
+                error_type="upstream_error",
+                code="upstream_auth_failed",
+            )
+        passed = tuple((h, headers[h]) for h in _RETRY_HEADERS if h in headers)
+        if not attempt.caller_credential:
+            passed = tuple(p for p in passed if p[0] == "retry-after")
+        return _status_error(self.name, status, body, passed, self._secrets())
+
+    def _secrets(self) -> tuple[str, ...]:
+        return (self.config.api_key,) if self.config.api_key else ()
+
+
+def _status_error(
+    provider: str,
+    status: int,
+    body: bytes,
+    headers: tuple[tuple[str, str], ...],
+    secrets: tuple[str, ...],
+) -> UpstreamStatusError:
+    """Pass the provider's status and message through, with secrets scrubbed."""
+    try:
+        error = ERROR_DECODER.decode(body).error
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+        text = body[:500].decode("utf-8", "replace").strip() or "(empty body)"
+        return UpstreamStatusError(
+            status,
+            scrub_secrets(f"provider '{provider}' answered {status}: {text}", *secrets),
+            headers=headers,
+        )
+    message, error_type = error.get("message"), error.get("type")
+    param, code = error.get("param"), error.get("code")
+    return UpstreamStatusError(
+        status,
+        scrub_secrets(
+            str(message) if message is not None else f"provider '{provider}' answered {status}",
+            *secrets,
+        ),
+        error_type=error_type if isinstance(error_type, str) else None,
+        param=param if isinstance(param, str) else None,
+        code=str(code) if isinstance(code, str | int) else None,
+        headers=headers,
+    )
+
+
+class OpenAIStreamMapper:
+    """An OpenAI stream relayed as is: the native scanner handles all the events of one
+    network read in one call (re-framing, usage, the commit point, errors, text)."""
+
+    __slots__ = ("_provider", "_scanner")
+
+    def __init__(self, provider: str, *, strip_usage: bool) -> None:
+        self._provider = provider
+        self._scanner = OpenAIStreamScanner(
+            strip_usage=strip_usage, max_event_bytes=MAX_EVENT_BYTES
+        )
+
+    def feed(self, chunk: bytes) -> StreamScan:
+        try:
+            return self._scanner.feed(chunk)
+        except SseEventTooLarge:
+            raise UpstreamProtocolError(
+                f"provider '{self._provider}' sent a stream event over {MAX_EVENT_BYTES} bytes"
+            ) from None
+        except InvalidStreamEvent as exc:
+            raise UpstreamProtocolError(
+                f"provider '{self._provider}' sent a bad stream: {exc}"
+            ) from None
+
+    def text(self) -> str:
+        return self._scanner.text()

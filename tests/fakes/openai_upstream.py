@@ -418,6 +418,21 @@ class FakeOpenAI:
             return json_response(status, payload, headers)
         if model == "error-html":
             return web.Response(status=502, text=HTML_502, content_type="text/html")
+        if model == "redirect":
+            return web.Response(status=302, headers={"location": "http://elsewhere.invalid/v1"})
+        if model == "bad-utf8":
+            body = b'{"choices":[{"index":0,"message":{"content":"\xff"}}]}'
+            if stream:
+                response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+                await response.prepare(request)
+                await response.write(
+                    b'data: {"choices":[{"index":0,"delta":{"content":"ok"}}]}\n\n'
+                )
+                await response.write(
+                    b'data: {"choices":[{"index":0,"delta":{"content":"\xff"}}]}\n\n'
+                )
+                return response
+            return web.Response(status=200, body=body, content_type="application/json")
         if m := SLOW_RE.fullmatch(model):
             await asyncio.sleep(int(m[1]) / 1000)
         if stream:

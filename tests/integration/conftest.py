@@ -30,6 +30,8 @@ SCENARIOS = [
     "long-stream",
     "split-events",
     "big-3000",
+    "redirect",
+    "bad-utf8",
 ]
 
 

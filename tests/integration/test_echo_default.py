@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import subprocess
 
@@ -137,3 +138,15 @@ def test_health_and_readiness(echo_gateway: Gateway) -> None:
             timeout=10,
         )
         assert out.stdout == b"200"
+
+
+def test_models_retrieve_and_wrong_method(echo_gateway: Gateway) -> None:
+    sdk = openai.OpenAI(base_url=echo_gateway.base_url, api_key="x", max_retries=0)
+    assert sdk.models.retrieve("echo").id == "echo"
+    with pytest.raises(openai.NotFoundError):
+        sdk.models.retrieve("nope")
+    conn = http.client.HTTPConnection("127.0.0.1", echo_gateway.port, timeout=10)
+    conn.request("POST", "/v1/models", body=b"{}")
+    response = conn.getresponse()
+    assert response.status == 405
+    assert json.loads(response.read())["error"]["code"] == "method_not_allowed"

@@ -189,6 +189,36 @@ def test_no_usage_from_provider_is_counted_locally(
     assert float(events[-2].split()[-1]) > 0  # ": x-relay-cost-usd N"
 
 
+def test_stream_asking_usage_gets_the_locally_counted_chunk(
+    gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    stream = sdk(gateway.base_url).chat.completions.create(
+        model="no-usage", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(stream)
+    usage = chunks[-1].usage
+    assert usage is not None and chunks[-1].choices == []
+    assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
+    assert (usage.model_extra or {}).get("counted_locally") is True
+
+
+def test_upstream_redirect_is_a_502(gateway: Gateway, upstream: FakeUpstream) -> None:
+    status, _, data = raw_post(gateway, {"model": "redirect", "messages": MESSAGES})
+    assert status == 502 and "redirect (302)" in json.loads(data)["error"]["message"]
+
+
+def test_non_utf8_from_provider_is_a_502_or_an_error_event(
+    gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    status, _, data = raw_post(gateway, {"model": "bad-utf8", "messages": MESSAGES})
+    assert status == 502 and json.loads(data)["error"]["code"] == "upstream_bad_response"
+    status, _, data = raw_post(gateway, {"model": "bad-utf8", "messages": MESSAGES, "stream": True})
+    events = events_of(data)
+    assert status == 200 and b'"ok"' in events[0]
+    assert json.loads(events[-1][6:])["error"]["code"] == "upstream_bad_response"
+    assert b"[DONE]" not in data
+
+
 def test_async_sdk_stream_with_split_events(gateway: Gateway, upstream: FakeUpstream) -> None:
     async def go() -> str:
         client = openai.AsyncOpenAI(base_url=gateway.base_url, api_key="k", max_retries=0)

@@ -42,8 +42,8 @@ from relay.obs.log import configure_logging, log_exchange
 from relay.providers import build_providers
 from relay.routing.router import Router
 from relay.shutdown import install_granian_hook, on_shutdown
-from relay.stage import Reply, Stage, StreamHook, Tap
-from relay.stream.relay import ClientGone, StreamRelay, Transport
+from relay.stage import Reply, Stage, StreamHook, Tap, Transport
+from relay.stream.relay import ClientGone, StreamRelay
 from relay.upstream import UpstreamPool
 
 log = logging.getLogger("relay")

@@ -9,7 +9,6 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from relay.config.model import Pricing
-from relay.errors import GatewayError
 
 if TYPE_CHECKING:
     from relay.dialects.base import Dialect
@@ -126,7 +125,7 @@ class Exchange:
     reply_headers: list[tuple[str, str]] = field(default_factory=list)
     # Set by the stream relay: ends a started stream with an error event (returns False when
     # the client response has not started, so a JSON error can still be sent).
-    abort_stream: Callable[[GatewayError], Awaitable[bool]] | None = None
+    abort_stream: Callable[[Exception], Awaitable[bool]] | None = None
     started: float = field(default_factory=time.perf_counter)
     first_token_at: float = 0.0
     finished: float = 0.0

@@ -8,7 +8,7 @@ wires them together through these contracts.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,6 +28,33 @@ class Reply:
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
     stream: AsyncIterable[bytes] | None = None
+
+
+class UpstreamResponse(Protocol):
+    """A provider's answer as the stages see it, whether it came over HTTP or not."""
+
+    status: int
+    headers: Mapping[str, str]
+
+    async def read(self) -> bytes:
+        """The whole body."""
+        ...
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives, in whatever pieces the network delivers."""
+        ...
+
+    def close(self) -> None:
+        """Abort: drop the connection so the provider stops generating."""
+        ...
+
+
+class Transport(Protocol):
+    """The client side of a streamed response."""
+
+    async def send_bytes(self, data: bytes) -> None:
+        """Write bytes to the client."""
+        ...
 
 
 class Stage(Protocol):
@@ -98,4 +125,21 @@ class StreamHook(Protocol):
 
     def on_step(self, ex: Exchange, step: StreamStep, out: bytes) -> bytes:
         """Return the frames to send for this read: ``out`` itself to observe, else new bytes."""
+        ...
+
+
+class Relay(Protocol):
+    """One attempt's stream on its way to the client (built by the stream stage)."""
+
+    @property
+    def committed(self) -> bool:
+        """The client response has started."""
+        ...
+
+    async def run(self) -> None:
+        """Relay to the end; raise a GatewayError only while nothing is committed."""
+        ...
+
+    async def abort(self, err: Exception) -> bool:
+        """End a started stream with ``err``; False when nothing was started."""
         ...

@@ -13,12 +13,10 @@ from typing import TYPE_CHECKING, Protocol
 
 from relay.errors import GatewayError, InvalidRequest
 from relay.exchange import Attempt, Exchange
-from relay.stage import StreamHook
-from relay.upstream import UpstreamResponse
+from relay.stage import Relay, StreamHook, Transport, UpstreamResponse
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: the composition root wires the real objects
     from relay.providers.base import Provider
-    from relay.stream.relay import StreamRelay, Transport
 
 
 @dataclass(slots=True, frozen=True)
@@ -46,8 +44,8 @@ class FirstAnswer:
         return False
 
 
-OpenClient = Callable[[Attempt, Mapping[str, str]], Awaitable["Transport"]]
-RelayFactory = Callable[..., "StreamRelay"]
+OpenClient = Callable[[Attempt, Mapping[str, str]], Awaitable[Transport]]
+RelayFactory = Callable[..., Relay]
 
 
 class AttemptLoop:
@@ -87,6 +85,7 @@ class AttemptLoop:
         """Until an attempt commits: relay its stream to the client."""
         while True:
             attempt, provider, upstream = await self._open(ex)
+
             async def opener(
                 attempt: Attempt = attempt, headers: Mapping[str, str] = upstream.headers
             ) -> Transport:

@@ -11,22 +11,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
 
 from relay.errors import GatewayError, StreamFailed, UpstreamUnreachable
 from relay.exchange import Attempt, Exchange, Usage
-from relay.stage import StreamHook, StreamMapper
-from relay.upstream import UpstreamResponse
+from relay.stage import StreamHook, StreamMapper, Transport, UpstreamResponse
 
 log = logging.getLogger("relay")
-
-
-class Transport(Protocol):
-    """The client side of a streamed response."""
-
-    async def send_bytes(self, data: bytes) -> None:
-        """Write bytes to the client."""
-        ...
 
 
 class ClientGone(Exception):
@@ -142,12 +132,14 @@ class StreamRelay:
             self.ex.client_gone = True
             raise ClientGone() from exc
 
-    async def abort(self, err: GatewayError) -> bool:
+    async def abort(self, err: Exception) -> bool:
         """End the stream with ``err`` if the client response has started; else return False."""
         self.upstream.close()
         if self.transport is None:
             return False
-        await self.end_with_error(err)
+        await self.end_with_error(
+            err if isinstance(err, GatewayError) else StreamFailed("the stream was aborted")
+        )
         return True
 
     async def end_with_error(self, err: GatewayError) -> None:

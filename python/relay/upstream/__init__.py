@@ -1,5 +1,6 @@
 """The only owner of the outbound HTTP client pool."""
 
-from relay.upstream.pool import UpstreamPool, UpstreamResponse
+from relay.stage import UpstreamResponse
+from relay.upstream.pool import UpstreamPool
 
 __all__ = ["UpstreamPool", "UpstreamResponse"]

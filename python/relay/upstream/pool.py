@@ -6,31 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
-from typing import Protocol
 
 import aiohttp
 
 from relay.config.model import Timeouts
 from relay.errors import GatewayError, UpstreamTimeout, UpstreamUnreachable
-
-
-class UpstreamResponse(Protocol):
-    """A provider's answer as the stages see it, whether it came over HTTP or not."""
-
-    status: int
-    headers: Mapping[str, str]
-
-    async def read(self) -> bytes:
-        """The whole body."""
-        ...
-
-    def chunks(self) -> AsyncIterator[bytes]:
-        """The body as it arrives, in whatever pieces the network delivers."""
-        ...
-
-    def close(self) -> None:
-        """Abort: drop the connection so the provider stops generating."""
-        ...
 
 
 class HttpResponse:

@@ -428,6 +428,7 @@ class FakeOpenAI:
                 await response.write(
                     b'data: {"choices":[{"index":0,"delta":{"content":"ok"}}]}\n\n'
                 )
+                await asyncio.sleep(0.3)  # a read of its own: the first event commits
                 await response.write(
                     b'data: {"choices":[{"index":0,"delta":{"content":"\xff"}}]}\n\n'
                 )

@@ -1,0 +1,123 @@
+"""The composition root with a stage that answers itself (as a cache hit will), JSON or stream,
+driven through the RSGI interface with a stand-in for granian's protocol object."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from relay.app import RelayApp
+from relay.config import parse_config
+from relay.exchange import Exchange
+from relay.stage import Reply
+
+CONFIG = parse_config("providers: {echo: {kind: echo}}\nmodels: {echo: {provider: echo}}\n", "t")
+BODY = b'{"model":"echo","messages":[{"role":"user","content":"hi"}]}'
+
+
+@dataclass
+class Scope:
+    path: str
+    method: str = "POST"
+    proto: str = "http"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Proto:
+    """What granian hands an RSGI app: the body, a disconnect signal, the response writers."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.status = 0
+        self.headers: list[tuple[str, str]] = []
+        self.sent: list[bytes] = []
+
+    async def __call__(self) -> bytes:
+        return self.body
+
+    def client_disconnect(self) -> asyncio.Future[None]:
+        return asyncio.get_running_loop().create_future()
+
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.status, self.headers = status, headers
+        self.sent.append(body)
+
+    def response_stream(self, status: int, headers: list[tuple[str, str]]) -> Proto:
+        self.status, self.headers = status, headers
+        return self
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.sent.append(data)
+
+
+class Answering:
+    """A stage that answers every request itself."""
+
+    def __init__(self, stream: bool) -> None:
+        self.stream = stream
+        self.seen: list[Exchange] = []
+
+    async def __call__(self, ex: Exchange) -> Reply | None:
+        self.seen.append(ex)
+        if not self.stream:
+            return Reply(200, (("x-relay-cache", "hit"),), b'{"cached":true}')
+
+        async def frames() -> AsyncIterator[bytes]:
+            yield b"data: {}\n\n"
+            yield b"data: [DONE]\n\n"
+
+        return Reply(200, (("x-relay-cache", "hit"),), stream=frames())
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.finished: list[Exchange] = []
+
+    def on_finish(self, ex: Exchange) -> None:
+        self.finished.append(ex)
+
+
+def serve(stream: bool) -> tuple[Proto, Answering, Recorder]:
+    app = RelayApp(CONFIG)
+    stage, tap = Answering(stream), Recorder()
+    app.stages = (stage, *app.stages)
+    app.taps = (tap,)
+    proto = Proto(BODY)
+    scope = Scope("/v1/chat/completions", headers={"content-length": str(len(BODY))})
+    asyncio.run(app.__rsgi__(scope, proto))
+    return proto, stage, tap
+
+
+def test_a_stage_answers_json_with_the_gateways_headers() -> None:
+    proto, stage, tap = serve(stream=False)
+    headers = dict(proto.headers)
+    assert proto.status == 200 and proto.sent == [b'{"cached":true}']
+    assert headers["x-relay-cache"] == "hit" and headers["x-request-id"].startswith("req_")
+    # the stage saw the decoded request, and the tap ran once, after the answer
+    assert stage.seen[0].request.messages[0].content == "hi"
+    assert tap.finished == stage.seen and tap.finished[0].status == 200
+
+
+def test_a_stage_answers_with_a_stream() -> None:
+    proto, _, tap = serve(stream=True)
+    assert dict(proto.headers)["content-type"].startswith("text/event-stream")
+    assert b"".join(proto.sent) == b"data: {}\n\ndata: [DONE]\n\n"
+    assert len(tap.finished) == 1
+
+
+def test_a_failing_tap_does_not_fail_the_request() -> None:
+    class Broken:
+        def on_finish(self, ex: Exchange) -> None:
+            raise RuntimeError("tap bug")
+
+    app = RelayApp(CONFIG)
+    app.taps = (Broken(),)
+    proto = Proto(BODY)
+    scope = Scope("/v1/chat/completions", headers={"content-length": str(len(BODY))})
+    asyncio.run(app.__rsgi__(scope, proto))
+    assert proto.status == 200
+    assert msgspec.json.decode(proto.sent[0])["choices"][0]["message"]["content"] == "You said: hi"

@@ -78,7 +78,7 @@ SIZES = (("tiny", 0), ("4k", 4096), ("40k", 40960))
 
 
 # -- request bodies ----------------------------------------------------------------------------
-_WORDS = (
+_VOCABULARY = (
     "the a our this each customer account invoice quarterly report shows revenue growth "
     "retention improved declined because support team product release pricing change region "
     "north south europe asia market share forecast budget meeting notes summary follow-up "
@@ -88,7 +88,8 @@ _WORDS = (
     "contract renewal churn onboarding feedback survey score issue ticket escalation latency "
     "outage incident postmortem root cause fix deploy rollback review approve sign-off "
     "café naïve résumé"
-).split()
+)
+_WORDS = _VOCABULARY.split()
 
 
 def prose(size: int) -> str:
@@ -273,15 +274,21 @@ class Variant:
     def argv(self, port: int, upstream: str, config: Path) -> list[str]:
         py = sys.executable
         if self.kind == "bare":
-            return ["env", f"BARE_UPSTREAM={upstream}", py, "-m", "granian", "--interface"] + [
-                "rsgi", "--loop", "uvloop", "--workers", "1", "--host", HOST, "--port",
-                str(port), "--working-dir", str(HERE), "bare_proxy:proxy",
-            ]  # fmt: skip
+            granian = ["--interface", "rsgi", "--loop", "uvloop", "--workers", "1"]
+            granian += ["--host", HOST, "--port", str(port), "--working-dir", str(HERE)]
+            return [
+                "env",
+                f"BARE_UPSTREAM={upstream}",
+                py,
+                "-m",
+                "granian",
+                *granian,
+                "bare_proxy:proxy",
+            ]
         if self.kind == "relay":
             assert self.root is not None
-            return ["env", f"PYTHONPATH={self.root / 'python'}", py, "-m", "relay", "serve"] + [
-                "--config", str(config), "--port", str(port), "--workers", "1",
-            ]  # fmt: skip
+            serve = ["--config", str(config), "--port", str(port), "--workers", "1"]
+            return ["env", f"PYTHONPATH={self.root / 'python'}", py, "-m", "relay", "serve", *serve]
         command = self.template.format(
             python=py, port=port, upstream=upstream, config=config, benches=HERE
         )
@@ -431,7 +438,9 @@ class Bench:
                 self.kids, base, count=a.requests, warmup=a.warmup_requests, body_bytes=nbytes,
                 stream=False, cpu=self.client_cpu, tmp=self.tmp, watch=watch, model=a.model,
             )  # fmt: skip
-        self.say(f"    {name}: open loop {a.open_rate:g}/s for {a.open_warmup:g}+{a.open_duration:g} s")
+        self.say(
+            f"    {name}: open loop {a.open_rate:g}/s for {a.open_warmup:g}+{a.open_duration:g} s"
+        )
         out["open"] = harness.run_load(
             self.kids, base, a.open_rate, duration=a.open_duration, warmup=a.open_warmup,
             stream=False, cpu=self.client_cpu, tmp=self.tmp, watch=watch,
@@ -460,7 +469,10 @@ class Bench:
             steps.append(
                 {"rate": rate, "pass": ok, "why": why, "achieved_rps": r["achieved_rps"]}
                 | {"p50": r["latency_ms"]["p50"], "p99": r["latency_ms"]["p99"]}
-                | {"errors": r["errors"], "server_us_per_request": r["cpu"].get("server_us_per_request")}
+                | {
+                    "errors": r["errors"],
+                    "server_us_per_request": r["cpu"].get("server_us_per_request"),
+                }
                 | {"other_cpu_fraction": r["cpu"]["other_cpu_fraction"]}
             )
             if not ok:
@@ -507,7 +519,9 @@ class Bench:
         started = time.monotonic()
         for i in range(a.rounds):
             self.say(f"round {i + 1}/{a.rounds}")
-            one: dict[str, Any] = {"direct": self.measure("direct", self.upstream, {"mock": self.mock_pid})}
+            one: dict[str, Any] = {
+                "direct": self.measure("direct", self.upstream, {"mock": self.mock_pid})
+            }
             for v in variants:
                 one[v.name] = self.variant_round(v)
             rounds.append(one)
@@ -548,7 +562,9 @@ def summarize(doc: dict[str, Any], names: list[str], args: argparse.Namespace) -
                         cell[f"{tag}added_{p}_rounds"] = [round(d, 3) for d in diffs]
             who = "mock" if name == "direct" else "server"
             cell["cpu_us"] = med([r[name][ph]["cpu"].get(f"{who}_us_per_request") for r in rounds])
-            cell["cpu_us_rounds"] = [r[name][ph]["cpu"].get(f"{who}_us_per_request") for r in rounds]
+            cell["cpu_us_rounds"] = [
+                r[name][ph]["cpu"].get(f"{who}_us_per_request") for r in rounds
+            ]
             cell["errors"] = sum(r[name][ph]["errors"] for r in rounds)
             cell["other_max"] = max(r[name][ph]["cpu"]["other_cpu_fraction"] for r in rounds)
             per[ph] = cell
@@ -752,7 +768,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"warning: {info['log_error_lines']} error lines in {log_name(name)}")
     out = results_dir / f"compare-{stamp:%Y%m%dT%H%M%SZ}.json"
     out.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"\n{doc['elapsed_s']:.0f} s; wrote {out.relative_to(REPO) if out.is_relative_to(REPO) else out}")
+    shown = out.relative_to(REPO) if out.is_relative_to(REPO) else out
+    print(f"\n{doc['elapsed_s']:.0f} s; wrote {shown}")
     return 0
 
 

@@ -32,6 +32,10 @@ class Router:
                 pricing=model.pricing,
                 encoding=model.encoding or encoding_for_model(target.model or name),
             )
+        # Plans are built once: the request path only looks them up.
+        self._plans: dict[str, tuple[Deployment, ...]] = {
+            name: (deployment,) for name, deployment in self._table.items()
+        }
         self._default = config.default_provider
         names = sorted(self._table)
         shown = ", ".join(names[:_LISTED_IN_ERROR]) + (
@@ -44,19 +48,19 @@ class Router:
         return {deployment.encoding for deployment in self._table.values()}
 
     async def __call__(self, ex: Exchange) -> Reply | None:
-        deployment = self._table.get(ex.model)
-        if deployment is None:
+        plan = self._plans.get(ex.model)
+        if plan is None:
             if self._default is None:
                 raise ModelNotFound(
                     f"model '{ex.model}' is not configured on this gateway (known: {self._known})",
                     param="model",
                 )
-            deployment = _passthrough(self._default, ex.model)
-        ex.deployment = deployment
-        ex.plan = (deployment,)
+            plan = _passthrough(self._default, ex.model)
+        ex.deployment = plan[0]
+        ex.plan = plan
         return None
 
 
 @lru_cache(maxsize=1024)
-def _passthrough(provider: str, model: str) -> Deployment:
-    return Deployment(provider, model, model, Pricing(), encoding_for_model(model))
+def _passthrough(provider: str, model: str) -> tuple[Deployment, ...]:
+    return (Deployment(provider, model, model, Pricing(), encoding_for_model(model)),)

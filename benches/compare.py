@@ -396,8 +396,13 @@ def med(values: list[float | None]) -> float | None:
     return round(statistics.median(known), 3) if known else None
 
 
-def ratio(value: float | None, base: float | None) -> float | None:
-    if value is None or base is None or base <= 0:
+# Below this, an added latency is within the Python client's own noise: no ratio to it.
+MIN_ADDED_MS = 0.1
+
+
+def ratio(value: float | None, base: float | None, floor: float = 0.0) -> float | None:
+    """``value / base``; None when either is unknown or ``base`` is not above ``floor``."""
+    if value is None or base is None or base <= floor or base <= 0:
         return None
     return round(value / base, 2)
 
@@ -587,13 +592,17 @@ def summarize(doc: dict[str, Any], names: list[str], args: argparse.Namespace) -
             per = summary[name]
             for ph in phases:
                 c, b = per[ph], base[ph]
-                c["x_added_p50"] = ratio(c["added_p50"], b["added_p50"])
-                c["x_added_p99"] = ratio(c["added_p99"], b["added_p99"])
+                c["x_added_p50"] = ratio(c["added_p50"], b["added_p50"], MIN_ADDED_MS)
+                c["x_added_p99"] = ratio(c["added_p99"], b["added_p99"], MIN_ADDED_MS)
                 c["x_cpu_us"] = ratio(c["cpu_us"], b["cpu_us"])
                 if ph == "stream":
                     c["x_us_per_event"] = ratio(c["us_per_event"], b["us_per_event"])
-                    c["x_ttft_added_p50"] = ratio(c["ttft_added_p50"], b["ttft_added_p50"])
-                    c["x_ttft_added_p99"] = ratio(c["ttft_added_p99"], b["ttft_added_p99"])
+                    c["x_ttft_added_p50"] = ratio(
+                        c["ttft_added_p50"], b["ttft_added_p50"], MIN_ADDED_MS
+                    )
+                    c["x_ttft_added_p99"] = ratio(
+                        c["ttft_added_p99"], b["ttft_added_p99"], MIN_ADDED_MS
+                    )
             if "ceiling" in per and "ceiling" in base:
                 per["ceiling"]["x_max_rps"] = ratio(
                     per["ceiling"]["max_rps"], base["ceiling"]["max_rps"]
@@ -602,8 +611,11 @@ def summarize(doc: dict[str, Any], names: list[str], args: argparse.Namespace) -
 
 
 def num(v: float | None, fmt: str = ".3f", sign: bool = False) -> str:
+    """A table cell; fewer decimals for large values so that columns stay apart."""
     if v is None:
         return "-"
+    if fmt == ".3f" and abs(v) >= 100:
+        fmt = ".0f" if abs(v) >= 1000 else ".1f"
     return format(v, ("+" if sign else "") + fmt)
 
 
@@ -664,11 +676,17 @@ def print_tables(summary: dict[str, Any], names: list[str], args: argparse.Names
             c = summary[name].get("ceiling")
             if c:
                 rounds = ", ".join(f"{v:g}" for v in c["max_rps_rounds"])
+                best = f"{c['max_rps']:g}" if c["max_rps"] else f"<{args.search_start:g}"
                 print(
-                    f"  {name:<{w}}{c['max_rps']:>8g}{times(c.get('x_max_rps')):>10}"
-                    f"   (rounds: {rounds})"
+                    f"  {name:<{w}}{best:>8}{times(c.get('x_max_rps')):>10}"
+                    f"   (rounds: {rounds}; 0: the first step failed)"
                 )
-    if not has_base:
+    if has_base:
+        print(
+            f"\n{rx}: the variant's median / {args.baseline}'s ('+' columns: added over direct);"
+            f" '-' where {args.baseline}'s added latency is under {MIN_ADDED_MS:g} ms"
+        )
+    else:
         print(f"\nnote: no variant named {args.baseline!r}: no ratios")
     noisy = max(
         (c["other_max"] for per in summary.values() for c in per.values() if "other_max" in c),

@@ -1,4 +1,10 @@
-"""``${VAR}`` / ``${VAR:-default}`` references and the environment overrides users know."""
+"""``${VAR}`` references, and the settings that the environment and the command line override.
+
+Precedence, lowest first: the file, the environment (``SERVER_PORT``, ``REDIS_ADDRESS``,
+``REDIS_PASSWORD``, ``RELAY_LOG_LEVEL``), command-line flags. Each override is written into the
+raw tree before validation, so it is checked like the file, and its origin is recorded so that a
+problem names the variable or flag rather than a file line the user never wrote.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,26 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from relay.config.problems import Problems
+
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 
+# environment variable -> (section, key) it overrides
+ENV_OVERRIDES = {
+    "REDIS_ADDRESS": ("redis", "address"),
+    "REDIS_PASSWORD": ("redis", "password"),
+    "RELAY_LOG_LEVEL": ("server", "log_level"),
+}
+# `relay serve` flag -> server key (SERVER_PORT and --port take the same forms)
+FLAG_OVERRIDES = {
+    "--host": "host",
+    "--port": "port",
+    "--workers": "workers",
+    "--log-level": "log_level",
+}
 
-def expand_refs(node: Any, env: Mapping[str, str], path: str, problems: list[str]) -> Any:
+
+def expand_refs(node: Any, env: Mapping[str, str], path: str, problems: Problems) -> Any:
     """Replace ``${VAR}`` references in every string of a parsed YAML tree.
 
     References are expanded after parsing, so a secret with YAML-special characters cannot
@@ -26,13 +48,13 @@ def expand_refs(node: Any, env: Mapping[str, str], path: str, problems: list[str
                 return value
             if default is not None:
                 return default
-            problems.append(f"{path}: environment variable {name} is not set")
+            problems.add(path, f"environment variable {name} is not set")
             return ""
 
         return _REF.sub(sub, node)
     if isinstance(node, dict):
         return {
-            key: expand_refs(value, env, join_path(path, str(key)), problems)
+            key: expand_refs(value, env, f"{path}.{key}" if path else str(key), problems)
             for key, value in node.items()
         }
     if isinstance(node, list):
@@ -40,20 +62,82 @@ def expand_refs(node: Any, env: Mapping[str, str], path: str, problems: list[str
     return node
 
 
-def join_path(prefix: str, key: str) -> str:
-    """Join a dotted config path."""
-    return f"{prefix}.{key}" if prefix else key
-
-
-def apply_overrides(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    """Apply ``SERVER_PORT``, ``REDIS_ADDRESS`` and ``REDIS_PASSWORD`` on the raw tree."""
+def apply_overrides(
+    raw: dict[str, Any], env: Mapping[str, str], flags: Mapping[str, object], problems: Problems
+) -> None:
+    """Write environment and flag overrides into ``raw``, recording where each came from."""
     if port := env.get("SERVER_PORT"):
-        raw.setdefault("server", {})
-        if isinstance(raw["server"], dict):
-            raw["server"]["port"] = port
-    for var, key in (("REDIS_ADDRESS", "address"), ("REDIS_PASSWORD", "password")):
+        _set_address(raw, port, "SERVER_PORT", problems)
+    for var, (section, key) in ENV_OVERRIDES.items():
         if value := env.get(var):
-            raw.setdefault("redis", {})
-            if isinstance(raw["redis"], dict):
-                raw["redis"][key] = value
-    return raw
+            _set(raw, section, key, value, var, problems)
+    for flag, key in FLAG_OVERRIDES.items():
+        given = flags.get(flag)
+        if given is not None:
+            _set(raw, "server", key, given, flag, problems)
+
+
+def normalise_server(raw: dict[str, Any], problems: Problems) -> None:
+    """Accept ``port: ":8080"`` / ``"0.0.0.0:8080"`` and ``host: localhost`` as users write them."""
+    server = raw.get("server")
+    if not isinstance(server, dict):
+        return
+    port = server.get("port")
+    if isinstance(port, str):
+        try:
+            host, number = split_address(port)
+        except ValueError as exc:
+            problems.add("server.port", str(exc))
+            server.pop("port")
+        else:
+            server["port"] = number
+            if host is not None:
+                given = server.get("host")
+                if given is not None and given != host and "server.host" not in problems.origins:
+                    problems.add("server.port", f"names host {host} but server.host is {given}")
+                server.setdefault("host", host)
+    if server.get("host") == "localhost":
+        server["host"] = "127.0.0.1"  # granian binds IP addresses only
+    if isinstance(level := server.get("log_level"), str):
+        server["log_level"] = level.lower()
+
+
+def split_address(text: str) -> tuple[str | None, int]:
+    """``"8080"``, ``":8080"``, ``"0.0.0.0:8080"`` or ``"[::]:8080"`` -> (host or None, port)."""
+    host, sep, port = text.strip().rpartition(":")
+    if not port.strip().isdigit():
+        raise ValueError(f'expected a port number, ":PORT" or "HOST:PORT", got {text!r}')
+    return (host.strip("[] ") or None) if sep else None, int(port)
+
+
+def _set_address(raw: dict[str, Any], text: str, origin: str, problems: Problems) -> None:
+    problems.origins["server.port"] = origin
+    try:
+        host, port = split_address(text)
+    except ValueError as exc:
+        problems.add("server.port", str(exc))
+        return
+    server = _section(raw, "server")
+    server["port"] = port
+    if host is not None:
+        # The variable's host wins over the file's: it is the more specific instruction.
+        server["host"] = host
+        problems.origins["server.host"] = origin
+
+
+def _set(
+    raw: dict[str, Any], section: str, key: str, value: object, origin: str, problems: Problems
+) -> None:
+    if key == "port" and isinstance(value, str):
+        _set_address(raw, value, origin, problems)
+        return
+    _section(raw, section)[key] = value
+    problems.origins[f"{section}.{key}"] = origin
+
+
+def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    if raw.get(name) is None:
+        raw[name] = {}
+    section = raw[name]
+    # A section that is not a mapping is reported by the conversion; the override waits.
+    return section if isinstance(section, dict) else {}

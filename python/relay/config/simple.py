@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from relay.config.problems import Problems, shown
+
 SIMPLE_PROVIDER = "upstream"
 _SIMPLE_KEYS = {"server", "proxy", "ratelimit", "redis", "models"}
 
@@ -24,24 +26,25 @@ def is_simple_form(raw: dict[str, Any]) -> bool:
     return "proxy" in raw
 
 
-def simple_to_full(raw: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+def simple_to_full(raw: dict[str, Any], problems: Problems) -> dict[str, Any]:
     """Return the full-form tree equivalent to a simple-form tree; problems are appended."""
     for key in raw:
         if key not in _SIMPLE_KEYS:
-            problems.append(
-                f"{key}: unknown section in the simple form (known: {', '.join(sorted(_SIMPLE_KEYS))})"
+            problems.add(
+                str(key),
+                f"unknown section in the simple form (known: {', '.join(sorted(_SIMPLE_KEYS))})",
             )
     proxy = raw.get("proxy")
     if not isinstance(proxy, dict):
-        problems.append("proxy: expected a mapping with `target`")
+        problems.add("proxy", f"expected a mapping with `target`, got {shown(proxy)}")
         proxy = {}
     target = proxy.get("target")
     if not isinstance(target, str) or not target.startswith(("http://", "https://")):
-        problems.append(f"proxy.target: expected an http(s) URL, got {target!r}")
+        problems.add("proxy.target", f"expected an http(s) URL, got {shown(target)}")
         target = "http://invalid"
     for key in proxy:
         if key not in ("target", "api_key"):
-            problems.append(f"proxy.{key}: unknown field (known: api_key, target)")
+            problems.add(f"proxy.{key}", "unknown field (known: api_key, target)")
     base_url = target.rstrip("/")
     if not base_url.endswith("/v1"):
         base_url += "/v1"
@@ -56,7 +59,7 @@ def simple_to_full(raw: dict[str, Any], problems: list[str]) -> dict[str, Any]:
     models: dict[str, Any] = {}
     raw_models = raw.get("models") or {}
     if not isinstance(raw_models, dict):
-        problems.append("models: expected a mapping of model name to USD price per 1K tokens")
+        problems.add("models", "expected a mapping of model name to USD price per 1K tokens")
         raw_models = {}
     for name, price in raw_models.items():
         pricing = _per_million(price, f"models.{name}", problems)
@@ -73,22 +76,22 @@ def simple_to_full(raw: dict[str, Any], problems: list[str]) -> dict[str, Any]:
     return full
 
 
-def _per_million(price: Any, path: str, problems: list[str]) -> dict[str, float]:
+def _per_million(price: Any, path: str, problems: Problems) -> dict[str, float]:
     """Convert a price per 1K tokens (one number, or input/output) into the full form's per 1M."""
     if isinstance(price, bool) or not isinstance(price, int | float | dict):
-        problems.append(f"{path}: expected a price in USD per 1K tokens, got {price!r}")
+        problems.add(path, f"expected a price in USD per 1K tokens, got {shown(price)}")
         return {}
     if isinstance(price, dict):
         out: dict[str, float] = {}
         for key, value in price.items():
             if key not in ("input", "output", "cached"):
-                problems.append(f"{path}.{key}: unknown field (known: cached, input, output)")
+                problems.add(f"{path}.{key}", "unknown field (known: cached, input, output)")
             elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                problems.append(f"{path}.{key}: expected a non-negative number, got {value!r}")
+                problems.add(f"{path}.{key}", f"expected a price of 0 or more, got {shown(value)}")
             else:
                 out[key] = float(value) * 1000
         return out
     if price < 0:
-        problems.append(f"{path}: expected a non-negative price, got {price!r}")
+        problems.add(path, f"expected a price of 0 or more, got {price}")
         return {}
     return {"input": float(price) * 1000, "output": float(price) * 1000}

@@ -1,0 +1,127 @@
+"""Ranges and cross-references that a type alone cannot express.
+
+Everything ``serve`` would trip over later is checked here, so that what ``check-config``
+accepts, ``serve`` starts: a listen address granian can bind, a log level ``logging`` knows,
+positive rates, provider names that exist.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Collection
+
+from relay.config.model import KNOWN_PROVIDER_KINDS, Config
+from relay.config.problems import Problems, unknown
+
+KNOWN_ENCODINGS = ("o200k_base", "cl100k_base")
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def check_config(config: Config, declared_providers: Collection[str], problems: Problems) -> None:
+    """Append every semantic problem of ``config``.
+
+    ``declared_providers`` names every provider the file declares, including ones whose own
+    settings were wrong: a model using a broken provider is not reported a second time.
+    """
+    _check_server(config, problems)
+    _check_providers(config, problems)
+    _check_models(config, declared_providers, problems)
+    _check_stores(config, problems)
+
+
+def _check_server(config: Config, problems: Problems) -> None:
+    server = config.server
+    try:
+        ipaddress.ip_address(server.host)
+    except ValueError:
+        problems.add(
+            "server.host",
+            f"expected an IP address to listen on (127.0.0.1, 0.0.0.0, ::1, ::), got {server.host!r}",
+        )
+    if not 0 < server.port < 65536:
+        problems.add("server.port", f"expected 1-65535, got {server.port}")
+    if server.workers < 1:
+        problems.add("server.workers", f"expected at least 1, got {server.workers}")
+    if server.max_body_bytes < 1024:
+        problems.add(
+            "server.max_body_bytes", f"expected at least 1024, got {server.max_body_bytes}"
+        )
+    if server.upstream_connections_per_host < 0:
+        problems.add(
+            "server.upstream_connections_per_host",
+            f"expected 0 (no cap) or more, got {server.upstream_connections_per_host}",
+        )
+    if server.drain_timeout_s < 0:
+        problems.add(
+            "server.drain_timeout_s", f"expected 0 or more seconds, got {server.drain_timeout_s}"
+        )
+    if server.log_level not in LOG_LEVELS:
+        problems.add("server.log_level", unknown("level", server.log_level, LOG_LEVELS))
+
+
+def _check_providers(config: Config, problems: Problems) -> None:
+    for name, provider in config.providers.items():
+        path = f"providers.{name}"
+        if provider.kind not in KNOWN_PROVIDER_KINDS:
+            problems.add(f"{path}.kind", unknown("kind", provider.kind, KNOWN_PROVIDER_KINDS))
+        elif provider.kind != "echo":
+            url = provider.base_url
+            if not url:
+                problems.add(f"{path}.base_url", f"required for kind {provider.kind!r}")
+            elif not url.startswith(("http://", "https://")):
+                problems.add(f"{path}.base_url", f"expected an http(s) URL, got {url!r}")
+        for field_name in ("connect_s", "read_s", "total_s"):
+            value = getattr(provider.timeouts, field_name)
+            if value <= 0:
+                problems.add(
+                    f"{path}.timeouts.{field_name}", f"expected more than 0 seconds, got {value}"
+                )
+        if provider.chunk_delay_ms < 0:
+            problems.add(
+                f"{path}.chunk_delay_ms", f"expected 0 or more, got {provider.chunk_delay_ms}"
+            )
+
+
+def _check_models(config: Config, declared: Collection[str], problems: Problems) -> None:
+    names = set(declared) | set(config.providers)
+    for name, model in config.models.items():
+        path = f"models.{name}"
+        if not model.targets and model.provider is None:
+            problems.add(path, "needs `provider` or at least one entry in `targets`")
+        for i, target in enumerate(model.targets):
+            if target.provider not in names:
+                # The shorthand `provider:` is where the user wrote the name.
+                where = (
+                    f"{path}.provider"
+                    if model.provider is not None
+                    else f"{path}.targets[{i}].provider"
+                )
+                problems.add(where, unknown("provider", target.provider, names))
+        for field_name in ("input", "output", "cached"):
+            price = getattr(model.pricing, field_name)
+            if price is not None and price < 0:
+                problems.add(
+                    f"{path}.pricing.{field_name}", f"expected a price of 0 or more, got {price}"
+                )
+        if model.encoding is not None and model.encoding not in KNOWN_ENCODINGS:
+            problems.add(f"{path}.encoding", unknown("encoding", model.encoding, KNOWN_ENCODINGS))
+    if config.default_provider is not None and config.default_provider not in names:
+        problems.add("default_provider", unknown("provider", config.default_provider, names))
+
+
+def _check_stores(config: Config, problems: Problems) -> None:
+    redis, limit = config.redis, config.ratelimit
+    host, sep, port = redis.address.rpartition(":")
+    if "://" not in redis.address and (
+        not sep or not host or not port.isdigit() or not 0 < int(port) < 65536
+    ):
+        problems.add("redis.address", f"expected HOST:PORT, got {redis.address!r}")
+    if redis.db < 0:
+        problems.add("redis.db", f"expected a database number of 0 or more, got {redis.db}")
+    if limit.requests_per_second <= 0:
+        problems.add(
+            "ratelimit.requests_per_second",
+            f"expected more than 0, got {limit.requests_per_second}",
+        )
+    if limit.burst < 1:
+        problems.add("ratelimit.burst", f"expected at least 1, got {limit.burst}")

@@ -1,0 +1,67 @@
+"""What a user must hear about a valid configuration: a summary for start-up, and warnings.
+
+Warnings are not problems: the gateway can serve, but probably not as the user meant (a provider
+key open to anyone on the network, a section switched on that this version does not enforce).
+``check-config`` and ``serve`` print the same ones.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from relay.config.model import Config
+
+
+def auth_mode(config: Config) -> str:
+    """How callers are authenticated today: never; at most their own key is passed on."""
+    forwarding = sorted(n for n, p in config.providers.items() if p.forward_client_auth)
+    if forwarding:
+        return (
+            "passthrough (no client authentication by Relay; each caller's Authorization is "
+            f"forwarded to: {', '.join(forwarding)})"
+        )
+    return "none (no client authentication: every caller is accepted)"
+
+
+def base_url(config: Config) -> str:
+    """The ``/v1`` URL an SDK's ``base_url`` takes."""
+    host = config.server.host
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{config.server.port}/v1"
+
+
+def summary(config: Config) -> list[str]:
+    """The start-up lines about the configuration (the source is said by the caller)."""
+    models = ", ".join(config.models) or "none"
+    lines = [f"models: {models}"]
+    if config.default_provider is not None:
+        lines.append(f"unlisted models go to provider {config.default_provider!r}")
+    lines.append(f"auth: {auth_mode(config)}")
+    lines.append(f"serving {base_url(config)}")
+    return lines
+
+
+def warnings(config: Config) -> list[str]:
+    """Everything valid but likely unintended, one sentence each."""
+    out: list[str] = []
+    if not config.models and config.default_provider is None:
+        out.append("no models are configured and no default_provider: every request will get a 404")
+    if not _is_loopback(config.server.host):
+        keyed = sorted(n for n, p in config.providers.items() if p.api_key)
+        if keyed:
+            out.append(
+                f"provider key(s) of {', '.join(keyed)} are served on {config.server.host} "
+                "with no client authentication: anyone who can reach this port spends them"
+            )
+    if config.ratelimit.enabled:
+        out.append("ratelimit.enabled is set, but this version does not enforce rate limits yet")
+    if config.redis.enabled:
+        out.append("redis.enabled is set, but this version does not use Redis yet")
+    return out
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,62 @@
+"""Configuration problems, collected and rendered in one style: ``path: what was wrong``.
+
+Every check appends here instead of raising, so that one run lists every mistake. A path that
+was set by an environment variable or a command-line flag is shown with that origin
+(``server.port (from SERVER_PORT): ...``): the user must know where to look.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+_SHOWN_CHARS = 40
+
+
+class Problems:
+    """An ordered, de-duplicated list of ``(path, message)`` with the origin of overridden paths."""
+
+    def __init__(self) -> None:
+        self._items: list[tuple[str, str]] = []
+        # config path -> what set it, when not the file ("SERVER_PORT", "--port").
+        self.origins: dict[str, str] = {}
+
+    def add(self, path: str, message: str) -> None:
+        """Record one problem at ``path`` (empty for the file as a whole)."""
+        if (path, message) not in self._items:
+            self._items.append((path, message))
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def lines(self) -> list[str]:
+        """Each problem as one line, in the order found."""
+        out: list[str] = []
+        for path, message in self._items:
+            origin = self.origins.get(path)
+            where = f"{path} (from {origin})" if origin else path
+            out.append(f"{where}: {message}" if where else message)
+        return out
+
+
+def unknown(what: str, name: str, known: Iterable[str]) -> str:
+    """``unknown provider 'x' (known: a, b)``: a wrong name always comes with the right ones."""
+    names = ", ".join(sorted(known)) or "none configured"
+    return f"unknown {what} {name!r} (known: {names})"
+
+
+def shown(value: Any) -> str:
+    """A value as a message may quote it: short, YAML words for YAML things."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 4] + "...'"

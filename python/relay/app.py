@@ -313,8 +313,15 @@ def _models(config: Config) -> dict[str, dict[str, object]]:
 
 
 def create_app(config: Config | None = None) -> RelayApp:
-    """Build the app; granian calls this (as a factory) in every worker."""
-    config = config or load_config()
+    """Build the app; granian calls this (as a factory) in every worker.
+
+    A worker serves the configuration the main process validated and handed over, never the
+    file again: a file broken since start-up cannot stop a worker that is respawned. Only when
+    granian is run directly, without ``relay serve``, is the configuration loaded here.
+    """
+    from relay.config.handoff import received
+
+    config = config or received() or load_config()
     configure_logging(config.server.log_level)
     install_granian_hook()
     return RelayApp(config)

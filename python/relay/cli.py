@@ -1,4 +1,9 @@
-"""``relay`` command line: serve, check-config."""
+"""``relay`` command line: ``serve`` and ``check-config``, which validate alike.
+
+Both read the configuration through :func:`relay.config.read_config` with the same environment
+overrides, so what ``check-config`` accepts, ``serve`` starts, and what it refuses, ``serve``
+refuses with the same words.
+"""
 
 from __future__ import annotations
 
@@ -7,73 +12,107 @@ import os
 import sys
 from collections.abc import Sequence
 
-from relay.config import ConfigError, load_config
+from relay import __version__
+from relay.config import ConfigError, find_config, read_config
+from relay.config.discover import DISCOVERED
+from relay.config.notices import warnings
+
+_DISCOVERY = (
+    "default: $RELAY_CONFIG, else "
+    + ", else ".join(f"./{name}" for name in DISCOVERED)
+    + ", else the embedded default"
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also what ``relay`` alone prints)."""
+    parser = argparse.ArgumentParser(
+        prog="relay",
+        description="Relay, an OpenAI-compatible LLM gateway.",
+        epilog="Start with `relay serve`: the embedded default config, the offline echo "
+        "provider, on http://127.0.0.1:8080/v1. `relay COMMAND --help` for each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"relay {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the gateway",
+        description="Serve the gateway (SIGTERM or Ctrl-C: drain in-flight requests, then stop; "
+        "SIGHUP: restart the workers, with the config file if it is valid).",
+    )
+    serve.add_argument("--config", metavar="PATH", help=f"config file ({_DISCOVERY})")
+    serve.add_argument("--host", help="IP address to listen on (overrides server.host)")
+    serve.add_argument("--port", type=int, help="port (overrides server.port and SERVER_PORT)")
+    serve.add_argument("--workers", type=int, help="worker processes (overrides server.workers)")
+    serve.add_argument(
+        "--log-level",
+        metavar="LEVEL",
+        help="critical, error, warning, info or debug (overrides server.log_level and "
+        "RELAY_LOG_LEVEL)",
+    )
+    serve.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="share the port with another Relay already listening on it (SO_REUSEPORT); "
+        "without it, a port in use is refused",
+    )
+
+    check = commands.add_parser(
+        "check-config",
+        help="validate a config and list every problem, without serving",
+        description="Validate a config (with the environment overrides serve would apply) and "
+        "list every problem by path. Exit status 0 when valid, 1 when not.",
+    )
+    check.add_argument("path", nargs="?", help=f"config file ({_DISCOVERY})")
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``relay`` console script and ``python -m relay``."""
-    parser = argparse.ArgumentParser(
-        prog="relay", description="Relay, an OpenAI-compatible LLM gateway"
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    serve = commands.add_parser("serve", help="serve the gateway (embedded default config if none)")
-    serve.add_argument(
-        "--config", help="config file (default: $RELAY_CONFIG, else embedded default)"
-    )
-    serve.add_argument("--host", help="address to bind (overrides server.host)")
-    serve.add_argument("--port", type=int, help="port to bind (overrides server.port)")
-    serve.add_argument("--workers", type=int, help="worker processes (overrides server.workers)")
-
-    check = commands.add_parser("check-config", help="validate a config file and exit")
-    check.add_argument(
-        "path", nargs="?", help="config file (default: $RELAY_CONFIG, else embedded)"
-    )
-
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "check-config":
         return check_config(args.path)
-    return serve_command(args.config, args.host, args.port, args.workers)
+    if args.command == "serve":
+        return serve_command(args)
+    parser.print_help()
+    return 0
 
 
 def check_config(path: str | None) -> int:
     """Print every problem of a config by path; exit 0 when it is valid."""
+    source = find_config(path, os.environ, flag="the command line")
     try:
-        config = load_config(path)
+        config = read_config(source, os.environ)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    print(f"{config.source}: ok ({len(config.providers)} providers, {len(config.models)} models)")
-    if config.ratelimit.enabled:
-        print("note: ratelimit is accepted but not enforced yet in this version", file=sys.stderr)
+    print(f"{source.name}: ok ({len(config.providers)} providers, {len(config.models)} models)")
+    for line in warnings(config):
+        print(f"warning: {line}", file=sys.stderr)
     return 0
 
 
-def serve_command(path: str | None, host: str | None, port: int | None, workers: int | None) -> int:
-    """Validate the config, then hand over to granian (RSGI, uvloop) with one app per worker."""
+def serve_command(args: argparse.Namespace) -> int:
+    """Validate the config with the flags, then serve it (see :mod:`relay.serve`)."""
+    from relay.serve import serve  # here: check-config and --help need not import granian
+
+    source = find_config(args.config, os.environ)
+    flags = {
+        "--host": args.host,
+        "--port": args.port,
+        "--workers": args.workers,
+        "--log-level": args.log_level,
+    }
     try:
-        config = load_config(path)
+        config = read_config(source, os.environ, flags)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    if path:
-        # Workers load the config themselves, from the same file.
-        os.environ["RELAY_CONFIG"] = os.path.abspath(path)
-
-    from granian import Granian
-    from granian.constants import Interfaces, Loops
-
-    server = config.server
-    Granian(
-        "relay.app:create_app",
-        factory=True,
-        interface=Interfaces.RSGI,
-        loop=Loops.uvloop,
-        address=host or server.host,
-        port=port or server.port,
-        workers=workers or server.workers,
-        log_access=False,
-        respawn_failed_workers=True,
-        workers_kill_timeout=int(server.drain_timeout_s) + 5,
-    ).serve()
-    return 0
+    return serve(
+        config,
+        source,
+        reuse_port=args.reuse_port,
+        reload=lambda: read_config(source, os.environ, flags),
+    )

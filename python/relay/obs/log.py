@@ -34,12 +34,14 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(level: str) -> None:
     """Send relay's logs to stderr as JSON lines at ``level``."""
     root = logging.getLogger("relay")
+    # Always set: a forked worker inherits the main process's handler but may serve a level
+    # reloaded since.
+    root.setLevel(level.upper())
     if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root.addHandler(handler)
-    root.setLevel(level.upper())
     root.propagate = False
 
 

@@ -1,0 +1,118 @@
+"""``relay serve`` in the main process: check the address, say what is served, hand the validated
+configuration to the workers, and run granian.
+
+Workers never read the YAML file (see :mod:`relay.config.handoff`). On SIGHUP granian restarts
+the workers; just before, the main process reads the file again: when it is valid, the workers
+start from it; when it is broken, the problems are logged and the workers start from the
+configuration already running, so a broken file never stops a running gateway.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import sys
+from collections.abc import Callable
+
+import msgspec
+from granian import Granian
+from granian import __version__ as granian_version
+from granian.constants import Interfaces, Loops
+from granian.log import LogLevels
+
+from relay import __version__
+from relay.config import Config, ConfigError, ConfigSource
+from relay.config.handoff import publish, received
+from relay.config.notices import summary, warnings
+from relay.listen import CannotListen, check_listen
+from relay.obs.log import configure_logging
+
+log = logging.getLogger("relay")
+
+
+def serve(
+    config: Config, source: ConfigSource, *, reuse_port: bool, reload: Callable[[], Config]
+) -> int:
+    """Serve ``config`` until SIGTERM or SIGINT; ``reload`` re-reads the source on SIGHUP."""
+    server = config.server
+    try:
+        check_listen(server.host, server.port, reuse_port=reuse_port)
+    except CannotListen as exc:
+        print(f"relay: {exc}", file=sys.stderr)
+        return 1
+    configure_logging(server.log_level)
+    publish(config)
+    log.info(
+        "Relay %s (granian %s, Python %s)", __version__, granian_version, platform.python_version()
+    )
+    log.info("config: %s", source.describe())
+    for line in summary(config):
+        log.info("%s", line)
+    for line in warnings(config):
+        log.warning("%s", line)
+
+    granian = Granian(
+        "relay.app:create_app",
+        factory=True,
+        interface=Interfaces.RSGI,
+        loop=Loops.uvloop,
+        address=server.host,
+        port=server.port,
+        workers=server.workers,
+        log_level=LogLevels(server.log_level),
+        log_access=False,
+        respawn_failed_workers=True,
+        workers_kill_timeout=int(server.drain_timeout_s) + 5,
+    )
+    granian.on_reload(lambda: reload_for_workers(source, reload))
+    try:
+        granian.serve()
+    except RuntimeError as exc:
+        # Lost a race for the port after the check: granian's message is one line, then a
+        # Rust backtrace the user does not need.
+        if "os error" not in str(exc):
+            raise
+        print(
+            f"relay: cannot listen on {server.host}:{server.port}: {str(exc).splitlines()[0]}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def reload_for_workers(source: ConfigSource, reload: Callable[[], Config]) -> None:
+    """On SIGHUP, before granian restarts the workers: publish the file if it is valid."""
+    running = received()
+    try:
+        config = reload()
+    except ConfigError as exc:
+        log.error(
+            "SIGHUP: %s is invalid; workers restart with the configuration already running",
+            source.name,
+            extra={"relay": {"problems": exc.problems}},
+        )
+        return
+    except Exception:  # an exception here would end granian's main loop: never
+        log.exception("SIGHUP: could not read %s; keeping the running configuration", source.name)
+        return
+    if running is not None:
+        # The listening socket and the worker count belong to the main process: they stay.
+        kept = {
+            "host": running.server.host,
+            "port": running.server.port,
+            "workers": running.server.workers,
+        }
+        changed = [k for k, v in kept.items() if getattr(config.server, k) != v]
+        if changed:
+            log.warning(
+                "SIGHUP: server.%s changed: restart Relay to apply", ", server.".join(changed)
+            )
+        config = msgspec.structs.replace(
+            config, server=msgspec.structs.replace(config.server, **kept)
+        )
+    publish(config)
+    log.info(
+        "SIGHUP: workers restart with %s (models: %s)",
+        source.name,
+        ", ".join(config.models) or "none",
+    )

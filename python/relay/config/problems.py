@@ -14,17 +14,24 @@ _SHOWN_CHARS = 40
 
 
 class Problems:
-    """An ordered, de-duplicated list of ``(path, message)`` with the origin of overridden paths."""
+    """An ordered, de-duplicated list of problems, each naming its path and, if any, its origin."""
 
     def __init__(self) -> None:
-        self._items: list[tuple[str, str]] = []
+        self._items: list[str] = []
         # config path -> what set it, when not the file ("SERVER_PORT", "--port").
         self.origins: dict[str, str] = {}
 
     def add(self, path: str, message: str) -> None:
-        """Record one problem at ``path`` (empty for the file as a whole)."""
-        if (path, message) not in self._items:
-            self._items.append((path, message))
+        """Record one problem at ``path`` (empty for the file as a whole).
+
+        The origin is taken now: a problem found in the file before an override replaced the
+        value (a duplicate key) is the file's, not the flag's.
+        """
+        origin = self.origins.get(path)
+        where = f"{path} (from {origin})" if origin else path
+        line = f"{where}: {message}" if where else message
+        if line not in self._items:
+            self._items.append(line)
 
     def __bool__(self) -> bool:
         return bool(self._items)
@@ -34,12 +41,7 @@ class Problems:
 
     def lines(self) -> list[str]:
         """Each problem as one line, in the order found."""
-        out: list[str] = []
-        for path, message in self._items:
-            origin = self.origins.get(path)
-            where = f"{path} (from {origin})" if origin else path
-            out.append(f"{where}: {message}" if where else message)
-        return out
+        return list(self._items)
 
 
 def unknown(what: str, name: str, known: Iterable[str]) -> str:

@@ -1,0 +1,40 @@
+"""Start-up summary and warnings: what is served, to whom, and what is not enforced."""
+
+from __future__ import annotations
+
+from relay.config import parse_config
+from relay.config.notices import summary, warnings
+
+KEYED = "providers: {o: {kind: openai, base_url: 'http://h/v1', api_key: sk-1}}\nmodels: {m: {provider: o}}\n"
+
+
+def test_summary_of_the_simple_form() -> None:
+    config = parse_config(
+        "proxy: {target: 'http://h'}\nmodels: {a: 0.001}\nserver: {host: '::1'}", "s", {}
+    )
+    assert summary(config) == [
+        "models: a",
+        "unlisted models go to provider 'upstream'",
+        "auth: passthrough (no client authentication by Relay; each caller's Authorization is "
+        "forwarded to: upstream)",
+        "serving http://[::1]:8080/v1",
+    ]
+
+
+def test_a_key_on_a_public_address_is_a_warning_not_on_loopback() -> None:
+    assert warnings(parse_config(KEYED, "t", {})) == []
+    assert warnings(parse_config(KEYED + "server: {host: 0.0.0.0}", "t", {})) == [
+        "provider key(s) of o are served on 0.0.0.0 with no client authentication: anyone who "
+        "can reach this port spends them"
+    ]
+    no_key = KEYED.replace("api_key: sk-1", "api_key: ''")
+    assert warnings(parse_config(no_key + "server: {host: 0.0.0.0}", "t", {})) == []
+
+
+def test_no_models_and_sections_not_enforced() -> None:
+    text = "providers: {e: {kind: echo}}\nratelimit: {enabled: true}\nredis: {enabled: true}"
+    assert warnings(parse_config(text, "t", {})) == [
+        "no models are configured and no default_provider: every request will get a 404",
+        "ratelimit.enabled is set, but this version does not enforce rate limits yet",
+        "redis.enabled is set, but this version does not use Redis yet",
+    ]

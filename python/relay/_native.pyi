@@ -121,14 +121,26 @@ def gcra(
     tat: float, now: float, emission_interval: float, burst: float, cost: float = 1.0
 ) -> GcraDecision:
     """One GCRA step. A cost above ``burst`` is denied with retry_after=inf.
-    Raises NativeError for emission_interval <= 0, burst < 1, cost < 0 or
-    non-finite inputs."""
+    Raises NativeError for emission_interval <= 0, burst < 1, cost < 0,
+    non-finite inputs, or finite inputs whose products or sums overflow
+    (``emission_interval * burst``, ``cost * emission_interval``, the new
+    TAT), so that a returned TAT is always finite."""
 
 @final
 class LocalLimiter:
-    """In-process keyed GCRA limiter; safe to share between threads."""
+    """In-process keyed GCRA limiter; safe to share between threads.
 
-    def __new__(cls) -> Self: ...
+    It never holds more than ``max_keys`` keys (>= 1, else NativeError).
+    When a new key would exceed that, keys that are fully reset (TAT <= now)
+    are dropped first; if fewer than ``max_keys // 16`` went, the keys with
+    the smallest TAT (the closest to reset) are evicted down to
+    ``max_keys - 1 - max_keys // 16``. An evicted key starts afresh with a
+    full burst on its next check. (The slack keeps eviction amortized O(1).)
+    """
+
+    def __new__(cls, *, max_keys: int = 100000) -> Self: ...
+    @property
+    def max_keys(self) -> int: ...
     def check(
         self,
         key: str,
@@ -140,7 +152,9 @@ class LocalLimiter:
     ) -> GcraDecision:
         """``rate`` requests per ``period`` seconds, bursts of ``burst``.
         ``now`` defaults to :func:`monotonic`. Only allowed checks with
-        cost > 0 change the state."""
+        cost > 0 change the state. Invalid parameters (see :func:`gcra`;
+        ``rate`` and ``period`` finite and > 0) raise NativeError before
+        anything is stored."""
 
     def refund(
         self, key: str, rate: float, period: float, cost: float, now: float | None = None

@@ -360,10 +360,17 @@ pub struct LocalLimiter {
 #[pymethods]
 impl LocalLimiter {
     #[new]
-    fn new() -> Self {
-        LocalLimiter {
-            inner: lim::LocalLimiter::new(),
-        }
+    #[pyo3(signature = (*, max_keys = 100000))]
+    fn new(max_keys: i64) -> PyResult<Self> {
+        let max_keys = usize::try_from(max_keys).unwrap_or(0);
+        Ok(LocalLimiter {
+            inner: lim::LocalLimiter::with_max_keys(max_keys).map_err(gcra_err)?,
+        })
+    }
+
+    #[getter]
+    fn max_keys(&self) -> usize {
+        self.inner.max_keys()
     }
 
     // The GIL is always released around the lock: a thread waiting for the

@@ -92,8 +92,17 @@ class TokenCounter:
         """Tokens of ``text``; special tokens are counted as plain text."""
 
     def count_chat(self, body: bytes) -> int:
-        """Prompt tokens of an OpenAI chat request body (cookbook method; a
-        ``tools`` array is counted as its compact JSON text, approximately)."""
+        """Prompt tokens of an OpenAI chat request body (cookbook method: 3
+        per message plus its string values, ``content`` parts of type
+        ``text``, ``tool_calls`` and ``function_call`` names and arguments, 3
+        priming the reply; a ``tools`` array is counted as its compact JSON
+        text, approximately).
+
+        Never fails on valid JSON nested deeper than the parser's recursion
+        limit (128): a message or ``tools`` value too deep to build is
+        counted as 3 + the tokens of its raw JSON text (an over-estimate,
+        never 0). Raises InvalidJson for invalid JSON or a body without a
+        ``messages`` array of objects."""
 
 def encoding_for_model(model: str) -> str:
     """``"o200k_base"`` or ``"cl100k_base"``; unknown models get o200k_base."""

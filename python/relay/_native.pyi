@@ -22,6 +22,8 @@ __all__ = [
     "encoding_for_model",
     "gcra",
     "monotonic",
+    "splice_top_level",
+    "top_level_value",
 ]
 
 class NativeError(ValueError):
@@ -103,6 +105,24 @@ class TokenCounter:
         counted as 3 + the tokens of its raw JSON text (an over-estimate,
         never 0). Raises InvalidJson for invalid JSON or a body without a
         ``messages`` array of objects."""
+
+def top_level_value(body: bytes, key: str) -> bytes | None:
+    """Raw bytes of the value of the top-level member ``key`` of the JSON
+    object ``body`` (the last one if duplicated), None if absent. Keys
+    compare after unescaping. Raises InvalidJson if ``body`` is not a JSON
+    object (the whole body is validated)."""
+
+def splice_top_level(body: bytes, edits: Sequence[tuple[str, bytes]]) -> bytes:
+    """``body`` with top-level members edited, without re-encoding it.
+
+    For each ``(key, raw_json_value)``: the value of every top-level member
+    ``key`` (compared after unescaping) is replaced; if there is none,
+    ``"key":value`` is inserted as the first member, right after ``{``
+    (inserted members in the order of ``edits``, followed by a comma if the
+    object had members). If ``edits`` names a key twice the last value
+    wins. Everything else stays byte for byte: whitespace, member order,
+    escapes. Raises InvalidJson if ``body`` is not a JSON object or a value
+    is not exactly one JSON value (whitespace around it is kept)."""
 
 def encoding_for_model(model: str) -> str:
     """``"o200k_base"`` or ``"cl100k_base"``; unknown models get o200k_base."""

@@ -8,6 +8,7 @@
 pub mod cache_key;
 pub mod gcra;
 pub mod json;
+pub mod json_edit;
 pub mod limiter;
 pub mod sse;
 pub mod tokens;

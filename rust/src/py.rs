@@ -4,11 +4,13 @@
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 use crate::cache_key as ck;
 use crate::gcra as g;
 use crate::json::JsonError;
+use crate::json_edit;
 use crate::limiter as lim;
 use crate::sse;
 use crate::tokens::{self, Encoding};
@@ -272,6 +274,31 @@ impl TokenCounter {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Editing request JSON
+// ---------------------------------------------------------------------------
+
+#[pyfunction]
+fn top_level_value<'py>(
+    py: Python<'py>,
+    body: &[u8],
+    key: &str,
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    let value = maybe_detached(py, body.len(), || json_edit::top_level_value(body, key));
+    Ok(value.map_err(json_err)?.map(|v| PyBytes::new(py, v)))
+}
+
+#[pyfunction]
+fn splice_top_level<'py>(
+    py: Python<'py>,
+    body: &[u8],
+    edits: Vec<(PyBackedStr, PyBackedBytes)>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let edits: Vec<(&str, &[u8])> = edits.iter().map(|(k, v)| (&**k, &**v)).collect();
+    let out = maybe_detached(py, body.len(), || json_edit::splice_top_level(body, &edits));
+    Ok(PyBytes::new(py, &out.map_err(json_err)?))
+}
+
 #[pyfunction]
 fn encoding_for_model(model: &str) -> &'static str {
     tokens::encoding_for_model(model).name()
@@ -441,6 +468,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<TokenCounter>()?;
     m.add_function(wrap_pyfunction!(encoding_for_model, m)?)?;
     m.add_function(wrap_pyfunction!(cache_key, m)?)?;
+    m.add_function(wrap_pyfunction!(top_level_value, m)?)?;
+    m.add_function(wrap_pyfunction!(splice_top_level, m)?)?;
     m.add_class::<GcraDecision>()?;
     m.add_function(wrap_pyfunction!(gcra, m)?)?;
     m.add_class::<LocalLimiter>()?;

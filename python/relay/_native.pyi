@@ -11,11 +11,14 @@ from typing import Self, final
 __all__ = [
     "GcraDecision",
     "InvalidJson",
+    "InvalidStreamEvent",
     "LocalLimiter",
     "NativeError",
+    "OpenAIStreamScanner",
     "SseDecoder",
     "SseEvent",
     "SseEventTooLarge",
+    "StreamScan",
     "TokenCounter",
     "UnknownEncoding",
     "cache_key",
@@ -32,9 +35,21 @@ class NativeError(ValueError):
 class SseEventTooLarge(NativeError):
     """One SSE event buffered more than ``max_event_bytes``."""
 
+    scan: StreamScan | None
+    """Raised by :meth:`OpenAIStreamScanner.feed`: what the read held before
+    the oversized event (its ``out`` is still to be sent). None otherwise."""
+
 class InvalidJson(NativeError):
     """A JSON body failed to parse (the message gives line, column and byte
     offset) or has the wrong shape (the message gives a JSON path)."""
+
+class InvalidStreamEvent(NativeError):
+    """An event of a stream is not valid UTF-8 or not JSON; the message says
+    which (``"stream event 3 is not JSON: ..."``, counting from 1)."""
+
+    scan: StreamScan | None
+    """What the read held before the bad event (its ``out`` is still to be
+    sent), always set when raised by :meth:`OpenAIStreamScanner.feed`."""
 
 class UnknownEncoding(NativeError):
     """The tokenizer encoding name is not supported."""
@@ -78,6 +93,94 @@ class SseDecoder:
     @property
     def buffered(self) -> int:
         """Bytes held for the incomplete event (partial line, data, type)."""
+
+@final
+class StreamScan:
+    """What one network read of an OpenAI-shaped SSE stream held (immutable)."""
+
+    @property
+    def out(self) -> bytes:
+        """Frames to send to the client, in order: each relayed event as
+        ``event: T\\n`` (only if it had a type) and one ``data: ...\\n`` line
+        per line of its data, then a blank line. The data bytes are never
+        re-encoded; ``id:``, ``retry:`` and comments are dropped."""
+
+    @property
+    def events(self) -> int:
+        """Number of events relayed in ``out``."""
+
+    @property
+    def content(self) -> bool:
+        """An event of this read carries content (the stream's commit point):
+        a choice with a non-empty ``finish_reason`` or legacy ``text``, or
+        whose ``delta`` or ``message`` has a non-empty ``content`` or
+        ``refusal``, a non-empty ``tool_calls`` array or a non-empty
+        ``function_call`` object; or a choice, ``choices`` or event of
+        another shape than the documented one (relayed as is)."""
+
+    @property
+    def done(self) -> bool:
+        """``data: [DONE]`` was seen. It is not in ``out``; nothing after it is read."""
+
+    @property
+    def usage(self) -> tuple[int, int, int] | None:
+        """``(prompt_tokens, completion_tokens, cached_tokens)`` of the last
+        non-null ``usage`` of this read (absent counts are 0; cached is
+        ``prompt_tokens_details.cached_tokens``). A ``usage`` whose counts
+        are not non-negative integers is ignored."""
+
+    @property
+    def error(self) -> bytes | None:
+        """Raw JSON of the non-null top-level ``error`` of an event (a
+        provider's mid-stream error). Scanning stopped there: ``out`` holds
+        the events before it, and the error event is not relayed."""
+
+    @property
+    def text(self) -> str:
+        """Generated text this read added (see :meth:`OpenAIStreamScanner.text`)."""
+
+@final
+class OpenAIStreamScanner:
+    """The relay's per-read work on an OpenAI-shaped SSE stream, in one call:
+    decode the events, read each one's JSON (usage, content, text, error)
+    and re-frame the ones to relay. Chunks may split anywhere.
+
+    With ``strip_usage``, an event with a well-formed non-null ``usage`` and
+    an absent, null or empty ``choices`` (the usage chunk forced with
+    ``stream_options.include_usage``) is not relayed; its usage is still
+    reported. Events with an ``event:`` type are scanned like the others.
+    Inputs of 8 KiB or more are scanned with the GIL released.
+
+    The stream ends at ``[DONE]``, at an ``error`` event, when ``feed``
+    raises, or at :meth:`close`; later ``feed`` calls ignore their input and
+    return an empty :class:`StreamScan`.
+    """
+
+    def __new__(cls, *, strip_usage: bool = False, max_event_bytes: int = 4194304) -> Self: ...
+    def feed(self, chunk: bytes) -> StreamScan:
+        """Scan one network read.
+
+        Raises SseEventTooLarge (an event over ``max_event_bytes``) or
+        InvalidStreamEvent (an event's data is not valid UTF-8 or not JSON);
+        the exception's ``scan`` holds what the read held before the bad
+        event, whose frames still have to be sent.
+        """
+
+    def text(self) -> str:
+        """All generated text so far, concatenated: per choice, the
+        ``delta`` (or ``message``) ``content``, ``refusal``, each
+        ``tool_calls[].function`` ``name`` and ``arguments``, the
+        ``function_call`` ``name`` and ``arguments``, then the legacy
+        completions ``text``. Choices of another shape add nothing."""
+
+    @property
+    def events(self) -> int:
+        """Events relayed so far."""
+
+    def close(self) -> bool:
+        """End of stream: returns True if an incomplete event was discarded
+        (bytes after the end of the stream do not count). ``text()`` and
+        ``events`` stay readable."""
 
 @final
 class TokenCounter:

@@ -11,27 +11,35 @@ from functools import cache
 from relay._native import (
     GcraDecision,
     InvalidJson,
+    InvalidStreamEvent,
     LocalLimiter,
     NativeError,
+    OpenAIStreamScanner,
     SseDecoder,
     SseEvent,
     SseEventTooLarge,
+    StreamScan,
     TokenCounter,
     UnknownEncoding,
     cache_key,
     encoding_for_model,
     gcra,
     monotonic,
+    splice_top_level,
+    top_level_value,
 )
 
 __all__ = [
     "GcraDecision",
     "InvalidJson",
+    "InvalidStreamEvent",
     "LocalLimiter",
     "NativeError",
+    "OpenAIStreamScanner",
     "SseDecoder",
     "SseEvent",
     "SseEventTooLarge",
+    "StreamScan",
     "TokenCounter",
     "UnknownEncoding",
     "cache_key",
@@ -39,6 +47,8 @@ __all__ = [
     "encoding_for_model",
     "gcra",
     "monotonic",
+    "splice_top_level",
+    "top_level_value",
 ]
 
 

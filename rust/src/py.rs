@@ -35,6 +35,12 @@ create_exception!(
 );
 create_exception!(
     relay._native,
+    InvalidStreamEvent,
+    NativeError,
+    "An event of a stream is not valid UTF-8 or not JSON (the message says which event and what)."
+);
+create_exception!(
+    relay._native,
     UnknownEncoding,
     NativeError,
     "The tokenizer encoding name is not supported."
@@ -54,7 +60,7 @@ fn should_detach(input_len: usize) -> bool {
 }
 
 /// Run `f` with the GIL released if the input is large (see above).
-fn maybe_detached<T, F>(py: Python<'_>, input_len: usize, f: F) -> T
+pub(crate) fn maybe_detached<T, F>(py: Python<'_>, input_len: usize, f: F) -> T
 where
     F: Send + FnOnce() -> T,
     T: Send,
@@ -462,7 +468,13 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("NativeError", py.get_type::<NativeError>())?;
     m.add("SseEventTooLarge", py.get_type::<SseEventTooLarge>())?;
     m.add("InvalidJson", py.get_type::<InvalidJson>())?;
+    m.add("InvalidStreamEvent", py.get_type::<InvalidStreamEvent>())?;
     m.add("UnknownEncoding", py.get_type::<UnknownEncoding>())?;
+    // Set on instances raised by OpenAIStreamScanner.feed.
+    py.get_type::<SseEventTooLarge>()
+        .setattr("scan", py.None())?;
+    py.get_type::<InvalidStreamEvent>()
+        .setattr("scan", py.None())?;
     m.add_class::<SseEvent>()?;
     m.add_class::<SseDecoder>()?;
     m.add_class::<TokenCounter>()?;
@@ -470,6 +482,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cache_key, m)?)?;
     m.add_function(wrap_pyfunction!(top_level_value, m)?)?;
     m.add_function(wrap_pyfunction!(splice_top_level, m)?)?;
+    crate::py_stream::register(m)?;
     m.add_class::<GcraDecision>()?;
     m.add_function(wrap_pyfunction!(gcra, m)?)?;
     m.add_class::<LocalLimiter>()?;

@@ -11,17 +11,22 @@ from typing import Self, final
 __all__ = [
     "GcraDecision",
     "InvalidJson",
+    "InvalidStreamEvent",
     "LocalLimiter",
     "NativeError",
+    "OpenAIStreamScanner",
     "SseDecoder",
     "SseEvent",
     "SseEventTooLarge",
+    "StreamScan",
     "TokenCounter",
     "UnknownEncoding",
     "cache_key",
     "encoding_for_model",
     "gcra",
     "monotonic",
+    "splice_top_level",
+    "top_level_value",
 ]
 
 class NativeError(ValueError):
@@ -30,9 +35,21 @@ class NativeError(ValueError):
 class SseEventTooLarge(NativeError):
     """One SSE event buffered more than ``max_event_bytes``."""
 
+    scan: StreamScan | None
+    """Raised by :meth:`OpenAIStreamScanner.feed`: what the read held before
+    the oversized event (its ``out`` is still to be sent). None otherwise."""
+
 class InvalidJson(NativeError):
     """A JSON body failed to parse (the message gives line, column and byte
     offset) or has the wrong shape (the message gives a JSON path)."""
+
+class InvalidStreamEvent(NativeError):
+    """An event of a stream is not valid UTF-8 or not JSON; the message says
+    which (``"stream event 3 is not JSON: ..."``, counting from 1)."""
+
+    scan: StreamScan | None
+    """What the read held before the bad event (its ``out`` is still to be
+    sent), always set when raised by :meth:`OpenAIStreamScanner.feed`."""
 
 class UnknownEncoding(NativeError):
     """The tokenizer encoding name is not supported."""
@@ -78,6 +95,94 @@ class SseDecoder:
         """Bytes held for the incomplete event (partial line, data, type)."""
 
 @final
+class StreamScan:
+    """What one network read of an OpenAI-shaped SSE stream held (immutable)."""
+
+    @property
+    def out(self) -> bytes:
+        """Frames to send to the client, in order: each relayed event as
+        ``event: T\\n`` (only if it had a type) and one ``data: ...\\n`` line
+        per line of its data, then a blank line. The data bytes are never
+        re-encoded; ``id:``, ``retry:`` and comments are dropped."""
+
+    @property
+    def events(self) -> int:
+        """Number of events relayed in ``out``."""
+
+    @property
+    def content(self) -> bool:
+        """An event of this read carries content (the stream's commit point):
+        a choice with a non-empty ``finish_reason`` or legacy ``text``, or
+        whose ``delta`` or ``message`` has a non-empty ``content`` or
+        ``refusal``, a non-empty ``tool_calls`` array or a non-empty
+        ``function_call`` object; or a choice, ``choices`` or event of
+        another shape than the documented one (relayed as is)."""
+
+    @property
+    def done(self) -> bool:
+        """``data: [DONE]`` was seen. It is not in ``out``; nothing after it is read."""
+
+    @property
+    def usage(self) -> tuple[int, int, int] | None:
+        """``(prompt_tokens, completion_tokens, cached_tokens)`` of the last
+        non-null ``usage`` of this read (absent counts are 0; cached is
+        ``prompt_tokens_details.cached_tokens``). A ``usage`` whose counts
+        are not non-negative integers is ignored."""
+
+    @property
+    def error(self) -> bytes | None:
+        """Raw JSON of the non-null top-level ``error`` of an event (a
+        provider's mid-stream error). Scanning stopped there: ``out`` holds
+        the events before it, and the error event is not relayed."""
+
+    @property
+    def text(self) -> str:
+        """Generated text this read added (see :meth:`OpenAIStreamScanner.text`)."""
+
+@final
+class OpenAIStreamScanner:
+    """The relay's per-read work on an OpenAI-shaped SSE stream, in one call:
+    decode the events, read each one's JSON (usage, content, text, error)
+    and re-frame the ones to relay. Chunks may split anywhere.
+
+    With ``strip_usage``, an event with a well-formed non-null ``usage`` and
+    an absent, null or empty ``choices`` (the usage chunk forced with
+    ``stream_options.include_usage``) is not relayed; its usage is still
+    reported. Events with an ``event:`` type are scanned like the others.
+    Inputs of 8 KiB or more are scanned with the GIL released.
+
+    The stream ends at ``[DONE]``, at an ``error`` event, when ``feed``
+    raises, or at :meth:`close`; later ``feed`` calls ignore their input and
+    return an empty :class:`StreamScan`.
+    """
+
+    def __new__(cls, *, strip_usage: bool = False, max_event_bytes: int = 4194304) -> Self: ...
+    def feed(self, chunk: bytes) -> StreamScan:
+        """Scan one network read.
+
+        Raises SseEventTooLarge (an event over ``max_event_bytes``) or
+        InvalidStreamEvent (an event's data is not valid UTF-8 or not JSON);
+        the exception's ``scan`` holds what the read held before the bad
+        event, whose frames still have to be sent.
+        """
+
+    def text(self) -> str:
+        """All generated text so far, concatenated: per choice, the
+        ``delta`` (or ``message``) ``content``, ``refusal``, each
+        ``tool_calls[].function`` ``name`` and ``arguments``, the
+        ``function_call`` ``name`` and ``arguments``, then the legacy
+        completions ``text``. Choices of another shape add nothing."""
+
+    @property
+    def events(self) -> int:
+        """Events relayed so far."""
+
+    def close(self) -> bool:
+        """End of stream: returns True if an incomplete event was discarded
+        (bytes after the end of the stream do not count). ``text()`` and
+        ``events`` stay readable."""
+
+@final
 class TokenCounter:
     """Token counting with an encoding compiled into the extension.
 
@@ -92,8 +197,35 @@ class TokenCounter:
         """Tokens of ``text``; special tokens are counted as plain text."""
 
     def count_chat(self, body: bytes) -> int:
-        """Prompt tokens of an OpenAI chat request body (cookbook method; a
-        ``tools`` array is counted as its compact JSON text, approximately)."""
+        """Prompt tokens of an OpenAI chat request body (cookbook method: 3
+        per message plus its string values, ``content`` parts of type
+        ``text``, ``tool_calls`` and ``function_call`` names and arguments, 3
+        priming the reply; a ``tools`` array is counted as its compact JSON
+        text, approximately).
+
+        Never fails on valid JSON nested deeper than the parser's recursion
+        limit (128): a message or ``tools`` value too deep to build is
+        counted as 3 + the tokens of its raw JSON text (an over-estimate,
+        never 0). Raises InvalidJson for invalid JSON or a body without a
+        ``messages`` array of objects."""
+
+def top_level_value(body: bytes, key: str) -> bytes | None:
+    """Raw bytes of the value of the top-level member ``key`` of the JSON
+    object ``body`` (the last one if duplicated), None if absent. Keys
+    compare after unescaping. Raises InvalidJson if ``body`` is not a JSON
+    object (the whole body is validated)."""
+
+def splice_top_level(body: bytes, edits: Sequence[tuple[str, bytes]]) -> bytes:
+    """``body`` with top-level members edited, without re-encoding it.
+
+    For each ``(key, raw_json_value)``: the value of every top-level member
+    ``key`` (compared after unescaping) is replaced; if there is none,
+    ``"key":value`` is inserted as the first member, right after ``{``
+    (inserted members in the order of ``edits``, followed by a comma if the
+    object had members). If ``edits`` names a key twice the last value
+    wins. Everything else stays byte for byte: whitespace, member order,
+    escapes. Raises InvalidJson if ``body`` is not a JSON object or a value
+    is not exactly one JSON value (whitespace around it is kept)."""
 
 def encoding_for_model(model: str) -> str:
     """``"o200k_base"`` or ``"cl100k_base"``; unknown models get o200k_base."""
@@ -121,14 +253,26 @@ def gcra(
     tat: float, now: float, emission_interval: float, burst: float, cost: float = 1.0
 ) -> GcraDecision:
     """One GCRA step. A cost above ``burst`` is denied with retry_after=inf.
-    Raises NativeError for emission_interval <= 0, burst < 1, cost < 0 or
-    non-finite inputs."""
+    Raises NativeError for emission_interval <= 0, burst < 1, cost < 0,
+    non-finite inputs, or finite inputs whose products or sums overflow
+    (``emission_interval * burst``, ``cost * emission_interval``, the new
+    TAT), so that a returned TAT is always finite."""
 
 @final
 class LocalLimiter:
-    """In-process keyed GCRA limiter; safe to share between threads."""
+    """In-process keyed GCRA limiter; safe to share between threads.
 
-    def __new__(cls) -> Self: ...
+    It never holds more than ``max_keys`` keys (>= 1, else NativeError).
+    When a new key would exceed that, keys that are fully reset (TAT <= now)
+    are dropped first; if fewer than ``max_keys // 16`` went, the keys with
+    the smallest TAT (the closest to reset) are evicted down to
+    ``max_keys - 1 - max_keys // 16``. An evicted key starts afresh with a
+    full burst on its next check. (The slack keeps eviction amortized O(1).)
+    """
+
+    def __new__(cls, *, max_keys: int = 100000) -> Self: ...
+    @property
+    def max_keys(self) -> int: ...
     def check(
         self,
         key: str,
@@ -140,7 +284,9 @@ class LocalLimiter:
     ) -> GcraDecision:
         """``rate`` requests per ``period`` seconds, bursts of ``burst``.
         ``now`` defaults to :func:`monotonic`. Only allowed checks with
-        cost > 0 change the state."""
+        cost > 0 change the state. Invalid parameters (see :func:`gcra`;
+        ``rate`` and ``period`` finite and > 0) raise NativeError before
+        anything is stored."""
 
     def refund(
         self, key: str, rate: float, period: float, cost: float, now: float | None = None

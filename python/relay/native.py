@@ -11,17 +11,22 @@ from functools import cache
 from relay._native import (
     GcraDecision,
     InvalidJson,
+    InvalidStreamEvent,
     LocalLimiter,
     NativeError,
+    OpenAIStreamScanner,
     SseDecoder,
     SseEvent,
     SseEventTooLarge,
+    StreamScan,
     TokenCounter,
     UnknownEncoding,
     cache_key,
     encoding_for_model,
     gcra,
     monotonic,
+    splice_top_level,
+    top_level_value,
 )
 
 try:

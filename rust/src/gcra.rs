@@ -76,6 +76,18 @@ pub fn validate(
     if !tat.is_finite() {
         return Err(invalid(format!("tat must be finite, got {tat}")));
     }
+    // Finite inputs can still overflow: an infinite tau or increment would
+    // make `new_ahead - tau` NaN, allow the request and store TAT = inf.
+    if !(emission_interval * burst).is_finite() {
+        return Err(invalid(format!(
+            "emission_interval * burst overflows: {emission_interval} * {burst}"
+        )));
+    }
+    if !(cost * emission_interval).is_finite() {
+        return Err(invalid(format!(
+            "cost * emission_interval overflows: {cost} * {emission_interval}"
+        )));
+    }
     Ok(())
 }
 
@@ -94,6 +106,12 @@ pub fn gcra(
     // Allowance for float rounding when tat/now are large absolute times.
     let eps = 1e-9 + 1e-12 * (now.abs() + tat.abs() + tau);
     let ahead = (tat - now).max(0.0); // how far the stored TAT is in the future
+    let new_tat = tat.max(now) + increment;
+    if !(eps.is_finite() && ahead.is_finite() && new_tat.is_finite()) {
+        return Err(invalid(format!(
+            "times out of range: tat={tat}, now={now}, cost * emission_interval={increment}"
+        )));
+    }
     let remaining_at = |ahead_after: f64| -> u64 {
         let r = ((tau - ahead_after + eps) / t).floor();
         if r > 0.0 {
@@ -122,7 +140,6 @@ pub fn gcra(
             remaining: remaining_at(ahead),
         });
     }
-    let new_tat = tat.max(now) + increment;
     Ok(Decision {
         allowed: true,
         tat: new_tat,
@@ -237,6 +254,24 @@ mod tests {
         assert!(e.0.contains("emission_interval"));
         let e = gcra(0.0, 0.0, 1.0, 0.0, 1.0).unwrap_err();
         assert!(e.0.contains("burst"));
+    }
+
+    #[test]
+    fn overflow_is_an_error_never_an_infinite_tat() {
+        // Each of these used to be allowed with tat = inf (or with NaN math).
+        for (tat, now, ei, burst, cost) in [
+            (0.0, 0.0, 1e200, 1e200, 1e200),         // tau and increment overflow
+            (0.0, 0.0, 1e200, 1e200, 1.0),           // tau overflows
+            (0.0, 0.0, 1e300, 1.0, 1e10),            // increment overflows
+            (1.79e308, 1.79e308, 1e305, 10.0, 10.0), // new tat overflows
+            (1e308, -1e308, 1.0, 1.0, 1.0),          // tat - now overflows
+        ] {
+            let r = gcra(tat, now, ei, burst, cost);
+            assert!(r.is_err(), "{tat} {now} {ei} {burst} {cost}: {r:?}");
+        }
+        // Large but representable values still work.
+        let d = gcra(0.0, 1e6, 1e100, 1e100, 1.0).unwrap();
+        assert!(d.allowed && d.tat.is_finite());
     }
 
     #[test]

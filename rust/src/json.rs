@@ -1,6 +1,12 @@
-//! JSON parsing shared by `tokens` and `cache_key`: one error type that says
-//! where the input is bad (line/column like serde_json, plus the byte offset).
+//! JSON parsing shared by `tokens`, `cache_key` and `json_edit`: one error
+//! type that says where the input is bad (line/column like serde_json, plus
+//! the byte offset), and the members of a top-level object as raw slices.
 
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// A JSON syntax error (with position) or a shape error (with a JSON path).
@@ -39,7 +45,84 @@ pub fn parse(body: &[u8]) -> Result<Value, JsonError> {
     serde_json::from_slice(body).map_err(|e| syntax_error(body, &e))
 }
 
-fn syntax_error(body: &[u8], e: &serde_json::Error) -> JsonError {
+/// One member of a top-level object: the unescaped key and the raw value
+/// (a slice of the body, without surrounding whitespace).
+#[derive(Debug, Clone)]
+pub struct Member<'a> {
+    pub key: Cow<'a, str>,
+    pub value: &'a RawValue,
+}
+
+/// A top-level object: the offset of its `{` and its members, in order
+/// (duplicates included). Values are validated but not built, and nesting
+/// depth is not limited (serde_json skips values without recursion).
+pub fn object_members(body: &[u8]) -> Result<(usize, Vec<Member<'_>>), JsonError> {
+    let brace = body
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    let Some(brace) = brace.filter(|&i| body[i] == b'{') else {
+        // Valid JSON of another kind is a shape error, anything else a syntax error.
+        serde_json::from_slice::<IgnoredAny>(body).map_err(|e| syntax_error(body, &e))?;
+        return Err(JsonError::shape("$", "an object"));
+    };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let members = de
+        .deserialize_map(MembersVisitor)
+        .and_then(|m| de.end().map(|()| m))
+        .map_err(|e| syntax_error(body, &e))?;
+    Ok((brace, members))
+}
+
+/// Byte offset of `raw` (which must borrow from `body`) in `body`.
+pub fn offset_in(body: &[u8], raw: &RawValue) -> usize {
+    raw.get().as_ptr() as usize - body.as_ptr() as usize
+}
+
+struct MembersVisitor;
+
+impl<'de> Visitor<'de> for MembersVisitor {
+    type Value = Vec<Member<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut members = Vec::new();
+        while let Some(KeyCow(key)) = map.next_key()? {
+            members.push(Member {
+                key,
+                value: map.next_value()?,
+            });
+        }
+        Ok(members)
+    }
+}
+
+/// A key, borrowed from the input unless it had escapes.
+struct KeyCow<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for KeyCow<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = KeyCow<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(KeyCow(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(KeyCow(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A serde_json error on `body` with its byte offset.
+pub fn syntax_error(body: &[u8], e: &serde_json::Error) -> JsonError {
     let (line, column) = (e.line(), e.column());
     // serde_json's column counts bytes since the last '\n' on `line`.
     let line_start = if line <= 1 {
@@ -96,6 +179,30 @@ mod tests {
     fn trailing_garbage_and_bad_utf8() {
         assert!(parse(b"{} x").is_err());
         assert!(parse(b"\"\xff\"").is_err());
+    }
+
+    #[test]
+    fn members() {
+        let body = b" {\"a\" : [1, {}] ,\"b\\u0063\":\"x\",\"a\":null}\n";
+        let (brace, m) = object_members(body).unwrap();
+        assert_eq!(brace, 1);
+        let got: Vec<_> = m.iter().map(|m| (&*m.key, m.value.get())).collect();
+        assert_eq!(got, [("a", "[1, {}]"), ("bc", "\"x\""), ("a", "null")]);
+        assert_eq!(offset_in(body, m[0].value), 8);
+        assert!(object_members(b" {} ").unwrap().1.is_empty());
+        let e = object_members(b"[1]").unwrap_err();
+        assert!(e.message.contains("expected an object"), "{}", e.message);
+        for bad in [
+            &b"[1"[..],
+            b"{\"a\":1",
+            b"{\"a\":1} x",
+            b"",
+            b"{\"a\":\"\xff\"}",
+        ] {
+            assert!(object_members(bad).unwrap_err().offset.is_some());
+        }
+        let deep = format!("{{\"d\":{}{}}}", "[".repeat(10000), "]".repeat(10000));
+        assert_eq!(object_members(deep.as_bytes()).unwrap().1.len(), 1);
     }
 
     #[test]

@@ -1,18 +1,24 @@
 //! `relay._native`: byte-level hot paths of the Relay gateway.
 //!
 //! The pure core (no Python types, unit-tested with `cargo test`):
-//! [`sse`], [`tokens`], [`cache_key`], [`gcra`], [`limiter`] and the shared
-//! [`json`] error helper. The binding layer is [`py`]; its GIL policy (release
-//! the GIL for inputs of 8 KiB or more) is `py::maybe_detached`.
+//! [`sse`], [`openai_chunk`] and [`openai_stream`] (the stream relay's
+//! per-read work), [`tokens`], [`cache_key`], [`json_edit`], [`gcra`],
+//! [`limiter`] and the shared [`json`] helpers. The binding layer is `py`
+//! (and `py_stream` for the stream scanner); its GIL policy (release the GIL
+//! for inputs of 8 KiB or more) is `py::maybe_detached`.
 
 pub mod cache_key;
 pub mod gcra;
 pub mod json;
+pub mod json_edit;
 pub mod limiter;
+pub mod openai_chunk;
+pub mod openai_stream;
 pub mod sse;
 pub mod tokens;
 
 mod py;
+mod py_stream;
 
 use pyo3::prelude::*;
 

@@ -1,5 +1,12 @@
 //! In-process keyed GCRA limiter: a map key -> TAT behind one mutex, so that
 //! concurrent checks never overrun the limit.
+//!
+//! The map holds at most `max_keys` keys. When a new key would exceed it, the
+//! keys that are fully reset (TAT <= now) are dropped first; if that frees
+//! less than 1/16 of `max_keys`, the keys with the smallest TAT (the closest
+//! to reset) are evicted down to `max_keys - 1 - max_keys / 16`. Evicting a
+//! key at worst lets it start fresh with a full burst. The slack keeps the
+//! cost amortized: one O(n) pass per `max_keys / 16` new keys.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -47,14 +54,39 @@ pub fn emission_interval(rate: f64, period: f64) -> Result<f64, GcraError> {
     Ok(period / rate)
 }
 
-#[derive(Debug, Default)]
+/// Default bound on the number of keys.
+pub const DEFAULT_MAX_KEYS: usize = 100_000;
+
+#[derive(Debug)]
 pub struct LocalLimiter {
     tats: Mutex<HashMap<String, f64>>,
+    max_keys: usize,
+}
+
+impl Default for LocalLimiter {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl LocalLimiter {
     pub fn new() -> Self {
-        Self::default()
+        Self::with_max_keys(DEFAULT_MAX_KEYS).expect("the default is valid")
+    }
+
+    /// A limiter that never holds more than `max_keys` (>= 1) keys.
+    pub fn with_max_keys(max_keys: usize) -> Result<Self, GcraError> {
+        if max_keys == 0 {
+            return Err(GcraError("max_keys must be >= 1, got 0".to_owned()));
+        }
+        Ok(LocalLimiter {
+            tats: Mutex::new(HashMap::new()),
+            max_keys,
+        })
+    }
+
+    pub fn max_keys(&self) -> usize {
+        self.max_keys
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, f64>> {
@@ -84,6 +116,9 @@ impl LocalLimiter {
             match map.get_mut(key) {
                 Some(v) => *v = d.tat,
                 None => {
+                    if map.len() >= self.max_keys {
+                        make_room(&mut map, self.max_keys, now);
+                    }
                     map.insert(key.to_owned(), d.tat);
                 }
             }
@@ -145,6 +180,30 @@ impl LocalLimiter {
     pub fn tat(&self, key: &str) -> Option<f64> {
         self.lock().get(key).copied()
     }
+}
+
+/// Called when the map is full: see the module docs.
+fn make_room(map: &mut HashMap<String, f64>, max_keys: usize, now: f64) {
+    map.retain(|_, tat| *tat > now);
+    let target = max_keys - 1 - max_keys / 16;
+    if map.len() <= target {
+        return; // purging alone freed enough
+    }
+    let evict = map.len() - target;
+    let mut tats: Vec<f64> = map.values().copied().collect();
+    let (_, &mut cut, _) = tats.select_nth_unstable_by(evict - 1, f64::total_cmp);
+    // Evict every TAT below `cut`, and as many equal to it as still needed.
+    let mut ties = evict - tats.iter().filter(|&&t| t < cut).count();
+    map.retain(|_, tat| {
+        if *tat < cut {
+            false
+        } else if *tat == cut && ties > 0 {
+            ties -= 1;
+            false
+        } else {
+            true
+        }
+    });
 }
 
 #[cfg(test)]
@@ -223,6 +282,92 @@ mod tests {
         assert!(l.check("k", 1.0, 1.0, 1.0, -1.0, None).is_err());
         assert!(l.check("k", 1.0, 1.0, 1.0, 1.0, Some(f64::NAN)).is_err());
         assert!(l.refund("k", 1.0, 1.0, f64::NAN, None).is_err());
+    }
+
+    #[test]
+    fn overflowing_parameters_never_corrupt_a_key() {
+        let l = LocalLimiter::new();
+        let now = Some(0.0);
+        assert!(l.check("k", 1.0, 1.0, 2.0, 1.0, now).unwrap().allowed);
+        let before = l.tat("k");
+        // interval 1e200: burst and cost overflow tau and the increment.
+        assert!(l.check("k", 1.0, 1e200, 1e200, 1e200, now).is_err());
+        assert!(l.check("k", 1e-200, 1e200, 1.0, 1.0, now).is_err()); // interval = inf
+        assert!(l.check("k", 1.0, 1.0, f64::INFINITY, 1.0, now).is_err());
+        assert!(l.check("k", 1.0, 1.0, 2.0, f64::INFINITY, now).is_err());
+        assert!(l
+            .check("k", 1.0, 1.0, 2.0, 1.0, Some(f64::INFINITY))
+            .is_err());
+        assert!(l.check("k", 1.0, 1e300, 2.0, 1.0, Some(f64::MAX)).is_err());
+        assert!(l.check("new", 1.0, 1e200, 1e200, 1e200, now).is_err());
+        assert_eq!(l.tat("k"), before);
+        assert_eq!(l.len(), 1);
+        // The key still works.
+        assert!(l.check("k", 1.0, 1.0, 2.0, 1.0, now).unwrap().allowed);
+    }
+
+    #[test]
+    fn bounded_purges_reset_keys_first() {
+        let l = LocalLimiter::with_max_keys(100).unwrap();
+        // 100 keys: k0..k49 reset by t=10, k50..k99 not.
+        for i in 0..100 {
+            let now = if i < 50 { 0.0 } else { 10.0 };
+            assert!(
+                l.check(&format!("k{i}"), 1.0, 1.0, 5.0, 1.0, Some(now))
+                    .unwrap()
+                    .allowed
+            );
+        }
+        assert_eq!(l.len(), 100);
+        assert!(
+            l.check("new", 1.0, 1.0, 5.0, 1.0, Some(10.0))
+                .unwrap()
+                .allowed
+        );
+        assert_eq!(l.len(), 51);
+        assert!((50..100).all(|i| l.tat(&format!("k{i}")).is_some()));
+        assert!(LocalLimiter::with_max_keys(0).is_err());
+    }
+
+    #[test]
+    fn bounded_evicts_the_keys_closest_to_reset() {
+        let l = LocalLimiter::with_max_keys(64).unwrap();
+        // Key i has TAT 1000 + i (nobody resets at now = 0).
+        for i in 0..64 {
+            let cost = 1000.0 + i as f64;
+            l.check(&format!("k{i}"), 1.0, 1.0, 2000.0, cost, Some(0.0))
+                .unwrap();
+        }
+        assert_eq!(l.len(), 64);
+        l.check("new", 1.0, 1.0, 2000.0, 1500.0, Some(0.0)).unwrap();
+        // Down to 64 - 1 - 4 = 59, then the new key: the 5 smallest TATs went.
+        assert_eq!(l.len(), 60);
+        assert!((0..5).all(|i| l.tat(&format!("k{i}")).is_none()));
+        assert!((5..64).all(|i| l.tat(&format!("k{i}")).is_some()));
+        assert_eq!(l.tat("new"), Some(1500.0));
+        // Equal TATs: exactly as many as needed are evicted.
+        let l = LocalLimiter::with_max_keys(3).unwrap();
+        for k in ["a", "b", "c", "d", "e"] {
+            l.check(k, 1.0, 1.0, 5.0, 1.0, Some(0.0)).unwrap();
+            assert!(l.len() <= 3);
+        }
+        assert_eq!(l.tat("e"), Some(1.0));
+        let l = LocalLimiter::with_max_keys(1).unwrap();
+        for k in ["a", "b"] {
+            l.check(k, 1.0, 1.0, 5.0, 1.0, Some(0.0)).unwrap();
+        }
+        assert_eq!((l.len(), l.tat("b")), (1, Some(1.0)));
+    }
+
+    #[test]
+    fn bounded_many_keys_never_exceeds() {
+        let l = LocalLimiter::with_max_keys(1000).unwrap();
+        for i in 0..20_000 {
+            let now = i as f64 * 0.001;
+            l.check(&i.to_string(), 1.0, 1.0, 10.0, 1.0, Some(now))
+                .unwrap();
+            assert!(l.len() <= 1000);
+        }
     }
 
     #[test]

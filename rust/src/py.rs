@@ -4,11 +4,13 @@
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 use crate::cache_key as ck;
 use crate::gcra as g;
 use crate::json::JsonError;
+use crate::json_edit;
 use crate::limiter as lim;
 use crate::sse;
 use crate::tokens::{self, Encoding};
@@ -33,6 +35,12 @@ create_exception!(
 );
 create_exception!(
     relay._native,
+    InvalidStreamEvent,
+    NativeError,
+    "An event of a stream is not valid UTF-8 or not JSON (the message says which event and what)."
+);
+create_exception!(
+    relay._native,
     UnknownEncoding,
     NativeError,
     "The tokenizer encoding name is not supported."
@@ -52,7 +60,7 @@ fn should_detach(input_len: usize) -> bool {
 }
 
 /// Run `f` with the GIL released if the input is large (see above).
-fn maybe_detached<T, F>(py: Python<'_>, input_len: usize, f: F) -> T
+pub(crate) fn maybe_detached<T, F>(py: Python<'_>, input_len: usize, f: F) -> T
 where
     F: Send + FnOnce() -> T,
     T: Send,
@@ -272,6 +280,31 @@ impl TokenCounter {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Editing request JSON
+// ---------------------------------------------------------------------------
+
+#[pyfunction]
+fn top_level_value<'py>(
+    py: Python<'py>,
+    body: &[u8],
+    key: &str,
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    let value = maybe_detached(py, body.len(), || json_edit::top_level_value(body, key));
+    Ok(value.map_err(json_err)?.map(|v| PyBytes::new(py, v)))
+}
+
+#[pyfunction]
+fn splice_top_level<'py>(
+    py: Python<'py>,
+    body: &[u8],
+    edits: Vec<(PyBackedStr, PyBackedBytes)>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let edits: Vec<(&str, &[u8])> = edits.iter().map(|(k, v)| (&**k, &**v)).collect();
+    let out = maybe_detached(py, body.len(), || json_edit::splice_top_level(body, &edits));
+    Ok(PyBytes::new(py, &out.map_err(json_err)?))
+}
+
 #[pyfunction]
 fn encoding_for_model(model: &str) -> &'static str {
     tokens::encoding_for_model(model).name()
@@ -360,10 +393,17 @@ pub struct LocalLimiter {
 #[pymethods]
 impl LocalLimiter {
     #[new]
-    fn new() -> Self {
-        LocalLimiter {
-            inner: lim::LocalLimiter::new(),
-        }
+    #[pyo3(signature = (*, max_keys = 100000))]
+    fn new(max_keys: i64) -> PyResult<Self> {
+        let max_keys = usize::try_from(max_keys).unwrap_or(0);
+        Ok(LocalLimiter {
+            inner: lim::LocalLimiter::with_max_keys(max_keys).map_err(gcra_err)?,
+        })
+    }
+
+    #[getter]
+    fn max_keys(&self) -> usize {
+        self.inner.max_keys()
     }
 
     // The GIL is always released around the lock: a thread waiting for the
@@ -428,12 +468,21 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("NativeError", py.get_type::<NativeError>())?;
     m.add("SseEventTooLarge", py.get_type::<SseEventTooLarge>())?;
     m.add("InvalidJson", py.get_type::<InvalidJson>())?;
+    m.add("InvalidStreamEvent", py.get_type::<InvalidStreamEvent>())?;
     m.add("UnknownEncoding", py.get_type::<UnknownEncoding>())?;
+    // Set on instances raised by OpenAIStreamScanner.feed.
+    py.get_type::<SseEventTooLarge>()
+        .setattr("scan", py.None())?;
+    py.get_type::<InvalidStreamEvent>()
+        .setattr("scan", py.None())?;
     m.add_class::<SseEvent>()?;
     m.add_class::<SseDecoder>()?;
     m.add_class::<TokenCounter>()?;
     m.add_function(wrap_pyfunction!(encoding_for_model, m)?)?;
     m.add_function(wrap_pyfunction!(cache_key, m)?)?;
+    m.add_function(wrap_pyfunction!(top_level_value, m)?)?;
+    m.add_function(wrap_pyfunction!(splice_top_level, m)?)?;
+    crate::py_stream::register(m)?;
     m.add_class::<GcraDecision>()?;
     m.add_function(wrap_pyfunction!(gcra, m)?)?;
     m.add_class::<LocalLimiter>()?;

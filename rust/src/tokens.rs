@@ -7,6 +7,7 @@
 
 use std::sync::OnceLock;
 
+use serde_json::value::RawValue;
 use serde_json::Value;
 use tiktoken_rs::CoreBPE;
 
@@ -96,8 +97,8 @@ impl Encoding {
     /// Prompt tokens of an OpenAI chat request body, the OpenAI-cookbook way:
     ///
     /// * 3 tokens per message, plus the tokens of every string value of the
-    ///   message (`role`, `content`, `name`, `tool_call_id`, ...); `name`
-    ///   adds 1 more;
+    ///   message (`role`, `content`, `name`, `refusal`, `tool_call_id`, ...);
+    ///   `name` adds 1 more;
     /// * `content` given as an array of parts: the `text` of parts of type
     ///   `"text"` (images, audio and files are not counted);
     /// * `tool_calls` (and the legacy `function_call`): the function `name`
@@ -107,21 +108,31 @@ impl Encoding {
     ///   approximation: OpenAI renders tool definitions into its own internal
     ///   format, whose exact token cost is not published, so expect an error
     ///   of some tens of percent on the tools part only.
+    ///
+    /// Valid JSON nested deeper than serde_json's recursion limit (128) never
+    /// fails: a message (or the `tools` value) that is too deep to build is
+    /// counted as 3 + the tokens of its raw JSON text, an over-estimate that
+    /// is never 0.
     pub fn count_chat(self, body: &[u8]) -> Result<usize, JsonError> {
-        let doc = json::parse(body)?;
-        let obj = doc
-            .as_object()
-            .ok_or_else(|| JsonError::shape("$", "an object"))?;
-        let messages = obj
-            .get("messages")
-            .and_then(Value::as_array)
+        let (_, members) = json::object_members(body)?;
+        let member = |name: &str| members.iter().rev().find(|m| m.key == name);
+        let messages = member("messages")
+            .and_then(|m| serde_json::from_str::<Vec<&RawValue>>(m.value.get()).ok())
             .ok_or_else(|| JsonError::shape("messages", "an array"))?;
         let mut n = 3; // every reply is primed with <|start|>assistant<|message|>
-        for (i, msg) in messages.iter().enumerate() {
+        for (i, raw) in messages.iter().enumerate() {
+            n += 3;
+            let msg = match serde_json::from_str::<Value>(raw.get()) {
+                Ok(msg) => msg,
+                // The JSON is valid (checked above): it is too deep to build.
+                Err(_) => {
+                    n += self.count(raw.get());
+                    continue;
+                }
+            };
             let msg = msg
                 .as_object()
                 .ok_or_else(|| JsonError::shape(&format!("messages[{i}]"), "an object"))?;
-            n += 3;
             for (key, value) in msg {
                 match (key.as_str(), value) {
                     (_, Value::String(s)) => {
@@ -151,9 +162,11 @@ impl Encoding {
                 }
             }
         }
-        if let Some(tools) = obj.get("tools").filter(|t| !t.is_null()) {
-            let text = serde_json::to_string(tools).expect("a Value always serializes");
-            n += self.count(&text);
+        if let Some(tools) = member("tools").filter(|t| t.value.get() != "null") {
+            n += match serde_json::from_str::<Value>(tools.value.get()) {
+                Ok(v) => self.count(&serde_json::to_string(&v).expect("a Value always serializes")),
+                Err(_) => self.count(tools.value.get()), // too deep: its raw text
+            };
         }
         Ok(n)
     }
@@ -365,6 +378,42 @@ mod tests {
             enc.count_chat(br#"{"messages":[],"tools":null}"#).unwrap(),
             3
         );
+    }
+
+    #[test]
+    fn count_chat_refusal_and_tool_calls() {
+        let enc = O200kBase;
+        let c = |s: &str| enc.count(s);
+        let body = br#"{"messages":[{"role":"assistant","refusal":"I can't help with that",
+            "tool_calls":[{"id":"c1","type":"function","function":{"name":"lookup","arguments":"{\"q\":1}"}}]}]}"#;
+        let want =
+            3 + 3 + c("assistant") + c("I can't help with that") + c("lookup") + c("{\"q\":1}");
+        assert_eq!(enc.count_chat(body).unwrap(), want);
+    }
+
+    #[test]
+    fn count_chat_deep_json_is_approximated_not_an_error() {
+        let enc = O200kBase;
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let deep_msg = format!(r#"{{"role":"user","content":"hello there","x":{deep}}}"#);
+        let body = format!(r#"{{"messages":[{{"role":"user","content":"hi"}},{deep_msg}]}}"#);
+        let shallow = enc
+            .count_chat(br#"{"messages":[{"role":"user","content":"hi"}]}"#)
+            .unwrap();
+        let n = enc.count_chat(body.as_bytes()).unwrap();
+        assert_eq!(n, shallow + 3 + enc.count(&deep_msg));
+        let body = format!(r#"{{"messages":[],"tools":[{{"x":{deep}}}]}}"#);
+        assert_eq!(
+            enc.count_chat(body.as_bytes()).unwrap(),
+            3 + enc.count(&format!(r#"[{{"x":{deep}}}]"#))
+        );
+        // Deep but within the limit: counted exactly as before.
+        let ok = format!(
+            r#"{{"messages":[{{"role":"user","content":"hi","x":{}{}}}]}}"#,
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        assert_eq!(enc.count_chat(ok.as_bytes()).unwrap(), shallow);
     }
 
     #[test]

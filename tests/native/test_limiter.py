@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -139,3 +140,71 @@ def test_threads_never_overrun(explicit_now: bool) -> None:
         t.join()
     assert passed == burst
     assert not lim.check("shared", 1e-6, 1, burst).allowed
+
+
+@pytest.mark.parametrize(
+    ("rate", "period", "burst", "cost", "now"),
+    [
+        (1, 1e200, 1e200, 1e200, 0.0),  # interval * burst and cost * interval overflow
+        (1, 1e200, 1e200, 1, 0.0),  # interval * burst overflows
+        (1, 1e300, 1, 1e10, 0.0),  # cost * interval overflows
+        (1e-200, 1e200, 1, 1, 0.0),  # the interval itself overflows
+        (1, 1e300, 2, 1, 1.7976931348623157e308),  # the new TAT overflows
+        (1, 1, math.inf, 1, 0.0),
+        (1, 1, math.nan, 1, 0.0),
+        (1, 1, 2, math.inf, 0.0),
+        (1, 1, 2, math.nan, 0.0),
+        (math.nan, 1, 2, 1, 0.0),
+        (1, math.inf, 2, 1, 0.0),
+        (1, 1, 2, 1, math.inf),
+        (1, 1, 2, 1, -math.inf),
+    ],
+)
+def test_bad_parameters_raise_and_never_corrupt_a_key(
+    rate: float, period: float, burst: float, cost: float, now: float
+) -> None:
+    lim = LocalLimiter()
+    assert lim.check("k", 1, 1, 2, now=0.0).allowed
+    with pytest.raises(NativeError):
+        lim.check("k", rate, period, burst, cost=cost, now=now)
+    with pytest.raises(NativeError):
+        lim.check("fresh", rate, period, burst, cost=cost, now=now)
+    assert len(lim) == 1
+    # The key still works: its TAT was not touched.
+    d = lim.check("k", 1, 1, 2, now=0.0)
+    assert d.allowed and d.tat == 2.0
+    assert not lim.check("k", 1, 1, 2, now=0.0).allowed
+
+
+def test_max_keys_bounds_the_map() -> None:
+    assert LocalLimiter().max_keys == 100_000
+    lim = LocalLimiter(max_keys=1000)
+    for i in range(20_000):
+        lim.check(f"key-{i}", 1, 1, 10, now=i * 0.001)
+        assert len(lim) <= 1000
+    with pytest.raises(NativeError, match="max_keys"):
+        LocalLimiter(max_keys=0)
+    with pytest.raises(NativeError, match="max_keys"):
+        LocalLimiter(max_keys=-5)
+
+
+def test_max_keys_purges_reset_keys_before_evicting() -> None:
+    lim = LocalLimiter(max_keys=100)
+    for i in range(100):  # k0..k49 are reset by now=10, k50..k99 are not
+        lim.check(f"k{i}", 1, 1, 5, now=0.0 if i < 50 else 10.0)
+    assert len(lim) == 100
+    lim.check("new", 1, 1, 5, now=10.0)
+    assert len(lim) == 51
+    # The live keys kept their state: k50 is still 1 s ahead.
+    assert lim.check("k50", 1, 1, 5, now=10.0).remaining == 3
+
+
+def test_max_keys_evicts_the_keys_closest_to_reset() -> None:
+    lim = LocalLimiter(max_keys=64)
+    for i in range(64):  # TAT of k{i} is 1000 + i: none is reset at now=0
+        lim.check(f"k{i}", 1, 1, 2000, cost=1000 + i, now=0.0)
+    lim.check("new", 1, 1, 2000, cost=1, now=0.0)
+    assert len(lim) == 60  # evicted down to 64 - 1 - 64 // 16, then "new"
+    # k0..k4 (smallest TAT) were evicted: they start afresh with a full burst.
+    assert lim.check("k0", 1, 1, 2000, cost=0, now=0.0).remaining == 2000
+    assert lim.check("k5", 1, 1, 2000, cost=0, now=0.0).remaining == 2000 - 1005

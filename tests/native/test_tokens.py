@@ -260,3 +260,39 @@ def test_count_chat_invalid(o200k: TokenCounter, raw: bytes, match: str) -> None
 )
 def test_encoding_for_model(model: str, encoding: str) -> None:
     assert encoding_for_model(model) == encoding
+
+
+def test_count_chat_counts_refusal_and_assistant_tool_calls(o200k: TokenCounter) -> None:
+    c = o200k.count
+    call = {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": '{"q":1}'}}
+    messages = [{"role": "assistant", "refusal": "I can't help", "tool_calls": [call]}]
+    want = 3 + 3 + c("assistant") + c("I can't help") + c("lookup") + c('{"q":1}')
+    assert o200k.count_chat(body(messages=messages)) == want
+
+
+def deep(n: int) -> str:
+    return "[" * n + "]" * n
+
+
+def test_count_chat_beyond_the_recursion_limit_is_approximated(o200k: TokenCounter) -> None:
+    """Valid JSON too deep for the parser must still be priced, never at 0."""
+    hi = {"role": "user", "content": "hi"}
+    base = o200k.count_chat(body(messages=[hi]))
+    deep_msg = '{"role":"user","content":"what is this?","extra":' + deep(300) + "}"
+    raw = b'{"messages":[' + json.dumps(hi).encode() + b"," + deep_msg.encode() + b"]}"
+    assert o200k.count_chat(raw) == base + 3 + o200k.count(deep_msg)
+    # Deep content parts, deep tools: never an error, never 0.
+    parts = (
+        '{"messages":[{"role":"user","content":[{"type":"text","text":"x","y":'
+        + deep(500)
+        + "}]}]}"
+    )
+    assert o200k.count_chat(parts.encode()) > 3
+    tools = '{"messages":[],"tools":[{"type":"function","function":' + deep(1000) + "}]}"
+    assert o200k.count_chat(tools.encode()) > 3 + o200k.count(deep(1000)) // 2
+    # Shallower than the limit: exact, as before.
+    ok = '{"messages":[{"role":"user","content":"hi","extra":' + deep(100) + "}]}"
+    assert o200k.count_chat(ok.encode()) == base
+    # Invalid JSON is still an error.
+    with pytest.raises(InvalidJson):
+        o200k.count_chat(raw[:-1])

@@ -29,23 +29,6 @@ from relay._native import (
     top_level_value,
 )
 
-try:
-    from relay._native import (  # type: ignore[attr-defined]
-        InvalidStreamEvent,
-        OpenAIStreamScanner,
-        StreamScan,
-        splice_top_level,
-        top_level_value,
-    )
-except ImportError:  # TEMPORARY until the native scanner lands
-    from relay._native_fallback import (
-        InvalidStreamEvent,
-        OpenAIStreamScanner,
-        StreamScan,
-        splice_top_level,
-        top_level_value,
-    )
-
 __all__ = [
     "GcraDecision",
     "InvalidJson",

@@ -94,6 +94,15 @@ class UpstreamProtocolError(GatewayError):
     code = "upstream_bad_response"
 
 
+class StreamProtocolError(UpstreamProtocolError):
+    """A provider's stream broke its format. ``partial`` holds what the same network read
+    carried before the bad event (a stream step), which still goes to the client first."""
+
+    def __init__(self, message: str, *, partial: object = None) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
 class StreamFailed(GatewayError):
     """The gateway itself failed while relaying a stream (500, or an error event)."""
 

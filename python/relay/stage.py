@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from relay.exchange import Exchange
 
@@ -73,6 +73,7 @@ class Tap(Protocol):
         ...
 
 
+@runtime_checkable
 class StreamStep(Protocol):
     """What one network read of a stream held, mapped to the client's dialect."""
 

@@ -9,6 +9,7 @@ import msgspec
 
 from relay.errors import (
     GatewayError,
+    StreamProtocolError,
     UpstreamProtocolError,
     UpstreamStatusError,
     scrub_secrets,
@@ -172,13 +173,14 @@ class OpenAIStreamMapper:
     def feed(self, chunk: bytes) -> StreamScan:
         try:
             return self._scanner.feed(chunk)
-        except SseEventTooLarge:
-            raise UpstreamProtocolError(
-                f"provider '{self._provider}' sent a stream event over {MAX_EVENT_BYTES} bytes"
+        except SseEventTooLarge as exc:
+            raise StreamProtocolError(
+                f"provider '{self._provider}' sent a stream event over {MAX_EVENT_BYTES} bytes",
+                partial=exc.scan,
             ) from None
         except InvalidStreamEvent as exc:
-            raise UpstreamProtocolError(
-                f"provider '{self._provider}' sent a bad stream: {exc}"
+            raise StreamProtocolError(
+                f"provider '{self._provider}' sent a bad stream: {exc}", partial=exc.scan
             ) from None
 
     def text(self) -> str:

@@ -12,9 +12,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from relay.errors import GatewayError, StreamFailed, UpstreamUnreachable
+from relay.errors import GatewayError, StreamFailed, StreamProtocolError, UpstreamUnreachable
 from relay.exchange import Attempt, Exchange, Usage
-from relay.stage import StreamHook, StreamMapper, Transport, UpstreamResponse
+from relay.stage import StreamHook, StreamMapper, StreamStep, Transport, UpstreamResponse
 
 log = logging.getLogger("relay")
 
@@ -73,21 +73,16 @@ class StreamRelay:
             await self.end_with_error(failed)
 
     async def _relay(self) -> None:
-        attempt, mapper, hooks = self.attempt, self.mapper, self.hooks
+        attempt, mapper = self.attempt, self.mapper
         async for chunk in self.upstream.chunks():
-            step = mapper.feed(chunk)
-            if step.usage is not None:
-                attempt.usage = Usage(*step.usage)
-            out = step.out
-            for hook in hooks:
-                out = hook.on_step(self.ex, step, out)
-            if self.transport is not None:
-                if out:
-                    await self._send(out)
-            elif step.content:
-                await self._commit(out)
-            elif out:
-                self._held.append(out)
+            try:
+                step = mapper.feed(chunk)
+            except StreamProtocolError as err:
+                # What the read carried before the bad event still goes out first.
+                if isinstance(err.partial, StreamStep):
+                    await self._take(err.partial)
+                raise
+            await self._take(step)
             if step.error is not None:
                 raise self.stream_error(step.error)
             if step.done:
@@ -95,6 +90,21 @@ class StreamRelay:
         raise UpstreamUnreachable(
             f"provider '{attempt.provider}' ended the stream before it was complete"
         )
+
+    async def _take(self, step: StreamStep) -> None:
+        """Relay one read's frames: held until the commit point, then sent as they come."""
+        if step.usage is not None:
+            self.attempt.usage = Usage(*step.usage)
+        out = step.out
+        for hook in self.hooks:
+            out = hook.on_step(self.ex, step, out)
+        if self.transport is not None:
+            if out:
+                await self._send(out)
+        elif step.content:
+            await self._commit(out)
+        elif out:
+            self._held.append(out)
 
     async def _complete(self) -> None:
         """The provider finished: settle usage and cost, then the dialect's end frames."""

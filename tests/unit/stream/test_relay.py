@@ -245,3 +245,11 @@ def test_cost_comment_precedes_done() -> None:
 
 def test_gateway_error_type_is_exported() -> None:
     assert issubclass(UpstreamUnreachable, GatewayError)
+
+
+def test_events_before_a_bad_one_in_the_same_read_still_reach_the_client() -> None:
+    bad = b'data: {"choices":[{"delta":{"content":"\xff"}}]}\n\n'
+    ex, client, _ = run([sse(chunk("before")) + bad], wants_usage=False)
+    out = b"".join(client.sent)
+    assert b"before" in out and ex.truncated and b"[DONE]" not in out
+    assert b"upstream_bad_response" in out

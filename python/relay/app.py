@@ -13,7 +13,9 @@ Stages, providers and the relay never import each other; they are wired here.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import re
 import secrets
 import time
@@ -297,11 +299,27 @@ def _client_left(ex: Exchange, task: asyncio.Task[Any]) -> None:
         task.cancel("relay: client disconnected")
 
 
+# Request ids: a random prefix per worker process and a counter, unique without a system call
+# per request (secrets.token_hex reads the kernel's random source every time).
+_ID_PREFIX = ""
+_id_counter = itertools.count(1)
+
+
+def _new_id_prefix() -> None:
+    """A fresh prefix for this process (and for every forked worker)."""
+    global _ID_PREFIX
+    _ID_PREFIX = "req_" + secrets.token_hex(8)
+
+
+_new_id_prefix()
+os.register_at_fork(after_in_child=_new_id_prefix)
+
+
 def _new_id(scope: Any) -> str:
     given = scope.headers.get("x-request-id")
     if given and _REQUEST_ID.match(given):
         return str(given)
-    return "req_" + secrets.token_hex(12)
+    return f"{_ID_PREFIX}{next(_id_counter):08x}"
 
 
 def _models(config: Config) -> dict[str, dict[str, object]]:

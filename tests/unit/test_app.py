@@ -120,3 +120,19 @@ def test_a_failing_tap_does_not_fail_the_request() -> None:
     asyncio.run(app.__rsgi__(scope, proto))
     assert proto.status == 200
     assert msgspec.json.decode(proto.sent[0])["choices"][0]["message"]["content"] == "You said: hi"
+
+
+def test_request_ids_are_unique_across_forked_workers() -> None:
+    import os
+
+    from relay import app as app_module
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a worker forked from a process that already imported the app
+        os.write(write, app_module._new_id(Scope("/")).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 100).decode()
+    mine = app_module._new_id(Scope("/"))
+    assert child[:20] != mine[:20] and child.startswith("req_")

@@ -14,7 +14,7 @@ import hashlib
 import math
 import struct
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import msgspec
@@ -48,7 +48,7 @@ class EchoResponse:
     async def read(self) -> bytes:
         return self._body
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
         for frame in self._frames:
             if self._delay:
                 await asyncio.sleep(self._delay)

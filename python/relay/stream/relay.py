@@ -74,19 +74,24 @@ class StreamRelay:
 
     async def _relay(self) -> None:
         attempt, mapper = self.attempt, self.mapper
-        async for chunk in self.upstream.chunks():
-            try:
-                step = mapper.feed(chunk)
-            except StreamProtocolError as err:
-                # What the read carried before the bad event still goes out first.
-                if isinstance(err.partial, StreamStep):
-                    await self._take(err.partial)
-                raise
-            await self._take(step)
-            if step.error is not None:
-                raise self.stream_error(step.error)
-            if step.done:
-                return
+        chunks = self.upstream.chunks()
+        try:
+            async for chunk in chunks:
+                try:
+                    step = mapper.feed(chunk)
+                except StreamProtocolError as err:
+                    # What the read carried before the bad event still goes out first.
+                    if isinstance(err.partial, StreamStep):
+                        await self._take(err.partial)
+                    raise
+                await self._take(step)
+                if step.error is not None:
+                    raise self.stream_error(step.error)
+                if step.done:
+                    return
+        finally:
+            # Close the reader now: left to the loop's finaliser, each stream would cost a task.
+            await chunks.aclose()
         raise UpstreamUnreachable(
             f"provider '{attempt.provider}' ended the stream before it was complete"
         )

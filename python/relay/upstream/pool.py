@@ -5,7 +5,7 @@ stream, abort. Transport errors are mapped to :mod:`relay.errors` here and nowhe
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 
 import aiohttp
 
@@ -31,7 +31,7 @@ class HttpResponse:
             self._response.close()
             raise map_transport_error(exc, self._provider, mid_body=True) from None
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
         content = self._response.content
         try:
             while True:

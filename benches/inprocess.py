@@ -1,0 +1,159 @@
+"""Relay's own Python cost per request, in process: the real app, stages, attempt loop, stream
+relay and accounting, with granian and aiohttp replaced by in-memory stand-ins so that only
+Relay's code is timed (thread CPU time, best of several rounds).
+
+    python3 benches/inprocess.py [--requests 20000] [--rounds 5]
+
+What it leaves out (granian's request handling, aiohttp's HTTP client) is the floor the
+side-by-side benchmark (compare.py) measures; this one shows what Relay adds on top of it
+and how each change moves it, without the noise of a shared machine's scheduler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import AsyncGenerator, Mapping
+
+from relay.app import RelayApp
+from relay.config import parse_config
+from relay.exchange import Attempt, Exchange
+from relay.providers.openai_wire import OpenAIWire
+
+REPLY = (
+    b'{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,'
+    b'"message":{"role":"assistant","content":"Hello there, how can I help?"},"finish_reason":"stop"}],'
+    b'"usage":{"prompt_tokens":12,"completion_tokens":8,"total_tokens":20}}'
+)
+
+
+def _chunk(delta: bytes, finish: bytes = b"null") -> bytes:
+    return (
+        b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m",'
+        b'"choices":[{"index":0,"delta":' + delta + b',"finish_reason":' + finish + b"}]}\n\n"
+    )
+
+
+FRAMES = [
+    _chunk(b'{"role":"assistant","content":""}'),
+    *[_chunk(b'{"content":"tok%d "}' % i) for i in range(20)],
+    _chunk(b"{}", b'"stop"'),
+    b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[],'
+    b'"usage":{"prompt_tokens":12,"completion_tokens":20,"total_tokens":32}}\n\n',
+    b"data: [DONE]\n\n",
+]
+
+
+class Canned:
+    """An upstream response from memory: the whole body, or one frame per network read."""
+
+    status = 200
+
+    def __init__(self, stream: bool) -> None:
+        self.headers: Mapping[str, str] = {
+            "content-type": "text/event-stream" if stream else "application/json",
+            "x-request-id": "up-1",
+            "openai-processing-ms": "3",
+        }
+
+    async def read(self) -> bytes:
+        return REPLY
+
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
+        for frame in FRAMES:
+            yield frame
+
+    def close(self) -> None:
+        pass
+
+
+class InMemory(OpenAIWire):
+    """The OpenAI pass-through adapter with the network replaced by canned answers."""
+
+    kind = "openai"
+
+    async def send(self, ex: Exchange, attempt: Attempt) -> Canned:
+        return Canned(ex.stream)
+
+
+class Scope:
+    proto = "http"
+    method = "POST"
+    path = "/v1/chat/completions"
+
+    def __init__(self, length: int) -> None:
+        self.headers = {"content-type": "application/json", "content-length": str(length)}
+
+
+class Proto:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    async def __call__(self) -> bytes:
+        return self.body
+
+    def client_disconnect(self) -> asyncio.Future[None]:
+        return asyncio.get_running_loop().create_future()
+
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        pass
+
+    def response_stream(self, status: int, headers: list[tuple[str, str]]) -> Proto:
+        return self
+
+    async def send_bytes(self, data: bytes) -> None:
+        pass
+
+
+CONFIG = """
+providers: {up: {kind: openai, base_url: "http://127.0.0.1:9/v1", api_key: sk-bench}}
+models: {bench-model: {provider: up, pricing: {input: 1.0, output: 2.0}}}
+"""
+
+
+def body_of(size: int, stream: bool) -> bytes:
+    text = ("The quick brown fox jumps over the lazy dog. " * (size // 45 + 1))[:size]
+    extra = b',"stream":true' if stream else b""
+    return (
+        b'{"model":"bench-model","messages":[{"role":"system","content":"be brief"},'
+        b'{"role":"user","content":"' + text.encode() + b'"}]' + extra + b"}"
+    )
+
+
+async def per_request(app: RelayApp, body: bytes, n: int) -> float:
+    scope, proto = Scope(len(body)), Proto(body)
+    for _ in range(200):
+        await app.__rsgi__(scope, proto)
+    start = time.thread_time_ns()
+    for _ in range(n):
+        await app.__rsgi__(scope, proto)
+    return (time.thread_time_ns() - start) / n / 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    app = RelayApp(parse_config(CONFIG, "bench"))
+    app.attempts.providers = {"up": InMemory("up", app.config.providers["up"], app.pool)}
+    cases = [
+        ("JSON, tiny body", body_of(20, False), args.requests),
+        ("JSON, 4 KB prompt", body_of(4096, False), args.requests),
+        ("JSON, 40 KB prompt", body_of(40960, False), args.requests // 4),
+        ("stream, 24 events", body_of(20, True), args.requests // 4),
+    ]
+    loop = asyncio.new_event_loop()
+    print(f"{'case':<22}{'us CPU per request (best of ' + str(args.rounds) + ')':>36}")
+    results = {}
+    for name, body, n in cases:
+        best = min(loop.run_until_complete(per_request(app, body, n)) for _ in range(args.rounds))
+        results[name] = best
+        print(f"{name:<22}{best:>36.1f}")
+    per_event = (results["stream, 24 events"] - results["JSON, tiny body"]) / len(FRAMES)
+    print(f"{'stream, per event':<22}{per_event:>36.2f}  (stream minus tiny JSON, / events)")
+
+
+if __name__ == "__main__":
+    main()

@@ -6,12 +6,10 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar, Protocol
 
 from relay.config.model import Pricing
-
-if TYPE_CHECKING:
-    from relay.dialects.base import Dialect
+from relay.errors import GatewayError
 
 
 class Endpoint(Enum):
@@ -139,3 +137,37 @@ class Exchange:
     def answered_by(self) -> Attempt | None:
         """The attempt whose answer the client received (the last one), if any."""
         return self.attempts[-1] if self.attempts else None
+
+
+class Dialect(Protocol):
+    """One inbound API operation (OpenAI chat, Anthropic messages, ...).
+
+    ``wire`` names the format family; a provider that speaks the same family passes bytes
+    through untouched, any other translates. Errors are rendered here and nowhere else.
+    """
+
+    wire: ClassVar[str]
+    endpoint: Endpoint
+
+    @property
+    def path(self) -> str:
+        """The route under which clients call this dialect."""
+        return "/v1" + self.endpoint.value
+
+    def parse(self, ex: Exchange) -> None:
+        """Decode ``ex.body`` once into ``ex.request``; fill ``model``, ``stream`` and
+        ``client_wants_usage``; raise :class:`~relay.errors.InvalidRequest` on bad input."""
+        ...
+
+    def error_body(self, err: GatewayError) -> bytes:
+        """The JSON error envelope of this API."""
+        ...
+
+    def error_frame(self, err: GatewayError) -> bytes:
+        """The SSE event that ends a committed stream on a failure."""
+        ...
+
+    def end_frames(self, ex: Exchange, usage_chunk: Usage | None) -> bytes:
+        """What ends a complete stream: the locally counted usage chunk when the client asked
+        for usage and the provider sent none, the cost comment, the terminator."""
+        ...

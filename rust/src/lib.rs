@@ -24,5 +24,6 @@ use pyo3::prelude::*;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    py::register(m)
+    py::register(m)?;
+    py_stream::register(m)
 }

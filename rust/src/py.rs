@@ -482,7 +482,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cache_key, m)?)?;
     m.add_function(wrap_pyfunction!(top_level_value, m)?)?;
     m.add_function(wrap_pyfunction!(splice_top_level, m)?)?;
-    crate::py_stream::register(m)?;
     m.add_class::<GcraDecision>()?;
     m.add_function(wrap_pyfunction!(gcra, m)?)?;
     m.add_class::<LocalLimiter>()?;

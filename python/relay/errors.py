@@ -70,6 +70,22 @@ class ModelNotFound(InvalidRequest):
     code = "model_not_found"
 
 
+class AuthenticationError(GatewayError):
+    """No gateway key, or an unknown, revoked or expired one (401)."""
+
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class PermissionDenied(GatewayError):
+    """The key is valid but may not do this, e.g. use a model outside its allow-list (403)."""
+
+    status = 403
+    type = "permission_denied"
+    code = "model_not_allowed"
+
+
 class UpstreamUnreachable(GatewayError):
     """The provider could not be reached or dropped the connection (502)."""
 

@@ -21,6 +21,9 @@ ENV_OVERRIDES = {
     "REDIS_ADDRESS": ("redis", "address"),
     "REDIS_PASSWORD": ("redis", "password"),
     "RELAY_LOG_LEVEL": ("server", "log_level"),
+    "DATABASE_URL": ("database", "url"),
+    "RELAY_ADMIN_KEY": ("auth", "admin_key"),
+    "RELAY_AUTH_MODE": ("auth", "mode"),
 }
 # `relay serve` flag -> server key (SERVER_PORT and --port take the same forms)
 FLAG_OVERRIDES = {

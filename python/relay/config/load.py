@@ -20,6 +20,7 @@ from relay.config.env import apply_overrides, expand_refs, normalise_server
 from relay.config.model import Config, ModelConfig, Target
 from relay.config.problems import Problems
 from relay.config.simple import is_simple_form, simple_to_full
+from relay.config.tenancy import check_tenancy
 from relay.config.yamltext import read_yaml
 
 
@@ -84,6 +85,7 @@ def parse_config(
     config = convert_section(raw, Config, "", problems) or Config()
     config = msgspec.structs.replace(config, models=_with_targets(config.models), source=source)
     check_config(config, _declared(raw.get("providers")), problems)
+    check_tenancy(config, problems)
     if problems:
         raise ConfigError(source, problems.lines())
     return config

@@ -6,6 +6,8 @@ The simple single-upstream form (``proxy.target``) is converted into this form b
 
 from __future__ import annotations
 
+from typing import Literal
+
 from msgspec import Struct, field
 
 KNOWN_PROVIDER_KINDS = ("openai", "echo")
@@ -98,6 +100,38 @@ class RateLimitConfig(Struct, frozen=True, forbid_unknown_fields=True):
     burst: int = 20
 
 
+class AuthConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    """Who may call the gateway, and with what.
+
+    ``passthrough``: the caller's own provider key is forwarded (no gateway identity).
+    ``keys``: callers present a gateway key ``gw-sk-...``; provider keys come from the config.
+    ``none``: no caller identity; the body's ``metadata.tenant`` names the tenant.
+    """
+
+    mode: Literal["passthrough", "keys", "none"] = "passthrough"
+    # The master key of the admin API (also RELAY_ADMIN_KEY); None: only admin users' keys.
+    admin_key: str | None = None
+    # How often each worker asks the database whether keys changed (revocation delay bound).
+    key_refresh_s: float = 1.0
+
+
+class LedgerConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    """The request ledger: a bounded queue drained by a background writer in batches."""
+
+    enabled: bool = True
+    queue_size: int = 50_000
+    batch_size: int = 500
+    flush_interval_s: float = 0.5
+
+
+class DatabaseConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    """Tenants, keys, audit log and ledger: an SQLite file (default) or PostgreSQL."""
+
+    # sqlite:///relative/path, sqlite:////absolute/path, or postgresql://user@host:port/db.
+    url: str = "sqlite:///relay.db"
+    ledger: LedgerConfig = LedgerConfig()
+
+
 class Config(Struct, frozen=True, forbid_unknown_fields=True):
     """The whole gateway configuration."""
 
@@ -108,5 +142,8 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
     default_provider: str | None = None
     redis: RedisConfig = RedisConfig()
     ratelimit: RateLimitConfig = RateLimitConfig()
+    auth: AuthConfig = AuthConfig()
+    database: DatabaseConfig = DatabaseConfig()
     # Where this config came from, for messages; not read from YAML.
     source: str = "<memory>"
+

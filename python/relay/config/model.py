@@ -146,4 +146,3 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
     database: DatabaseConfig = DatabaseConfig()
     # Where this config came from, for messages; not read from YAML.
     source: str = "<memory>"
-

@@ -1,0 +1,92 @@
+"""The rows the ledger writes, in column order, and the daily roll-up they feed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import NamedTuple
+
+DAY_S = 86_400
+
+
+class RequestRow(NamedTuple):
+    """One finished request (table ``requests``); ``id`` is the ledger's own unique id."""
+
+    id: str
+    request_id: str
+    ts: float
+    day: int
+    org: str
+    tenant: str
+    key_id: str | None
+    key_prefix: str | None
+    use_case: str | None
+    endpoint: str
+    model: str
+    provider: str | None
+    deployment: str | None
+    status: int
+    error: str | None
+    stream: bool
+    latency_ms: float
+    ttft_ms: float | None
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    cost_usd: float
+    cache_hit: bool
+    truncated: bool
+    attempts: int
+
+
+class AttemptRow(NamedTuple):
+    """One call to a provider (table ``provider_attempts``), keyed by (request, attempt)."""
+
+    request_id: str
+    attempt: int
+    provider: str
+    deployment: str
+    status: int
+    error: str | None
+    latency_ms: float
+    ttfb_ms: float | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+
+
+REQUEST_COLUMNS = RequestRow._fields
+ATTEMPT_COLUMNS = AttemptRow._fields
+
+# usage_daily's key and its summed measures, in the order rollup() emits them.
+ROLLUP_KEY = ("day", "org", "tenant", "key_prefix", "model")
+ROLLUP_SUMS = (
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cost_usd",
+)
+
+
+def rollup(rows: Iterable[RequestRow]) -> list[tuple[object, ...]]:
+    """Sum new request rows per (day, org, tenant, key prefix, model) for ``usage_daily``.
+
+    Only rows the database did not hold yet may be passed in: this is what keeps a batch that
+    is written twice (a retry after a lost commit acknowledgement) from counting twice.
+    """
+    sums: dict[tuple[int, str, str, str, str], list[float]] = {}
+    for row in rows:
+        key = (row.day, row.org, row.tenant, row.key_prefix or "", row.model)
+        acc = sums.get(key)
+        if acc is None:
+            acc = sums[key] = [0, 0, 0, 0, 0, 0.0]
+        acc[0] += 1
+        acc[1] += 1 if row.status >= 400 or row.status == 0 else 0
+        acc[2] += row.prompt_tokens
+        acc[3] += row.completion_tokens
+        acc[4] += row.cached_tokens
+        acc[5] += row.cost_usd
+    return [
+        (*key, int(a[0]), int(a[1]), int(a[2]), int(a[3]), int(a[4]), float(a[5]))
+        for key, a in sums.items()
+    ]

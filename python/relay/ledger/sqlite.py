@@ -1,0 +1,162 @@
+"""SQLite: the embedded default. One connection on one thread per process, WAL mode.
+
+WAL lets the other workers (and the CLI) read while one writes; ``busy_timeout`` makes a writer
+wait for another process's write instead of failing. Every call runs on this backend's own
+thread, so the event loop never blocks on the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from relay.ledger.database import DatabaseUnavailable, Dialect, Statement, placeholders
+from relay.ledger.records import (
+    ATTEMPT_COLUMNS,
+    REQUEST_COLUMNS,
+    ROLLUP_KEY,
+    ROLLUP_SUMS,
+    AttemptRow,
+    RequestRow,
+    rollup,
+)
+from relay.ledger.schema import CREATE_VERSIONS, MIGRATIONS, render
+
+T = TypeVar("T")
+
+_INSERT_REQUEST = (
+    f"INSERT OR IGNORE INTO requests ({', '.join(REQUEST_COLUMNS)}) "
+    f"VALUES ({placeholders(len(REQUEST_COLUMNS))})"
+)
+_INSERT_ATTEMPT = (
+    f"INSERT OR IGNORE INTO provider_attempts ({', '.join(ATTEMPT_COLUMNS)}) "
+    f"VALUES ({placeholders(len(ATTEMPT_COLUMNS))})"
+)
+_UPSERT_ROLLUP = (
+    f"INSERT INTO usage_daily ({', '.join(ROLLUP_KEY + ROLLUP_SUMS)}) "
+    f"VALUES ({placeholders(len(ROLLUP_KEY) + len(ROLLUP_SUMS))}) "
+    f"ON CONFLICT ({', '.join(ROLLUP_KEY)}) DO UPDATE SET "
+    + ", ".join(f"{c} = usage_daily.{c} + excluded.{c}" for c in ROLLUP_SUMS)
+)
+
+
+class SqliteDatabase:
+    """The :class:`~relay.ledger.database.Database` on an SQLite file."""
+
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="relay-sqlite")
+        self._conn: sqlite3.Connection | None = None
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call, fn)
+
+    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._conn is None:
+            self._conn = self._open()
+        try:
+            return fn(self._conn)
+        except sqlite3.OperationalError as exc:
+            # Locked past busy_timeout, disk full, file gone: worth retrying later.
+            if self._conn.in_transaction:
+                self._conn.rollback()
+            raise DatabaseUnavailable(f"sqlite: {exc}") from exc
+
+    def _open(self) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit mode: transactions are opened explicitly with BEGIN.
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; WAL keeps it safe
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    async def connect(self) -> None:
+        """Open the file (created if missing)."""
+        await self._run(lambda conn: None)
+
+    async def migrate(self) -> list[int]:
+        """Apply missing migrations; ``BEGIN IMMEDIATE`` serialises concurrent upgraders."""
+
+        def upgrade(conn: sqlite3.Connection) -> list[int]:
+            applied: list[int] = []
+            conn.execute(render(CREATE_VERSIONS, "sqlite"))
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                have = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+                for migration in MIGRATIONS:
+                    if migration.version in have:
+                        continue
+                    for statement in migration.statements:
+                        conn.execute(render(statement, "sqlite"))
+                    conn.execute(
+                        "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                        (migration.version, migration.description, time.time()),
+                    )
+                    applied.append(migration.version)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.rollback()
+                raise
+            return applied
+
+        return await self._run(upgrade)
+
+    async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one query."""
+        return await self._run(lambda conn: conn.execute(sql, tuple(args)).fetchall())
+
+    async def transaction(self, statements: Sequence[Statement]) -> list[int]:
+        """All statements or none."""
+
+        def run(conn: sqlite3.Connection) -> list[int]:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                counts = [conn.execute(sql, tuple(args)).rowcount for sql, args in statements]
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.rollback()
+                raise
+            return counts
+
+        return await self._run(run)
+
+    async def write_ledger(
+        self, requests: Sequence[RequestRow], attempts: Sequence[AttemptRow]
+    ) -> int:
+        """Insert new rows, roll up only the ones that were new, in one transaction."""
+
+        def run(conn: sqlite3.Connection) -> int:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                new = [row for row in requests if conn.execute(_INSERT_REQUEST, row).rowcount]
+                conn.executemany(_INSERT_ATTEMPT, attempts)
+                conn.executemany(_UPSERT_ROLLUP, rollup(new))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.rollback()
+                raise
+            return len(new)
+
+        return await self._run(run)
+
+    async def close(self) -> None:
+        """Close the connection and its thread."""
+
+        def shut(conn: sqlite3.Connection) -> None:
+            conn.close()
+
+        if self._conn is not None:
+            await self._run(shut)
+            self._conn = None
+        self._executor.shutdown(wait=False)

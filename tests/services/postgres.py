@@ -6,6 +6,7 @@ do run as root (as CI does). Missing binaries are an error, never a skip: CI ins
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -86,10 +87,8 @@ class PostgresServer:
 
     def destroy(self) -> None:
         """Stop the server and delete its files."""
-        try:
+        with contextlib.suppress(RuntimeError):
             self.stop()
-        except RuntimeError:
-            pass
         shutil.rmtree(self.root, ignore_errors=True)
 
 

@@ -35,14 +35,37 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
+@dataclass(slots=True, frozen=True)
+class Limits:
+    """Limits and budget of a key or a tenant (None: unlimited); enforced by the limits work."""
+
+    rate_limit_rpm: int | None = None
+    tokens_per_minute: int | None = None
+    budget_usd: float | None = None
+
+
 @dataclass(slots=True)
 class Principal:
-    """Who is calling. Until tenants and keys exist every caller is anonymous."""
+    """Who is calling: anonymous (``passthrough``), a gateway key (``keys``), or a tenant named
+    by the request's metadata (``none``)."""
 
     tenant: str = "default"
     key_id: str | None = None
     # The caller's own provider credential, forwarded only to providers configured for it.
     client_authorization: str | None = None
+    organization: str = "default"
+    tenant_id: str | None = None
+    # The key's visible prefix (gw-sk-XXXXXXXX), for the ledger and logs; never the key.
+    key_prefix: str | None = None
+    user_id: str | None = None
+    # "admin" or "user" for a user's key; None for a tenant's (service) key or no key.
+    role: str | None = None
+    # metadata.use_case from the request: recorded, never used to authorise.
+    use_case: str | None = None
+    # Models this caller may use (key's list intersected with its tenant's); None: all.
+    allowed_models: frozenset[str] | None = None
+    key_limits: Limits | None = None
+    tenant_limits: Limits | None = None
 
 
 @dataclass(slots=True, frozen=True)

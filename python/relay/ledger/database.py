@@ -20,6 +20,10 @@ class DatabaseUnavailable(Exception):
     """The database could not be reached or refused the work; the caller may retry later."""
 
 
+class IntegrityViolation(Exception):
+    """A statement broke a constraint (a duplicate name, a missing reference)."""
+
+
 class Database(Protocol):
     """A connection pool (PostgreSQL) or a connection on its own thread (SQLite)."""
 

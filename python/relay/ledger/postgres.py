@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from relay.ledger.database import DatabaseUnavailable, Dialect, Statement
+from relay.ledger.database import DatabaseUnavailable, Dialect, IntegrityViolation, Statement
 from relay.ledger.records import (
     ATTEMPT_COLUMNS,
     REQUEST_COLUMNS,
@@ -147,6 +147,8 @@ class PostgresDatabase:
                     tag = await conn.execute(numbered(sql), *args)
                     counts.append(int(tag.rsplit(" ", 1)[-1]) if tag[-1:].isdigit() else 0)
                 return counts
+        except asyncpg.exceptions.IntegrityConstraintViolationError as exc:
+            raise IntegrityViolation(str(exc)) from exc
         except _UNAVAILABLE as exc:
             raise DatabaseUnavailable(f"postgresql: {exc}") from exc
 

@@ -65,9 +65,9 @@ _V1 = (
     "CREATE INDEX api_keys_tenant ON api_keys (tenant_id)",
     "CREATE INDEX api_keys_org ON api_keys (org_id, created_at)",
     "CREATE TABLE audit_log (id {serial} PRIMARY KEY, ts {float} NOT NULL, "
-    "actor TEXT NOT NULL, org_id TEXT, action TEXT NOT NULL, object_type TEXT NOT NULL, "
+    "actor TEXT NOT NULL, organization TEXT, action TEXT NOT NULL, object_type TEXT NOT NULL, "
     "object_id TEXT, detail TEXT)",
-    "CREATE INDEX audit_log_org_ts ON audit_log (org_id, ts)",
+    "CREATE INDEX audit_log_org_ts ON audit_log (organization, ts)",
     "CREATE INDEX audit_log_ts ON audit_log (ts)",
     "CREATE TABLE requests (id TEXT PRIMARY KEY, request_id TEXT NOT NULL, "
     "ts {float} NOT NULL, day INTEGER NOT NULL, org TEXT NOT NULL, tenant TEXT NOT NULL, "

@@ -15,7 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from relay.ledger.database import DatabaseUnavailable, Dialect, Statement, placeholders
+from relay.ledger.database import (
+    DatabaseUnavailable,
+    Dialect,
+    IntegrityViolation,
+    Statement,
+    placeholders,
+)
 from relay.ledger.records import (
     ATTEMPT_COLUMNS,
     REQUEST_COLUMNS,
@@ -64,6 +70,8 @@ class SqliteDatabase:
             self._conn = self._open()
         try:
             return fn(self._conn)
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityViolation(str(exc)) from exc
         except sqlite3.OperationalError as exc:
             # Locked past busy_timeout, disk full, file gone: worth retrying later.
             if self._conn.in_transaction:

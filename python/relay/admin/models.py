@@ -1,0 +1,267 @@
+"""The admin API's request and response bodies: typed msgspec Structs, also its OpenAPI schema."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+Name = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="letters, digits, '.', '_' and '-', starting with a letter or digit",
+    ),
+]
+Count = Annotated[int, Meta(ge=0)]
+Usd = Annotated[float, Meta(ge=0)]
+Models = Annotated[list[Annotated[str, Meta(min_length=1)]], Meta(max_length=1000)]
+Role = Literal["admin", "user"]
+
+
+class TenantCreate(Struct, forbid_unknown_fields=True):
+    """``POST /admin/tenants``: a team or service, created with its first key."""
+
+    name: Name
+    organization: Name | None = None
+    rate_limit_rpm: Count | None = None
+    tokens_per_minute: Count | None = None
+    budget_usd: Usd | None = None
+    allowed_models: Models | None = None
+
+
+class TenantUpdate(Struct, forbid_unknown_fields=True):
+    """``PATCH /admin/tenants/{id}``: fields left out stay; ``null`` clears a limit."""
+
+    rate_limit_rpm: Count | UnsetType | None = UNSET
+    tokens_per_minute: Count | UnsetType | None = UNSET
+    budget_usd: Usd | UnsetType | None = UNSET
+    allowed_models: Models | UnsetType | None = UNSET
+
+
+class KeyCreate(Struct, forbid_unknown_fields=True):
+    """``POST /admin/keys``: a key for a tenant (service key) or for a user (admin/user key)."""
+
+    tenant_id: str | None = None
+    user_id: str | None = None
+    name: Annotated[str, Meta(max_length=200)] | None = None
+    allowed_models: Models | None = None
+    rate_limit_rpm: Count | None = None
+    tokens_per_minute: Count | None = None
+    budget_usd: Usd | None = None
+    expires_at: datetime | None = None
+
+
+class UserCreate(Struct, forbid_unknown_fields=True):
+    """``POST /admin/users`` (admins only): a person with a role, created with a key."""
+
+    name: Name
+    role: Role = "user"
+    organization: Name | None = None
+
+
+class Key(Struct):
+    """A key as listed: never the key itself, only its visible prefix."""
+
+    id: str
+    prefix: str
+    name: str | None
+    organization: str
+    tenant_id: str | None
+    user_id: str | None
+    allowed_models: list[str] | None
+    rate_limit_rpm: int | None
+    tokens_per_minute: int | None
+    budget_usd: float | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    created_at: datetime
+    object: str = "key"
+
+
+class KeyCreated(Key):
+    """A new key: ``api_key`` is shown this once and cannot be read again."""
+
+    api_key: str = ""
+
+
+class Tenant(Struct):
+    """A team or service in an organisation, with its allow-list, limits and budget."""
+
+    id: str
+    name: str
+    organization: str
+    allowed_models: list[str] | None
+    rate_limit_rpm: int | None
+    tokens_per_minute: int | None
+    budget_usd: float | None
+    created_at: datetime
+    updated_at: datetime
+    object: str = "tenant"
+
+
+class TenantCreated(Tenant):
+    """A new tenant with its first key (``api_key`` is shown this once)."""
+
+    api_key: str = ""
+    key: Key | None = None
+
+
+class User(Struct):
+    """A person who manages tenants through the admin API."""
+
+    id: str
+    name: str
+    organization: str
+    role: Role
+    created_at: datetime
+    object: str = "user"
+
+
+class UserCreated(User):
+    """A new user with its key (``api_key`` is shown this once)."""
+
+    api_key: str = ""
+    key: Key | None = None
+
+
+class UsageRow(Struct, omit_defaults=True):
+    """Sums over one group; the grouping fields not asked for are left out."""
+
+    requests: int
+    errors: int
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    cost_usd: float
+    organization: str | None = None
+    tenant: str | None = None
+    key_prefix: str | None = None
+    model: str | None = None
+    day: str | None = None
+
+
+class UsageReport(Struct):
+    """``GET /admin/usage``: usage per UTC day, summed by ``group_by``."""
+
+    start: str
+    end: str
+    group_by: list[str]
+    data: list[UsageRow]
+    total: UsageRow
+    object: str = "usage"
+
+
+class Attempt(Struct):
+    """One call to a provider for a request."""
+
+    attempt: int
+    provider: str
+    deployment: str
+    status: int
+    error: str | None
+    latency_ms: float
+    ttfb_ms: float | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+
+
+class RequestRecord(Struct):
+    """One request in the ledger."""
+
+    id: str
+    request_id: str
+    created_at: datetime
+    organization: str
+    tenant: str
+    key_prefix: str | None
+    use_case: str | None
+    endpoint: str
+    model: str
+    provider: str | None
+    deployment: str | None
+    status: int
+    error: str | None
+    stream: bool
+    latency_ms: float
+    ttft_ms: float | None
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    cost_usd: float
+    cache_hit: bool
+    truncated: bool
+    attempt_count: int
+    attempts: list[Attempt] | None = None
+    object: str = "request"
+
+
+class AuditEntry(Struct):
+    """One admin change: who, what, when."""
+
+    id: int
+    created_at: datetime
+    actor: str
+    organization: str | None
+    action: str
+    object_type: str
+    object_id: str | None
+    detail: dict[str, object] | None
+    object: str = "audit_entry"
+
+
+class TenantList(Struct):
+    """A list of tenants."""
+
+    data: list[Tenant]
+    object: str = "list"
+
+
+class KeyList(Struct):
+    """A list of keys."""
+
+    data: list[Key]
+    object: str = "list"
+
+
+class UserList(Struct):
+    """A list of users."""
+
+    data: list[User]
+    object: str = "list"
+
+
+class RequestPage(Struct):
+    """A page of the ledger, newest first; pass ``next_cursor`` as ``cursor`` for the next."""
+
+    data: list[RequestRecord]
+    has_more: bool
+    next_cursor: str | None
+    object: str = "list"
+
+
+class AuditPage(Struct):
+    """A page of the audit log, newest first."""
+
+    data: list[AuditEntry]
+    has_more: bool
+    next_cursor: str | None
+    object: str = "list"
+
+
+class ErrorDetail(Struct):
+    """OpenAI's error object."""
+
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorBody(Struct):
+    """OpenAI's error envelope."""
+
+    error: ErrorDetail

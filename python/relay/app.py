@@ -25,7 +25,6 @@ from typing import Any
 import msgspec
 
 from relay.accounting.usage import Accountant
-from relay.auth.passthrough import PassthroughAuth
 from relay.config import Config, load_config
 from relay.dialects import OPENAI_DIALECTS, Dialect
 from relay.egress.headers import (
@@ -46,6 +45,7 @@ from relay.routing.router import Router
 from relay.shutdown import install_granian_hook, on_shutdown
 from relay.stage import Reply, Stage, StreamHook, Tap, Transport
 from relay.stream.relay import ClientGone, StreamRelay
+from relay.tenancy import Tenancy
 from relay.upstream import UpstreamPool
 
 log = logging.getLogger("relay")
@@ -65,11 +65,13 @@ class RelayApp:
         self.router = Router(config)
         self.accountant = Accountant()
         # The request path, in order. Each stage may answer (a Reply) or refuse (raise).
-        self.stages: Sequence[Stage] = (PassthroughAuth(), self.router)
+        # Tenants, keys, the ledger and /admin: the auth stage by auth.mode, the ledger tap.
+        self.tenancy = Tenancy(config)
+        self.stages: Sequence[Stage] = (self.tenancy.auth, self.router)
         # Per-read observers/transformers of streams (cache recording, guardrails, ...).
         self.hooks: Sequence[StreamHook] = ()
         # Run once per exchange after its last byte (metrics, ledger, cache writes).
-        self.taps: Sequence[Tap] = ()
+        self.taps: Sequence[Tap] = (*self.tenancy.taps,)
         self.attempts = AttemptLoop(
             build_providers(config, self.pool),
             relay=StreamRelay,
@@ -89,6 +91,7 @@ class RelayApp:
     # -- lifecycle (granian calls these on the worker's loop) ------------------------------
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(self.pool.start())
+        loop.run_until_complete(self.tenancy.start())
         # Token ranks take ~0.1-0.2 s to load: pay it at start, not on a client's request.
         for encoding in self.router.encodings() | {"o200k_base"}:
             counter_for(encoding)
@@ -96,6 +99,7 @@ class RelayApp:
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(self._start_drain(loop))
+        loop.run_until_complete(self.tenancy.stop())  # flushes the ledger queue
         loop.run_until_complete(self.pool.close())
 
     def _start_drain(self, loop: asyncio.AbstractEventLoop) -> asyncio.Task[None]:
@@ -128,7 +132,22 @@ class RelayApp:
                 err = MethodNotAllowed(f"{scope.method} is not allowed on {path}; use POST")
                 return self._error(proto, Exchange(_new_id(scope), dialect.endpoint, b"", {}), err)
             return await self._proxy(scope, proto, dialect)
+        if path.startswith("/admin/"):
+            return await self._admin(scope, proto)
         return self._local(scope, proto, path)
+
+    async def _admin(self, scope: Any, proto: Any) -> None:
+        """The admin API (its own authentication, OpenAI's error envelope)."""
+        request_id = _new_id(scope)
+        try:
+            body = await read_body(proto, scope.headers.get("content-length"), self.max_body)
+        except GatewayError as err:
+            return self._render(proto, request_id, _DEFAULT_DIALECT, err, [])
+        status, headers, payload = await self.tenancy.admin.handle(
+            scope.method, scope.path, scope.query_string, scope.headers, body
+        )
+        proto.response_bytes(status, [*headers, ("x-request-id", request_id)], payload)
+        return None
 
     def _local(self, scope: Any, proto: Any, path: str) -> None:
         """Routes the gateway answers itself."""

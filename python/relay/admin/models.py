@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
@@ -209,7 +209,7 @@ class AuditEntry(Struct):
     action: str
     object_type: str
     object_id: str | None
-    detail: dict[str, object] | None
+    detail: dict[str, Any] | None
     object: str = "audit_entry"
 
 

@@ -17,8 +17,8 @@ import msgspec
 from relay.auth.cache import KeyCache
 from relay.errors import AuthenticationError, InvalidRequest, PermissionDenied
 from relay.exchange import Exchange, Principal
-from relay.ingress.parse import schema_error
 from relay.stage import Reply
+from relay.wire.decode import schema_error
 
 _Label = Annotated[str, msgspec.Meta(max_length=128)]
 
@@ -77,12 +77,6 @@ class KeyAuth:
             raise AuthenticationError(f"gateway key {record.prefix}... has been revoked")
         if record.expires_at is not None and time.time() >= record.expires_at:
             raise AuthenticationError(f"gateway key {record.prefix}... has expired")
-        allowed = record.allowed_models
-        if allowed is not None and ex.model not in allowed:
-            raise PermissionDenied(
-                f"this key may not use model '{ex.model}' (allowed: {', '.join(sorted(allowed)) or 'none'})",
-                param="model",
-            )
         metadata = read_metadata(ex.body)
         ex.principal = Principal(
             tenant=record.tenant or "",
@@ -93,10 +87,16 @@ class KeyAuth:
             user_id=record.user_id,
             role=record.role,
             use_case=metadata.use_case if metadata else None,
-            allowed_models=allowed,
+            allowed_models=record.allowed_models,
             key_limits=record.key_limits,
             tenant_limits=record.tenant_limits,
         )
+        allowed = record.allowed_models  # after the principal: refusals are attributed
+        if allowed is not None and ex.model not in allowed:
+            raise PermissionDenied(
+                f"this key may not use model '{ex.model}' (allowed: {', '.join(sorted(allowed)) or 'none'})",
+                param="model",
+            )
         return None
 
 

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import string
 
 KEY_PREFIX = "gw-sk-"
 # gw-sk- plus 8 characters of the random part: enough for people to tell keys apart,
-# far too little to guess the rest (the remaining 35 characters carry ~210 bits).
+# far too little to guess the rest (the remaining 35 characters carry ~208 bits).
 VISIBLE_CHARS = len(KEY_PREFIX) + 8
 
 
+_ALPHABET = string.ascii_letters + string.digits
+
+
 def new_key() -> str:
-    """A new key; shown once to its owner, never stored."""
-    return KEY_PREFIX + secrets.token_urlsafe(32)
+    """A new key; shown once to its owner, never stored. 43 base62 characters: 256 bits,
+    and no '-' or '_', so a double click selects the whole key."""
+    return KEY_PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(43))
 
 
 def hash_key(key: str) -> str:

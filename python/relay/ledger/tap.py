@@ -1,0 +1,69 @@
+"""The ledger tap: one finished exchange -> one ``requests`` row and its ``provider_attempts``.
+
+Runs once per exchange after its last byte; it builds tuples and appends them to the writer's
+queue, nothing more. Fields that newer pipelines add (``first_token_at``, ``cache_hit``, usage
+per attempt) are read when present.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+from relay.exchange import Exchange
+from relay.ledger.records import DAY_S, AttemptRow, RequestRow
+from relay.ledger.writer import LedgerWriter
+
+
+def _ms(start: float, end: float) -> float:
+    return round(max(end - start, 0.0) * 1000.0, 3)
+
+
+class LedgerTap:
+    """Feeds the ledger writer."""
+
+    def __init__(self, writer: LedgerWriter) -> None:
+        self.writer = writer
+
+    def on_finish(self, ex: Exchange) -> None:
+        """Record the exchange (called exactly once, never blocks)."""
+        now_wall, now_perf = time.time(), time.perf_counter()
+        ts = now_wall - (now_perf - ex.started)
+        finished = ex.finished or now_perf
+        lid = "lg_" + secrets.token_hex(10)
+        principal, usage, deployment = ex.principal, ex.usage, ex.deployment
+        attempts = ex.attempts
+        first_token = getattr(ex, "first_token_at", None)
+        if not first_token and ex.stream and attempts and attempts[-1].ready_at:
+            first_token = attempts[-1].ready_at
+        rows = []
+        for n, attempt in enumerate(attempts, 1):
+            a_usage = getattr(attempt, "usage", None)
+            if a_usage is None and n == len(attempts):
+                a_usage = usage
+            rows.append(
+                AttemptRow(
+                    lid,
+                    n,
+                    attempt.provider,
+                    attempt.upstream_model,
+                    attempt.status,
+                    attempt.error,
+                    _ms(attempt.started, attempt.ended or finished),
+                    _ms(attempt.started, attempt.headers_at) if attempt.headers_at else None,
+                    a_usage.prompt_tokens if a_usage else None,
+                    a_usage.completion_tokens if a_usage else None,
+                )
+            )
+        row = RequestRow(
+            lid, ex.request_id, ts, int(ts // DAY_S), principal.organization,
+            principal.tenant or "-", principal.key_id, principal.key_prefix, principal.use_case,
+            ex.endpoint.value, ex.model, deployment.provider if deployment else None,
+            deployment.upstream_model if deployment else None, ex.status, ex.error_type,
+            ex.stream, _ms(ex.started, finished),
+            _ms(ex.started, first_token) if first_token else None,
+            usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0,
+            usage.cached_tokens if usage else 0, ex.cost_usd or 0.0,
+            bool(getattr(ex, "cache_hit", False)), ex.truncated, len(attempts),
+        )  # fmt: skip
+        self.writer.put((row, rows))

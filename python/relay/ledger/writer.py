@@ -1,0 +1,132 @@
+"""The ledger's background writer: a bounded queue drained in batches, off the request path.
+
+The tap only appends to a deque (no await, no lock). The writer wakes every
+``flush_interval_s``, or as soon as a batch is full, and writes batches in one transaction
+each. While the database is away it keeps the batch in hand and retries with back-off; rows
+that arrive meanwhile wait in the queue up to ``queue_size``, and any beyond that are dropped,
+counted and logged. :meth:`LedgerWriter.stop` flushes what is left before the worker exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+
+from relay.ledger.database import Database
+from relay.ledger.records import AttemptRow, RequestRow
+
+log = logging.getLogger("relay.ledger")
+
+Entry = tuple[RequestRow, list[AttemptRow]]
+
+
+class LedgerWriter:
+    """Queue in front of :meth:`Database.write_ledger`."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        queue_size: int = 50_000,
+        batch_size: int = 500,
+        flush_interval_s: float = 0.5,
+    ) -> None:
+        self.db = db
+        self.queue_size = queue_size
+        self.batch_size = batch_size
+        self.flush_interval_s = flush_interval_s
+        self._queue: deque[Entry] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._deadline: float | None = None
+        self.written = 0
+        self.dropped = 0
+        self.failures = 0
+        self._last_drop_log = 0.0
+
+    @property
+    def pending(self) -> int:
+        """Entries queued and not yet written."""
+        return len(self._queue)
+
+    def put(self, entry: Entry) -> None:
+        """Enqueue one request's rows; never blocks. Drops (counted) when the queue is full."""
+        queue = self._queue
+        if len(queue) >= self.queue_size:
+            self.dropped += 1
+            now = time.monotonic()
+            if now - self._last_drop_log > 10.0:
+                self._last_drop_log = now
+                log.error("ledger queue full: %d rows dropped so far", self.dropped)
+            return
+        queue.append(entry)
+        if len(queue) == self.batch_size:
+            self._wake.set()
+
+    def start(self) -> None:
+        """Run the writer on the current loop."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            if len(self._queue) < self.batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
+            self._wake.clear()
+            await self._drain()
+
+    async def _drain(self) -> bool:
+        """Write everything queued, retrying failures (until the stop deadline, if stopping)."""
+        backoff = 0.2
+        while self._queue:
+            batch = [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
+            written = False
+            try:
+                while True:
+                    try:
+                        await self.db.write_ledger(
+                            [r for r, _ in batch], [a for _, rows in batch for a in rows]
+                        )
+                        written = True
+                        break
+                    except Exception as exc:  # the database away, locked, or refusing rows
+                        self.failures += 1
+                        if self.failures == 1 or self.failures % 50 == 0:
+                            log.warning(
+                                "ledger write failed (%d), retrying: %s", self.failures, exc
+                            )
+                        if (
+                            self._deadline is not None
+                            and time.monotonic() + backoff > self._deadline
+                        ):
+                            return False
+                        await asyncio.sleep(backoff)
+                        backoff = min(backoff * 2, 2.0)
+            finally:
+                if not written:  # failed for good, or cancelled: keep the rows for later
+                    self._queue.extendleft(reversed(batch))
+            self.written += len(batch)
+            if self.failures:
+                log.info("ledger writes work again after %d failures", self.failures)
+                self.failures = 0
+        return True
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the loop and flush what is queued, retrying for at most ``timeout_s``."""
+        self._stopping = True
+        self._deadline = time.monotonic() + timeout_s
+        if self._task is not None:
+            self._wake.set()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if not await self._drain():
+            lost = len(self._queue)
+            self.dropped += lost
+            self._queue.clear()
+            log.error("ledger: %d rows could not be written before shutdown", lost)
+        log.info("ledger writer stopped: %d written, %d dropped", self.written, self.dropped)

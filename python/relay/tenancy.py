@@ -1,0 +1,72 @@
+"""Tenants, keys and the ledger as one unit the composition root starts and stops.
+
+Owns the database, the key cache and its poller, the ledger writer, the auth stage chosen by
+``auth.mode``, the ledger tap and the admin API. ``app.py`` needs four lines for all of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from relay.admin.api import AdminApi
+from relay.auth.cache import KeyCache
+from relay.auth.keys import KeyAuth, MetadataAuth
+from relay.auth.passthrough import PassthroughAuth
+from relay.config import Config
+from relay.ledger.database import DatabaseUnavailable, open_database
+from relay.ledger.tap import LedgerTap
+from relay.ledger.writer import LedgerWriter
+from relay.stage import Stage, Tap
+
+log = logging.getLogger("relay")
+
+
+class Tenancy:
+    """The database-backed parts of one worker."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.db = open_database(config.database.url)
+        self.cache = KeyCache(self.db, config.auth.key_refresh_s)
+        ledger = config.database.ledger
+        self.writer = LedgerWriter(
+            self.db,
+            queue_size=ledger.queue_size,
+            batch_size=ledger.batch_size,
+            flush_interval_s=ledger.flush_interval_s,
+        )
+        self.admin = AdminApi(self.db, self.cache, config.auth.admin_key)
+        mode = config.auth.mode
+        self.auth: Stage = (
+            KeyAuth(self.cache)
+            if mode == "keys"
+            else MetadataAuth(self.cache)
+            if mode == "none"
+            else PassthroughAuth()
+        )
+        self.taps: tuple[Tap, ...] = (LedgerTap(self.writer),) if ledger.enabled else ()
+
+    async def start(self, attempts: int = 20) -> None:
+        """Connect (retrying for ~10 s), upgrade the schema, load the keys, start the pollers."""
+        for attempt in range(attempts):
+            try:
+                await self.db.connect()
+                applied = await self.db.migrate()
+                break
+            except DatabaseUnavailable as exc:
+                if attempt == attempts - 1:
+                    raise
+                log.warning("database not reachable yet, retrying: %s", exc)
+                await asyncio.sleep(0.5)
+        if applied:
+            log.info("database schema upgraded to version %d", applied[-1])
+        await self.cache.refresh()
+        self.cache.start()
+        self.writer.start()
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Flush the ledger, stop polling, close the database."""
+        await self.writer.stop(timeout_s)
+        await self.cache.stop()
+        await self.db.close()

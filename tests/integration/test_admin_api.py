@@ -1,0 +1,201 @@
+"""The admin API end to end on SQLite and PostgreSQL, with keys used through the openai SDK."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from tests.fakes.openai_upstream import FakeUpstream
+from tests.integration.gateway import Gateway
+from tests.integration.tenancy import MASTER, call, keys_config, ledger_entry
+
+MESSAGES: Any = [{"role": "user", "content": "hello world"}]
+
+
+@pytest.fixture
+def gw(fake_upstream: FakeUpstream, database_url: str, tmp_path: Path) -> Iterator[Gateway]:
+    gateway = Gateway(keys_config(fake_upstream, database_url), tmp_path)
+    yield gateway
+    gateway.stop()
+
+
+def sdk(gateway: Gateway, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway.base_url, api_key=key, max_retries=0, timeout=20)
+
+
+def test_tenant_key_works_with_the_sdk_until_revoked(gw: Gateway) -> None:
+    status, tenant = call(
+        gw, "POST", "/admin/tenants",
+        {"name": "test-service", "rate_limit_rpm": 100, "allowed_models": ["gpt-4o-mini"]},
+    )  # fmt: skip
+    assert status == 201, tenant
+    key = tenant["api_key"]
+    assert key.startswith("gw-sk-") and len(key) == 49
+    assert tenant["rate_limit_rpm"] == 100 and tenant["key"]["prefix"] == key[:14]
+
+    client = sdk(gw, key)
+    reply = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=MESSAGES, metadata={"use_case": "tests"}
+    )
+    assert reply.parse().choices[0].message.content
+    entry = ledger_entry(gw, reply.headers["x-request-id"])
+    assert (entry["tenant"], entry["key_prefix"], entry["use_case"]) == (
+        "test-service", key[:14], "tests",
+    )  # fmt: skip
+
+    with pytest.raises(openai.PermissionDeniedError) as denied:
+        client.chat.completions.create(model="no-usage", messages=MESSAGES)
+    assert denied.value.code == "model_not_allowed"
+    for bad in ("gw-sk-" + "x" * 43, "not-even-a-key"):
+        with pytest.raises(openai.AuthenticationError) as refused:
+            sdk(gw, bad).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert refused.value.code == "invalid_api_key"
+
+    # The key is listed by prefix only; revoking it stops it at once on this worker.
+    status, keys = call(gw, "GET", f"/admin/keys?tenant_id={tenant['id']}")
+    assert status == 200 and [k["prefix"] for k in keys["data"]] == [key[:14]]
+    assert "api_key" not in keys["data"][0]
+    status, revoked = call(gw, "DELETE", f"/admin/keys/{tenant['key']['id']}")
+    assert status == 200 and revoked["revoked_at"]
+    with pytest.raises(openai.AuthenticationError, match="revoked"):
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+    # A second key for the tenant, with an expiry in the past, is refused as expired.
+    status, expired = call(
+        gw, "POST", "/admin/keys",
+        {"tenant_id": tenant["id"], "expires_at": "2020-01-01T00:00:00Z"},
+    )  # fmt: skip
+    assert status == 201
+    with pytest.raises(openai.AuthenticationError, match="expired"):
+        sdk(gw, expired["api_key"]).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+    status, audit = call(gw, "GET", "/admin/audit")
+    actions = [e["action"] for e in audit["data"]]
+    assert actions == ["key.create", "key.revoke", "key.create", "tenant.create"]
+    assert {e["actor"] for e in audit["data"]} == {"master"}
+    assert all(key not in str(e) for e in audit["data"])
+
+
+def test_bad_admin_input_is_a_400_naming_the_field(gw: Gateway) -> None:
+    cases = [
+        ({"name": "svc", "rate_limit_rpm": "many"}, "rate_limit_rpm"),
+        ({"name": "svc", "rate_limit_rpm": -1}, "rate_limit_rpm"),
+        ({"name": "has space"}, "name"),
+        ({"rate_limit_rpm": 1}, "name"),
+        ({"name": "svc", "budget": 5}, "budget"),
+        ({"name": "svc", "allowed_models": "gpt-4o"}, "allowed_models"),
+    ]
+    for body, field in cases:
+        status, error = call(gw, "POST", "/admin/tenants", body)
+        assert status == 400, (body, error)
+        assert error["error"]["param"] == field, error
+        assert error["error"]["message"].startswith(field + ":"), error
+    status, error = call(gw, "POST", "/admin/tenants", raw=b"{nope")
+    assert status == 400 and error["error"]["type"] == "invalid_request_error"
+    status, error = call(gw, "GET", "/admin/usage?group_by=planet")
+    assert status == 400 and error["error"]["param"] == "group_by"
+    status, error = call(gw, "GET", "/admin/requests?limit=0")
+    assert status == 400 and error["error"]["param"] == "limit"
+    status, _ = call(gw, "POST", "/admin/tenants", {"name": "svc"})
+    status, error = call(gw, "POST", "/admin/tenants", {"name": "svc"})
+    assert status == 409 and error["error"]["param"] == "name"
+
+
+def test_no_admin_route_answers_without_a_valid_key(gw: Gateway) -> None:
+    status, tenant = call(gw, "POST", "/admin/tenants", {"name": "svc"})
+    assert status == 201
+    paths = [
+        ("GET", "/admin/tenants"), ("POST", "/admin/tenants"), ("GET", "/admin/keys"),
+        ("GET", "/admin/usage"), ("GET", "/admin/requests"), ("GET", "/admin/audit"),
+        ("GET", "/admin/openapi.json"), ("DELETE", f"/admin/tenants/{tenant['id']}"),
+        ("GET", "/admin/no-such-route"),
+    ]  # fmt: skip
+    for method, path in paths:
+        for key in (None, "wrong-master-key", MASTER[:-1]):
+            status, error = call(gw, method, path, {"name": "x"}, key=key)
+            assert status == 401, (method, path, key, error)
+            assert error["error"]["type"] == "authentication_error"
+    # A tenant's (service) key is not an admin credential.
+    status, error = call(gw, "GET", "/admin/tenants", key=tenant["api_key"])
+    assert status == 403 and error["error"]["type"] == "permission_denied"
+    status, doc = call(gw, "GET", "/admin/openapi.json")
+    assert status == 200 and doc["openapi"].startswith("3.")
+    schema = doc["components"]["schemas"]["TenantCreate"]
+    assert schema["required"] == ["name"] and "rate_limit_rpm" in schema["properties"]
+    assert "/admin/tenants/{id}" in doc["paths"] and "patch" in doc["paths"]["/admin/tenants/{id}"]
+
+
+def test_roles_keep_organisations_apart(gw: Gateway) -> None:
+    users = {}
+    for org in ("acme", "globex"):
+        status, user = call(
+            gw, "POST", "/admin/users", {"name": f"{org}-lead", "organization": org}
+        )
+        assert status == 201 and user["role"] == "user"
+        users[org] = user["api_key"]
+    status, admin = call(gw, "POST", "/admin/users", {"name": "root", "role": "admin"})
+    assert status == 201
+
+    acme, globex = users["acme"], users["globex"]
+    status, t_acme = call(gw, "POST", "/admin/tenants", {"name": "search"}, key=acme)
+    assert status == 201 and t_acme["organization"] == "acme"
+    status, t_globex = call(gw, "POST", "/admin/tenants", {"name": "search"}, key=globex)
+    assert status == 201 and t_globex["organization"] == "globex"
+    # A user cannot create in, or see, or touch, another organisation's objects.
+    status, error = call(
+        gw, "POST", "/admin/tenants", {"name": "x", "organization": "acme"}, key=globex
+    )
+    assert status == 403 and error["error"]["param"] == "organization"
+    for method, path in (
+        ("GET", f"/admin/tenants/{t_acme['id']}"),
+        ("PATCH", f"/admin/tenants/{t_acme['id']}"),
+        ("DELETE", f"/admin/tenants/{t_acme['id']}"),
+        ("DELETE", f"/admin/keys/{t_acme['key']['id']}"),
+        ("GET", f"/admin/keys/{t_acme['key']['id']}"),
+    ):
+        status, error = call(gw, method, path, {"budget_usd": 1}, key=globex)
+        assert status == 404, (method, path, error)
+        assert "acme" not in error["error"]["message"]
+    status, error = call(gw, "POST", "/admin/keys", {"tenant_id": t_acme["id"]}, key=globex)
+    assert status == 404
+    status, error = call(gw, "POST", "/admin/users", {"name": "sneaky"}, key=globex)
+    assert status == 403
+
+    # Each organisation's traffic and listings stay with it.
+    for org, user_key, tenant in (("acme", acme, t_acme), ("globex", globex, t_globex)):
+        client = sdk(gw, tenant["api_key"])
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status, page = call(gw, "GET", "/admin/requests", key=globex)
+        if page["data"]:
+            break
+        time.sleep(0.05)
+    assert {r["organization"] for r in page["data"]} == {"globex"}
+    status, tenants = call(gw, "GET", "/admin/tenants", key=globex)
+    assert [t["id"] for t in tenants["data"]] == [t_globex["id"]]
+    status, keys = call(gw, "GET", "/admin/keys", key=globex)
+    assert {k["organization"] for k in keys["data"]} == {"globex"}
+    status, usage = call(gw, "GET", "/admin/usage?group_by=organization", key=globex)
+    assert [r["organization"] for r in usage["data"]] == ["globex"]
+    status, audit = call(gw, "GET", "/admin/audit", key=globex)
+    assert {e["organization"] for e in audit["data"]} == {"globex"}
+    # The admin user sees both; the master key too.
+    status, tenants = call(gw, "GET", "/admin/tenants", key=admin["api_key"])
+    assert {t["organization"] for t in tenants["data"]} == {"acme", "globex"}
+    status, usage = call(gw, "GET", "/admin/usage?group_by=organization", key=admin["api_key"])
+    assert status == 200
+    # A PATCH by the owner changes the tenant; deleting it revokes its key.
+    status, patched = call(
+        gw, "PATCH", f"/admin/tenants/{t_acme['id']}", {"budget_usd": 5}, key=acme
+    )
+    assert status == 200 and patched["budget_usd"] == 5
+    status, _ = call(gw, "DELETE", f"/admin/tenants/{t_acme['id']}", key=acme)
+    assert status == 200
+    with pytest.raises(openai.AuthenticationError):
+        sdk(gw, t_acme["api_key"]).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)

@@ -39,8 +39,13 @@ class LedgerTap:
         rows = []
         for n, attempt in enumerate(attempts, 1):
             a_usage = getattr(attempt, "usage", None)
-            if a_usage is None and n == len(attempts):
-                a_usage = usage
+            error = attempt.error
+            if n == len(attempts):
+                a_usage = a_usage or usage
+                # A stream cut after its commit point ends the exchange, not the attempt, in
+                # today's relay: the attempt that was streaming is the one that failed.
+                if error is None and ex.truncated:
+                    error = ex.error_type
             rows.append(
                 AttemptRow(
                     lid,
@@ -48,7 +53,7 @@ class LedgerTap:
                     attempt.provider,
                     attempt.upstream_model,
                     attempt.status,
-                    attempt.error,
+                    error,
                     _ms(attempt.started, attempt.ended or finished),
                     _ms(attempt.started, attempt.headers_at) if attempt.headers_at else None,
                     a_usage.prompt_tokens if a_usage else None,

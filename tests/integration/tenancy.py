@@ -54,3 +54,78 @@ def ledger_entry(gateway: Gateway, request_id: str, timeout: float = 10.0) -> di
         if time.monotonic() > deadline:
             raise AssertionError(f"request {request_id} never reached the ledger")
         time.sleep(0.05)
+
+
+def ledger_request_ids(database_url: str) -> list[str]:
+    """Every x-request-id in the ledger, read straight from the database."""
+    if database_url.startswith("sqlite:///"):
+        import sqlite3
+
+        conn = sqlite3.connect(database_url.removeprefix("sqlite:///"))
+        try:
+            return [r[0] for r in conn.execute("SELECT request_id FROM requests")]
+        finally:
+            conn.close()
+    import asyncio
+
+    import asyncpg
+
+    async def read() -> list[str]:
+        conn = await asyncpg.connect(database_url)
+        try:
+            return [r[0] for r in await conn.fetch("SELECT request_id FROM requests")]
+        finally:
+            await conn.close()
+
+    return asyncio.run(read())
+
+
+class Load:
+    """Threads sending chat requests with their own x-request-ids until stopped; records
+    the ids of the requests that got an HTTP response, whatever its status."""
+
+    def __init__(
+        self, gateway: Gateway, key: str | None, threads: int = 6, model: str = "gpt-4o-mini"
+    ) -> None:
+        import threading
+
+        self.gateway, self.key, self.model = gateway, key, model
+        self.answered: dict[str, int] = {}
+        self.failed = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self, index: int) -> None:
+        n = 0
+        body = json.dumps({"model": self.model, "messages": [{"role": "user", "content": "hi"}]})
+        while not self._stop.is_set():
+            n += 1
+            rid = f"load-{index}-{n}"
+            headers = {"content-type": "application/json", "x-request-id": rid}
+            if self.key:
+                headers["authorization"] = f"Bearer {self.key}"
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.gateway.port, timeout=10)
+                conn.request("POST", "/v1/chat/completions", body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                conn.close()
+            except OSError:
+                with self._lock:
+                    self.failed += 1
+                time.sleep(0.01)
+                continue
+            with self._lock:
+                self.answered[rid] = response.status
+
+    def stop(self) -> dict[str, int]:
+        """Stop and return x-request-id -> status of every answered request."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(15)
+        return dict(self.answered)

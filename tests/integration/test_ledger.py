@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import openai
@@ -121,7 +120,7 @@ def test_client_abandoned_stream(setup: tuple[Gateway, str]) -> None:
 
 
 def test_refusals_are_recorded_and_usage_sums_them(setup: tuple[Gateway, str]) -> None:
-    gateway, key = setup
+    gateway = setup[0]
     conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=20)
     conn.request(
         "POST", "/v1/chat/completions", body=json.dumps({"model": "gpt-4o-mini", "messages": MESSAGES}),

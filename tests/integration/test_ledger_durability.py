@@ -1,0 +1,65 @@
+"""Nothing answered is lost from the ledger: not at a graceful stop under load, not while
+the database is down for a while (rows are written once it is back)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.fakes.openai_upstream import FakeUpstream
+from tests.integration.gateway import Gateway
+from tests.integration.tenancy import Load, call, keys_config, ledger_request_ids
+from tests.services.postgres import PostgresServer
+
+
+def test_sigterm_under_load_loses_no_row(
+    fake_upstream: FakeUpstream, database_url: str, tmp_path: Path
+) -> None:
+    config = keys_config(fake_upstream, database_url)
+    # A long flush interval: rows are still queued when the signal arrives.
+    config["database"]["ledger"] = {"flush_interval_s": 5.0, "batch_size": 100000}
+    gateway = Gateway(config, tmp_path, workers=2)
+    status, tenant = call(gateway, "POST", "/admin/tenants", {"name": "load"})
+    assert status == 201
+    time.sleep(1.2)  # the other worker learns the key
+    load = Load(gateway, tenant["api_key"])
+    time.sleep(1.5)
+    assert gateway.stop() == 0
+    answered = load.stop()
+    ok = [rid for rid, status in answered.items() if status == 200]
+    assert len(ok) > 50, (len(answered), load.failed)
+    written = set(ledger_request_ids(database_url))
+    assert not set(answered) - written, f"{len(set(answered) - written)} answered requests missing"
+    assert "rows dropped" not in gateway.logs()
+
+
+def test_database_down_and_back_under_load(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
+    server = PostgresServer()  # its own cluster: this test stops it
+    try:
+        url = server.create_database("relay")
+        gateway = Gateway(keys_config(fake_upstream, url), tmp_path)
+        status, tenant = call(gateway, "POST", "/admin/tenants", {"name": "outage"})
+        assert status == 201
+        load = Load(gateway, tenant["api_key"], threads=4)
+        time.sleep(1.0)
+        server.stop()
+        time.sleep(2.5)
+        during = {rid for rid, s in load.answered.items() if s == 200}
+        server.start()
+        time.sleep(2.0)
+        answered = load.stop()
+        # Keys are served from memory: the outage is invisible to callers.
+        assert set(answered.values()) == {200}, set(answered.values())
+        assert len(during) > 20
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            missing = set(answered) - set(ledger_request_ids(url))
+            if not missing:
+                break
+            time.sleep(0.2)
+        assert not missing, f"{len(missing)} of {len(answered)} answered requests not in the ledger"
+        logs = gateway.logs()
+        assert "ledger write failed" in logs and "ledger writes work again" in logs
+        assert gateway.stop() == 0
+    finally:
+        server.destroy()

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from relay import __version__
+from relay.admin.cli import add_admin_commands, run_admin_command
 from relay.config import ConfigError, find_config, read_config
 from relay.config.discover import DISCOVERED
 from relay.config.notices import warnings
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         "list every problem by path. Exit status 0 when valid, 1 when not.",
     )
     check.add_argument("path", nargs="?", help=f"config file ({_DISCOVERY})")
+    add_admin_commands(commands)
     return parser
 
 
@@ -72,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``relay`` console script and ``python -m relay``."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if (code := run_admin_command(args)) is not None:
+        return code
     if args.command == "check-config":
         return check_config(args.path)
     if args.command == "serve":

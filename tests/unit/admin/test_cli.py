@@ -1,0 +1,60 @@
+"""``relay tenants|keys|usage|db`` against real SQLite and PostgreSQL databases."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from relay.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_round_trip(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.delenv("RELAY_CONFIG", raising=False)
+    assert run(capsys, "db", "upgrade")[1].strip() == "applied migrations [1]"
+    assert run(capsys, "db", "upgrade")[1].strip() == "the schema is up to date"
+
+    code, out, _ = run(capsys, "tenants", "create", "search", "--rpm", "100", "--models", "a,b")
+    assert code == 0
+    first_key = re.search(r"api key \(shown once\): (gw-sk-\w{43})", out)
+    assert first_key
+    code, out, _ = run(capsys, "tenants", "list")
+    header, row = out.strip().splitlines()
+    assert header.split() == [
+        "id",
+        "organization",
+        "name",
+        "rpm",
+        "tpm",
+        "budget_usd",
+        "models",
+        "created",
+    ]
+    assert row.split()[1:6] == ["default", "search", "100", "-", "-"] and "a,b" in row
+
+    code, out, _ = run(capsys, "keys", "create", "--tenant", "search", "--expires-days", "1")
+    assert code == 0 and "api key (shown once): gw-sk-" in out
+    code, out, _ = run(capsys, "keys", "list", "--tenant", "search")
+    lines = out.strip().splitlines()
+    assert len(lines) == 3 and all("active" in line for line in lines[1:])
+    assert first_key.group(1) not in out and first_key.group(1)[:14] in out
+    key_id = lines[1].split()[0]
+    code, out, _ = run(capsys, "keys", "revoke", key_id)
+    assert code == 0 and key_id in out
+    assert "revoked" in run(capsys, "keys", "list")[1]
+
+    code, _, err = run(capsys, "keys", "revoke", "key_nope")
+    assert code == 1 and "no key with id 'key_nope'" in err
+    code, _, err = run(capsys, "keys", "create", "--tenant", "nope")
+    assert code == 1 and "no tenant 'nope'" in err
+    code, out, _ = run(capsys, "usage", "--by", "tenant,day")
+    assert code == 0 and out.splitlines()[1].split()[:3] == ["tenant", "day", "requests"]

@@ -1,0 +1,45 @@
+"""The auth and database sections: defaults, environment overrides, problems by path."""
+
+from __future__ import annotations
+
+import pytest
+
+from relay.config import ConfigError, parse_config
+
+
+def test_defaults_need_no_setup() -> None:
+    config = parse_config("", "t", {})
+    assert config.auth.mode == "passthrough" and config.auth.admin_key is None
+    assert config.database.url == "sqlite:///relay.db" and config.database.ledger.enabled
+
+
+def test_environment_overrides() -> None:
+    env = {
+        "DATABASE_URL": "postgresql://relay@db:5432/relay",
+        "RELAY_ADMIN_KEY": "a-long-enough-master-key",
+        "RELAY_AUTH_MODE": "keys",
+    }
+    config = parse_config("database: {url: 'sqlite:///x.db'}", "t", env)
+    assert config.database.url == env["DATABASE_URL"]
+    assert (config.auth.mode, config.auth.admin_key) == ("keys", env["RELAY_ADMIN_KEY"])
+
+
+def test_problems_are_reported_by_path() -> None:
+    text = """
+auth: {mode: tokens, admin_key: short, key_refresh_s: 5}
+database: {url: 'mysql://u:secret@h/db', ledger: {queue_size: 0, flush_interval_s: 0}}
+providers: {p: {kind: openai, base_url: 'http://x', forward_client_auth: true}}
+"""
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, "t", {})
+    problems = "\n".join(err.value.problems)
+    assert "auth.mode: invalid enum value 'tokens'" in problems
+    assert "secret" not in problems and "database.url: expected sqlite:///PATH" in problems
+    assert (
+        "database.ledger.queue_size" in problems and "database.ledger.flush_interval_s" in problems
+    )
+    with pytest.raises(ConfigError) as err:
+        parse_config(text.replace("tokens", "keys"), "t", {})
+    problems = "\n".join(err.value.problems)
+    assert "auth.key_refresh_s" in problems and "auth.admin_key" in problems
+    assert "providers.p.forward_client_auth" in problems

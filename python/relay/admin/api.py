@@ -186,9 +186,7 @@ class AdminApi:
         if (end - start).days > 400:
             raise InvalidRequest("start: the range may span at most 400 days", param="start")
         group_by = [
-            g.strip()
-            for g in params.get("group_by", "tenant,key,model,day").split(",")
-            if g.strip()
+            g.strip() for g in params.get("group_by", "tenant,model,day").split(",") if g.strip()
         ]
         for name in group_by:
             if name not in reports.USAGE_GROUPS:

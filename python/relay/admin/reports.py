@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -50,6 +51,7 @@ def day_number(day: date) -> int:
     return (day - date(1970, 1, 1)).days
 
 
+@lru_cache(maxsize=4096)
 def day_text(number: int) -> str:
     """``2025-06-01`` for a day number."""
     return (date(1970, 1, 1) + timedelta(days=number)).isoformat()
@@ -91,20 +93,18 @@ async def usage(
 
 def _usage_row(row: Sequence[Any], group_by: Sequence[str]) -> UsageRow:
     n = len(group_by)
-    keys: dict[str, Any] = {}
-    for name, value in zip(group_by, row[:n], strict=True):
-        if name == "day":
-            keys["day"] = day_text(int(value))
-        elif name == "key":
-            keys["key_prefix"] = value or None
-        else:
-            keys[name] = value
-    requests, errors, prompt, completion, cached, cost = row[n:]
-    return UsageRow(
-        requests=int(requests), errors=int(errors), prompt_tokens=int(prompt),
-        completion_tokens=int(completion), cached_tokens=int(cached),
-        cost_usd=round(float(cost), 10), **keys,
+    usage = UsageRow(
+        int(row[n]), int(row[n + 1]), int(row[n + 2]), int(row[n + 3]), int(row[n + 4]),
+        round(float(row[n + 5]), 10),
     )  # fmt: skip
+    for name, value in zip(group_by, row, strict=False):
+        if name == "day":
+            usage.day = day_text(value)
+        elif name == "key":
+            usage.key_prefix = value or None
+        else:
+            setattr(usage, name, value)
+    return usage
 
 
 def encode_cursor(*parts: object) -> str:

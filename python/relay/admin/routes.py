@@ -65,7 +65,7 @@ ROUTES: tuple[Route, ...] = (
               ("start", "first day, YYYY-MM-DD (default: 29 days before end)"),
               ("end", "last day, YYYY-MM-DD, inclusive (default: today, UTC)"),
               ("group_by", "comma-separated: organization, tenant, key, model, day "
-                           "(default: tenant,key,model,day)"),
+                           "(default: tenant,model,day)"),
               ("tenant", "only this tenant"), ("model", "only this public model"),
               ("organization", "only this organization (admins)"),
           )),

@@ -17,6 +17,13 @@ MASTER = "master-key-for-tests-0123456789"
 def keys_config(up: FakeUpstream, database_url: str, **auth: Any) -> dict[str, Any]:
     """The fake-provider config in ``keys`` mode on ``database_url``, flushing the ledger fast."""
     config = upstream_config(up)
+    # Keys mode refuses providers that forward the caller's credential (it is a gateway key).
+    forwarding = {n for n, p in config["providers"].items() if p.get("forward_client_auth")}
+    for name in forwarding:
+        del config["providers"][name]
+    config["models"] = {
+        n: m for n, m in config["models"].items() if m.get("provider") not in forwarding
+    }
     config["auth"] = {"mode": "keys", "admin_key": MASTER, **auth}
     config["database"] = {"url": database_url, "ledger": {"flush_interval_s": 0.1}}
     return config

@@ -183,7 +183,7 @@ def test_invalid_yaml_says_where() -> None:
 
 def test_unknown_top_level_section() -> None:
     assert problems(ECHO + "servr: {}")[0].startswith(
-        "servr: unknown section (known: default_provider"
+        "servr: unknown section (known: auth, database, default_provider"
     )
 
 

@@ -167,6 +167,71 @@ def _idle_cpu(pid: int) -> float:
     return _tree_cpu(pid) - start
 
 
+def inprocess_added_us(tmp: Path, n: int, rounds: int = 3) -> dict[str, float]:
+    """Relay's own thread CPU per request with benches/inprocess.py's stand-ins (no granian,
+    no network), best of ``rounds``: the core path (passthrough, ledger off) against keys
+    alone, the ledger alone, and both; with the garbage collector on and off. The loop yields
+    every 500 requests so the ledger writer drains as it would between network reads (its
+    SQLite thread is not counted: thread CPU time of the loop's thread only)."""
+    import gc
+
+    from benches import inprocess as ip
+    from relay.config import parse_config
+
+    loop = asyncio.new_event_loop()
+    cases = {
+        "core": "database: {url: 'sqlite:///%s/core.db', ledger: {enabled: false}}\n",
+        "keys": "auth: {mode: keys}\ndatabase: {url: 'sqlite:///%s/keys.db', ledger: {enabled: false}}\n",
+        "ledger": "database: {url: 'sqlite:///%s/ledger.db'}\n",
+        "keys_ledger": "auth: {mode: keys}\ndatabase: {url: 'sqlite:///%s/both.db'}\n",
+    }
+    best: dict[str, float] = {}
+    body = ip.body_of(20, False)
+    for round_ in range(rounds):
+        for name, extra in cases.items():
+            for collect in (True, False):
+                app = ip.RelayApp(parse_config(ip.CONFIG + extra % tmp, "bench"))
+                app.attempts.providers = {
+                    "up": ip.InMemory("up", app.config.providers["up"], app.pool)
+                }
+                loop.run_until_complete(app.tenancy.start())
+                scope, proto = ip.Scope(len(body)), ip.Proto(body)
+                if name.startswith("keys"):
+                    created = loop.run_until_complete(
+                        AdminStore(app.tenancy.db).create_tenant(
+                            MASTER, TenantCreate(name=f"t{round_}{collect:d}")
+                        )
+                    )
+                    loop.run_until_complete(app.tenancy.cache.refresh())
+                    scope.headers["authorization"] = "Bearer " + created.api_key
+
+                async def run(
+                    app: Any = app, scope: Any = scope, proto: Any = proto, collect: bool = collect
+                ) -> float:
+                    for _ in range(200):
+                        await app.__rsgi__(scope, proto)
+                    gc.collect()
+                    if not collect:
+                        gc.disable()
+                    total = 0
+                    for _ in range(n // 500):
+                        start = time.thread_time_ns()
+                        for _ in range(500):
+                            await app.__rsgi__(scope, proto)
+                        total += time.thread_time_ns() - start
+                        await asyncio.sleep(0.005)  # the writer's turn
+                    gc.enable()
+                    return total / (n // 500 * 500) / 1000
+
+                key = f"{name}{'' if collect else '_gc_off'}"
+                value = loop.run_until_complete(run())
+                best[key] = min(best.get(key, value), value)
+                loop.run_until_complete(app.tenancy.stop(60))
+    for suffix in ("", "_gc_off"):
+        best[f"added{suffix}"] = best[f"keys_ledger{suffix}"] - best[f"core{suffix}"]
+    return best
+
+
 # -- 2. writer throughput ----------------------------------------------------------------------
 def rows_for(count: int, days: int, seed: int = 7) -> list[tuple[RequestRow, list[AttemptRow]]]:
     """``count`` requests spread over the last ``days`` days: 50 tenants, 200 keys, 10 models."""
@@ -311,6 +376,7 @@ def main() -> int:
             )
             base = end_to_end_cpu(False, n_e2e, tmp)
             keys = end_to_end_cpu(True, n_e2e, tmp)
+            results["inprocess_us"] = inprocess_added_us(tmp, n_e2e)
             results["end_to_end_us"] = {
                 "passthrough_no_ledger": base,
                 "keys_ledger": keys,

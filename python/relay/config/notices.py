@@ -13,7 +13,11 @@ from relay.config.model import Config
 
 
 def auth_mode(config: Config) -> str:
-    """How callers are authenticated today: never; at most their own key is passed on."""
+    """How callers are authenticated (``auth.mode``)."""
+    if config.auth.mode == "keys":
+        return "keys (callers present gateway keys gw-sk-...; provider keys come from the config)"
+    if config.auth.mode == "none":
+        return "none (no client authentication; requests are attributed by metadata.tenant)"
     forwarding = sorted(n for n, p in config.providers.items() if p.forward_client_auth)
     if forwarding:
         return (
@@ -46,7 +50,7 @@ def warnings(config: Config) -> list[str]:
     out: list[str] = []
     if not config.models and config.default_provider is None:
         out.append("no models are configured and no default_provider: every request will get a 404")
-    if not _is_loopback(config.server.host):
+    if not _is_loopback(config.server.host) and config.auth.mode != "keys":
         keyed = sorted(n for n, p in config.providers.items() if p.api_key)
         if keyed:
             out.append(

@@ -43,3 +43,16 @@ providers: {p: {kind: openai, base_url: 'http://x', forward_client_auth: true}}
     problems = "\n".join(err.value.problems)
     assert "auth.key_refresh_s" in problems and "auth.admin_key" in problems
     assert "providers.p.forward_client_auth" in problems
+
+
+def test_start_up_says_which_auth_mode_is_on() -> None:
+    from relay.config.notices import auth_mode, warnings
+
+    base = "providers: {o: {kind: openai, base_url: 'http://x', api_key: sk-1}}\nserver: {host: 0.0.0.0}\n"
+    keys = parse_config(base + "auth: {mode: keys}", "t", {})
+    assert auth_mode(keys).startswith("keys (")
+    assert not any("no client authentication" in w for w in warnings(keys))
+    open_ = parse_config(base + "auth: {mode: none}", "t", {})
+    assert (
+        auth_mode(open_).startswith("none (") and "no client authentication" in warnings(open_)[0]
+    )

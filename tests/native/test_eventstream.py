@@ -3,6 +3,8 @@ own decoder as a check of the reference)."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from botocore.eventstream import EventStreamBuffer
 from eventstream_reference import (
@@ -70,7 +72,7 @@ def test_any_messages_split_anywhere_decode_to_what_was_encoded(
 ) -> None:
     wire = b"".join(encode(hs, payload) for hs, payload in msgs)
     points = sorted({0, len(wire), *(c % (len(wire) + 1) for c in cuts)})
-    chunks = [wire[a:b] for a, b in zip(points, points[1:], strict=False)]
+    chunks = [wire[a:b] for a, b in itertools.pairwise(points)]
     decoder = EventStreamDecoder()
     assert decoded(decoder, *chunks) == expected(msgs)
     assert decoder.pending == 0

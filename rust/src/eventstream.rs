@@ -30,7 +30,11 @@ const CRC_TABLE: [u32; 256] = {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
             k += 1;
         }
         table[i] = c;
@@ -83,11 +87,30 @@ impl Message {
 /// Why a stream could not be decoded; `message` counts from 1.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FrameError {
-    PreludeCrc { message: u64, expected: u32, actual: u32 },
-    MessageCrc { message: u64, expected: u32, actual: u32 },
-    BadLength { message: u64, total: u32, headers: u32 },
-    TooLarge { message: u64, total: u32, max: usize },
-    BadHeader { message: u64, what: String },
+    PreludeCrc {
+        message: u64,
+        expected: u32,
+        actual: u32,
+    },
+    MessageCrc {
+        message: u64,
+        expected: u32,
+        actual: u32,
+    },
+    BadLength {
+        message: u64,
+        total: u32,
+        headers: u32,
+    },
+    TooLarge {
+        message: u64,
+        total: u32,
+        max: usize,
+    },
+    BadHeader {
+        message: u64,
+        what: String,
+    },
     /// The decoder failed before; the stream cannot be resynchronised.
     Failed,
 }
@@ -162,7 +185,10 @@ impl Decoder {
     pub fn feed(&mut self, chunk: &[u8]) -> Result<Vec<Message>, FeedError> {
         let mut messages = Vec::new();
         if self.failed {
-            return Err(FeedError { messages, error: FrameError::Failed });
+            return Err(FeedError {
+                messages,
+                error: FrameError::Failed,
+            });
         }
         self.buf.extend_from_slice(chunk);
         loop {
@@ -198,14 +224,26 @@ impl Decoder {
         let prelude_crc = u32::from_be_bytes([rest[8], rest[9], rest[10], rest[11]]);
         let actual = crc32(&rest[..8]);
         if actual != prelude_crc {
-            return Err(FrameError::PreludeCrc { message: number, expected: prelude_crc, actual });
+            return Err(FrameError::PreludeCrc {
+                message: number,
+                expected: prelude_crc,
+                actual,
+            });
         }
         let (t, h) = (total as usize, headers_len as usize);
         if t < OVERHEAD || h > t - OVERHEAD {
-            return Err(FrameError::BadLength { message: number, total, headers: headers_len });
+            return Err(FrameError::BadLength {
+                message: number,
+                total,
+                headers: headers_len,
+            });
         }
         if t > self.max_message {
-            return Err(FrameError::TooLarge { message: number, total, max: self.max_message });
+            return Err(FrameError::TooLarge {
+                message: number,
+                total,
+                max: self.max_message,
+            });
         }
         if rest.len() < t {
             return Ok(None);
@@ -214,10 +252,16 @@ impl Decoder {
         let expected = u32::from_be_bytes([frame[t - 4], frame[t - 3], frame[t - 2], frame[t - 1]]);
         let actual = crc32(&frame[..t - 4]);
         if actual != expected {
-            return Err(FrameError::MessageCrc { message: number, expected, actual });
+            return Err(FrameError::MessageCrc {
+                message: number,
+                expected,
+                actual,
+            });
         }
-        let headers = parse_headers(&frame[12..12 + h])
-            .map_err(|what| FrameError::BadHeader { message: number, what })?;
+        let headers = parse_headers(&frame[12..12 + h]).map_err(|what| FrameError::BadHeader {
+            message: number,
+            what,
+        })?;
         let payload = frame[12 + h..t - 4].to_vec();
         self.start += t;
         self.decoded += 1;
@@ -323,21 +367,30 @@ mod tests {
     fn a_known_frame_from_the_documented_layout() {
         // No headers, payload {"foo": "bar"}: total 30, prelude CRC 0xbaf2f68a.
         let frame = encode(&[], br#"{"foo": "bar"}"#);
-        assert_eq!(&frame[..12], &[0, 0, 0, 30, 0, 0, 0, 0, 0xba, 0xf2, 0xf6, 0x8a]);
+        assert_eq!(
+            &frame[..12],
+            &[0, 0, 0, 30, 0, 0, 0, 0, 0xba, 0xf2, 0xf6, 0x8a]
+        );
         assert_eq!(&frame[26..], &[0xae, 0x72, 0x58, 0xe4]);
     }
 
     #[test]
     fn decodes_messages_split_at_every_byte() {
         let mut wire = event("messageStart", r#"{"role":"assistant"}"#);
-        wire.extend(event("contentBlockDelta", r#"{"delta":{"text":"Hi"},"contentBlockIndex":0}"#));
+        wire.extend(event(
+            "contentBlockDelta",
+            r#"{"delta":{"text":"Hi"},"contentBlockIndex":0}"#,
+        ));
         for cut in 0..=wire.len() {
             let mut d = Decoder::new(DEFAULT_MAX_MESSAGE_BYTES);
             let mut got = d.feed(&wire[..cut]).unwrap();
             got.extend(d.feed(&wire[cut..]).unwrap());
             assert_eq!(got.len(), 2, "cut at {cut}");
             assert_eq!(got[0].header_str(":event-type"), Some("messageStart"));
-            assert_eq!(got[1].payload, br#"{"delta":{"text":"Hi"},"contentBlockIndex":0}"#);
+            assert_eq!(
+                got[1].payload,
+                br#"{"delta":{"text":"Hi"},"contentBlockIndex":0}"#
+            );
             assert_eq!(d.pending(), 0);
         }
     }
@@ -393,7 +446,13 @@ mod tests {
                 Err(FeedError { messages, .. }) => assert_eq!(messages.len(), 1, "byte {i}"),
                 Ok(_) => panic!("a flipped bit in byte {i} passed the CRCs"),
             }
-            assert!(matches!(d.feed(&good), Err(FeedError { error: FrameError::Failed, .. })));
+            assert!(matches!(
+                d.feed(&good),
+                Err(FeedError {
+                    error: FrameError::Failed,
+                    ..
+                })
+            ));
         }
     }
 
@@ -421,6 +480,8 @@ mod tests {
         // One header claiming a 5-byte string where 1 byte follows.
         let h = [1u8, b'a', 7, 0, 5, b'x'];
         assert!(parse_headers(&h).unwrap_err().contains("runs past"));
-        assert!(parse_headers(&[1, b'a', 42]).unwrap_err().contains("unknown value type 42"));
+        assert!(parse_headers(&[1, b'a', 42])
+            .unwrap_err()
+            .contains("unknown value type 42"));
     }
 }

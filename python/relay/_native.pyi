@@ -9,7 +9,10 @@ from collections.abc import Sequence
 from typing import Self, final
 
 __all__ = [
+    "EventStreamDecoder",
+    "EventStreamMessage",
     "GcraDecision",
+    "InvalidEventStream",
     "InvalidJson",
     "InvalidStreamEvent",
     "LocalLimiter",
@@ -53,6 +56,46 @@ class InvalidStreamEvent(NativeError):
 
 class UnknownEncoding(NativeError):
     """The tokenizer encoding name is not supported."""
+
+class InvalidEventStream(NativeError):
+    """An AWS event-stream frame is corrupt: a prelude or message CRC mismatch,
+    impossible lengths, a message over the limit, or a bad header. The decoder
+    that raised it refuses every later read (the framing is lost)."""
+
+    messages: list[EventStreamMessage]
+    """The messages the failing read completed before the corrupt frame."""
+
+@final
+class EventStreamMessage:
+    """One ``application/vnd.amazon.eventstream`` message (immutable).
+
+    Header values by wire type: booleans, integers (byte, short, int, long,
+    and timestamps in milliseconds), ``bytes`` (byte arrays, UUIDs) and
+    ``str`` (strings)."""
+
+    @property
+    def headers(self) -> dict[str, bool | int | bytes | str]: ...
+    @property
+    def payload(self) -> bytes: ...
+
+@final
+class EventStreamDecoder:
+    """Incremental decoder of AWS event-stream bodies (Bedrock ConverseStream).
+
+    Reads may split messages anywhere. Both CRC32s of a message are checked
+    before any of it is returned; lengths are checked against
+    ``max_message_bytes`` before waiting for the rest of a message."""
+
+    def __new__(cls, max_message_bytes: int = 16908304) -> Self: ...
+    def feed(self, chunk: bytes) -> list[EventStreamMessage]:
+        """The messages ``chunk`` completes, in order. Raises
+        InvalidEventStream on a corrupt frame."""
+    @property
+    def pending(self) -> int:
+        """Bytes held for a message not complete yet."""
+    @property
+    def decoded(self) -> int:
+        """Messages decoded so far."""
 
 @final
 class SseEvent:

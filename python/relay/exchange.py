@@ -78,6 +78,8 @@ class Deployment:
     pricing: Pricing = field(default_factory=Pricing)
     # Encoding for counting tokens locally when the provider reports no usage.
     encoding: str = "o200k_base"
+    # Drop request parameters the provider cannot honour instead of answering 400.
+    drop_unsupported_params: bool = False
 
 
 @dataclass(slots=True)

@@ -9,7 +9,10 @@ from __future__ import annotations
 from functools import cache
 
 from relay._native import (
+    EventStreamDecoder,
+    EventStreamMessage,
     GcraDecision,
+    InvalidEventStream,
     InvalidJson,
     InvalidStreamEvent,
     LocalLimiter,
@@ -30,7 +33,10 @@ from relay._native import (
 )
 
 __all__ = [
+    "EventStreamDecoder",
+    "EventStreamMessage",
     "GcraDecision",
+    "InvalidEventStream",
     "InvalidJson",
     "InvalidStreamEvent",
     "LocalLimiter",

@@ -3,11 +3,14 @@
 //! The pure core (no Python types, unit-tested with `cargo test`):
 //! [`sse`], [`openai_chunk`] and [`openai_stream`] (the stream relay's
 //! per-read work), [`tokens`], [`cache_key`], [`json_edit`], [`gcra`],
-//! [`limiter`] and the shared [`json`] helpers. The binding layer is `py`
-//! (and `py_stream` for the stream scanner); its GIL policy (release the GIL
+//! [`limiter`], [`eventstream`] (AWS event-stream framing) and the shared
+//! [`json`] helpers. The binding layer is `py`
+//! (and `py_stream` for the stream scanner, `py_eventstream` for the AWS
+//! event-stream decoder); its GIL policy (release the GIL
 //! for inputs of 8 KiB or more) is `py::maybe_detached`.
 
 pub mod cache_key;
+pub mod eventstream;
 pub mod gcra;
 pub mod json;
 pub mod json_edit;
@@ -18,6 +21,7 @@ pub mod sse;
 pub mod tokens;
 
 mod py;
+mod py_eventstream;
 mod py_stream;
 
 use pyo3::prelude::*;
@@ -25,5 +29,6 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     py::register(m)?;
-    py_stream::register(m)
+    py_stream::register(m)?;
+    py_eventstream::register(m)
 }

@@ -31,12 +31,13 @@ class Gateway:
         *,
         workers: int = 1,
         env: dict[str, str] | None = None,
+        python: str | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.base_url = self.url + "/v1"
         args = [
-            sys.executable,
+            python or sys.executable,
             "-m",
             "relay",
             "serve",

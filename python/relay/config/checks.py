@@ -10,7 +10,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Collection
 
-from relay.config.model import KNOWN_PROVIDER_KINDS, Config
+from relay import kinds
+from relay.config.model import Config, ProviderConfig
 from relay.config.problems import Problems, unknown
 
 KNOWN_ENCODINGS = ("o200k_base", "cl100k_base")
@@ -62,14 +63,7 @@ def _check_server(config: Config, problems: Problems) -> None:
 def _check_providers(config: Config, problems: Problems) -> None:
     for name, provider in config.providers.items():
         path = f"providers.{name}"
-        if provider.kind not in KNOWN_PROVIDER_KINDS:
-            problems.add(f"{path}.kind", unknown("kind", provider.kind, KNOWN_PROVIDER_KINDS))
-        elif provider.kind != "echo":
-            url = provider.base_url
-            if not url:
-                problems.add(f"{path}.base_url", f"required for kind {provider.kind!r}")
-            elif not url.startswith(("http://", "https://")):
-                problems.add(f"{path}.base_url", f"expected an http(s) URL, got {url!r}")
+        _check_kind(path, provider, problems)
         for field_name in ("connect_s", "read_s", "total_s"):
             value = getattr(provider.timeouts, field_name)
             if value <= 0:
@@ -80,6 +74,28 @@ def _check_providers(config: Config, problems: Problems) -> None:
             problems.add(
                 f"{path}.chunk_delay_ms", f"expected 0 or more, got {provider.chunk_delay_ms}"
             )
+
+
+def _check_kind(path: str, provider: ProviderConfig, problems: Problems) -> None:
+    """What the provider's kind needs: a base URL, its own settings, an optional package."""
+    spec = kinds.spec(provider.kind)
+    if spec is None:
+        problems.add(f"{path}.kind", unknown("kind", provider.kind, kinds.known_kinds()))
+        return
+    for field_name in ("base_url", "endpoint_url"):
+        url = getattr(provider, field_name)
+        if url is not None and not url.startswith(("http://", "https://")):
+            problems.add(f"{path}.{field_name}", f"expected an http(s) URL, got {url!r}")
+    if spec.base_url == "required" and not provider.base_url:
+        problems.add(f"{path}.base_url", f"required for kind {provider.kind!r}")
+    elif spec.base_url == "unused" and provider.base_url:
+        hint = "; use endpoint_url" if provider.kind == "bedrock" else ""
+        problems.add(f"{path}.base_url", f"not used by kind {provider.kind!r}{hint}")
+    for field_name in spec.required:
+        if not getattr(provider, field_name):
+            problems.add(f"{path}.{field_name}", f"required for kind {provider.kind!r}")
+    if (missing := kinds.missing_module(spec)) is not None:
+        problems.add(f"{path}.kind", missing)
 
 
 def _check_models(config: Config, declared: Collection[str], problems: Problems) -> None:

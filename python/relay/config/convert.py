@@ -22,7 +22,9 @@ S = TypeVar("S", bound=msgspec.Struct)
 # Fields that are never read from YAML.
 _INTERNAL = frozenset({"source"})
 # Values never quoted back, even when they have the wrong type.
-_SECRET = frozenset({"api_key", "password"})
+_SECRET = frozenset(
+    {"api_key", "password", "bearer_token", "aws_secret_access_key", "aws_session_token"}
+)
 
 
 def convert_section(node: Any, kind: type[S], path: str, problems: Problems) -> S | None:

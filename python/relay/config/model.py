@@ -10,8 +10,6 @@ from typing import Literal
 
 from msgspec import Struct, field
 
-KNOWN_PROVIDER_KINDS = ("openai", "echo")
-
 
 class ServerConfig(Struct, frozen=True, forbid_unknown_fields=True):
     """Where and how the gateway serves."""
@@ -50,6 +48,19 @@ class ProviderConfig(Struct, frozen=True, forbid_unknown_fields=True):
     timeouts: Timeouts = Timeouts()
     # echo only: pause between streamed chunks, to make slow streams reproducible offline.
     chunk_delay_ms: float = 0.0
+    # azure: the api-version query parameter; bearer_token (a Microsoft Entra ID token) is sent
+    # as Authorization: Bearer instead of the api-key header.
+    api_version: str | None = None
+    bearer_token: str | None = None
+    # bedrock: the AWS region, an optional endpoint (VPC endpoint, proxy), and credentials
+    # (default: the standard AWS environment variables).
+    region: str | None = None
+    endpoint_url: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_session_token: str | None = None
+    # Settings of a plugin kind, read by the plugin itself.
+    settings: dict[str, str] = field(default_factory=dict)
 
 
 class Pricing(Struct, frozen=True, forbid_unknown_fields=True):
@@ -81,6 +92,8 @@ class ModelConfig(Struct, frozen=True, forbid_unknown_fields=True):
     # Encoding for local token counting when the upstream reports no usage.
     encoding: str | None = None
     owned_by: str = "relay"
+    # A request parameter the provider cannot honour is dropped instead of answered with a 400.
+    drop_unsupported_params: bool = False
 
 
 class RedisConfig(Struct, frozen=True, forbid_unknown_fields=True):

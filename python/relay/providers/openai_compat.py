@@ -1,13 +1,21 @@
-"""The OpenAI-shaped vendors (OpenAI, vLLM, Mistral, Ollama's /v1, LM Studio).
+"""The OpenAI-shaped vendors (OpenAI, vLLM, Mistral, Ollama's /v1, Azure OpenAI, LM Studio).
 
-A vendor with quirks subclasses :class:`OpenAICompatible` and overrides a hook or two.
+A vendor with quirks subclasses :class:`OpenAICompatible` and overrides a hook or two:
+``params`` (which request parameters it takes, see :mod:`relay.providers.params`),
+``forces_usage`` (whether it takes ``stream_options.include_usage``), ``url_for`` and
+``auth_headers``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
+from relay import kinds
 from relay.config.model import ProviderConfig
 from relay.exchange import Attempt, Endpoint, Exchange
 from relay.providers.openai_wire import OpenAIWire, upstream_body
+from relay.providers.params import NO_RULES, ParamRules
 from relay.upstream import UpstreamPool, UpstreamResponse
 
 # Caller headers that scope an OpenAI key to an organisation or project: forwarded with the
@@ -19,14 +27,33 @@ class OpenAICompatible(OpenAIWire):
     """Sends the client's body (model renamed, usage forced on streams) to ``base_url``."""
 
     kind = "openai"
+    # Request parameters per endpoint that the vendor renames, ignores or rejects.
+    params: ClassVar[Mapping[Endpoint, ParamRules]] = {}
+    # The vendor takes stream_options.include_usage (else it reports usage on its own).
+    forces_usage: ClassVar[bool] = True
 
     def __init__(self, name: str, config: ProviderConfig, pool: UpstreamPool) -> None:
         super().__init__(name, config, pool)
-        base = (config.base_url or "").rstrip("/")
-        self._urls = {endpoint: base + endpoint.value for endpoint in Endpoint}
-        self._static_headers = {"content-type": "application/json", **config.headers}
-        if config.api_key:
-            self._static_headers["authorization"] = f"Bearer {config.api_key}"
+        self.base_url = (config.base_url or self.default_base_url() or "").rstrip("/")
+        self._urls = {endpoint: self.base_url + endpoint.value for endpoint in Endpoint}
+        self._static_headers = {
+            "content-type": "application/json",
+            **self.auth_headers(config),
+            **config.headers,
+        }
+
+    def default_base_url(self) -> str | None:
+        """Where the vendor listens when the config names no ``base_url``."""
+        spec = kinds.spec(self.kind)
+        return spec.default_base_url if spec is not None else None
+
+    def auth_headers(self, config: ProviderConfig) -> dict[str, str]:
+        """The gateway's own credential (none when the vendor needs no key)."""
+        return {"authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+
+    def url_for(self, ex: Exchange, attempt: Attempt) -> str:
+        """The upstream URL of this request."""
+        return self._urls[ex.endpoint]
 
     def headers_for(self, ex: Exchange, attempt: Attempt) -> dict[str, str]:
         """Request headers: static ones, the request id, and the right credential."""
@@ -34,6 +61,8 @@ class OpenAICompatible(OpenAIWire):
         headers["x-request-id"] = ex.request_id
         caller = ex.principal.client_authorization
         if self.config.forward_client_auth and caller:
+            for name in self.auth_headers(self.config):
+                headers.pop(name, None)
             headers["authorization"] = caller
             attempt.caller_credential = True
             for name in _CALLER_SCOPE_HEADERS:
@@ -43,12 +72,24 @@ class OpenAICompatible(OpenAIWire):
             headers["accept"] = "text/event-stream"
         return headers
 
+    def body_for(self, ex: Exchange, attempt: Attempt) -> bytes:
+        """The request body: the client's bytes with the vendor's parameter rules applied."""
+        return upstream_body(
+            ex,
+            attempt,
+            self.params.get(ex.endpoint, NO_RULES),
+            provider=self.name,
+            kind=self.kind,
+            force_usage=self.forces_usage,
+        )
+
     async def send(self, ex: Exchange, attempt: Attempt) -> UpstreamResponse:
+        body = self.body_for(ex, attempt)
         return await self.pool.send(
             self.name,
-            self._urls[ex.endpoint],
+            self.url_for(ex, attempt),
             self.headers_for(ex, attempt),
-            upstream_body(ex, attempt),
+            body,
             self.config.timeouts,
             stream=ex.stream,
         )

@@ -25,6 +25,7 @@ from relay.native import (
     top_level_value,
 )
 from relay.providers.base import Provider
+from relay.providers.params import NO_RULES, ParamRules, apply_rules
 from relay.wire.openai import ERROR_DECODER, probe_response, usage_from_wire
 
 MAX_EVENT_BYTES = 4 * 1024 * 1024
@@ -33,12 +34,26 @@ _RETRY_HEADERS = ("retry-after", "x-ratelimit-reset-requests", "x-ratelimit-rese
 _USAGE_ON = b'{"include_usage":true}'
 
 
-def upstream_body(ex: Exchange, attempt: Attempt) -> bytes:
+def upstream_body(
+    ex: Exchange,
+    attempt: Attempt,
+    rules: ParamRules = NO_RULES,
+    *,
+    provider: str = "",
+    kind: str = "",
+    force_usage: bool = True,
+) -> bytes:
     """The client's bytes, with the upstream model name and ``include_usage`` spliced in when
-    they must change; the rest of the body is never decoded or re-encoded."""
+    they must change; the rest of the body is never decoded or re-encoded. With parameter
+    ``rules`` (a vendor's quirks), top-level members are dropped, renamed or refused."""
     rename = attempt.deployment.upstream_model != ex.model
-    force_usage = ex.stream and not ex.client_wants_usage and ex.endpoint is not Endpoint.EMBEDDINGS
-    if not rename and not force_usage:
+    force_usage = (
+        force_usage
+        and ex.stream
+        and not ex.client_wants_usage
+        and ex.endpoint is not Endpoint.EMBEDDINGS
+    )
+    if not rename and not force_usage and not rules:
         return ex.body
     edits: list[tuple[str, bytes]] = []
     if rename:
@@ -48,8 +63,10 @@ def upstream_body(ex: Exchange, attempt: Attempt) -> bytes:
             edits.append(
                 ("stream_options", _with_usage(top_level_value(ex.body, "stream_options")))
             )
+        if rules:
+            return apply_rules(ex, attempt, rules, provider=provider, kind=kind, edits=edits)
         return splice_top_level(ex.body, edits)
-    except InvalidJson:  # the dialect decoded it already; kept as a guard
+    except (InvalidJson, msgspec.DecodeError):  # the dialect decoded it already: a guard
         raise UpstreamProtocolError("the request body could not be edited") from None
 
 
@@ -137,6 +154,14 @@ def _status_error(
     try:
         error = ERROR_DECODER.decode(body).error
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+        top = _top_level_message(body)
+        if top is not None:  # vLLM, Mistral: {"object": "error", "message": ..., "type": ...}
+            return UpstreamStatusError(
+                status,
+                scrub_secrets(top[0], *secrets),
+                error_type=top[1],
+                headers=headers,
+            )
         text = body[:500].decode("utf-8", "replace").strip() or "(empty body)"
         return UpstreamStatusError(
             status,
@@ -156,6 +181,19 @@ def _status_error(
         code=str(code) if isinstance(code, str | int) else None,
         headers=headers,
     )
+
+
+def _top_level_message(body: bytes) -> tuple[str, str | None] | None:
+    """(message, type) of an error object that is not wrapped in ``{"error": ...}``."""
+    try:
+        error = msgspec.json.decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    if not isinstance(error, dict) or "message" not in error:
+        return None
+    message, etype = error["message"], error.get("type")
+    text = message if isinstance(message, str) else msgspec.json.encode(message).decode()
+    return text, etype if isinstance(etype, str) else None
 
 
 class OpenAIStreamMapper:

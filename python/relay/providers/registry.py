@@ -1,24 +1,37 @@
-"""Provider kinds by name."""
+"""Provider kinds by name: built-in adapters and plugins, from the one catalogue
+(:mod:`relay.kinds`) that configuration validation also asks."""
 
 from __future__ import annotations
 
+from relay import kinds
 from relay.config.model import Config
 from relay.providers.base import Provider
-from relay.providers.echo import EchoProvider
-from relay.providers.openai_compat import OpenAICompatible
 from relay.upstream import UpstreamPool
 
-# Config validation names the same kinds (KNOWN_PROVIDER_KINDS: config sits below providers and
-# cannot import them); a unit test keeps the two equal.
-_KINDS: dict[str, type[Provider]] = {
-    OpenAICompatible.kind: OpenAICompatible,
-    EchoProvider.kind: EchoProvider,
-}
+
+class PluginError(Exception):
+    """A plugin's entry point does not name a usable provider adapter."""
+
+
+def adapter_class(kind: str) -> type[Provider]:
+    """The adapter class of ``kind``; a plugin's is checked to be a :class:`Provider`."""
+    try:
+        found = kinds.load(kind)
+    except LookupError:
+        raise
+    except Exception as exc:
+        raise PluginError(f"provider kind {kind!r} could not be loaded: {exc}") from exc
+    if not (isinstance(found, type) and issubclass(found, Provider)):
+        raise PluginError(
+            f"provider kind {kind!r}: the entry point must name a subclass of "
+            f"relay.providers.Provider, got {found!r}"
+        )
+    return found
 
 
 def build_providers(config: Config, pool: UpstreamPool) -> dict[str, Provider]:
     """One adapter instance per configured provider."""
     return {
-        name: _KINDS[provider.kind](name, provider, pool)
+        name: adapter_class(provider.kind)(name, provider, pool)
         for name, provider in config.providers.items()
     }

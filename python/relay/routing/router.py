@@ -31,6 +31,7 @@ class Router:
                 public_model=name,
                 pricing=model.pricing,
                 encoding=model.encoding or encoding_for_model(target.model or name),
+                drop_unsupported_params=model.drop_unsupported_params,
             )
         # Plans are built once: the request path only looks them up.
         self._plans: dict[str, tuple[Deployment, ...]] = {

@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncGenerator, Mapping
 
 import aiohttp
+from yarl import URL
 
 from relay.config.model import Timeouts
 from relay.errors import GatewayError, UpstreamTimeout, UpstreamUnreachable
@@ -108,14 +109,19 @@ class UpstreamPool:
         timeouts: Timeouts,
         *,
         stream: bool,
+        url_encoded: bool = False,
     ) -> HttpResponse:
-        """POST ``body`` and return once the response headers are in."""
+        """POST ``body`` and return once the response headers are in.
+
+        ``url_encoded``: the URL is sent exactly as given, its percent-escapes untouched
+        (a signed request, such as AWS SigV4's, must reach the server as it was signed).
+        """
         session = self._session
         if session is None:
             raise UpstreamUnreachable("the upstream pool is not started")
         try:
             response = await session.post(
-                url,
+                URL(url, encoded=True) if url_encoded else url,
                 data=body,
                 headers=headers,
                 timeout=self._timeout(timeouts, stream),

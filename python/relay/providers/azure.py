@@ -1,0 +1,40 @@
+"""Azure OpenAI (``kind: azure``): OpenAI's wire format behind per-deployment URLs.
+
+``{base_url}/openai/deployments/{deployment}/chat/completions?api-version={api_version}``,
+where ``base_url`` is the resource endpoint (``https://NAME.openai.azure.com``) and the
+deployment is the model's upstream name (``models.X.model``, default the public name). The key
+goes in the ``api-key`` header; with ``bearer_token`` (a Microsoft Entra ID token) it is
+``Authorization: Bearer`` instead. Azure takes ``stream_options.include_usage`` from API
+version 2024-09-01-preview on; older versions report no usage in streams, which the gateway
+then counts locally.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from relay.config.model import ProviderConfig
+from relay.exchange import Attempt, Exchange
+from relay.providers.openai_compat import OpenAICompatible
+
+
+class AzureOpenAI(OpenAICompatible):
+    """Deployment URLs, ``api-version``, the ``api-key`` header."""
+
+    kind = "azure"
+
+    def auth_headers(self, config: ProviderConfig) -> dict[str, str]:
+        if config.bearer_token:
+            return {"authorization": f"Bearer {config.bearer_token}"}
+        return {"api-key": config.api_key} if config.api_key else {}
+
+    def url_for(self, ex: Exchange, attempt: Attempt) -> str:
+        deployment = quote(attempt.deployment.upstream_model, safe="")
+        version = quote(self.config.api_version or "", safe="")
+        return (
+            f"{self.base_url}/openai/deployments/{deployment}{ex.endpoint.value}"
+            f"?api-version={version}"
+        )
+
+    def _secrets(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.config.api_key, self.config.bearer_token) if s)

@@ -1,0 +1,78 @@
+"""Which OpenAI request parameters a provider takes, and how: the rules behind the table in
+docs/providers.md.
+
+A parameter the provider cannot honour is a 400 naming it, unless the model sets
+``drop_unsupported_params: true``; a renamed parameter is moved to the provider's name for it;
+a stripped one is removed because the gateway itself takes care of it. Bodies that need no
+change are never decoded; the others are decoded to top-level members whose values stay the
+client's bytes (``msgspec.Raw``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import msgspec
+
+from relay.errors import InvalidRequest
+from relay.exchange import Attempt, Exchange
+
+_MEMBERS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_NULL = b"null"
+
+
+@dataclass(frozen=True, slots=True)
+class ParamRules:
+    """How one provider kind takes the parameters of one endpoint."""
+
+    # Parameters the provider rejects or silently ignores.
+    unsupported: frozenset[str] = frozenset()
+    # OpenAI name -> the provider's name for the same parameter.
+    renamed: Mapping[str, str] = field(default_factory=dict)
+    # Removed without a word: the gateway handles them (e.g. stream_options).
+    stripped: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.unsupported or self.renamed or self.stripped)
+
+
+NO_RULES = ParamRules()
+
+
+def unsupported_error(name: str, provider: str, kind: str, model: str) -> InvalidRequest:
+    """The 400 for a parameter ``provider`` cannot honour."""
+    return InvalidRequest(
+        f"{name}: not supported by provider '{provider}' (kind {kind}); remove it, or set "
+        f"models.{model}.drop_unsupported_params: true in the gateway's config to drop it",
+        param=name,
+        code="unsupported_parameter",
+    )
+
+
+def apply_rules(
+    ex: Exchange,
+    attempt: Attempt,
+    rules: ParamRules,
+    *,
+    provider: str,
+    kind: str,
+    edits: list[tuple[str, bytes]],
+) -> bytes:
+    """The request body with ``rules`` applied, then ``edits`` (key, raw JSON) set."""
+    members = _MEMBERS.decode(ex.body)
+    drop = attempt.deployment.drop_unsupported_params
+    for name in sorted(rules.unsupported & members.keys()):
+        value = members.pop(name)
+        if bytes(value).strip() != _NULL and not drop:
+            raise unsupported_error(name, provider, kind, attempt.deployment.public_model)
+    for name in rules.stripped:
+        members.pop(name, None)
+    for name, target in rules.renamed.items():
+        if name in members:
+            value = members.pop(name)
+            if target not in members:
+                members[target] = value
+    for key, raw in edits:
+        members[key] = msgspec.Raw(raw)
+    return msgspec.json.encode(members)

@@ -181,8 +181,11 @@ def test_ollama_model_names_with_a_colon_and_no_key(gateway: Gateway, fake: Fake
 def test_ollama_unsupported_parameter_and_drop(gateway: Gateway, fake: FakeVendors) -> None:
     client = sdk(gateway)
     with pytest.raises(openai.BadRequestError) as err:
-        client.chat.completions.create(model="llama3:8b", messages=MESSAGES, user="u-1")
-    assert err.value.param == "user" and "ollama" in err.value.message
+        client.chat.completions.create(model="llama3:8b", messages=MESSAGES, n=2)
+    assert err.value.param == "n" and "ollama" in err.value.message
+    # attribution fields are the gateway's to record: dropped, never a 400
+    client.chat.completions.create(model="llama3:8b", messages=MESSAGES, user="u-1")
+    assert "user" not in fake.recorder.last()["json"]
     client.chat.completions.create(model="ollama-lenient", messages=MESSAGES, user="u-1", n=1)
     body = fake.recorder.last()["json"]
     assert "user" not in body and "n" not in body and body["model"] == "llama3:8b"

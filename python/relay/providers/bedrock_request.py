@@ -34,6 +34,9 @@ HANDLED = frozenset(
         "tools",
         "tool_choice",
         "n",
+        # attribution: recorded by the gateway, not sent (see params.ATTRIBUTION)
+        "user",
+        "metadata",
     }
 )
 _IMAGE_FORMATS = {"png", "jpeg", "gif", "webp"}

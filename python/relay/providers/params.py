@@ -38,6 +38,10 @@ class ParamRules:
 
 
 NO_RULES = ParamRules()
+# Who the caller is, for the provider's abuse monitoring or the caller's own bookkeeping: the
+# gateway records them (ledger, logs) and they never change an answer, so a provider without
+# them gets the request without them rather than a 400 that every SDK user would trip over.
+ATTRIBUTION = frozenset({"user", "metadata"})
 
 
 def unsupported_error(name: str, provider: str, kind: str, model: str) -> InvalidRequest:

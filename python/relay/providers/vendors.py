@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from relay.exchange import Endpoint
 from relay.providers.openai_compat import OpenAICompatible
-from relay.providers.params import ParamRules
+from relay.providers.params import ATTRIBUTION, ParamRules
 
 
 class Mistral(OpenAICompatible):
@@ -25,20 +25,17 @@ class Mistral(OpenAICompatible):
                     "logit_bias",
                     "logprobs",
                     "top_logprobs",
-                    "user",
                     "store",
-                    "metadata",
                     "service_tier",
                     "modalities",
                     "audio",
                 }
             ),
             renamed={"seed": "random_seed", "max_completion_tokens": "max_tokens"},
-            stripped=frozenset({"stream_options"}),
+            stripped=frozenset({"stream_options", *ATTRIBUTION}),
         ),
         Endpoint.EMBEDDINGS: ParamRules(
-            unsupported=frozenset({"user"}),
-            renamed={"dimensions": "output_dimension"},
+            stripped=ATTRIBUTION, renamed={"dimensions": "output_dimension"}
         ),
     }
 
@@ -50,11 +47,11 @@ class Ollama(OpenAICompatible):
 
     kind = "ollama"
     params = {
-        Endpoint.CHAT: ParamRules(unsupported=frozenset({"logit_bias", "user", "n"})),
+        Endpoint.CHAT: ParamRules(unsupported=frozenset({"logit_bias", "n"}), stripped=ATTRIBUTION),
         Endpoint.COMPLETIONS: ParamRules(
-            unsupported=frozenset({"best_of", "echo", "logit_bias", "user", "n"})
+            unsupported=frozenset({"best_of", "echo", "logit_bias", "n"}), stripped=ATTRIBUTION
         ),
-        Endpoint.EMBEDDINGS: ParamRules(unsupported=frozenset({"user"})),
+        Endpoint.EMBEDDINGS: ParamRules(stripped=ATTRIBUTION),
     }
 
 
@@ -66,6 +63,8 @@ class VLLM(OpenAICompatible):
 
     kind = "vllm"
     params = {
-        Endpoint.CHAT: ParamRules(unsupported=frozenset({"user", "parallel_tool_calls"})),
-        Endpoint.COMPLETIONS: ParamRules(unsupported=frozenset({"suffix", "user"})),
+        Endpoint.CHAT: ParamRules(
+            unsupported=frozenset({"parallel_tool_calls"}), stripped=ATTRIBUTION
+        ),
+        Endpoint.COMPLETIONS: ParamRules(unsupported=frozenset({"suffix"}), stripped=ATTRIBUTION),
     }

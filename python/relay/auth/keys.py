@@ -10,42 +10,28 @@ In both modes ``metadata.use_case`` is recorded, and never used to authorise.
 from __future__ import annotations
 
 import time
-from typing import Annotated
-
-import msgspec
 
 from relay.auth.cache import KeyCache
 from relay.errors import AuthenticationError, InvalidRequest, PermissionDenied
 from relay.exchange import Exchange, Principal
 from relay.stage import Reply
-from relay.wire.decode import schema_error
 
-_Label = Annotated[str, msgspec.Meta(max_length=128)]
-
-
-class _Metadata(msgspec.Struct, frozen=True):
-    tenant: _Label | None = None
-    use_case: _Label | None = None
+_LABEL_MAX = 128
 
 
-class _WithMetadata(msgspec.Struct, frozen=True):
-    # OpenAI's metadata is a map of strings; only these two keys mean something here.
-    metadata: _Metadata | None = None
-
-
-_METADATA = msgspec.json.Decoder(_WithMetadata)
-
-
-def read_metadata(body: bytes) -> _Metadata | None:
-    """``metadata.tenant`` and ``metadata.use_case`` from the body, decoded only if present."""
-    if b'"metadata"' not in body:
-        return None
-    try:
-        return _METADATA.decode(body).metadata
-    except msgspec.ValidationError as exc:
-        raise schema_error(str(exc)) from None
-    except msgspec.DecodeError:
-        raise InvalidRequest("invalid JSON in request body") from None
+def read_metadata(ex: Exchange) -> tuple[str | None, str | None]:
+    """``metadata.tenant`` and ``metadata.use_case`` as the dialect decoded them (no second
+    decode of the body); each at most 128 characters."""
+    metadata = getattr(ex.request, "metadata", None)
+    tenant = getattr(metadata, "tenant", None)
+    use_case = getattr(metadata, "use_case", None)
+    for name, value in (("tenant", tenant), ("use_case", use_case)):
+        if isinstance(value, str) and len(value) > _LABEL_MAX:
+            raise InvalidRequest(
+                f"metadata.{name}: at most {_LABEL_MAX} characters, got {len(value)}",
+                param=f"metadata.{name}",
+            )
+    return tenant, use_case
 
 
 def presented_key(ex: Exchange) -> str | None:
@@ -77,7 +63,7 @@ class KeyAuth:
             raise AuthenticationError(f"gateway key {record.prefix}... has been revoked")
         if record.expires_at is not None and time.time() >= record.expires_at:
             raise AuthenticationError(f"gateway key {record.prefix}... has expired")
-        metadata = read_metadata(ex.body)
+        _, use_case = read_metadata(ex)
         ex.principal = Principal(
             tenant=record.tenant or "",
             key_id=record.id,
@@ -86,7 +72,7 @@ class KeyAuth:
             key_prefix=record.prefix,
             user_id=record.user_id,
             role=record.role,
-            use_case=metadata.use_case if metadata else None,
+            use_case=use_case,
             allowed_models=record.allowed_models,
             key_limits=record.key_limits,
             tenant_limits=record.tenant_limits,
@@ -107,20 +93,18 @@ class MetadataAuth:
         self.cache = cache
 
     async def __call__(self, ex: Exchange) -> Reply | None:
-        metadata = read_metadata(ex.body)
+        tenant_name, use_case = read_metadata(ex)
         principal = ex.principal
         authorization = ex.headers.get("authorization")
         if authorization is None and (api_key := ex.headers.get("x-api-key")):
             authorization = f"Bearer {api_key}"
         principal.client_authorization = authorization
-        if metadata is None:
-            return None
-        principal.use_case = metadata.use_case
-        if metadata.tenant:
-            tenant = self.cache.tenant(metadata.tenant)
+        principal.use_case = use_case
+        if tenant_name:
+            tenant = self.cache.tenant(tenant_name)
             if tenant is None:
                 # Unknown tenants are still attributed, by name, in the default organisation.
-                principal.tenant = metadata.tenant
+                principal.tenant = tenant_name
             else:
                 principal.tenant = tenant.name
                 principal.tenant_id = tenant.id

@@ -20,6 +20,14 @@ class StreamOptions(Struct, frozen=True):
     include_usage: bool | None = None
 
 
+class RequestMetadata(Struct, frozen=True):
+    """``metadata``: a map of strings; the gateway reads ``tenant`` and ``use_case`` (auth
+    modes ``none`` and ``keys`` attribute requests by them), the rest passes through."""
+
+    tenant: str | None = None
+    use_case: str | None = None
+
+
 class ChatMessage(Struct, frozen=True):
     """One chat message: a role and its content (string, array of parts, or null)."""
 
@@ -41,6 +49,7 @@ class ChatRequest(Struct, frozen=True):
     n: int | None = None
     temperature: float | None = None
     top_p: float | None = None
+    metadata: RequestMetadata | None = None
 
 
 class CompletionRequest(Struct, frozen=True):
@@ -51,6 +60,7 @@ class CompletionRequest(Struct, frozen=True):
     stream: bool | None = None
     stream_options: StreamOptions | None = None
     max_tokens: int | None = None
+    metadata: RequestMetadata | None = None
 
 
 class EmbeddingRequest(Struct, frozen=True):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 
 from relay.admin.access import MASTER
@@ -15,10 +16,21 @@ from relay.auth.keys import KeyAuth, MetadataAuth
 from relay.errors import AuthenticationError, InvalidRequest, PermissionDenied
 from relay.exchange import Endpoint, Exchange
 from relay.ledger.database import open_database
+from relay.wire.decode import decode_body
+from relay.wire.openai import RequestMetadata
+
+
+class _Request(msgspec.Struct):
+    metadata: RequestMetadata | None = None
+
+
+_DECODER = msgspec.json.Decoder(_Request)
 
 
 def exchange(model: str, headers: dict[str, str], body: bytes = b"{}") -> Exchange:
+    """An exchange as the dialect leaves it: the body decoded once (metadata included)."""
     ex = Exchange("req_1", Endpoint.CHAT, body, headers)
+    ex.request = decode_body(_DECODER, body)
     ex.model = model
     return ex
 

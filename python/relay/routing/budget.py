@@ -1,9 +1,10 @@
 """The retry budget: attempts after a request's first are limited to a share of recent
 requests, so that an outage does not multiply the traffic sent to a failing provider.
 
-Over a sliding window (ten buckets of ``window_s / 10``), a further attempt is allowed while
-``retries < ratio * requests + min_retries``. Under a full outage a burst of N requests thus
-makes fewer than ``(1 + ratio) * N + min_retries`` upstream calls per window.
+Over a sliding window (ten buckets of ``window_s / 10``), a further attempt is allowed when
+the retries, counting it, stay below ``ratio * requests + min_retries``. Under a full outage a
+burst of N requests thus makes fewer than ``(1 + ratio) * N + min_retries`` upstream calls per
+window.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class RetryBudget:
         bucket = int(now / self._bucket_s)
         if bucket != self._bucket:
             self._roll(bucket)
-        if self.retries >= self.ratio * self.requests + self.min_retries:
+        if self.retries + 1 >= self.ratio * self.requests + self.min_retries:
             return False
         self._retries[bucket % _BUCKETS] += 1
         self.retries += 1

@@ -317,7 +317,7 @@ def test_stream_failing_after_content_ends_with_the_error_event(
 
 
 def test_no_model_goes_to_the_default_model(gw: Gateway, a: FakeUpstream) -> None:
-    status, headers, data = post(gw, {"messages": MESSAGES, "metadata": {"team": "x"}})
+    status, headers, _ = post(gw, {"messages": MESSAGES, "metadata": {"team": "x"}})
     assert status == 200 and headers["x-relay-model"] == "gpt-4o-mini"
     sent = json.loads(a.requests()[-1]["raw"])
     assert sent["model"] == "gpt-4o-mini" and sent["metadata"] == {"team": "x"}

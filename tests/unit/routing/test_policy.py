@@ -8,8 +8,14 @@ from typing import Any
 import pytest
 
 from relay.config import parse_config
-from relay.errors import CircuitOpen, GatewayError, InvalidRequest, ModelNotFound
-from relay.errors import UpstreamStatusError, UpstreamTimeout
+from relay.errors import (
+    CircuitOpen,
+    GatewayError,
+    InvalidRequest,
+    ModelNotFound,
+    UpstreamStatusError,
+    UpstreamTimeout,
+)
 from relay.exchange import Attempt, Endpoint, Exchange
 from relay.routing.policy import RoutingPolicy
 from relay.routing.router import Router
@@ -190,7 +196,7 @@ def test_names_default_model_direct_and_unknown() -> None:
         exchange(router, "c/z")
     bare = CONFIG.replace("  default_model: pair\n", "")
     router, _, _ = setup(bare)
-    with pytest.raises(InvalidRequest, match="no routing.default_model"):
+    with pytest.raises(InvalidRequest, match=r"no routing\.default_model"):
         exchange(router, "")
     with pytest.raises(InvalidRequest, match="x-relay-timeout"):
         exchange(router, "pair", **{"x-relay-timeout": "-1"})

@@ -179,8 +179,13 @@ class Exchange:
 
     @property
     def upstream_seconds(self) -> float:
-        """Time spent waiting on providers until each attempt's response was relayable."""
-        return sum(max(a.ready_at - a.started, 0.0) for a in self.attempts if a.ready_at)
+        """Time spent waiting on providers: until each attempt's response was relayable, or
+        until a failed attempt ended."""
+        return sum(
+            max((a.ready_at or a.ended) - a.started, 0.0)
+            for a in self.attempts
+            if a.ready_at or a.ended
+        )
 
     @property
     def answered_by(self) -> Attempt | None:

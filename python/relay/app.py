@@ -41,6 +41,7 @@ from relay.ingress.body import read_body
 from relay.native import counter_for
 from relay.obs.log import configure_logging, log_exchange
 from relay.providers import build_providers
+from relay.routing.policy import RoutingPolicy
 from relay.routing.router import Router
 from relay.shutdown import install_granian_hook, on_shutdown
 from relay.stage import Reply, Stage, StreamHook, Tap, Transport
@@ -63,6 +64,8 @@ class RelayApp:
         self.config = config
         self.pool = UpstreamPool(config.server.upstream_connections_per_host)
         self.router = Router(config)
+        # Every deployment's circuit breaker: states() for metrics, subscribe() for changes.
+        self.breakers = self.router.breakers
         self.accountant = Accountant()
         # The request path, in order. Each stage may answer (a Reply) or refuse (raise).
         # Tenants, keys, the ledger and /admin: the auth stage by auth.mode, the ledger tap.
@@ -77,6 +80,7 @@ class RelayApp:
             relay=StreamRelay,
             settle=self.accountant.settle,
             hooks=self.hooks,
+            policy=RoutingPolicy(self.router),
         )
         self.routes: dict[str, Dialect] = {dialect.path: dialect for dialect in OPENAI_DIALECTS}
         self.max_body = config.server.max_body_bytes

@@ -127,6 +127,14 @@ class StreamFailed(GatewayError):
     code = "stream_failed"
 
 
+class CircuitOpen(GatewayError):
+    """Every deployment that could answer is paused by its circuit breaker (503)."""
+
+    status = 503
+    type = "upstream_error"
+    code = "circuit_open"
+
+
 class ShuttingDown(GatewayError):
     """The gateway is draining and ended what was left (503)."""
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, ClassVar, Protocol
 
-from relay.config.model import Pricing
+from relay.config.model import Pricing, Timeouts
 from relay.errors import GatewayError
 
 
@@ -80,6 +80,8 @@ class Deployment:
     encoding: str = "o200k_base"
     # Drop request parameters the provider cannot honour instead of answering 400.
     drop_unsupported_params: bool = False
+    # The provider's timeouts with the model's own applied (None: the provider's).
+    timeouts: Timeouts | None = None
 
 
 @dataclass(slots=True)
@@ -103,6 +105,23 @@ class Attempt:
     # The provider answered with the caller's own credential (passthrough): its account
     # headers (organisation, rate-limit state) describe the caller and may be shown to it.
     caller_credential: bool = False
+    # The timeouts this attempt runs under (None: the provider's own).
+    timeouts: Timeouts | None = None
+    # When the first body bytes arrived (a stream's first read); 0 until then.
+    first_byte_at: float = 0.0
+    # What went wrong, in a word (timeout, unreachable, rate_limited, server_error, ...).
+    error_class: str | None = None
+
+    @property
+    def latency_s(self) -> float:
+        """From sending to the end of the attempt (0 while it runs)."""
+        return max(self.ended - self.started, 0.0) if self.ended else 0.0
+
+    @property
+    def ttfb_s(self) -> float | None:
+        """Time to first byte: a stream's first body bytes, else the response headers."""
+        at = self.first_byte_at or self.headers_at
+        return at - self.started if at else None
 
     @property
     def provider(self) -> str:
@@ -137,6 +156,11 @@ class Exchange:
     deployment: Deployment | None = None
     # Routing's ordered plan: the deployments to try, in order.
     plan: tuple[Deployment, ...] = ()
+    # Routing's own per-request state (the model's route, then the retry/fallback cursor).
+    route: Any = None
+    # No model in the request: routing chose ``routing.default_model`` (the upstream body
+    # must then be given a model name).
+    model_defaulted: bool = False
     attempts: list[Attempt] = field(default_factory=list)
     usage: Usage | None = None
     cost_usd: float | None = None
@@ -155,8 +179,13 @@ class Exchange:
 
     @property
     def upstream_seconds(self) -> float:
-        """Time spent waiting on providers until each attempt's response was relayable."""
-        return sum(max(a.ready_at - a.started, 0.0) for a in self.attempts if a.ready_at)
+        """Time spent waiting on providers: until each attempt's response was relayable, or
+        until a failed attempt ended."""
+        return sum(
+            max((a.ready_at or a.ended) - a.started, 0.0)
+            for a in self.attempts
+            if a.ready_at or a.ended
+        )
 
     @property
     def answered_by(self) -> Attempt | None:

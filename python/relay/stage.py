@@ -12,6 +12,7 @@ from collections.abc import AsyncGenerator, AsyncIterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from relay.errors import GatewayError
 from relay.exchange import Exchange
 
 
@@ -135,6 +136,11 @@ class Relay(Protocol):
     @property
     def committed(self) -> bool:
         """The client response has started."""
+        ...
+
+    @property
+    def failure(self) -> GatewayError | None:
+        """The error that ended the stream after the commit point (None: it completed)."""
         ...
 
     async def run(self) -> None:

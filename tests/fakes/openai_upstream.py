@@ -9,8 +9,8 @@ It prints ``READY <port>`` (and flushes) once listening. From tests use
 
 Endpoints: ``POST /v1/chat/completions``, ``POST /v1/completions``, ``POST /v1/embeddings``,
 ``GET /v1/models``; control endpoints (never recorded, never authenticated):
-``GET /_fake/requests``, ``POST /_fake/reset`` (clears recorded requests and the
-cancelled/completed counters), ``GET /_fake/stats``.
+``GET /_fake/requests``, ``POST /_fake/reset`` (clears recorded requests, call counts and the
+cancelled/completed counters), ``GET /_fake/stats``, ``GET /_fake/calls``.
 
 Auth: with ``--api-key K`` every non-control request needs ``Authorization: Bearer K`` or
 ``Bearer client-key-<anything>``; otherwise 401 ``invalid_api_key`` whose message contains the
@@ -42,6 +42,17 @@ Behaviour is chosen by the request's ``model``:
   event and end of body (no ``[DONE]``). Non-stream: 500 server_error.
   (For these three the echo is padded with lorem words to at least 10 words.)
 * ``long-stream``: 2,000 word chunks (2,000 lorem words), one every 10 ms; usage if asked.
+* ``fault-<kind>-<n>[-<tag>]``: the first n calls with this exact model name fail (``all``:
+  every call), later ones answer normally (as ``gpt-4o-mini``); the tag makes a name unique
+  to a test. Kinds: an HTTP status (``400 401 403 404 422 429 500 502 503 504 529``; 429 sends
+  ``retry-after: 1``), ``429q`` (429 with ``x-ratelimit-remaining-requests: 0`` and
+  ``x-ratelimit-reset-requests: 50ms``, no ``retry-after``), ``ctx`` (400
+  ``context_length_exceeded``), ``policy`` (400 ``content_policy_violation``), ``reset``
+  (the connection is closed without an answer), ``stall`` (no headers until the client goes
+  away), ``stallbody`` (stream: headers, then nothing), ``cut`` (stream: the role chunk and
+  two words, then the connection drops; non-stream: half the body).
+  ``GET /_fake/calls`` returns the calls per model name.
+* ``trickle-<ms>[-<tag>]``: a normal answer, streamed with ``<ms>`` between events.
 * ``split-events``: a normal stream written 7 bytes at a time with 2 ms pauses, every odd
   event using ``\\r\\n`` line endings (UTF-8 characters of the echo may be split too).
 
@@ -107,6 +118,9 @@ DISCONNECT_POLL = 0.05
 PARTIAL_MIN_WORDS = 10
 SPLIT_BYTES = 7
 SLOW_RE = re.compile(r"slow-(\d+)")
+FAULT_RE = re.compile(r"fault-([a-z0-9]+)-(\d+|all)(?:-[A-Za-z0-9_.]+)?")
+TRICKLE_RE = re.compile(r"trickle-(\d+)(?:-[A-Za-z0-9_.]+)?")
+FAULT_STATUSES = {"400", "401", "403", "404", "422", "429", "500", "502", "503", "504", "529"}
 BIG_RE = re.compile(r"big-(\d+)")
 DONE = b"data: [DONE]\n\n"
 HTML_502 = (
@@ -317,6 +331,8 @@ class FakeOpenAI:
         self.api_key = api_key
         self.recorded: list[Json] = []
         self.request_count = 0
+        # Calls per model name since the last reset (the fault scenarios count on it).
+        self.calls: dict[str, int] = {}
         self.cancelled_streams = 0
         self.completed_streams = 0
         self.active_streams = 0
@@ -337,6 +353,7 @@ class FakeOpenAI:
         app.router.add_get("/_fake/requests", self.get_requests)
         app.router.add_post("/_fake/reset", self.reset)
         app.router.add_get("/_fake/stats", self.stats)
+        app.router.add_get("/_fake/calls", self.get_calls)
         return app
 
     # -- plumbing -------------------------------------------------------------------------
@@ -413,6 +430,13 @@ class FakeOpenAI:
         self, request: web.Request, model: str, stream: bool
     ) -> web.StreamResponse | None:
         """Scenarios decided before any content: errors, delays, non-stream oddities."""
+        self.calls[model] = self.calls.get(model, 0) + 1
+        if m := FAULT_RE.fullmatch(model):
+            kind, limit = m[1], m[2]
+            if limit == "all" or self.calls[model] <= int(limit):
+                return await self.fault(request, kind, stream)
+        if m := TRICKLE_RE.fullmatch(model):
+            request["interval"] = int(m[1]) / 1000
         if error := scenario_error(model):
             status, payload, headers = error
             return json_response(status, payload, headers)
@@ -449,9 +473,45 @@ class FakeOpenAI:
             return json_response(500, SERVER_ERROR)
         return None
 
+    async def fault(
+        self, request: web.Request, kind: str, stream: bool
+    ) -> web.StreamResponse | None:
+        """An injected failure (``fault-<kind>-<n>`` models); None: decided later (streams)."""
+        if kind in FAULT_STATUSES:
+            status = int(kind)
+            headers = {"retry-after": "1"} if status == 429 else {}
+            message = f"injected failure {status}"
+            return json_response(status, envelope(message, "server_error"), headers)
+        if kind == "429q":  # no retry-after; OpenAI's reset headers, the request limit spent
+            headers = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "50ms"}
+            error = envelope("Rate limit reached", "requests", None, "rate_limit_exceeded")
+            return json_response(429, error, headers)
+        if kind == "ctx":
+            msg = "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens."
+            error = envelope(msg, "invalid_request_error", "messages", "context_length_exceeded")
+            return json_response(400, error)
+        if kind == "policy":
+            msg = "Your request was rejected as a result of our safety system."
+            error = envelope(msg, "invalid_request_error", None, "content_policy_violation")
+            return json_response(400, error)
+        if kind == "reset":  # the connection drops before any answer
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=500)
+        if kind == "stall" or (kind == "stallbody" and not stream):  # no headers
+            await wait_for_disconnect(request, STALL_SECONDS)
+            return json_response(500, SERVER_ERROR)
+        if kind in ("stallbody", "cut") and stream:
+            request["mode"] = "stall-first" if kind == "stallbody" else "cut-early"
+            return None
+        if kind == "cut":
+            request["mode"] = "cut-stream"
+            return None
+        raise ValueError(f"unknown fault {kind!r}")
+
     async def respond(self, request: web.Request, model: str, payload: Json) -> web.StreamResponse:
         """A non-stream JSON answer (``cut-stream``: half of it, then the connection drops)."""
-        if model != "cut-stream":
+        if request.get("mode", model) != "cut-stream":
             return json_response(200, payload)
         data = dumps(payload)
         resp = web.StreamResponse(status=200)
@@ -472,8 +532,17 @@ class FakeOpenAI:
         await resp.prepare(request)
         self.active_streams += 1
         cancelled = False
+        model = request.get("mode", model)
         try:
-            if model == "not-json":
+            if model == "stall-first":  # headers, then nothing
+                if await wait_for_disconnect(request, STALL_SECONDS):
+                    raise ConnectionResetError("client went away during stall")
+            elif model == "cut-early":  # role chunk and 2 words, then the connection drops
+                for event in plan.head + plan.body[:2]:
+                    await resp.write(sse(event))
+                if request.transport is not None:
+                    request.transport.close()
+            elif model == "not-json":
                 await resp.write(b"data: not json\n\n")
             elif model == "stall-mid-stream":
                 for event in plan.head + plan.body[:2]:
@@ -498,6 +567,7 @@ class FakeOpenAI:
                     await asyncio.sleep(0.002)
             else:
                 interval = LONG_STREAM_INTERVAL if model == "long-stream" else 0.0
+                interval = request.get("interval", interval)
                 for event in plan.head + plan.body + plan.tail:
                     await resp.write(sse(event))
                     if interval:
@@ -705,8 +775,13 @@ class FakeOpenAI:
     async def reset(self, request: web.Request) -> web.Response:
         """``POST /_fake/reset``: clear recordings and the completed/cancelled counters."""
         self.recorded.clear()
+        self.calls.clear()
         self.cancelled_streams = self.completed_streams = 0
         return json_response(200, {"ok": True})
+
+    async def get_calls(self, request: web.Request) -> web.Response:
+        """``GET /_fake/calls``: calls per model name since the last reset."""
+        return json_response(200, self.calls)
 
     async def stats(self, request: web.Request) -> web.Response:
         """``GET /_fake/stats``."""
@@ -810,6 +885,11 @@ class FakeUpstream:
     def reset(self) -> None:
         """Clear recorded requests and the completed/cancelled stream counters."""
         self._control("POST", "/_fake/reset")
+
+    def calls(self, model: str | None = None) -> Any:
+        """Calls per model name since the last reset, or the count of one model."""
+        counts: dict[str, int] = self._control("GET", "/_fake/calls")
+        return counts if model is None else counts.get(model, 0)
 
     def stats(self) -> dict[str, int]:
         """``{"cancelled_streams", "completed_streams", "active_streams"}``."""

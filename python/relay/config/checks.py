@@ -13,6 +13,7 @@ from collections.abc import Collection
 from relay import kinds
 from relay.config.model import Config, ProviderConfig
 from relay.config.problems import Problems, unknown
+from relay.config.routing import check_routing
 
 KNOWN_ENCODINGS = ("o200k_base", "cl100k_base")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -28,6 +29,7 @@ def check_config(config: Config, declared_providers: Collection[str], problems: 
     _check_providers(config, problems)
     _check_models(config, declared_providers, problems)
     _check_stores(config, problems)
+    check_routing(config, problems)
 
 
 def _check_server(config: Config, problems: Problems) -> None:
@@ -64,9 +66,9 @@ def _check_providers(config: Config, problems: Problems) -> None:
     for name, provider in config.providers.items():
         path = f"providers.{name}"
         _check_kind(path, provider, problems)
-        for field_name in ("connect_s", "read_s", "total_s"):
+        for field_name in ("connect_s", "read_s", "total_s", "first_byte_s", "idle_s"):
             value = getattr(provider.timeouts, field_name)
-            if value <= 0:
+            if value is not None and value <= 0:
                 problems.add(
                     f"{path}.timeouts.{field_name}", f"expected more than 0 seconds, got {value}"
                 )

@@ -62,6 +62,12 @@ def _convert_value(value: Any, annotation: Any, path: str, problems: Problems) -
         section = convert_section(value, annotation, path, problems)
         return section is not None, section
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if isinstance(value, dict) and origin in (typing.Union, types.UnionType):
+        # `int | RetryConfig`: a mapping is the Struct's, checked field by field.
+        struct = next((a for a in args if _is_struct(a)), None)
+        if struct is not None:
+            section = convert_section(value, struct, path, problems)
+            return section is not None, section
     if origin is list and _is_struct(args[0]):
         if not isinstance(value, list):
             problems.add(path, f"expected a list, got {shown(value)}")
@@ -96,6 +102,10 @@ def _describe(annotation: Any) -> str:
         return " or ".join(_describe(a) for a in typing.get_args(annotation))
     if typing.get_origin(annotation) is dict:
         return "a mapping of names to strings"  # headers: the only plain mapping in the schema
+    if typing.get_origin(annotation) is list:
+        return f"a list of {_describe(typing.get_args(annotation)[0]).removeprefix('a ').removeprefix('an ')}s"
+    if _is_struct(annotation):
+        return "a mapping"
     return {
         int: "an integer",
         float: "a number",

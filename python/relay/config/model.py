@@ -27,13 +27,38 @@ class ServerConfig(Struct, frozen=True, forbid_unknown_fields=True):
 class Timeouts(Struct, frozen=True, forbid_unknown_fields=True):
     """Per-provider upstream timeouts in seconds.
 
-    ``read_s`` bounds the wait for the first byte and every gap between stream chunks;
-    ``total_s`` bounds a whole non-streamed exchange (streams are bounded by ``read_s`` only).
+    ``first_byte_s`` bounds the wait for the response (a stream's first body bytes),
+    ``idle_s`` every gap between stream chunks; ``read_s`` is the shorthand for both (used for
+    whichever is not set). ``total_s`` bounds a whole non-streamed exchange (streams are bounded
+    by the first-byte and idle timeouts only).
     """
 
     connect_s: float = 10.0
     read_s: float = 120.0
     total_s: float = 600.0
+    first_byte_s: float | None = None
+    idle_s: float | None = None
+
+    @property
+    def first_byte(self) -> float:
+        """The first-byte timeout in effect."""
+        return self.read_s if self.first_byte_s is None else self.first_byte_s
+
+    @property
+    def idle(self) -> float:
+        """The timeout between stream chunks in effect."""
+        return self.read_s if self.idle_s is None else self.idle_s
+
+
+class TimeoutOverrides(Struct, frozen=True, forbid_unknown_fields=True):
+    """A model's timeouts: each one set replaces the provider's (``read_s``: first byte and
+    idle, unless those are set too)."""
+
+    connect_s: float | None = None
+    read_s: float | None = None
+    first_byte_s: float | None = None
+    idle_s: float | None = None
+    total_s: float | None = None
 
 
 class ProviderConfig(Struct, frozen=True, forbid_unknown_fields=True):
@@ -76,13 +101,41 @@ class Target(Struct, frozen=True, forbid_unknown_fields=True):
 
     provider: str
     model: str | None = None
+    # Share of the traffic for the ``weighted`` strategy (relative to the other targets).
+    weight: float = 1.0
+
+
+# Statuses that are never retried: the request itself is wrong, another attempt cannot help.
+NEVER_RETRIED = (400, 401, 403, 404, 422)
+RETRIED_BY_DEFAULT = (429, 500, 502, 503, 504, 529)
+STRATEGIES = ("weighted", "least_inflight", "lowest_latency")
+
+
+class RetryConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    """Retries of a model: ``max`` attempts after the first, spread over its targets.
+
+    A retry on the deployment that just failed waits: exponential backoff with full jitter
+    (``backoff_base_s * 2**n``, capped at ``backoff_max_s``), or what the provider asked for
+    (``retry-after``, ``x-ratelimit-reset-*``) when that is no more than ``retry_after_max_s``;
+    a longer wait is not retried on that deployment. Moving to another target does not wait.
+    """
+
+    max: int = 2
+    backoff_base_s: float = 0.25
+    backoff_max_s: float = 4.0
+    retry_after_max_s: float = 10.0
+    on_status: list[int] = field(default_factory=lambda: list(RETRIED_BY_DEFAULT))
+    # Connect errors, resets and timeouts.
+    on_transport_error: bool = True
 
 
 class ModelConfig(Struct, frozen=True, forbid_unknown_fields=True):
     """A public model name: where it goes and what it costs.
 
-    ``provider``/``model`` is shorthand for a single target. With several targets the first is
-    used; load balancing and fallback across targets come with the routing work.
+    ``provider``/``model`` is shorthand for a single target. ``strategy`` orders the targets
+    of each request; ``retries`` (a count or a :class:`RetryConfig`; default: each target
+    once) bounds the attempts; ``fallbacks`` are other models tried in order when these
+    attempts fail, with chains of their own for context-window and content-policy errors.
     """
 
     targets: list[Target] = field(default_factory=list)
@@ -94,6 +147,12 @@ class ModelConfig(Struct, frozen=True, forbid_unknown_fields=True):
     owned_by: str = "relay"
     # A request parameter the provider cannot honour is dropped instead of answered with a 400.
     drop_unsupported_params: bool = False
+    strategy: str = "weighted"
+    retries: int | RetryConfig | None = None
+    fallbacks: list[str] = field(default_factory=list)
+    context_window_fallbacks: list[str] = field(default_factory=list)
+    content_policy_fallbacks: list[str] = field(default_factory=list)
+    timeouts: TimeoutOverrides | None = None
 
 
 class RedisConfig(Struct, frozen=True, forbid_unknown_fields=True):
@@ -145,6 +204,41 @@ class DatabaseConfig(Struct, frozen=True, forbid_unknown_fields=True):
     ledger: LedgerConfig = LedgerConfig()
 
 
+class BreakerConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    """Circuit breaker of every deployment: open when at least ``min_requests`` calls in the
+    last ``window_s`` seconds failed at ``failure_rate`` or more; after ``cooldown_s`` let
+    ``half_open_probes`` calls through; one success closes it, one failure opens it again."""
+
+    enabled: bool = True
+    failure_rate: float = 0.5
+    min_requests: int = 10
+    window_s: float = 30.0
+    cooldown_s: float = 30.0
+    half_open_probes: int = 1
+
+
+class RetryBudgetConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    """Attempts after a request's first (retries, failover, fallbacks), per worker: at most
+    ``ratio`` of the requests of the last ``window_s`` seconds, plus ``min_retries``."""
+
+    ratio: float = 0.2
+    min_retries: int = 3
+    window_s: float = 10.0
+
+
+class RoutingConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    """Gateway-wide routing: the model for requests that name none, direct deployments,
+    the retry budget, breaker defaults, and how far ``x-relay-timeout`` may go."""
+
+    default_model: str | None = None
+    # ``provider/model`` in a request names a deployment directly (not a configured model).
+    allow_direct: bool = False
+    retry_budget: RetryBudgetConfig = RetryBudgetConfig()
+    breaker: BreakerConfig = BreakerConfig()
+    # The longest ``x-relay-timeout`` honoured; None: the header may only shorten timeouts.
+    max_request_timeout_s: float | None = None
+
+
 class Config(Struct, frozen=True, forbid_unknown_fields=True):
     """The whole gateway configuration."""
 
@@ -157,5 +251,6 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
     ratelimit: RateLimitConfig = RateLimitConfig()
     auth: AuthConfig = AuthConfig()
     database: DatabaseConfig = DatabaseConfig()
+    routing: RoutingConfig = RoutingConfig()
     # Where this config came from, for messages; not read from YAML.
     source: str = "<memory>"

@@ -31,10 +31,9 @@ class OpenAIDialect(Dialect):
 
     def parse(self, ex: Exchange) -> None:
         request = decode_body(self._decoder, ex.body)
-        if not request.model:
-            raise InvalidRequest("model: must not be empty", param="model")
         ex.request = request
-        ex.model = request.model
+        # None or "": routing sends it to routing.default_model, or answers 400.
+        ex.model = request.model or ""
         if self.endpoint is Endpoint.EMBEDDINGS:
             return
         ex.stream = bool(request.stream)

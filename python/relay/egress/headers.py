@@ -15,6 +15,7 @@ SSE_HEADERS = (
 )
 # Provider headers that describe the account whose key was used: shown to the caller only
 # when that was the caller's own key (passthrough), never when it was the gateway's.
+_COUNTS = tuple(str(n) for n in range(16))
 _ACCOUNT_PREFIXES = ("x-ratelimit-", "openai-organization", "openai-project")
 
 
@@ -27,6 +28,8 @@ def gateway_headers(ex: Exchange) -> list[tuple[str, str]]:
         headers.append(("x-relay-provider", deployment.provider))
         headers.append(("x-relay-model", deployment.upstream_model))
     if ex.attempts:
+        count = len(ex.attempts)
+        headers.append(("x-relay-attempts", _COUNTS[count] if count < 16 else str(count)))
         upstream = ex.upstream_seconds
         total = time.perf_counter() - ex.started
         headers.append(("x-relay-upstream-ms", f"{upstream * 1000:.3f}"))

@@ -1,7 +1,8 @@
 """The attempt loop: every call to a provider is an :class:`Attempt`, made in the order of
-routing's plan. Before the commit point (the whole JSON body, or a stream's first content) a
-failure may move on to the next attempt; this is where retries, fallback and circuit breakers
-plug in (``AttemptPolicy``). After it, the answer belongs to the client.
+routing's policy. Before the commit point (the whole JSON body, or a stream's first content) a
+failure may move on to the next attempt; the policy (``AttemptPolicy``, routing's
+``RoutingPolicy`` in the gateway) decides which, if any: retries, failover across targets,
+fallback chains, circuit breakers. After it, the answer belongs to the client.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from relay.config.model import Timeouts
 from relay.errors import GatewayError, InvalidRequest
-from relay.exchange import Attempt, Exchange
+from relay.exchange import Attempt, Deployment, Exchange
 from relay.stage import Relay, StreamHook, Transport, UpstreamResponse
 
 if TYPE_CHECKING:  # types only: the composition root wires the real objects
@@ -30,18 +32,62 @@ class JsonAnswer:
 
 
 class AttemptPolicy(Protocol):
-    """Decides whether a failed attempt is followed by the next one in the plan."""
+    """Chooses the deployment of each attempt (retries, fallback, breakers plug in here) and
+    hears how each attempt ended. Every deployment :meth:`next` returns is reported once, to
+    :meth:`finished` or :meth:`abandoned`."""
 
-    def try_next(self, ex: Exchange, attempt: Attempt, err: GatewayError) -> bool:
-        """True to go on with the next deployment of the plan."""
+    async def next(
+        self, ex: Exchange, failed: Attempt | None, err: GatewayError | None
+    ) -> Deployment:
+        """The next deployment to try (``failed`` is None for the first); raise ``err``, or
+        an error of its own, when there is none. May wait (backoff) before returning."""
+        ...
+
+    def timeouts(self, ex: Exchange, deployment: Deployment) -> Timeouts | None:
+        """The timeouts of an attempt on ``deployment`` (None: the provider's own)."""
+        ...
+
+    def finished(
+        self,
+        ex: Exchange,
+        attempt: Attempt,
+        err: GatewayError | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``attempt`` ended: a success when ``err`` is None; ``headers`` of an error answer."""
+        ...
+
+    def abandoned(self, ex: Exchange, attempt: Attempt) -> None:
+        """``attempt`` ended without an outcome (the client left, the gateway stopped)."""
         ...
 
 
 class FirstAnswer:
-    """The policy until retries and fallback exist: the first attempt's outcome is final."""
+    """Without routing's policy: the plan's first deployment, and its outcome is final."""
 
-    def try_next(self, ex: Exchange, attempt: Attempt, err: GatewayError) -> bool:
-        return False
+    async def next(
+        self, ex: Exchange, failed: Attempt | None, err: GatewayError | None
+    ) -> Deployment:
+        if err is not None:
+            raise err
+        if not ex.plan:
+            raise InvalidRequest("no deployment left to try")  # routing planned none
+        return ex.plan[0]
+
+    def timeouts(self, ex: Exchange, deployment: Deployment) -> Timeouts | None:
+        return deployment.timeouts
+
+    def finished(
+        self,
+        ex: Exchange,
+        attempt: Attempt,
+        err: GatewayError | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        return None
+
+    def abandoned(self, ex: Exchange, attempt: Attempt) -> None:
+        return None
 
 
 OpenClient = Callable[[Attempt, Mapping[str, str]], Awaitable[Transport]]
@@ -67,24 +113,40 @@ class AttemptLoop:
 
     async def json(self, ex: Exchange) -> JsonAnswer:
         """Until an attempt answers: the provider's body mapped for the client."""
+        failed: Attempt | None = None
+        err: GatewayError | None = None
         while True:
-            attempt, provider, upstream = await self._open(ex)
+            attempt, provider, upstream = await self._open(ex, failed, err)
+            # Only the next failure matters now; an old error's traceback holds this frame,
+            # which will hold the stream's transport (a cycle would keep the response open).
+            failed = err = None
             try:
                 body = await upstream.read()
                 attempt.ended = attempt.ready_at = time.perf_counter()
                 mapped = provider.map_json(ex, attempt, body)
-            except GatewayError as err:
-                if self._next(ex, attempt, err):
-                    continue
+            except GatewayError as exc:
+                self._failed(ex, attempt, exc)
+                failed, err = attempt, exc
+                continue
+            except BaseException:
+                self.policy.abandoned(ex, attempt)
                 raise
             finally:
                 upstream.close()
+            self.policy.finished(ex, attempt, None)
             return JsonAnswer(upstream.status, mapped, upstream.headers, attempt.caller_credential)
 
     async def stream(self, ex: Exchange, open_client: OpenClient) -> None:
-        """Until an attempt commits: relay its stream to the client."""
+        """Until an attempt commits: relay its stream to the client. Before the commit point a
+        failure moves on to the next attempt, invisibly; after it the relay ends the stream
+        with the dialect's error event."""
+        failed: Attempt | None = None
+        err: GatewayError | None = None
         while True:
-            attempt, provider, upstream = await self._open(ex)
+            attempt, provider, upstream = await self._open(ex, failed, err)
+            # Only the next failure matters now; an old error's traceback holds this frame,
+            # which will hold the stream's transport (a cycle would keep the response open).
+            failed = err = None
 
             async def opener(
                 attempt: Attempt = attempt, headers: Mapping[str, str] = upstream.headers
@@ -104,25 +166,41 @@ class AttemptLoop:
             ex.abort_stream = relay.abort
             try:
                 await relay.run()
-                return
-            except GatewayError as err:
-                if relay.committed or not self._next(ex, attempt, err):
+            except GatewayError as exc:
+                if relay.committed:  # the relay raises only before the commit point
+                    self.policy.abandoned(ex, attempt)
                     raise
+                self._failed(ex, attempt, exc)
+                failed, err = attempt, exc
+                continue
+            except BaseException:
+                self.policy.abandoned(ex, attempt)
+                raise
             finally:
                 upstream.close()
+            if relay.failure is not None:  # ended after the commit point with an error event
+                self._failed(ex, attempt, relay.failure)
+            else:
+                self.policy.finished(ex, attempt, None)
+            return
 
-    async def _open(self, ex: Exchange) -> tuple[Attempt, Provider, UpstreamResponse]:
-        """The next attempt of the plan whose provider answers with a success status."""
-        plan = ex.plan
+    async def _open(
+        self, ex: Exchange, failed: Attempt | None, err: GatewayError | None
+    ) -> tuple[Attempt, Provider, UpstreamResponse]:
+        """The next attempt whose provider answers with a success status."""
+        policy = self.policy
         while True:
-            number = len(ex.attempts)
-            if number >= len(plan):
-                raise InvalidRequest("no deployment left to try")  # routing planned none
-            deployment = plan[number]
+            deployment = await policy.next(ex, failed, err)
             provider = self.providers[deployment.provider]
-            attempt = Attempt(deployment, number, started=time.perf_counter())
+            attempt = Attempt(
+                deployment,
+                len(ex.attempts),
+                started=time.perf_counter(),
+                timeouts=policy.timeouts(ex, deployment),
+            )
             ex.attempts.append(attempt)
             ex.deployment = deployment
+            headers: dict[str, str] | None = None
             try:
                 provider.check(ex)
                 upstream = await provider.send(ex, attempt)
@@ -134,16 +212,26 @@ class AttemptLoop:
                     body = await upstream.read()
                 finally:
                     upstream.close()
-                raise provider.error_from(attempt, upstream.status, body, _lower(upstream.headers))
-            except GatewayError as err:
-                if not self._next(ex, attempt, err):
-                    raise
+                headers = _lower(upstream.headers)
+                raise provider.error_from(attempt, upstream.status, body, headers)
+            except GatewayError as exc:
+                self._failed(ex, attempt, exc, headers)
+                failed, err = attempt, exc
+            except BaseException:
+                policy.abandoned(ex, attempt)
+                raise
 
-    def _next(self, ex: Exchange, attempt: Attempt, err: GatewayError) -> bool:
-        """Record a failed attempt; True when the plan goes on."""
+    def _failed(
+        self,
+        ex: Exchange,
+        attempt: Attempt,
+        err: GatewayError,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Record a failed attempt and tell the policy."""
         attempt.error = attempt.error or err.code or err.type
         attempt.ended = attempt.ended or time.perf_counter()
-        return len(ex.attempts) < len(ex.plan) and self.policy.try_next(ex, attempt, err)
+        self.policy.finished(ex, attempt, err, headers)
 
 
 def _lower(headers: Mapping[str, str]) -> dict[str, str]:

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import ClassVar
 
-from relay.config.model import ProviderConfig
+from relay.config.model import ProviderConfig, Timeouts
 from relay.errors import GatewayError, InvalidRequest
 from relay.exchange import Attempt, Endpoint, Exchange
 from relay.stage import StreamMapper
@@ -39,6 +39,11 @@ class Provider(ABC):
             raise InvalidRequest(
                 f"provider '{self.name}' (kind {self.kind}) does not serve /v1{ex.endpoint.value}"
             )
+
+    def timeouts_for(self, attempt: Attempt) -> Timeouts:
+        """The timeouts to send ``attempt`` with: routing's (the model's, the request's) or
+        this provider's own."""
+        return attempt.timeouts or self.config.timeouts
 
     @abstractmethod
     async def send(self, ex: Exchange, attempt: Attempt) -> UpstreamResponse:

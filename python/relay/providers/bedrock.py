@@ -117,7 +117,7 @@ class Bedrock(Provider):
             url,
             headers,
             body,
-            self.config.timeouts,
+            self.timeouts_for(attempt),
             stream=ex.stream,
             url_encoded=True,
         )

@@ -90,6 +90,6 @@ class OpenAICompatible(OpenAIWire):
             self.url_for(ex, attempt),
             self.headers_for(ex, attempt),
             body,
-            self.config.timeouts,
+            self.timeouts_for(attempt),
             stream=ex.stream,
         )

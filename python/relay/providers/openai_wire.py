@@ -46,7 +46,7 @@ def upstream_body(
     """The client's bytes, with the upstream model name and ``include_usage`` spliced in when
     they must change; the rest of the body is never decoded or re-encoded. With parameter
     ``rules`` (a vendor's quirks), top-level members are dropped, renamed or refused."""
-    rename = attempt.deployment.upstream_model != ex.model
+    rename = attempt.deployment.upstream_model != ex.model or ex.model_defaulted
     force_usage = (
         force_usage
         and ex.stream

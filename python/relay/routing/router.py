@@ -1,67 +1,221 @@
-"""Public model name -> deployment, from tables built once at start-up."""
+"""Public model name -> an ordered plan of deployments, from tables built once at start-up.
+
+The routing stage resolves ``ex.model`` (a configured model; ``routing.default_model`` when the
+request names none; ``provider/model`` when ``routing.allow_direct``; else, with
+``default_provider``, the model under its own name) and lets the model's balancer order its
+targets. Requests that override their fallbacks or timeout (``x-relay-fallbacks``,
+``x-relay-timeout``) are checked here, before anything is sent.
+"""
 
 from __future__ import annotations
 
-from functools import lru_cache
+import math
 
-from relay.config.model import Config, Pricing
-from relay.errors import ModelNotFound
+from relay.config.model import Config, Pricing, RetryConfig, TimeoutOverrides, Timeouts
+from relay.errors import InvalidRequest, ModelNotFound
 from relay.exchange import Deployment, Exchange
 from relay.native import encoding_for_model
+from relay.routing.balance import Balancer, Slot
+from relay.routing.breaker import Breakers
+from relay.routing.route import ModelRoute, RouteState
 from relay.stage import Reply
 
+FALLBACKS_HEADER = "x-relay-fallbacks"
+TIMEOUT_HEADER = "x-relay-timeout"
 _LISTED_IN_ERROR = 20
+_MAX_CACHED = 4096
+_NO_RETRIES = RetryConfig(max=0)
 
 
 class Router:
-    """Resolves ``ex.model`` to a plan: the ordered deployments to try (for now the model's
-    first target; strategies, retries and fallback chains extend the plan).
+    """The routing stage, and the tables the attempt policy walks (routes and slots)."""
 
-    Models the config does not list go to ``default_provider`` under their own name when one is
-    set (the simple form), else they are a 404.
-    """
-
-    def __init__(self, config: Config) -> None:
-        self._table: dict[str, Deployment] = {}
-        for name, model in config.models.items():
-            target = model.targets[0]
-            self._table[name] = Deployment(
-                provider=target.provider,
-                upstream_model=target.model or name,
-                public_model=name,
-                pricing=model.pricing,
-                encoding=model.encoding or encoding_for_model(target.model or name),
-                drop_unsupported_params=model.drop_unsupported_params,
-            )
-        # Plans are built once: the request path only looks them up.
-        self._plans: dict[str, tuple[Deployment, ...]] = {
-            name: (deployment,) for name, deployment in self._table.items()
-        }
+    def __init__(self, config: Config, breakers: Breakers | None = None) -> None:
+        self.config = config
+        self.breakers = breakers or Breakers(config.routing.breaker)
+        self._slots: dict[int, Slot] = {}  # id(deployment) -> slot; deployments live forever
+        self._slots_by_key: dict[str, Slot] = {}
+        self._deployments: dict[tuple[str, str], Deployment] = {}
+        self.routes: dict[str, ModelRoute] = {name: self._build(name) for name in config.models}
+        self._cached: dict[str, ModelRoute] = {}
+        self._default_model = config.routing.default_model
         self._default = config.default_provider
-        names = sorted(self._table)
+        names = sorted(self.routes)
         shown = ", ".join(names[:_LISTED_IN_ERROR]) + (
             ", ..." if len(names) > _LISTED_IN_ERROR else ""
         )
         self._known = shown or "none"
 
+    # -- start-up ----------------------------------------------------------------------------
+    def _build(self, name: str) -> ModelRoute:
+        model = self.config.models[name]
+        deployments = []
+        for target in model.targets:
+            upstream = target.model or name
+            provider = self.config.providers.get(target.provider)
+            timeouts = resolve_timeouts(
+                provider.timeouts if provider else Timeouts(), model.timeouts
+            )
+            deployment = Deployment(
+                provider=target.provider,
+                upstream_model=upstream,
+                public_model=name,
+                pricing=model.pricing,
+                encoding=model.encoding or encoding_for_model(upstream),
+                drop_unsupported_params=model.drop_unsupported_params,
+                timeouts=timeouts,
+            )
+            self._slots[id(deployment)] = self._slot(f"{target.provider}/{upstream}")
+            self._deployments.setdefault((target.provider, upstream), deployment)
+            deployments.append(deployment)
+        retry = model.retries
+        if retry is None:  # each target once, no waiting
+            retry = RetryConfig(max=len(deployments) - 1)
+        elif isinstance(retry, int):
+            retry = RetryConfig(max=retry)
+        balancer = Balancer(
+            deployments,
+            [t.weight for t in model.targets],
+            [self._slots[id(d)] for d in deployments],
+            model.strategy,
+        )
+        return ModelRoute(
+            name,
+            balancer,
+            1 + retry.max,
+            retry,
+            frozenset(retry.on_status),
+            tuple(model.fallbacks),
+            tuple(model.context_window_fallbacks),
+            tuple(model.content_policy_fallbacks),
+        )
+
+    def _slot(self, key: str) -> Slot:
+        slot = self._slots_by_key.get(key)
+        if slot is None:
+            slot = self._slots_by_key[key] = Slot(self.breakers.get(key))
+        return slot
+
     def encodings(self) -> set[str]:
         """The token encodings configured models may need for local counting."""
-        return {deployment.encoding for deployment in self._table.values()}
+        return {d.encoding for route in self.routes.values() for d in route.balancer.orders[0]}
 
+    # -- the attempt policy's look-ups -------------------------------------------------------
+    def slot(self, deployment: Deployment) -> Slot:
+        """The live state of ``deployment`` (shared by every model that uses it)."""
+        slot = self._slots.get(id(deployment))
+        if slot is None:  # a deployment made on demand: its provider's slot
+            key = f"{deployment.provider}/{deployment.upstream_model}"
+            slot = self._slots_by_key.get(key) or self._slot(deployment.provider)
+        return slot
+
+    def route(self, name: str) -> ModelRoute | None:
+        """A configured model's route."""
+        return self.routes.get(name)
+
+    # -- the stage ---------------------------------------------------------------------------
     async def __call__(self, ex: Exchange) -> Reply | None:
-        plan = self._plans.get(ex.model)
-        if plan is None:
-            if self._default is None:
-                raise ModelNotFound(
-                    f"model '{ex.model}' is not configured on this gateway (known: {self._known})",
-                    param="model",
-                )
-            plan = _passthrough(self._default, ex.model)
+        route = self.routes.get(ex.model)
+        if route is None:
+            route = self._resolve(ex)
+        ex.route = route
+        ex.plan = plan = route.balancer.order()
         ex.deployment = plan[0]
-        ex.plan = plan
+        headers = ex.headers
+        fallbacks, timeout = headers.get(FALLBACKS_HEADER), headers.get(TIMEOUT_HEADER)
+        if fallbacks is not None or timeout is not None:
+            ex.route = RouteState(route, _fallbacks(fallbacks, self.routes), _timeout(timeout))
         return None
 
+    def _resolve(self, ex: Exchange) -> ModelRoute:
+        name = ex.model
+        if not name:
+            if self._default_model is None:
+                raise InvalidRequest(
+                    "model: required (this gateway has no routing.default_model)", param="model"
+                )
+            ex.model = self._default_model
+            ex.model_defaulted = True
+            return self.routes[self._default_model]
+        route = self._cached.get(name)
+        if route is not None:
+            return route
+        provider, slash, upstream = name.partition("/")
+        direct = self.config.routing.allow_direct and provider in self.config.providers
+        if slash and upstream and direct:
+            route = self._on_demand(provider, upstream, name)
+        if route is None:
+            if self._default is None:
+                raise ModelNotFound(
+                    f"model '{name}' is not configured on this gateway (known: {self._known})",
+                    param="model",
+                )
+            route = self._on_demand(self._default, name, name)
+        if len(self._cached) < _MAX_CACHED:
+            self._cached[name] = route
+        return route
 
-@lru_cache(maxsize=1024)
-def _passthrough(provider: str, model: str) -> tuple[Deployment, ...]:
-    return (Deployment(provider, model, model, Pricing(), encoding_for_model(model)),)
+    def _on_demand(self, provider: str, upstream: str, public: str) -> ModelRoute:
+        """A one-target route for a name the config does not list (priced like the
+        configured deployment it names, if any; else at 0)."""
+        known = self._deployments.get((provider, upstream))
+        config = self.config.providers[provider]
+        deployment = Deployment(
+            provider,
+            upstream,
+            public,
+            known.pricing if known else Pricing(),
+            known.encoding if known else encoding_for_model(upstream),
+            drop_unsupported_params=known.drop_unsupported_params if known else False,
+            timeouts=known.timeouts if known else config.timeouts,
+        )
+        slot = self.slot(known) if known else self._slot(provider)
+        balancer = Balancer((deployment,), (1.0,), (slot,), "weighted")
+        return ModelRoute(public, balancer, 1, _NO_RETRIES, frozenset())
+
+
+def resolve_timeouts(provider: Timeouts, model: TimeoutOverrides | None) -> Timeouts:
+    """A deployment's timeouts: the model's where set, else the provider's."""
+    if model is None:
+        return Timeouts(
+            provider.connect_s,
+            provider.read_s,
+            provider.total_s,
+            provider.first_byte,
+            provider.idle,
+        )
+    read = model.read_s
+    return Timeouts(
+        connect_s=model.connect_s or provider.connect_s,
+        read_s=read or provider.read_s,
+        total_s=model.total_s or provider.total_s,
+        first_byte_s=model.first_byte_s or read or provider.first_byte,
+        idle_s=model.idle_s or read or provider.idle,
+    )
+
+
+def _fallbacks(value: str | None, routes: dict[str, ModelRoute]) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    unknown = [n for n in names if n not in routes]
+    if unknown:
+        raise InvalidRequest(
+            f"{FALLBACKS_HEADER}: {', '.join(map(repr, unknown))} not configured "
+            f"(known: {', '.join(sorted(routes)) or 'none'})"
+        )
+    return names
+
+
+def _timeout(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise InvalidRequest(
+            f"{TIMEOUT_HEADER}: expected a number of seconds above 0, got {value[:40]!r}"
+        )
+    return seconds

@@ -46,6 +46,8 @@ class StreamRelay:
         self.settle = settle
         self.hooks = hooks
         self.transport: Transport | None = None
+        # The error that ended the stream after the commit point (with the error event).
+        self.failure: GatewayError | None = None
         # Frames held back until the first content (the commit point).
         self._held: list[bytes] = []
 
@@ -77,6 +79,8 @@ class StreamRelay:
         chunks = self.upstream.chunks()
         try:
             async for chunk in chunks:
+                if not attempt.first_byte_at:
+                    attempt.first_byte_at = time.perf_counter()
                 try:
                     step = mapper.feed(chunk)
                 except StreamProtocolError as err:
@@ -160,6 +164,10 @@ class StreamRelay:
     async def end_with_error(self, err: GatewayError) -> None:
         """End a committed stream with the dialect's error event (no terminator)."""
         ex = self.ex
+        # Kept without its traceback: its frames hold this relay, and a cycle would keep the
+        # client's response open (granian ends it when the transport is freed).
+        err.__context__ = err.__cause__ = None
+        self.failure = err.with_traceback(None)
         self.upstream.close()
         self.attempt.ended = self.attempt.ended or time.perf_counter()
         self.attempt.error = self.attempt.error or err.code or err.type

@@ -15,13 +15,19 @@ from relay.errors import GatewayError, UpstreamTimeout, UpstreamUnreachable
 
 
 class HttpResponse:
-    """An aiohttp response with transport errors mapped to gateway errors."""
+    """An aiohttp response with transport errors mapped to gateway errors.
 
-    __slots__ = ("_provider", "_response", "headers", "status")
+    Until the first body bytes the socket read timeout is the first-byte timeout; from then
+    on, the idle timeout (the longest gap between two reads)."""
 
-    def __init__(self, response: aiohttp.ClientResponse, provider: str) -> None:
+    __slots__ = ("_idle", "_provider", "_response", "headers", "status")
+
+    def __init__(
+        self, response: aiohttp.ClientResponse, provider: str, idle_s: float | None = None
+    ) -> None:
         self._response = response
         self._provider = provider
+        self._idle = idle_s
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
 
@@ -35,11 +41,12 @@ class HttpResponse:
     async def chunks(self) -> AsyncGenerator[bytes, None]:
         content = self._response.content
         try:
-            while True:
-                data = await content.readany()
-                if not data:
-                    return
+            data = await content.readany()
+            if self._idle is not None:
+                self._set_read_timeout(self._idle)
+            while data:
                 yield data
+                data = await content.readany()
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self._response.close()
             raise map_transport_error(exc, self._provider, mid_body=True) from None
@@ -47,14 +54,25 @@ class HttpResponse:
     def close(self) -> None:
         self._response.close()
 
+    def _set_read_timeout(self, seconds: float) -> None:
+        connection = self._response.connection
+        protocol = connection.protocol if connection is not None else None
+        if protocol is not None:
+            protocol.read_timeout = seconds
+
 
 def map_transport_error(exc: BaseException, provider: str, *, mid_body: bool) -> BaseException:
     """Map an aiohttp/asyncio failure to the gateway error a client sees (others pass as is)."""
     if isinstance(exc, GatewayError | asyncio.CancelledError):
         return exc
     if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
-        what = "stopped sending" if mid_body else "did not answer"
-        return UpstreamTimeout(f"provider '{provider}' {what} within the read timeout")
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return UpstreamTimeout(f"could not connect to provider '{provider}' in time")
+        if mid_body:
+            return UpstreamTimeout(f"provider '{provider}' stopped sending (idle timeout)")
+        return UpstreamTimeout(
+            f"provider '{provider}' did not answer within the first-byte timeout"
+        )
     if isinstance(exc, aiohttp.ClientConnectorError):
         return UpstreamUnreachable(
             f"could not connect to provider '{provider}': {exc.os_error.strerror or 'connection failed'}"
@@ -77,6 +95,8 @@ class UpstreamPool:
         self._per_host = connections_per_host
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[Timeouts, bool], aiohttp.ClientTimeout] = {}
+
+    _MAX_TIMEOUTS = 256  # distinct timeouts kept (requests may set their own)
 
     @property
     def ready(self) -> bool:
@@ -129,7 +149,8 @@ class UpstreamPool:
             )
         except BaseException as exc:
             raise map_transport_error(exc, provider, mid_body=False) from None
-        return HttpResponse(response, provider)
+        idle = timeouts.idle
+        return HttpResponse(response, provider, idle if idle != timeouts.first_byte else None)
 
     def _timeout(self, timeouts: Timeouts, stream: bool) -> aiohttp.ClientTimeout:
         key = (timeouts, stream)
@@ -138,7 +159,8 @@ class UpstreamPool:
             timeout = aiohttp.ClientTimeout(
                 total=None if stream else timeouts.total_s,
                 connect=timeouts.connect_s,
-                sock_read=timeouts.read_s,
+                sock_read=timeouts.first_byte,
             )
-            self._timeouts[key] = timeout
+            if len(self._timeouts) < self._MAX_TIMEOUTS:
+                self._timeouts[key] = timeout
         return timeout

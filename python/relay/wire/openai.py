@@ -37,10 +37,11 @@ class ChatMessage(Struct, frozen=True):
     name: str | None = None
 
 
-class ChatRequest(Struct, frozen=True):
+class ChatRequest(Struct, frozen=True, kw_only=True):
     """``POST /v1/chat/completions``."""
 
-    model: str
+    # Optional: a request without one goes to routing.default_model.
+    model: str | None = None
     messages: list[ChatMessage]
     stream: bool | None = None
     stream_options: StreamOptions | None = None
@@ -52,10 +53,11 @@ class ChatRequest(Struct, frozen=True):
     metadata: RequestMetadata | None = None
 
 
-class CompletionRequest(Struct, frozen=True):
+class CompletionRequest(Struct, frozen=True, kw_only=True):
     """``POST /v1/completions``."""
 
-    model: str
+    # Optional: a request without one goes to routing.default_model.
+    model: str | None = None
     prompt: str | list[str | int | list[int]]
     stream: bool | None = None
     stream_options: StreamOptions | None = None
@@ -63,10 +65,11 @@ class CompletionRequest(Struct, frozen=True):
     metadata: RequestMetadata | None = None
 
 
-class EmbeddingRequest(Struct, frozen=True):
+class EmbeddingRequest(Struct, frozen=True, kw_only=True):
     """``POST /v1/embeddings``."""
 
-    model: str
+    # Optional: a request without one goes to routing.default_model.
+    model: str | None = None
     input: str | list[str | int | list[int]]
     encoding_format: Literal["float", "base64"] | None = None
     dimensions: int | None = None

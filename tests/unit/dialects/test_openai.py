@@ -56,9 +56,10 @@ def test_wrong_content_type_names_the_field() -> None:
     assert err.param == "messages[2].content"
 
 
-def test_missing_model() -> None:
-    err = refused(b'{"messages":[{"role":"user","content":"a"}]}')
-    assert err.message == "model: required field is missing"
+def test_missing_model_is_left_to_routing() -> None:
+    # Some clients send only messages and metadata: routing applies routing.default_model.
+    assert parsed(b'{"messages":[{"role":"user","content":"a"}],"metadata":{"k":"v"}}').model == ""
+    assert parsed(b'{"model":null,"messages":[{"role":"user","content":"a"}]}').model == ""
 
 
 def test_missing_role_in_nested_message() -> None:

@@ -1,0 +1,268 @@
+"""The attempt policy: which deployment each attempt of a request goes to.
+
+The first attempt takes the first target of routing's plan whose breaker lets it through; a
+request that succeeds there pays a breaker check, a budget count and the slot's bookkeeping,
+nothing more. Only after a failure does the request get a cursor (:class:`RouteState`):
+
+* the failure is classified (:mod:`relay.routing.classify`): retried, moved past, switched to
+  the context-window or content-policy chain, or final;
+* the model's targets are walked in the plan's order, cycling, for ``1 + retries`` attempts,
+  skipping open breakers and deployments that cannot help; retrying a deployment already
+  tried waits (its ``retry-after``, else backoff with full jitter), moving to another does not;
+* then the fallback models follow, each with its own targets and retries (``x-relay-fallbacks``
+  replaces the model's chain; a fallback's own fallbacks are not followed);
+* every attempt after the first needs the retry budget; ``x-relay-timeout`` also ends the
+  retries once that many seconds have passed.
+
+When every deployment was skipped because its circuit is open, the answer is a 503 with
+``retry-after``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+from relay.config.model import Timeouts
+from relay.errors import CircuitOpen, GatewayError
+from relay.exchange import Attempt, Deployment, Exchange
+from relay.routing.backoff import backoff_s, retry_hint_s
+from relay.routing.balance import Slot
+from relay.routing.budget import RetryBudget
+from relay.routing.classify import (
+    CONTEXT,
+    FINAL,
+    MOVE,
+    POLICY,
+    action,
+    error_class,
+    is_breaker_failure,
+)
+from relay.routing.route import ModelRoute, RouteState
+from relay.routing.router import Router
+
+log = logging.getLogger("relay.routing")
+
+
+class RoutingPolicy:
+    """Retries, failover across targets, fallback chains, breakers and the retry budget."""
+
+    def __init__(
+        self,
+        router: Router,
+        budget: RetryBudget | None = None,
+        *,
+        clock: Callable[[], float] = time.perf_counter,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.router = router
+        self.budget = budget or RetryBudget(router.config.routing.retry_budget)
+        self.clock = clock
+        self.sleep = sleep
+        self.rand = rand
+        self.max_timeout_s = router.config.routing.max_request_timeout_s
+
+    # -- the attempt loop's calls ------------------------------------------------------------
+    async def next(
+        self, ex: Exchange, failed: Attempt | None, err: GatewayError | None
+    ) -> Deployment:
+        """The deployment of the next attempt; raises ``err`` (or a 503 when every circuit
+        is open) when there is none."""
+        now = self.clock()
+        if failed is None and not ex.attempts:
+            self.budget.request(now)
+            slot_of = self.router.slot
+            for deployment in ex.plan:
+                slot = slot_of(deployment)
+                if slot.breaker.allow(now):
+                    slot.inflight += 1
+                    return deployment
+            state = self._state(ex)
+            state.model_attempts = state.primary.max_attempts  # all open: on to the fallbacks
+            return await self._advance(ex, state, now, None)
+        assert err is not None and failed is not None
+        state = self._state(ex)
+        route = state.current
+        assert route is not None
+        kind = action(err, route.retry_statuses, route.retry.on_transport_error)
+        if kind == FINAL:
+            raise err
+        if kind in (CONTEXT, POLICY):
+            primary = state.primary
+            chain = primary.context_fallbacks if kind == CONTEXT else primary.policy_fallbacks
+            if state.switched or not chain:
+                raise err
+            state.switched = True
+            state.chain = list(chain)
+            state.model_attempts = route.max_attempts
+        elif kind == MOVE:
+            state.excluded.add(id(failed.deployment))
+        return await self._advance(ex, state, now, err)
+
+    def timeouts(self, ex: Exchange, deployment: Deployment) -> Timeouts | None:
+        """The deployment's timeouts, capped (or set, up to ``routing.max_request_timeout_s``)
+        by the request's ``x-relay-timeout``."""
+        state = ex.route
+        base = deployment.timeouts
+        if type(state) is not RouteState or state.timeout_s is None or base is None:
+            return base
+        cap = state.timeout_s
+        if self.max_timeout_s is None:
+            first_byte, total = min(base.first_byte, cap), min(base.total_s, cap)
+        else:
+            cap = min(cap, self.max_timeout_s)
+            first_byte = total = cap
+        return Timeouts(
+            connect_s=min(base.connect_s, cap),
+            read_s=base.read_s,
+            total_s=total,
+            first_byte_s=first_byte,
+            idle_s=min(base.idle, cap),
+        )
+
+    def finished(
+        self,
+        ex: Exchange,
+        attempt: Attempt,
+        err: GatewayError | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """An attempt ended: ``err`` None for a success; ``headers`` of an error answer (its
+        ``retry-after``)."""
+        now = self.clock()
+        slot = self.router.slot(attempt.deployment)
+        slot.inflight -= 1
+        if err is None:
+            slot.breaker.record(True, now)
+            ttfb = attempt.ttfb_s
+            if ttfb is not None:
+                slot.observe_ttfb(ttfb)
+            return
+        attempt.error_class = error_class(err)
+        slot.breaker.record(not is_breaker_failure(err), now)
+        if headers:
+            hint = retry_hint_s(headers)
+            if hint is not None:
+                state = self._state(ex)
+                key = id(attempt.deployment)
+                route = state.current
+                assert route is not None
+                if hint > route.retry.retry_after_max_s:
+                    state.excluded.add(key)  # longer than we would hold the client
+                else:
+                    state.not_before[key] = now + hint
+
+    def abandoned(self, ex: Exchange, attempt: Attempt) -> None:
+        """An attempt ended without an outcome (the client left, the gateway shut down)."""
+        slot = self.router.slot(attempt.deployment)
+        slot.inflight -= 1
+        slot.breaker.release()
+
+    # -- the cursor --------------------------------------------------------------------------
+    def _state(self, ex: Exchange) -> RouteState:
+        state = ex.route
+        if type(state) is not RouteState:
+            assert isinstance(state, ModelRoute), "the routing stage did not run"
+            state = ex.route = RouteState(state)
+        if state.current is None:
+            primary = state.current = state.primary
+            state.plan = plan = ex.plan
+            chain = state.fallbacks if state.fallbacks is not None else primary.fallbacks
+            state.chain = list(chain)
+            for attempt in ex.attempts:
+                deployment = attempt.deployment
+                key = id(deployment)
+                state.tries[key] = state.tries.get(key, 0) + 1
+                state.model_attempts += 1
+                if deployment in plan:
+                    state.last = plan.index(deployment)
+        return state
+
+    async def _advance(
+        self, ex: Exchange, state: RouteState, now: float, err: GatewayError | None
+    ) -> Deployment:
+        while True:
+            route = state.current
+            assert route is not None
+            if state.model_attempts < route.max_attempts:
+                picked = self._pick(state, now)
+                if picked is not None:
+                    deployment, slot = picked
+                    if ex.attempts and not self._may_retry(ex, state, now):
+                        slot.breaker.release()
+                        assert err is not None
+                        raise err
+                    key = id(deployment)
+                    tries = state.tries.get(key, 0)
+                    wait = 0.0
+                    if tries:
+                        not_before = state.not_before.get(key)
+                        retry = route.retry
+                        wait = (
+                            not_before - now
+                            if not_before is not None
+                            else backoff_s(
+                                tries, retry.backoff_base_s, retry.backoff_max_s, self.rand
+                            )
+                        )
+                    state.tries[key] = tries + 1
+                    state.model_attempts += 1
+                    slot.inflight += 1
+                    if wait > 0:
+                        try:
+                            await self.sleep(wait)
+                        except BaseException:
+                            slot.inflight -= 1
+                            slot.breaker.release()
+                            raise
+                    return deployment
+            if not state.chain:
+                if err is not None:
+                    raise err
+                raise self._all_open(state, now)
+            nxt = self.router.route(state.chain.pop(0))
+            assert nxt is not None  # fallbacks are checked against the config
+            state.current = nxt
+            state.plan = nxt.balancer.order(self.rand())
+            state.model_attempts = 0
+            state.last = -1
+
+    def _pick(self, state: RouteState, now: float) -> tuple[Deployment, Slot] | None:
+        """The next deployment of the current model after the last one tried, in the plan's
+        order, that is neither excluded nor behind an open circuit."""
+        plan, excluded, slot_of = state.plan, state.excluded, self.router.slot
+        n = len(plan)
+        for step in range(n):
+            i = (state.last + 1 + step) % n
+            deployment = plan[i]
+            if id(deployment) in excluded:
+                continue
+            slot = slot_of(deployment)
+            if slot.breaker.allow(now):
+                state.last = i
+                return deployment, slot
+        return None
+
+    def _may_retry(self, ex: Exchange, state: RouteState, now: float) -> bool:
+        if state.timeout_s is not None and now - ex.started >= state.timeout_s:
+            return False
+        if not self.budget.try_retry(now):
+            log.debug("request %s: retry budget spent, no further attempt", ex.request_id)
+            return False
+        return True
+
+    def _all_open(self, state: RouteState, now: float) -> CircuitOpen:
+        waits = [
+            self.router.slot(d).breaker.retry_in(now) for d in state.primary.balancer.orders[0]
+        ]
+        seconds = max(math.ceil(min(waits, default=1.0)), 1)
+        return CircuitOpen(
+            f"model '{state.primary.name}': every deployment is failing and paused "
+            f"(circuit open); retry in {seconds}s",
+            headers=(("retry-after", str(seconds)),),
+        )

@@ -26,7 +26,7 @@ import msgspec
 
 from relay.accounting.usage import Accountant
 from relay.config import Config, load_config
-from relay.dialects import OPENAI_DIALECTS, Dialect
+from relay.dialects import ANTHROPIC_DIALECTS, OPENAI_DIALECTS, Dialect
 from relay.egress.headers import (
     JSON,
     SSE_HEADERS,
@@ -82,7 +82,9 @@ class RelayApp:
             hooks=self.hooks,
             policy=RoutingPolicy(self.router),
         )
-        self.routes: dict[str, Dialect] = {dialect.path: dialect for dialect in OPENAI_DIALECTS}
+        self.routes: dict[str, Dialect] = {
+            dialect.path: dialect for dialect in (*OPENAI_DIALECTS, *ANTHROPIC_DIALECTS)
+        }
         self.max_body = config.server.max_body_bytes
         self.draining = False
         self._inflight: set[asyncio.Task[Any]] = set()

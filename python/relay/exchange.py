@@ -18,15 +18,22 @@ class Endpoint(Enum):
     CHAT = "/chat/completions"
     COMPLETIONS = "/completions"
     EMBEDDINGS = "/embeddings"
+    MESSAGES = "/messages"
+    COUNT_TOKENS = "/messages/count_tokens"
 
 
 @dataclass(slots=True)
 class Usage:
-    """Token usage of one request. ``counted_locally`` when the provider reported none."""
+    """Token usage of one request. ``counted_locally`` when the provider reported none.
+
+    ``prompt_tokens`` counts every prompt token once, cache reads (``cached_tokens``) and cache
+    writes (``cache_write_tokens``, Anthropic's ``cache_creation_input_tokens``) included.
+    """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
     counted_locally: bool = False
 
     @property
@@ -111,6 +118,10 @@ class Attempt:
     first_byte_at: float = 0.0
     # What went wrong, in a word (timeout, unreachable, rate_limited, server_error, ...).
     error_class: str | None = None
+
+    # Why the answer ended, in the client's dialect, when a translating stream mapper knows it
+    # before the dialect's end frames are written (Anthropic's final ``message_delta``).
+    stop_reason: str | None = None
 
     @property
     def latency_s(self) -> float:

@@ -46,6 +46,12 @@ BUILTIN: dict[str, KindSpec] = {
     for spec in (
         KindSpec("openai", _P + "openai_compat:OpenAICompatible"),
         KindSpec("echo", _P + "echo:EchoProvider", base_url="unused"),
+        KindSpec(
+            "anthropic",
+            _P + "anthropic:AnthropicProvider",
+            base_url="optional",
+            default_base_url="https://api.anthropic.com/v1",
+        ),
         KindSpec("azure", _P + "azure:AzureOpenAI", required=("api_version",)),
         KindSpec(
             "mistral",

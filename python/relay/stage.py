@@ -94,8 +94,8 @@ class StreamStep(Protocol):
         ...
 
     @property
-    def usage(self) -> tuple[int, int, int] | None:
-        """(prompt, completion, cached) tokens, when this read reported usage."""
+    def usage(self) -> tuple[int, int, int] | tuple[int, int, int, int] | None:
+        """(prompt, completion, cached[, cache_write]) tokens, when this read reported usage."""
         ...
 
     @property

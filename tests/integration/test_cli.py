@@ -90,10 +90,10 @@ BROKEN = {
         "providers: {o: {kind: openai, base_url: 'http://h/v1', api_kye: k}}\n"
         "models: {a: {provider: o}, b: {provider: o}}\n",
         [
-            "providers.o.api_kye: unknown field (known: api_key, api_version, "
+            "providers.o.api_kye: unknown field (known: anthropic_version, api_key, api_version, "
             "aws_access_key_id, aws_secret_access_key, aws_session_token, base_url, "
             "bearer_token, chunk_delay_ms, endpoint_url, forward_client_auth, headers, kind, "
-            "region, settings, timeouts)"
+            "max_tokens_default, region, settings, timeouts)"
         ],
     ),
     "ranges": (

@@ -22,12 +22,15 @@ log = logging.getLogger("relay")
 
 
 def cost_usd(usage: Usage, pricing: Pricing) -> float:
-    """Cost in USD: uncached prompt at ``input``, cached at ``cached`` (else ``input``)."""
+    """Cost in USD: uncached prompt at ``input``, cache reads at ``cached`` and cache writes at
+    ``cache_write`` (each defaults to ``input``), completion at ``output``."""
     cached_price = pricing.input if pricing.cached is None else pricing.cached
-    uncached = max(usage.prompt_tokens - usage.cached_tokens, 0)
+    write_price = pricing.input if pricing.cache_write is None else pricing.cache_write
+    uncached = max(usage.prompt_tokens - usage.cached_tokens - usage.cache_write_tokens, 0)
     return (
         uncached * pricing.input
         + usage.cached_tokens * cached_price
+        + usage.cache_write_tokens * write_price
         + usage.completion_tokens * pricing.output
     ) / _PER_MILLION
 
@@ -43,7 +46,9 @@ def count_locally(ex: Exchange, encoding: str, completion: str) -> Usage:
 
 
 def _count_prompt(ex: Exchange, counter: TokenCounter) -> int:
-    if ex.endpoint is Endpoint.CHAT:
+    if ex.endpoint is Endpoint.CHAT or ex.endpoint is Endpoint.MESSAGES:
+        # An Anthropic body has a ``messages`` array of the same shape (role, string or text
+        # parts): the chat count fits it.
         try:
             return counter.count_chat(ex.body)
         except NativeError:

@@ -72,6 +72,11 @@ def _check_providers(config: Config, problems: Problems) -> None:
                 problems.add(
                     f"{path}.timeouts.{field_name}", f"expected more than 0 seconds, got {value}"
                 )
+        if provider.max_tokens_default < 1:
+            problems.add(
+                f"{path}.max_tokens_default",
+                f"expected at least 1, got {provider.max_tokens_default}",
+            )
         if provider.chunk_delay_ms < 0:
             problems.add(
                 f"{path}.chunk_delay_ms", f"expected 0 or more, got {provider.chunk_delay_ms}"
@@ -115,7 +120,7 @@ def _check_models(config: Config, declared: Collection[str], problems: Problems)
                     else f"{path}.targets[{i}].provider"
                 )
                 problems.add(where, unknown("provider", target.provider, names))
-        for field_name in ("input", "output", "cached"):
+        for field_name in ("input", "output", "cached", "cache_write"):
             price = getattr(model.pricing, field_name)
             if price is not None and price < 0:
                 problems.add(

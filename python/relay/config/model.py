@@ -86,14 +86,20 @@ class ProviderConfig(Struct, frozen=True, forbid_unknown_fields=True):
     aws_session_token: str | None = None
     # Settings of a plugin kind, read by the plugin itself.
     settings: dict[str, str] = field(default_factory=dict)
+    # anthropic only: the API version sent as ``anthropic-version`` (a client's own header on
+    # /v1/messages wins), and ``max_tokens`` for OpenAI requests that set none.
+    anthropic_version: str = "2023-06-01"
+    max_tokens_default: int = 4096
 
 
 class Pricing(Struct, frozen=True, forbid_unknown_fields=True):
-    """USD per 1M tokens. ``cached`` prices cached prompt tokens (defaults to ``input``)."""
+    """USD per 1M tokens. ``cached`` prices cache reads (defaults to ``input``), ``cache_write``
+    prompt tokens written to a provider's cache (Anthropic; defaults to ``input``)."""
 
     input: float = 0.0
     output: float = 0.0
     cached: float | None = None
+    cache_write: float | None = None
 
 
 class Target(Struct, frozen=True, forbid_unknown_fields=True):

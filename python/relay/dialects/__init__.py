@@ -1,6 +1,7 @@
 """Inbound APIs: each dialect decodes its requests, renders its errors and frames its streams."""
 
+from relay.dialects.anthropic import ANTHROPIC_DIALECTS
 from relay.dialects.base import Dialect
 from relay.dialects.openai import OPENAI_DIALECTS
 
-__all__ = ["OPENAI_DIALECTS", "Dialect"]
+__all__ = ["ANTHROPIC_DIALECTS", "OPENAI_DIALECTS", "Dialect"]

@@ -22,6 +22,7 @@ import msgspec
 from relay.exchange import Attempt, Endpoint, Exchange
 from relay.native import counter_for
 from relay.providers.openai_wire import OpenAIWire
+from relay.providers.translate import anthropic_to_openai
 from relay.upstream import UpstreamResponse
 
 _ENCODING = "o200k_base"
@@ -64,13 +65,18 @@ class EchoProvider(OpenAIWire):
     kind = "echo"
 
     async def send(self, ex: Exchange, attempt: Attempt) -> UpstreamResponse:
-        request: dict[str, Any] = msgspec.json.decode(ex.body)
+        endpoint, body = ex.endpoint, ex.body
+        if endpoint is Endpoint.COUNT_TOKENS:
+            return anthropic_to_openai.count_tokens(ex, attempt)
+        if endpoint is Endpoint.MESSAGES:  # an Anthropic client: answer its chat translation
+            endpoint, body = Endpoint.CHAT, anthropic_to_openai.request(ex, attempt)
+        request: dict[str, Any] = msgspec.json.decode(body)
         model = attempt.deployment.upstream_model
-        if ex.endpoint is Endpoint.EMBEDDINGS:
+        if endpoint is Endpoint.EMBEDDINGS:
             return EchoResponse(_embeddings(request, model))
         counter = counter_for(_ENCODING)
-        if ex.endpoint is Endpoint.CHAT:
-            prompt_tokens = counter.count_chat(ex.body)
+        if endpoint is Endpoint.CHAT:
+            prompt_tokens = counter.count_chat(body)
             reply = "You said: " + (_last_user_text(request.get("messages")) or "nothing")
         else:
             prompt = request.get("prompt")
@@ -85,14 +91,14 @@ class EchoProvider(OpenAIWire):
         requested_n = request.get("n")
         n = requested_n if isinstance(requested_n, int) and requested_n > 0 else 1
         created = int(time.time())
-        ident = ("chatcmpl-" if ex.endpoint is Endpoint.CHAT else "cmpl-") + ex.request_id[-24:]
+        ident = ("chatcmpl-" if endpoint is Endpoint.CHAT else "cmpl-") + ex.request_id[-24:]
         text = " ".join(words)
         usage = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": counter.count(text) * n,
             "total_tokens": prompt_tokens + counter.count(text) * n,
         }
-        shape = _Shape(ex.endpoint is Endpoint.CHAT, ident, created, model)
+        shape = _Shape(endpoint is Endpoint.CHAT, ident, created, model)
         if not ex.stream:
             return EchoResponse(shape.whole(text, finish, n, usage))
         delay = self.config.chunk_delay_ms / 1000.0

@@ -16,6 +16,7 @@ from relay.config.model import ProviderConfig
 from relay.exchange import Attempt, Endpoint, Exchange
 from relay.providers.openai_wire import OpenAIWire, upstream_body
 from relay.providers.params import NO_RULES, ParamRules
+from relay.providers.translate import anthropic_to_openai
 from relay.upstream import UpstreamPool, UpstreamResponse
 
 # Caller headers that scope an OpenAI key to an organisation or project: forwarded with the
@@ -36,6 +37,8 @@ class OpenAICompatible(OpenAIWire):
         super().__init__(name, config, pool)
         self.base_url = (config.base_url or self.default_base_url() or "").rstrip("/")
         self._urls = {endpoint: self.base_url + endpoint.value for endpoint in Endpoint}
+        # Anthropic Messages clients are translated to chat completions.
+        self._urls[Endpoint.MESSAGES] = self._urls[Endpoint.CHAT]
         self._static_headers = {
             "content-type": "application/json",
             **self.auth_headers(config),
@@ -84,6 +87,8 @@ class OpenAICompatible(OpenAIWire):
         )
 
     async def send(self, ex: Exchange, attempt: Attempt) -> UpstreamResponse:
+        if ex.endpoint is Endpoint.COUNT_TOKENS:
+            return anthropic_to_openai.count_tokens(ex, attempt)
         body = self.body_for(ex, attempt)
         return await self.pool.send(
             self.name,

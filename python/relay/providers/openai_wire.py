@@ -14,7 +14,7 @@ from relay.errors import (
     UpstreamStatusError,
     scrub_secrets,
 )
-from relay.exchange import Attempt, Endpoint, Exchange
+from relay.exchange import Attempt, Endpoint, Exchange, Usage
 from relay.native import (
     InvalidJson,
     InvalidStreamEvent,
@@ -26,6 +26,8 @@ from relay.native import (
 )
 from relay.providers.base import Provider
 from relay.providers.params import NO_RULES, ParamRules, apply_rules
+from relay.providers.translate import anthropic_to_openai
+from relay.stage import StreamMapper
 from relay.wire.openai import ERROR_DECODER, probe_response, usage_from_wire
 
 MAX_EVENT_BYTES = 4 * 1024 * 1024
@@ -45,7 +47,11 @@ def upstream_body(
 ) -> bytes:
     """The client's bytes, with the upstream model name and ``include_usage`` spliced in when
     they must change; the rest of the body is never decoded or re-encoded. With parameter
-    ``rules`` (a vendor's quirks), top-level members are dropped, renamed or refused."""
+    ``rules`` (a vendor's quirks), top-level members are dropped, renamed or refused. A client
+    of another dialect (Anthropic's Messages) gets its request translated instead (the rules
+    do not apply to it)."""
+    if ex.dialect is not None and ex.dialect.wire != "openai":
+        return anthropic_to_openai.request(ex, attempt)
     rename = attempt.deployment.upstream_model != ex.model or ex.model_defaulted
     force_usage = (
         force_usage
@@ -81,9 +87,15 @@ def _with_usage(raw: bytes | None) -> bytes:
 
 
 class OpenAIWire(Provider):
-    """Maps OpenAI-shaped answers for an OpenAI-dialect client: bytes pass through."""
+    """Maps OpenAI-shaped answers for an OpenAI-dialect client: bytes pass through. A client
+    of another dialect (Anthropic's Messages) is translated both ways."""
 
     def map_json(self, ex: Exchange, attempt: Attempt, body: bytes) -> bytes:
+        if ex.dialect is not None and ex.dialect.wire != "openai":
+            if ex.endpoint is Endpoint.COUNT_TOKENS:
+                attempt.usage = Usage()  # counted by the gateway, for free
+                return body
+            return anthropic_to_openai.response(self.name, attempt, body)
         try:
             probe = probe_response(body)
         except (msgspec.DecodeError, UnicodeDecodeError):
@@ -96,8 +108,12 @@ class OpenAIWire(Provider):
         attempt.text = lambda: text
         return body
 
-    def stream_mapper(self, ex: Exchange, attempt: Attempt) -> OpenAIStreamMapper:
-        mapper = OpenAIStreamMapper(self.name, strip_usage=not ex.client_wants_usage)
+    def stream_mapper(self, ex: Exchange, attempt: Attempt) -> StreamMapper:
+        mapper: StreamMapper
+        if ex.dialect is not None and ex.dialect.wire != "openai":
+            mapper = anthropic_to_openai.EventStream(self.name, attempt)
+        else:
+            mapper = OpenAIStreamMapper(self.name, strip_usage=not ex.client_wants_usage)
         attempt.text = mapper.text
         return mapper
 

@@ -102,10 +102,10 @@ providers: {openai: {kind: openai, base_url: "https://x/v1", api_kye: sk-1}}
 models: {a: {provider: openai}, b: {provider: openai}}
 """
     assert problems(text) == [
-        "providers.openai.api_kye: unknown field (known: api_key, api_version, "
+        "providers.openai.api_kye: unknown field (known: anthropic_version, api_key, api_version, "
         "aws_access_key_id, aws_secret_access_key, aws_session_token, base_url, bearer_token, "
-        "chunk_delay_ms, endpoint_url, forward_client_auth, headers, kind, region, settings, "
-        "timeouts)"
+        "chunk_delay_ms, endpoint_url, forward_client_auth, headers, kind, max_tokens_default, "
+        "region, settings, timeouts)"
     ]
 
 
@@ -133,7 +133,7 @@ ratelimit: {requests_per_second: 0, burst: 0}
     assert problems(text) == [
         "models.typo.provder: unknown field (known: content_policy_fallbacks, context_window_fallbacks, drop_unsupported_params, encoding, fallbacks, model, owned_by, pricing, provider, retries, strategy, targets, timeouts)",
         "providers.openai.base_url: expected an http(s) URL, got 'ftp://x'",
-        "providers.weird.kind: unknown kind 'nope' (known: azure, bedrock, echo, mistral, ollama, openai, vllm)",
+        "providers.weird.kind: unknown kind 'nope' (known: anthropic, azure, bedrock, echo, mistral, ollama, openai, vllm)",
         "providers.slow.timeouts.read_s: expected more than 0 seconds, got 0.0",
         "providers.slow.chunk_delay_ms: expected 0 or more, got -1.0",
         "models.gpt-4o.targets[0].provider: unknown provider 'opnai' (known: openai, slow, weird)",

@@ -1,0 +1,301 @@
+"""Anthropic's Messages API as a provider (``kind: anthropic``).
+
+An Anthropic client (``/v1/messages``, ``/v1/messages/count_tokens``) is passed through: its
+bytes go upstream (the model name spliced in when it differs) and the answer, stream events
+included, comes back as sent. An OpenAI chat client is translated both ways
+(:mod:`relay.providers.translate.openai_to_anthropic`). Which of the two is decided once per
+attempt, by the dialect's wire format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+import msgspec
+
+from relay import kinds
+from relay.config.model import ProviderConfig
+from relay.errors import (
+    GatewayError,
+    UpstreamProtocolError,
+    UpstreamStatusError,
+    scrub_secrets,
+)
+from relay.exchange import Attempt, Endpoint, Exchange, Usage
+from relay.native import InvalidJson, SseDecoder, SseEventTooLarge, splice_top_level
+from relay.providers.base import Provider
+from relay.providers.translate import openai_to_anthropic
+from relay.stage import StreamMapper
+from relay.upstream import UpstreamPool, UpstreamResponse
+from relay.wire.anthropic import (
+    ERROR_DECODER,
+    ERROR_DETAIL_DECODER,
+    EVENT_DECODER,
+    MESSAGE_DECODER,
+    usage_from_wire,
+)
+
+MAX_EVENT_BYTES = 4 * 1024 * 1024
+# Client headers that choose the API's behaviour: forwarded on a pass-through.
+_CLIENT_HEADERS = ("anthropic-version", "anthropic-beta")
+# Mid-stream error types with a status of their own (before the commit point).
+_STREAM_ERROR_STATUS = {"overloaded_error": 529, "rate_limit_error": 429}
+_CONTENT_EVENTS = frozenset({"content_block_delta", "message_delta"})
+_QUIET_EVENTS = frozenset({"message_start", "content_block_start", "content_block_stop", "ping"})
+
+
+class AnthropicProvider(Provider):
+    """``base_url`` is the API root with its version (default ``https://api.anthropic.com/v1``)."""
+
+    kind = "anthropic"
+    wire: ClassVar[str] = "anthropic"
+    endpoints: ClassVar[frozenset[Endpoint]] = frozenset(
+        {Endpoint.CHAT, Endpoint.MESSAGES, Endpoint.COUNT_TOKENS}
+    )
+
+    def __init__(self, name: str, config: ProviderConfig, pool: UpstreamPool) -> None:
+        super().__init__(name, config, pool)
+        spec = kinds.spec(self.kind)
+        default = spec.default_base_url if spec is not None else None
+        base = (config.base_url or default or "").rstrip("/")
+        messages = base + Endpoint.MESSAGES.value
+        self._urls = {
+            Endpoint.CHAT: messages,
+            Endpoint.MESSAGES: messages,
+            Endpoint.COUNT_TOKENS: base + Endpoint.COUNT_TOKENS.value,
+        }
+        self._static_headers = {
+            "content-type": "application/json",
+            "anthropic-version": config.anthropic_version,
+            **config.headers,
+        }
+        if config.api_key:
+            self._static_headers["x-api-key"] = config.api_key
+
+    def headers_for(self, ex: Exchange, attempt: Attempt, native: bool) -> dict[str, str]:
+        """Static headers, the request id, the client's version and betas on a pass-through,
+        and the right credential."""
+        headers = dict(self._static_headers)
+        headers["x-request-id"] = ex.request_id
+        if native:
+            for name in _CLIENT_HEADERS:
+                if value := ex.headers.get(name):
+                    headers[name] = value
+        caller = ex.principal.client_authorization
+        if self.config.forward_client_auth and caller:
+            scheme, _, token = caller.partition(" ")
+            headers["x-api-key"] = token.strip() if scheme.lower() == "bearer" else caller
+            attempt.caller_credential = True
+        if ex.stream:
+            headers["accept"] = "text/event-stream"
+        return headers
+
+    async def send(self, ex: Exchange, attempt: Attempt) -> UpstreamResponse:
+        native = ex.dialect is not None and ex.dialect.wire == self.wire
+        if native:
+            body = self._native_body(ex, attempt)
+        else:
+            body = openai_to_anthropic.request(ex, attempt, self.config.max_tokens_default)
+        return await self.pool.send(
+            self.name,
+            self._urls[ex.endpoint],
+            self.headers_for(ex, attempt, native),
+            body,
+            self.config.timeouts,
+            stream=ex.stream,
+        )
+
+    @staticmethod
+    def _native_body(ex: Exchange, attempt: Attempt) -> bytes:
+        if attempt.deployment.upstream_model == ex.model and not ex.model_defaulted:
+            return ex.body
+        try:
+            model = msgspec.json.encode(attempt.deployment.upstream_model)
+            return splice_top_level(ex.body, [("model", model)])
+        except InvalidJson:  # the dialect decoded it already; kept as a guard
+            raise UpstreamProtocolError("the request body could not be edited") from None
+
+    def map_json(self, ex: Exchange, attempt: Attempt, body: bytes) -> bytes:
+        if ex.dialect is None or ex.dialect.wire != self.wire:
+            return openai_to_anthropic.response(self.name, attempt, body)
+        if ex.endpoint is Endpoint.COUNT_TOKENS:
+            attempt.usage = Usage()  # counting is free
+            return body
+        try:
+            message = MESSAGE_DECODER.decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+            raise UpstreamProtocolError(
+                f"provider '{self.name}' answered with a body that is not an Anthropic message"
+            ) from None
+        if message.usage is not None:
+            attempt.usage = usage_from_wire(message.usage)
+        text = "".join(
+            (block.text or "")
+            + (block.name or "")
+            + (msgspec.json.encode(block.input).decode() if block.input is not None else "")
+            for block in message.content
+        )
+        attempt.text = lambda: text
+        return body
+
+    def stream_mapper(self, ex: Exchange, attempt: Attempt) -> StreamMapper:
+        mapper: StreamMapper
+        if ex.dialect is not None and ex.dialect.wire == self.wire:
+            mapper = EventRelay(self.name, attempt)
+        else:
+            mapper = openai_to_anthropic.ChunkStream(
+                self.name, attempt, include_usage=ex.client_wants_usage
+            )
+        attempt.text = mapper.text
+        return mapper
+
+    def stream_error(self, raw: bytes) -> GatewayError:
+        try:
+            detail = ERROR_DETAIL_DECODER.decode(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            detail = None
+        kind = detail.type if detail is not None else None
+        message = detail.message if detail is not None else None
+        return UpstreamStatusError(
+            _STREAM_ERROR_STATUS.get(kind or "", 502),
+            scrub_secrets(message, *self._secrets())
+            if message
+            else f"provider '{self.name}' reported an error mid-stream",
+            error_type=kind,
+        )
+
+    def error_from(
+        self, attempt: Attempt, status: int, body: bytes, headers: Mapping[str, str]
+    ) -> GatewayError:
+        if 300 <= status < 400:
+            return UpstreamProtocolError(
+                f"provider '{self.name}' answered with a redirect ({status}); check its base_url"
+            )
+        if status in (401, 403) and not attempt.caller_credential:
+            return UpstreamStatusError(
+                502,
+                f"provider '{self.name}' refused the gateway's credentials ({status}); "
+                f"check providers.{self.name}.api_key",
+                error_type="upstream_error",
+                code="upstream_auth_failed",
+            )
+        passed = (("retry-after", headers["retry-after"]),) if "retry-after" in headers else ()
+        secrets = self._secrets()
+        try:
+            error = ERROR_DECODER.decode(body).error
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+            text = body[:500].decode("utf-8", "replace").strip() or "(empty body)"
+            message = f"provider '{self.name}' answered {status}: {text}"
+            return UpstreamStatusError(status, scrub_secrets(message, *secrets), headers=passed)
+        return UpstreamStatusError(
+            status,
+            scrub_secrets(error.message or f"provider '{self.name}' answered {status}", *secrets),
+            error_type=error.type,
+            headers=passed,
+        )
+
+    def _secrets(self) -> tuple[str, ...]:
+        return (self.config.api_key,) if self.config.api_key else ()
+
+
+class Step:
+    """One network read of a relayed Messages stream (see :class:`relay.stage.StreamStep`)."""
+
+    __slots__ = ("content", "done", "error", "out", "text", "usage")
+
+    def __init__(self) -> None:
+        self.out = b""
+        self.content = False
+        self.done = False
+        self.usage: tuple[int, int, int, int] | None = None
+        self.error: bytes | None = None
+        self.text = ""
+
+
+class EventRelay:
+    """A Messages stream relayed event by event to a Messages client.
+
+    Each event is re-framed (``event:`` and ``data:`` lines; the data bytes are never
+    re-encoded) and read once for what the gateway needs: usage (``message_start``, then the
+    cumulative ``message_delta``), the commit point (the first delta), the text, a provider's
+    ``error`` event (not relayed: the dialect writes the error event) and ``message_stop``,
+    which ends the stream and is written by the dialect after the cost comment.
+    """
+
+    __slots__ = ("_attempt", "_decoder", "_ended", "_provider", "_texts", "_usage")
+
+    def __init__(self, provider: str, attempt: Attempt) -> None:
+        self._provider = provider
+        self._attempt = attempt
+        self._decoder = SseDecoder(MAX_EVENT_BYTES)
+        self._texts: list[str] = []
+        self._usage: Usage | None = None
+        self._ended = False
+
+    def text(self) -> str:
+        return "".join(self._texts)
+
+    def feed(self, chunk: bytes) -> Step:
+        step = Step()
+        if self._ended:
+            return step
+        try:
+            events = self._decoder.feed(chunk)
+        except SseEventTooLarge:
+            raise UpstreamProtocolError(
+                f"provider '{self._provider}' sent a stream event over {MAX_EVENT_BYTES} bytes"
+            ) from None
+        out: list[bytes] = []
+        for number, event in enumerate(events):
+            raw = event.data
+            if event.event == "ping":
+                out.append(b"event: ping\ndata: " + raw + b"\n\n")
+                continue
+            try:
+                data = EVENT_DECODER.decode(raw)
+            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+                raise UpstreamProtocolError(
+                    f"provider '{self._provider}' sent a bad stream: event {number + 1} "
+                    f"is not a Messages stream event ({exc})"
+                ) from None
+            kind = data.type
+            if kind == "message_stop":
+                step.done = self._ended = True
+                break
+            if kind == "error":
+                step.error = bytes(data.error) if data.error is not None else b"{}"
+                self._ended = True
+                break
+            if kind == "content_block_delta" and data.delta is not None:
+                step.text += (data.delta.text or "") + (data.delta.partial_json or "")
+            elif kind == "message_start" and data.message is not None:
+                if data.message.usage is not None:
+                    self._usage = usage_from_wire(data.message.usage)
+            elif kind == "message_delta":
+                if data.usage is not None:
+                    self._usage = usage_from_wire(data.usage, self._usage)
+                if data.delta is not None and data.delta.stop_reason is not None:
+                    self._attempt.stop_reason = data.delta.stop_reason
+            elif kind == "content_block_start" and data.content_block is not None:
+                block = data.content_block
+                if block.type != "text" or block.text:
+                    step.content = True
+                step.text += (block.text or "") + (block.name or "")
+            if kind in _CONTENT_EVENTS or kind not in _QUIET_EVENTS:
+                step.content = True
+            if b"\n" in raw:
+                raw = raw.replace(b"\n", b"\ndata: ")
+            out.append(b"event: " + kind.encode() + b"\ndata: " + raw + b"\n\n")
+        if step.text:
+            self._texts.append(step.text)
+        if self._usage is not None:
+            u = self._usage
+            step.usage = (
+                u.prompt_tokens,
+                u.completion_tokens,
+                u.cached_tokens,
+                u.cache_write_tokens,
+            )
+        step.out = b"".join(out)
+        return step

@@ -264,7 +264,7 @@ class EventRelay:
                 step.done = self._ended = True
                 break
             if kind == "error":
-                step.error = bytes(data.error) if data.error is not None else b"{}"
+                step.error = bytes(data.error) or b"{}"
                 self._ended = True
                 break
             if kind == "content_block_delta" and data.delta is not None:

@@ -150,7 +150,8 @@ class StreamEvent(Struct, frozen=True):
     content_block: Block | None = None
     delta: Delta | None = None
     usage: WireUsage | None = None
-    error: msgspec.Raw | None = None
+    # Raw JSON of an ``error`` event's error; empty when absent.
+    error: msgspec.Raw = msgspec.Raw()
 
 
 class ErrorDetail(Struct, frozen=True):

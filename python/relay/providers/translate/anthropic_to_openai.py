@@ -215,7 +215,7 @@ class _Completion(Struct, frozen=True):
     model: str = ""
     choices: list[_Choice] = []
     usage: WireUsage | None = None
-    error: msgspec.Raw | None = None
+    error: msgspec.Raw = msgspec.Raw()  # empty when absent
 
 
 _COMPLETION = msgspec.json.Decoder(_Completion)
@@ -353,7 +353,7 @@ class EventStream:
                     f"provider '{self._provider}' sent a bad stream: event {number + 1} "
                     f"is not a chat chunk ({exc})"
                 ) from None
-            if chunk_.error is not None:
+            if chunk_.error and bytes(chunk_.error) != b"null":
                 step.error = bytes(chunk_.error)
                 self._ended = True
                 break

@@ -368,7 +368,7 @@ class ChunkStream:
                 step.done = self._ended = True
                 break
             elif kind == "error":
-                step.error = bytes(data.error) if data.error is not None else b"{}"
+                step.error = bytes(data.error) or b"{}"
                 self._ended = True
                 break
         if step.text:

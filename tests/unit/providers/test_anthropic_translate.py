@@ -1,0 +1,357 @@
+"""The Anthropic translators and pass-through on the contract fixtures (tests/contracts): JSON
+answers, streams fed whole and split at every byte, usage with cache reads and writes, error
+types, and the request rules that need no server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from relay.accounting.usage import cost_usd
+from relay.config.model import Pricing, ProviderConfig
+from relay.dialects import ANTHROPIC_DIALECTS, OPENAI_DIALECTS
+from relay.errors import GatewayError, InvalidRequest, ModelNotFound, UpstreamUnreachable
+from relay.exchange import Attempt, Deployment, Endpoint, Exchange, Usage
+from relay.providers.anthropic import AnthropicProvider, EventRelay
+from relay.providers.translate import anthropic_to_openai, openai_to_anthropic
+from relay.upstream import UpstreamPool
+from relay.wire.anthropic import WireUsage, usage_from_wire
+
+CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
+CHAT, MESSAGES = OPENAI_DIALECTS[0], ANTHROPIC_DIALECTS[0]
+PROVIDER = AnthropicProvider(
+    "claude",
+    ProviderConfig(kind="anthropic", base_url="http://h/v1", api_key="sk-ant-secret-1"),
+    UpstreamPool(),
+)
+
+
+def fixture(name: str) -> bytes:
+    return (CONTRACTS / name).read_bytes()
+
+
+def attempt() -> Attempt:
+    return Attempt(Deployment("claude", "claude-up", "claude"))
+
+
+def exchange(body: dict[str, Any], dialect: Any = CHAT) -> Exchange:
+    ex = Exchange("req_1", dialect.endpoint, msgspec.json.encode(body), {}, dialect=dialect)
+    dialect.parse(ex)
+    return ex
+
+
+def feed_all(mapper: Any, data: bytes, size: int | None = None) -> tuple[bytes, Any]:
+    """Feed ``data`` in pieces of ``size`` (whole when None); the frames and the last step."""
+    pieces = [data] if size is None else [data[i : i + size] for i in range(0, len(data), size)]
+    out, step = b"", None
+    for piece in pieces:
+        step = mapper.feed(piece)
+        out += step.out
+        if step.error is not None or step.done:
+            break
+    return out, step
+
+
+def sse_json(out: bytes) -> list[Any]:
+    return [
+        json.loads(line[6:])
+        for line in out.decode().split("\n")
+        if line.startswith("data: ") and line != "data: [DONE]"
+    ]
+
+
+# -- Anthropic answers for OpenAI clients ---------------------------------------------------
+
+
+def test_message_with_tool_use_and_cache_usage_as_chat_completion() -> None:
+    a = attempt()
+    body = json.loads(
+        openai_to_anthropic.response("claude", a, fixture("anthropic_message_tool_use.json"))
+    )
+    choice = body["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    assert choice["message"]["content"] == "I'll check the weather."
+    call = choice["message"]["tool_calls"][0]
+    assert call["id"] == "toolu_01A09q90qw90lq917835lq9"
+    assert json.loads(call["function"]["arguments"]) == {
+        "location": "San Francisco, CA",
+        "unit": "celsius",
+    }
+    # 2095 uncached + 1000 written + 3000 read: each prompt token once
+    assert body["usage"] == {
+        "prompt_tokens": 6095,
+        "completion_tokens": 503,
+        "total_tokens": 6598,
+        "prompt_tokens_details": {"cached_tokens": 3000},
+    }
+    assert a.usage == Usage(6095, 503, 3000, 1000)
+
+
+@pytest.mark.parametrize("size", [None, 1, 7, 64])
+def test_anthropic_stream_as_chat_chunks_split_anywhere(size: int | None) -> None:
+    data = fixture("anthropic_stream_tool_use.sse")
+    mapper = openai_to_anthropic.ChunkStream("claude", attempt(), include_usage=True)
+    out, step = feed_all(mapper, data, size)
+    assert step.done
+    chunks = sse_json(out)
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert "".join(
+        c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]
+    ) == ("Okay, let me check.")
+    calls = [
+        tc for c in chunks if c["choices"] for tc in c["choices"][0]["delta"].get("tool_calls", [])
+    ]
+    assert calls[0] == {
+        "index": 0,
+        "id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": ""},
+    }
+    assert json.loads("".join(c["function"]["arguments"] for c in calls)) == {
+        "location": "San Francisco, CA",
+        "unit": "fahrenheit",
+    }
+    assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1] == "tool_calls"
+    assert chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"]["prompt_tokens"] == 2572
+    assert chunks[-1]["usage"]["prompt_tokens_details"] == {"cached_tokens": 2000}
+    assert step.usage == (2572, 89, 2000, 100)
+    assert "get_weather" in mapper.text() and "San Fra" in mapper.text()
+
+
+def test_stream_without_include_usage_has_no_usage_chunk_and_commits_at_first_text() -> None:
+    mapper = openai_to_anthropic.ChunkStream("claude", attempt(), include_usage=False)
+    data = fixture("anthropic_stream_text.sse")
+    first = data.index(b"event: content_block_delta")
+    head = mapper.feed(data[:first])
+    assert not head.content and b'"role":"assistant"' in head.out
+    rest, step = feed_all(mapper, data[first:])
+    assert step.done and b'"usage"' not in rest
+    assert len(sse_json(rest)) == 21  # 20 text chunks + the finish chunk
+
+
+def test_anthropic_error_event_mid_stream() -> None:
+    data = fixture("anthropic_stream_text.sse")
+    cut = data.index(b"event: content_block_stop")
+    error = b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'
+    mapper = openai_to_anthropic.ChunkStream("claude", attempt(), include_usage=False)
+    _, step = feed_all(mapper, data[:cut] + error)
+    assert step.error is not None
+    err = PROVIDER.stream_error(step.error)
+    assert (err.status, err.type, err.message) == (529, "overloaded_error", "Overloaded")
+
+
+# -- Anthropic to Anthropic: the pass-through relay ---------------------------------------
+
+
+@pytest.mark.parametrize("size", [None, 1, 5, 100])
+def test_pass_through_relays_every_event_but_message_stop(size: int | None) -> None:
+    data = fixture("anthropic_stream_tool_use.sse")
+    a = attempt()
+    out, step = feed_all(EventRelay("claude", a), data, size)
+    assert step.done
+    assert out == data.replace(b'event: message_stop\ndata: {"type":"message_stop"}\n\n', b"")
+    assert step.usage == (2572, 89, 2000, 100)
+    assert a.stop_reason == "tool_use"
+
+
+def test_pass_through_commit_point_is_the_first_delta() -> None:
+    data = fixture("anthropic_stream_text.sse")
+    relay = EventRelay("claude", attempt())
+    first = data.index(b"event: content_block_delta")
+    assert not relay.feed(data[:first]).content  # message_start, block start, ping: held
+    assert relay.feed(data[first : first + 10]).out == b""
+    assert relay.feed(data[first + 10 :]).content
+
+
+# -- OpenAI answers for Anthropic clients ---------------------------------------------------
+
+
+def test_chat_completion_as_message() -> None:
+    a = attempt()
+    body = json.loads(
+        anthropic_to_openai.response("gpt", a, fixture("openai_chat_completion.json"))
+    )
+    assert body["type"] == "message" and body["role"] == "assistant"
+    assert body["content"][0]["type"] == "text" and body["stop_reason"] == "end_turn"
+    assert body["usage"] == {
+        "input_tokens": 25,
+        "output_tokens": 20,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
+
+
+@pytest.mark.parametrize("size", [None, 1, 9])
+def test_chat_tool_stream_as_messages_events(size: int | None) -> None:
+    a = attempt()
+    out, step = feed_all(
+        anthropic_to_openai.EventStream("gpt", a), fixture("openai_stream_tool_calls.sse"), size
+    )
+    assert step.done
+    kinds = [line[7:] for line in out.decode().split("\n") if line.startswith("event: ")]
+    assert kinds == [
+        "message_start", "content_block_start", *["content_block_delta"] * 5,
+        "content_block_stop", "message_delta",
+    ]  # fmt: skip
+    events = sse_json(out)
+    assert events[1]["content_block"] == {
+        "type": "tool_use", "id": "call_DdmO9pD3xa9XTPNJ32zg2hcA", "name": "get_weather", "input": {},
+    }  # fmt: skip
+    assert json.loads("".join(e["delta"]["partial_json"] for e in events[2:7])) == {
+        "location": "Paris"
+    }
+    assert events[-1]["delta"]["stop_reason"] == "tool_use"
+    assert events[-1]["usage"] == {
+        "input_tokens": 50,
+        "output_tokens": 15,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 10,
+    }
+    assert a.stop_reason == "tool_use"
+
+
+def test_chat_stream_without_usage_leaves_the_message_delta_to_the_dialect() -> None:
+    data = fixture("openai_stream_text.sse")
+    usage_chunk = data[data.rindex(b"data: {") : data.index(b"data: [DONE]")]
+    a = attempt()
+    out, step = feed_all(anthropic_to_openai.EventStream("gpt", a), data.replace(usage_chunk, b""))
+    assert step.done and step.usage is None and b"message_delta" not in out
+    ex = exchange(
+        {
+            "model": "m",
+            "max_tokens": 5,
+            "stream": True,
+            "messages": [{"role": "user", "content": "x"}],
+        },
+        MESSAGES,
+    )
+    ex.attempts.append(a)
+    ex.cost_usd = 0.5
+    tail = MESSAGES.end_frames(ex, Usage(7, 20, counted_locally=True))
+    delta = sse_json(tail)[0]
+    assert delta["delta"]["stop_reason"] == "end_turn"
+    assert delta["usage"] == {"input_tokens": 7, "output_tokens": 20, "counted_locally": True}
+    assert tail.endswith(
+        b': x-relay-cost-usd 0.50000000\n\nevent: message_stop\ndata: {"type":"message_stop"}\n\n'
+    )
+
+
+# -- requests --------------------------------------------------------------------------------
+
+
+def test_requests_refused_with_the_field_named() -> None:
+    def refused(body: dict[str, Any]) -> InvalidRequest:
+        with pytest.raises(InvalidRequest) as info:
+            openai_to_anthropic.request(exchange(body), attempt(), 100)
+        return info.value
+
+    bad_args = {
+        "model": "m",
+        "messages": [
+            {"role": "user", "content": "x"},
+            {"role": "assistant", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{oops"}}]},
+        ],
+    }  # fmt: skip
+    assert refused(bad_args).param == "messages[1].tool_calls[0].function.arguments"
+    image = {
+        "model": "m",
+        "messages": [
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x"}}]}
+        ],
+    }
+    assert refused(image).param == "messages[0].content[0].image_url.url"
+    assert (
+        refused({"model": "m", "n": 2, "messages": [{"role": "user", "content": "x"}]}).param == "n"
+    )
+    only_system = {"model": "m", "messages": [{"role": "system", "content": "x"}]}
+    assert refused(only_system).param == "messages"
+
+
+def test_messages_request_as_chat_request() -> None:
+    ex = exchange(
+        {
+            "model": "claude",
+            "max_tokens": 9,
+            "system": [{"type": "text", "text": "be brief"}],
+            "stop_sequences": ["X"],
+            "metadata": {"user_id": "u1"},
+            "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
+            "tools": [{"name": "f", "input_schema": {"type": "object"}}],
+            "output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}},
+            "messages": [
+                {"role": "user", "content": [
+                    {"type": "text", "text": "see"},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}},
+                ]},
+            ],
+        },
+        MESSAGES,
+    )  # fmt: skip
+    chat = json.loads(anthropic_to_openai.request(ex, attempt()))
+    assert chat["model"] == "claude-up" and chat["max_tokens"] == 9
+    assert chat["messages"] == [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": [
+            {"type": "text", "text": "see"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+        ]},
+    ]  # fmt: skip
+    assert (chat["stop"], chat["user"], chat["tool_choice"]) == (["X"], "u1", "auto")
+    assert chat["parallel_tool_calls"] is False
+    assert chat["response_format"]["json_schema"]["schema"] == {"type": "object"}
+
+
+# -- usage, cost, errors ----------------------------------------------------------------------
+
+
+def test_message_delta_usage_is_cumulative_over_message_start() -> None:
+    start = usage_from_wire(WireUsage(input_tokens=10, output_tokens=1, cache_read_input_tokens=5))
+    end = usage_from_wire(WireUsage(output_tokens=30), start)
+    assert end == Usage(15, 30, 5, 0)
+
+
+def test_cache_writes_priced_at_cache_write() -> None:
+    usage = Usage(
+        prompt_tokens=1150, completion_tokens=100, cached_tokens=1000, cache_write_tokens=100
+    )
+    pricing = Pricing(input=3.0, output=15.0, cached=0.3, cache_write=3.75)
+    assert cost_usd(usage, pricing) == pytest.approx(
+        (50 * 3 + 1000 * 0.3 + 100 * 3.75 + 100 * 15) / 1e6
+    )
+    assert cost_usd(usage, Pricing(input=1.0)) == pytest.approx(1150 / 1e6)
+
+
+@pytest.mark.parametrize(
+    ("err", "kind"),
+    [
+        (InvalidRequest("x"), "invalid_request_error"),
+        (ModelNotFound("x"), "not_found_error"),
+        (UpstreamUnreachable("x"), "api_error"),
+        (GatewayError("x", status=529), "overloaded_error"),
+        (GatewayError("x", status=401), "authentication_error"),
+        (GatewayError("x", status=413), "request_too_large"),
+        (GatewayError("x", status=429), "rate_limit_error"),
+        (GatewayError("x", status=504), "timeout_error"),
+    ],
+)
+def test_dialect_error_types_per_status(err: GatewayError, kind: str) -> None:
+    assert json.loads(MESSAGES.error_body(err)) == {
+        "type": "error",
+        "error": {"type": kind, "message": "x"},
+    }
+    assert MESSAGES.error_frame(err).startswith(b"event: error\ndata: {")
+
+
+def test_provider_error_keeps_its_type_and_status_and_scrubs_the_key() -> None:
+    body = b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded sk-ant-secret-1"}}'
+    err = PROVIDER.error_from(attempt(), 529, body, {})
+    assert (err.status, err.type) == (529, "overloaded_error")
+    assert "sk-ant-secret-1" not in err.message
+    assert json.loads(MESSAGES.error_body(err))["error"]["type"] == "overloaded_error"
+    assert PROVIDER.error_from(attempt(), 401, body, {}).status == 502
+    assert Endpoint.MESSAGES.value == "/messages"

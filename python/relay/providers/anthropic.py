@@ -217,24 +217,32 @@ class EventRelay:
     """A Messages stream relayed event by event to a Messages client.
 
     Each event is re-framed (``event:`` and ``data:`` lines; the data bytes are never
-    re-encoded) and read once for what the gateway needs: usage (``message_start``, then the
-    cumulative ``message_delta``), the commit point (the first delta), the text, a provider's
-    ``error`` event (not relayed: the dialect writes the error event) and ``message_stop``,
-    which ends the stream and is written by the dialect after the cost comment.
+    re-encoded). Deltas, the bulk of a stream, are not decoded: their raw data is kept and only
+    read if the text is ever needed (local counting when the provider reported no usage). The
+    other events are read once for what the gateway needs: usage (``message_start``, then the
+    cumulative ``message_delta``), the stop reason, a ``tool_use`` block start (content), a
+    provider's ``error`` event (not relayed: the dialect writes the error event) and
+    ``message_stop``, which ends the stream and is written by the dialect after the cost
+    comment. The first delta is the commit point.
     """
 
-    __slots__ = ("_attempt", "_decoder", "_ended", "_provider", "_texts", "_usage")
+    __slots__ = ("_attempt", "_decoder", "_deltas", "_ended", "_provider", "_usage")
 
     def __init__(self, provider: str, attempt: Attempt) -> None:
         self._provider = provider
         self._attempt = attempt
         self._decoder = SseDecoder(MAX_EVENT_BYTES)
-        self._texts: list[str] = []
+        self._deltas: list[bytes] = []  # raw data of text and tool input deltas, in order
         self._usage: Usage | None = None
         self._ended = False
 
     def text(self) -> str:
-        return "".join(self._texts)
+        parts = []
+        for raw in self._deltas:
+            delta = EVENT_DECODER.decode(raw).delta
+            if delta is not None:
+                parts.append((delta.text or "") + (delta.partial_json or ""))
+        return "".join(parts)
 
     def feed(self, chunk: bytes) -> Step:
         step = Step()
@@ -249,8 +257,12 @@ class EventRelay:
         out: list[bytes] = []
         for number, event in enumerate(events):
             raw = event.data
-            if event.event == "ping":
-                out.append(b"event: ping\ndata: " + raw + b"\n\n")
+            kind = event.event
+            if kind == "content_block_delta" or kind == "ping":
+                if kind != "ping":
+                    self._deltas.append(raw)
+                    step.content = True
+                out.append(b"event: " + kind.encode() + b"\ndata: " + raw + b"\n\n")
                 continue
             try:
                 data = EVENT_DECODER.decode(raw)
@@ -267,8 +279,8 @@ class EventRelay:
                 step.error = bytes(data.error) or b"{}"
                 self._ended = True
                 break
-            if kind == "content_block_delta" and data.delta is not None:
-                step.text += (data.delta.text or "") + (data.delta.partial_json or "")
+            if kind == "content_block_delta":  # an event without its ``event:`` line
+                self._deltas.append(raw)
             elif kind == "message_start" and data.message is not None:
                 if data.message.usage is not None:
                     self._usage = usage_from_wire(data.message.usage)
@@ -281,14 +293,15 @@ class EventRelay:
                 block = data.content_block
                 if block.type != "text" or block.text:
                     step.content = True
-                step.text += (block.text or "") + (block.name or "")
+                    text = (block.text or "") + (block.name or "")
+                    self._deltas.append(
+                        msgspec.json.encode({"type": kind, "delta": {"text": text}})
+                    )
             if kind in _CONTENT_EVENTS or kind not in _QUIET_EVENTS:
                 step.content = True
             if b"\n" in raw:
                 raw = raw.replace(b"\n", b"\ndata: ")
             out.append(b"event: " + kind.encode() + b"\ndata: " + raw + b"\n\n")
-        if step.text:
-            self._texts.append(step.text)
         if self._usage is not None:
             u = self._usage
             step.usage = (

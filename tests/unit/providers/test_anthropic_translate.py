@@ -157,6 +157,13 @@ def test_pass_through_relays_every_event_but_message_stop(size: int | None) -> N
     assert out == data.replace(b'event: message_stop\ndata: {"type":"message_stop"}\n\n', b"")
     assert step.usage == (2572, 89, 2000, 100)
     assert a.stop_reason == "tool_use"
+    assert a.text is None  # set by the provider's stream_mapper, read only when counting
+    relay = EventRelay("claude", a)
+    feed_all(relay, data, size)
+    assert (
+        relay.text()
+        == 'Okay, let me check.get_weather{"location": "San Francisco, CA", "unit": "fahrenheit"}'
+    )
 
 
 def test_pass_through_commit_point_is_the_first_delta() -> None:

@@ -195,11 +195,10 @@ def request(port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes
 
 
 def through_server(count: int, turns: int) -> dict[str, float]:
+    import relay
     from tests.fakes.anthropic_upstream import start_fake_anthropic
     from tests.fakes.openai_upstream import start_fake_upstream
     from tests.integration.gateway import Gateway
-
-    import relay
 
     # The server runs in a temporary directory: point it at this checkout's package.
     package_root = str(Path(relay.__file__).resolve().parents[1])

@@ -18,6 +18,7 @@ from relay import kinds
 from relay.config.model import ProviderConfig
 from relay.errors import (
     GatewayError,
+    StreamProtocolError,
     UpstreamProtocolError,
     UpstreamStatusError,
     scrub_secrets,
@@ -199,6 +200,13 @@ class AnthropicProvider(Provider):
         return (self.config.api_key,) if self.config.api_key else ()
 
 
+class _Kind(msgspec.Struct):
+    type: str
+
+
+_CHECK = msgspec.json.Decoder(_Kind)
+
+
 class Step:
     """One network read of a relayed Messages stream (see :class:`relay.stage.StreamStep`)."""
 
@@ -217,8 +225,8 @@ class EventRelay:
     """A Messages stream relayed event by event to a Messages client.
 
     Each event is re-framed (``event:`` and ``data:`` lines; the data bytes are never
-    re-encoded). Deltas, the bulk of a stream, are not decoded: their raw data is kept and only
-    read if the text is ever needed (local counting when the provider reported no usage). The
+    re-encoded). Deltas, the bulk of a stream, are only checked to be JSON: their raw data is
+    kept and read if the text is ever needed (local counting when the provider reported no usage). The
     other events are read once for what the gateway needs: usage (``message_start``, then the
     cumulative ``message_delta``), the stop reason, a ``tool_use`` block start (content), a
     provider's ``error`` event (not relayed: the dialect writes the error event) and
@@ -258,18 +266,21 @@ class EventRelay:
         for number, event in enumerate(events):
             raw = event.data
             kind = event.event
-            if kind == "content_block_delta" or kind == "ping":
-                if kind != "ping":
-                    self._deltas.append(raw)
-                    step.content = True
-                out.append(b"event: " + kind.encode() + b"\ndata: " + raw + b"\n\n")
-                continue
             try:
+                if kind == "content_block_delta" or kind == "ping":
+                    _CHECK.decode(raw)  # valid JSON, nothing built: the text is read lazily
+                    if kind != "ping":
+                        self._deltas.append(raw)
+                        step.content = True
+                    out.append(b"event: " + kind.encode() + b"\ndata: " + raw + b"\n\n")
+                    continue
                 data = EVENT_DECODER.decode(raw)
             except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
-                raise UpstreamProtocolError(
+                # What the read carried before the bad event still goes to the client first.
+                raise StreamProtocolError(
                     f"provider '{self._provider}' sent a bad stream: event {number + 1} "
-                    f"is not a Messages stream event ({exc})"
+                    f"is not a Messages stream event ({exc})",
+                    partial=self._partial(step, out),
                 ) from None
             kind = data.type
             if kind == "message_stop":
@@ -311,4 +322,10 @@ class EventRelay:
                 u.cache_write_tokens,
             )
         step.out = b"".join(out)
+        return step
+
+    def _partial(self, step: Step, out: list[bytes]) -> Step:
+        """The step as far as the read went (before a bad event)."""
+        step.out = b"".join(out)
+        self._ended = True
         return step

@@ -362,3 +362,26 @@ def test_provider_error_keeps_its_type_and_status_and_scrubs_the_key() -> None:
     assert json.loads(MESSAGES.error_body(err))["error"]["type"] == "overloaded_error"
     assert PROVIDER.error_from(attempt(), 401, body, {}).status == 502
     assert Endpoint.MESSAGES.value == "/messages"
+
+
+@pytest.mark.parametrize("which", ["chunks", "relay", "events"])
+def test_a_bad_event_keeps_what_the_read_carried_before_it(which: str) -> None:
+    from relay.errors import StreamProtocolError
+    from relay.stage import StreamStep
+
+    if which == "events":
+        mapper: Any = anthropic_to_openai.EventStream("gpt", attempt())
+        good = fixture("openai_stream_text.sse").split(b"\n\n")[1] + b"\n\n"
+    else:
+        mapper = (
+            openai_to_anthropic.ChunkStream("claude", attempt(), include_usage=False)
+            if which == "chunks"
+            else EventRelay("claude", attempt())
+        )
+        data = fixture("anthropic_stream_text.sse")
+        good = data[: data.index(b"event: content_block_stop")]
+    with pytest.raises(StreamProtocolError) as info:
+        mapper.feed(good + b"event: content_block_delta\ndata: not json\n\n")
+    partial = info.value.partial
+    assert isinstance(partial, StreamStep) and partial.content and partial.out
+    assert mapper.feed(b"data: more\n\n").out == b""  # the stream is over

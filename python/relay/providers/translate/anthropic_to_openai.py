@@ -4,13 +4,13 @@ chat request, the chat completion as a Message, chat chunks as a Messages stream
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import msgspec
 from msgspec import Struct
 
-from relay.errors import InvalidRequest, UpstreamProtocolError
+from relay.errors import InvalidRequest, StreamProtocolError, UpstreamProtocolError
 from relay.exchange import Attempt, Exchange, Usage
 from relay.native import SseDecoder, SseEventTooLarge, counter_for
 from relay.providers.translate.common import encode, image_url, json_object, stop_reason, text_of
@@ -169,7 +169,7 @@ class LocalResponse:
     async def read(self) -> bytes:
         return self._body
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
         yield self._body
 
     def close(self) -> None:
@@ -349,9 +349,11 @@ class EventStream:
             try:
                 chunk_ = _COMPLETION.decode(data)
             except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
-                raise UpstreamProtocolError(
+                # What the read carried before the bad event still goes to the client first.
+                raise StreamProtocolError(
                     f"provider '{self._provider}' sent a bad stream: event {number + 1} "
-                    f"is not a chat chunk ({exc})"
+                    f"is not a chat chunk ({exc})",
+                    partial=self._partial(step, out),
                 ) from None
             if chunk_.error and bytes(chunk_.error) != b"null":
                 step.error = bytes(chunk_.error)
@@ -385,6 +387,14 @@ class EventStream:
             u = self._usage
             step.usage = (u.prompt_tokens, u.completion_tokens, u.cached_tokens, 0)
         step.out = b"".join(out)
+        return step
+
+    def _partial(self, step: Step, out: list[bytes]) -> Step:
+        """The step as far as the read went (before a bad event)."""
+        step.out = b"".join(out)
+        if step.text:
+            self._texts.append(step.text)
+        self._ended = True
         return step
 
     def _start(self, chunk: _Completion) -> bytes:

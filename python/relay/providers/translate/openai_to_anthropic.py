@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from relay.errors import InvalidRequest, UpstreamProtocolError
+from relay.errors import InvalidRequest, StreamProtocolError, UpstreamProtocolError
 from relay.exchange import Attempt, Exchange, Usage
 from relay.native import SseDecoder, SseEventTooLarge
 from relay.providers.translate.common import (
@@ -312,9 +312,11 @@ class ChunkStream:
             try:
                 data = EVENT_DECODER.decode(event.data)
             except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
-                raise UpstreamProtocolError(
+                # What the read carried before the bad event still goes to the client first.
+                raise StreamProtocolError(
                     f"provider '{self._provider}' sent a bad stream: event {number + 1} "
-                    f"is not a Messages stream event ({exc})"
+                    f"is not a Messages stream event ({exc})",
+                    partial=self._partial(step, out),
                 ) from None
             kind = data.type
             if kind == "content_block_delta" and data.delta is not None:
@@ -382,6 +384,14 @@ class ChunkStream:
                 usage.cache_write_tokens,
             )
         step.out = b"".join(out)
+        return step
+
+    def _partial(self, step: Step, out: list[bytes]) -> Step:
+        """The step as far as the read went (before a bad event)."""
+        step.out = b"".join(out)
+        if step.text:
+            self._texts.append(step.text)
+        self._ended = True
         return step
 
     def _start(self, message: MessageProbe) -> bytes:

@@ -97,7 +97,9 @@ class AnthropicProvider(Provider):
         if native:
             body = self._native_body(ex, attempt)
         else:
-            body = openai_to_anthropic.request(ex, attempt, self.config.max_tokens_default)
+            body = openai_to_anthropic.request(
+                ex, attempt, self.config.max_tokens_default, self.name
+            )
         return await self.pool.send(
             self.name,
             self._urls[ex.endpoint],

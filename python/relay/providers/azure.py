@@ -16,6 +16,7 @@ from urllib.parse import quote
 from relay.config.model import ProviderConfig
 from relay.exchange import Attempt, Exchange
 from relay.providers.openai_compat import OpenAICompatible
+from relay.providers.openai_wire import wire_endpoint
 
 
 class AzureOpenAI(OpenAICompatible):
@@ -32,7 +33,7 @@ class AzureOpenAI(OpenAICompatible):
         deployment = quote(attempt.deployment.upstream_model, safe="")
         version = quote(self.config.api_version or "", safe="")
         return (
-            f"{self.base_url}/openai/deployments/{deployment}{ex.endpoint.value}"
+            f"{self.base_url}/openai/deployments/{deployment}{wire_endpoint(ex).value}"
             f"?api-version={version}"
         )
 

@@ -36,6 +36,15 @@ _RETRY_HEADERS = ("retry-after", "x-ratelimit-reset-requests", "x-ratelimit-rese
 _USAGE_ON = b'{"include_usage":true}'
 
 
+# An Anthropic Messages client is served by the chat endpoint (counting by the gateway).
+_TRANSLATED = {Endpoint.MESSAGES: Endpoint.CHAT, Endpoint.COUNT_TOKENS: Endpoint.CHAT}
+
+
+def wire_endpoint(ex: Exchange) -> Endpoint:
+    """The OpenAI endpoint that serves ``ex`` (chat completions for Anthropic's Messages)."""
+    return _TRANSLATED.get(ex.endpoint, ex.endpoint)
+
+
 def upstream_body(
     ex: Exchange,
     attempt: Attempt,
@@ -89,6 +98,10 @@ def _with_usage(raw: bytes | None) -> bytes:
 class OpenAIWire(Provider):
     """Maps OpenAI-shaped answers for an OpenAI-dialect client: bytes pass through. A client
     of another dialect (Anthropic's Messages) is translated both ways."""
+
+    def check(self, ex: Exchange) -> None:
+        if wire_endpoint(ex) not in self.endpoints:
+            super().check(ex)
 
     def map_json(self, ex: Exchange, attempt: Attempt, body: bytes) -> bytes:
         if ex.dialect is not None and ex.dialect.wire != "openai":

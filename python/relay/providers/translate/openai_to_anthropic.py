@@ -18,6 +18,7 @@ import msgspec
 from relay.errors import InvalidRequest, StreamProtocolError, UpstreamProtocolError
 from relay.exchange import Attempt, Exchange, Usage
 from relay.native import SseDecoder, SseEventTooLarge
+from relay.providers.params import unsupported_error
 from relay.providers.translate.common import (
     encode,
     finish_reason,
@@ -33,15 +34,28 @@ from relay.wire.anthropic import (
 )
 
 MAX_EVENT_BYTES = 4 * 1024 * 1024
+# Chat parameters the Messages API has no equivalent for: a 400 naming them, unless the model
+# sets drop_unsupported_params. (``user`` and ``metadata`` only attribute: never refused.)
+UNSUPPORTED = (
+    "seed", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs",
+    "top_logprobs", "audio", "modalities", "prediction",
+)  # fmt: skip
 JSON_OBJECT_INSTRUCTION = "Respond with a single JSON object and nothing else."
 
 
 # -- request -----------------------------------------------------------------------------------
 
 
-def request(ex: Exchange, attempt: Attempt, max_tokens_default: int) -> bytes:
+def request(
+    ex: Exchange, attempt: Attempt, max_tokens_default: int, provider: str = "anthropic"
+) -> bytes:
     """The Messages request for the client's chat request."""
     chat: dict[str, Any] = msgspec.json.decode(ex.body)
+    deployment = attempt.deployment
+    if not deployment.drop_unsupported_params:
+        for name in UNSUPPORTED:
+            if chat.get(name) not in (None, False):
+                raise unsupported_error(name, provider, "anthropic", deployment.public_model)
     system: list[str] = []
     turns: list[dict[str, Any]] = []
     for i, message in enumerate(chat["messages"]):
@@ -66,8 +80,8 @@ def request(ex: Exchange, attempt: Attempt, max_tokens_default: int) -> bytes:
             "messages: needs at least one user or assistant message", param="messages"
         )
     n = chat.get("n")
-    if isinstance(n, int) and n > 1:
-        raise InvalidRequest("n: this model's provider returns one choice per request", param="n")
+    if isinstance(n, int) and n > 1 and not deployment.drop_unsupported_params:
+        raise unsupported_error("n", provider, "anthropic", deployment.public_model)
     out: dict[str, Any] = {"model": attempt.deployment.upstream_model}
     limit = chat.get("max_completion_tokens") or chat.get("max_tokens")
     out["max_tokens"] = limit if isinstance(limit, int) else max_tokens_default

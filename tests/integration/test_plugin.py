@@ -137,7 +137,7 @@ def test_check_config_knows_the_plugin_kind_only_where_installed(
         capture_output=True, text=True, env=env,
     )  # fmt: skip
     assert without.returncode == 1
-    assert "providers.corp.kind: unknown kind 'inhouse' (known: azure, bedrock" in (
+    assert "providers.corp.kind: unknown kind 'inhouse' (known: anthropic, azure, bedrock" in (
         without.stdout + without.stderr
     )
 

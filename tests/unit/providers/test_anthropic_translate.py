@@ -385,3 +385,25 @@ def test_a_bad_event_keeps_what_the_read_carried_before_it(which: str) -> None:
     partial = info.value.partial
     assert isinstance(partial, StreamStep) and partial.content and partial.out
     assert mapper.feed(b"data: more\n\n").out == b""  # the stream is over
+
+
+def test_openai_shaped_kinds_serve_messages_through_chat_completions() -> None:
+    from relay.providers.azure import AzureOpenAI
+    from relay.providers.vendors import Mistral
+
+    azure = AzureOpenAI(
+        "az",
+        ProviderConfig(
+            kind="azure", base_url="https://r.openai.azure.com", api_version="2024-10-21"
+        ),
+        UpstreamPool(),
+    )
+    ex = exchange(
+        {"model": "claude", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+        MESSAGES,
+    )
+    azure.check(ex)
+    assert azure.url_for(ex, attempt()) == (
+        "https://r.openai.azure.com/openai/deployments/claude-up/chat/completions?api-version=2024-10-21"
+    )
+    Mistral("m", ProviderConfig(kind="mistral", api_key="k"), UpstreamPool()).check(ex)

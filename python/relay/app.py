@@ -13,11 +13,8 @@ Stages, providers and the relay never import each other; they are wired here.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import os
 import re
-import secrets
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -37,6 +34,7 @@ from relay.egress.headers import (
 from relay.errors import GatewayError, MethodNotAllowed, ModelNotFound, NotFound, ShuttingDown
 from relay.exchange import Attempt, Exchange
 from relay.forward import AttemptLoop
+from relay.ids import new_id
 from relay.ingress.body import read_body
 from relay.native import counter_for
 from relay.obs.log import configure_logging, log_exchange
@@ -324,27 +322,11 @@ def _client_left(ex: Exchange, task: asyncio.Task[Any]) -> None:
         task.cancel("relay: client disconnected")
 
 
-# Request ids: a random prefix per worker process and a counter, unique without a system call
-# per request (secrets.token_hex reads the kernel's random source every time).
-_ID_PREFIX = ""
-_id_counter = itertools.count(1)
-
-
-def _new_id_prefix() -> None:
-    """A fresh prefix for this process (and for every forked worker)."""
-    global _ID_PREFIX
-    _ID_PREFIX = "req_" + secrets.token_hex(8)
-
-
-_new_id_prefix()
-os.register_at_fork(after_in_child=_new_id_prefix)
-
-
 def _new_id(scope: Any) -> str:
     given = scope.headers.get("x-request-id")
     if given and _REQUEST_ID.match(given):
         return str(given)
-    return f"{_ID_PREFIX}{next(_id_counter):08x}"
+    return new_id("req_")
 
 
 def _models(config: Config) -> dict[str, dict[str, object]]:

@@ -125,14 +125,15 @@ def test_a_failing_tap_does_not_fail_the_request() -> None:
 def test_request_ids_are_unique_across_forked_workers() -> None:
     import os
 
-    from relay import app as app_module
+    from relay.ids import new_id
 
     read, write = os.pipe()
     pid = os.fork()
-    if pid == 0:  # a worker forked from a process that already imported the app
-        os.write(write, app_module._new_id(Scope("/")).encode())
+    if pid == 0:  # a worker forked from a process that already made ids
+        os.write(write, new_id("req_").encode())
         os._exit(0)
     os.waitpid(pid, 0)
     child = os.read(read, 100).decode()
-    mine = app_module._new_id(Scope("/"))
-    assert child[:20] != mine[:20] and child.startswith("req_")
+    mine, again = new_id("req_"), new_id("req_")
+    assert child.startswith("req_") and child[:20] != mine[:20]
+    assert mine != again and mine[:20] == again[:20]

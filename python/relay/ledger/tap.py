@@ -7,10 +7,10 @@ per attempt) are read when present.
 
 from __future__ import annotations
 
-import secrets
 import time
 
 from relay.exchange import Exchange
+from relay.ids import new_id
 from relay.ledger.records import DAY_S, AttemptRow, RequestRow
 from relay.ledger.writer import LedgerWriter
 
@@ -30,7 +30,7 @@ class LedgerTap:
         now_wall, now_perf = time.time(), time.perf_counter()
         ts = now_wall - (now_perf - ex.started)
         finished = ex.finished or now_perf
-        lid = "lg_" + secrets.token_hex(10)
+        lid = new_id("lg_")
         principal, usage, deployment = ex.principal, ex.usage, ex.deployment
         attempts = ex.attempts
         first_token = getattr(ex, "first_token_at", None)

@@ -109,6 +109,21 @@ class StreamStep(Protocol):
         ...
 
 
+class Step:
+    """A :class:`StreamStep` built by a mapper written in Python (the native scanner returns
+    its own): fill what the read held."""
+
+    __slots__ = ("content", "done", "error", "out", "text", "usage")
+
+    def __init__(self) -> None:
+        self.out = b""
+        self.content = False
+        self.done = False
+        self.usage: tuple[int, int, int] | tuple[int, int, int, int] | None = None
+        self.error: bytes | None = None
+        self.text = ""
+
+
 class StreamMapper(Protocol):
     """Turns a provider's stream, read by read, into the client's dialect (one per attempt)."""
 

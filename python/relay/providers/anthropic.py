@@ -27,7 +27,7 @@ from relay.exchange import Attempt, Endpoint, Exchange, Usage
 from relay.native import InvalidJson, SseDecoder, SseEventTooLarge, splice_top_level
 from relay.providers.base import Provider
 from relay.providers.translate import openai_to_anthropic
-from relay.stage import StreamMapper
+from relay.stage import Step, StreamMapper
 from relay.upstream import UpstreamPool, UpstreamResponse
 from relay.wire.anthropic import (
     ERROR_DECODER,
@@ -207,20 +207,6 @@ class _Kind(msgspec.Struct):
 
 
 _CHECK = msgspec.json.Decoder(_Kind)
-
-
-class Step:
-    """One network read of a relayed Messages stream (see :class:`relay.stage.StreamStep`)."""
-
-    __slots__ = ("content", "done", "error", "out", "text", "usage")
-
-    def __init__(self) -> None:
-        self.out = b""
-        self.content = False
-        self.done = False
-        self.usage: tuple[int, int, int, int] | None = None
-        self.error: bytes | None = None
-        self.text = ""
 
 
 class EventRelay:

@@ -7,7 +7,6 @@ SSE frames. Usage is the provider's own: ``prompt_tokens`` counts every input to
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -15,6 +14,7 @@ import msgspec
 from relay.errors import UpstreamProtocolError
 from relay.exchange import Usage
 from relay.native import EventStreamDecoder, InvalidEventStream
+from relay.stage import Step
 
 Json = dict[str, Any]
 _encode = msgspec.json.encode
@@ -106,18 +106,6 @@ def chat_completion(
     }
     text = content + "".join(c["function"]["name"] + c["function"]["arguments"] for c in calls)
     return _encode(completion), usage[0] if usage else None, text
-
-
-@dataclass(slots=True)
-class Step:
-    """One network read of a ConverseStream, as OpenAI chunks (a ``StreamStep``)."""
-
-    out: bytes = b""
-    content: bool = False
-    done: bool = False
-    usage: tuple[int, int, int] | None = None
-    error: bytes | None = None
-    text: str = ""
 
 
 class ConverseStreamMapper:

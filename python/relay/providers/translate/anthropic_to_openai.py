@@ -14,6 +14,7 @@ from relay.errors import InvalidRequest, StreamProtocolError, UpstreamProtocolEr
 from relay.exchange import Attempt, Exchange, Usage
 from relay.native import SseDecoder, SseEventTooLarge, counter_for
 from relay.providers.translate.common import encode, image_url, json_object, stop_reason, text_of
+from relay.stage import Step
 from relay.wire.anthropic import CountTokensRequest, MessagesRequest
 from relay.wire.openai import WireUsage, usage_from_wire
 
@@ -281,20 +282,6 @@ def _message_id(upstream: str) -> str:
 
 
 # -- stream ---------------------------------------------------------------------------------
-
-
-class Step:
-    """One network read of the stream, in Messages events (see :class:`relay.stage.StreamStep`)."""
-
-    __slots__ = ("content", "done", "error", "out", "text", "usage")
-
-    def __init__(self) -> None:
-        self.out = b""
-        self.content = False
-        self.done = False
-        self.usage: tuple[int, int, int, int] | None = None
-        self.error: bytes | None = None
-        self.text = ""
 
 
 def _event(kind: bytes, data: bytes) -> bytes:

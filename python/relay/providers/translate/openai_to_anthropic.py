@@ -26,6 +26,7 @@ from relay.providers.translate.common import (
     json_object,
     text_of,
 )
+from relay.stage import Step
 from relay.wire.anthropic import (
     EVENT_DECODER,
     MESSAGE_DECODER,
@@ -269,20 +270,6 @@ def usage_json(usage: Usage) -> dict[str, Any]:
 
 
 # -- stream ---------------------------------------------------------------------------------
-
-
-class Step:
-    """One network read of the stream, in chat chunks (see :class:`relay.stage.StreamStep`)."""
-
-    __slots__ = ("content", "done", "error", "out", "text", "usage")
-
-    def __init__(self) -> None:
-        self.out = b""
-        self.content = False
-        self.done = False
-        self.usage: tuple[int, int, int, int] | None = None
-        self.error: bytes | None = None
-        self.text = ""
 
 
 class ChunkStream:

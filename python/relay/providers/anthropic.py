@@ -24,8 +24,9 @@ from relay.errors import (
     scrub_secrets,
 )
 from relay.exchange import Attempt, Endpoint, Exchange, Usage
-from relay.native import InvalidJson, SseDecoder, SseEventTooLarge, splice_top_level
+from relay.native import InvalidJson, splice_top_level
 from relay.providers.base import Provider
+from relay.providers.sse import events_of, new_decoder
 from relay.providers.translate import openai_to_anthropic
 from relay.stage import Step, StreamMapper
 from relay.upstream import UpstreamPool, UpstreamResponse
@@ -37,7 +38,6 @@ from relay.wire.anthropic import (
     usage_from_wire,
 )
 
-MAX_EVENT_BYTES = 4 * 1024 * 1024
 # Client headers that choose the API's behaviour: forwarded on a pass-through.
 _CLIENT_HEADERS = ("anthropic-version", "anthropic-beta")
 # Mid-stream error types with a status of their own (before the commit point).
@@ -227,7 +227,7 @@ class EventRelay:
     def __init__(self, provider: str, attempt: Attempt) -> None:
         self._provider = provider
         self._attempt = attempt
-        self._decoder = SseDecoder(MAX_EVENT_BYTES)
+        self._decoder = new_decoder()
         self._deltas: list[bytes] = []  # raw data of text and tool input deltas, in order
         self._usage: Usage | None = None
         self._ended = False
@@ -244,12 +244,7 @@ class EventRelay:
         step = Step()
         if self._ended:
             return step
-        try:
-            events = self._decoder.feed(chunk)
-        except SseEventTooLarge:
-            raise UpstreamProtocolError(
-                f"provider '{self._provider}' sent a stream event over {MAX_EVENT_BYTES} bytes"
-            ) from None
+        events = events_of(self._decoder, chunk, self._provider)
         out: list[bytes] = []
         for number, event in enumerate(events):
             raw = event.data

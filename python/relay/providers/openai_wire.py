@@ -26,11 +26,11 @@ from relay.native import (
 )
 from relay.providers.base import Provider
 from relay.providers.params import NO_RULES, ParamRules, apply_rules
+from relay.providers.sse import MAX_EVENT_BYTES
 from relay.providers.translate import anthropic_to_openai
 from relay.stage import StreamMapper
 from relay.wire.openai import ERROR_DECODER, probe_response, usage_from_wire
 
-MAX_EVENT_BYTES = 4 * 1024 * 1024
 # Headers from a provider's error answer worth passing to the client.
 _RETRY_HEADERS = ("retry-after", "x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
 _USAGE_ON = b'{"include_usage":true}'

@@ -12,13 +12,13 @@ from msgspec import Struct
 
 from relay.errors import InvalidRequest, StreamProtocolError, UpstreamProtocolError
 from relay.exchange import Attempt, Exchange, Usage
-from relay.native import SseDecoder, SseEventTooLarge, counter_for
+from relay.native import counter_for
+from relay.providers.sse import events_of, new_decoder
 from relay.providers.translate.common import encode, image_url, json_object, stop_reason, text_of
 from relay.stage import Step
 from relay.wire.anthropic import CountTokensRequest, MessagesRequest
 from relay.wire.openai import WireUsage, usage_from_wire
 
-MAX_EVENT_BYTES = 4 * 1024 * 1024
 _JSON = {"content-type": "application/json"}
 
 
@@ -301,7 +301,7 @@ class EventStream:
     def __init__(self, provider: str, attempt: Attempt) -> None:
         self._provider = provider
         self._attempt = attempt
-        self._decoder = SseDecoder(MAX_EVENT_BYTES)
+        self._decoder = new_decoder()
         self._texts: list[str] = []
         self._started = False
         self._block = -1  # index of the open content block, -1 when none is open
@@ -319,12 +319,7 @@ class EventStream:
         step = Step()
         if self._ended:
             return step
-        try:
-            events = self._decoder.feed(chunk)
-        except SseEventTooLarge:
-            raise UpstreamProtocolError(
-                f"provider '{self._provider}' sent a stream event over {MAX_EVENT_BYTES} bytes"
-            ) from None
+        events = events_of(self._decoder, chunk, self._provider)
         out: list[bytes] = []
         for number, event in enumerate(events):
             data = event.data

@@ -17,8 +17,8 @@ import msgspec
 
 from relay.errors import InvalidRequest, StreamProtocolError, UpstreamProtocolError
 from relay.exchange import Attempt, Exchange, Usage
-from relay.native import SseDecoder, SseEventTooLarge
 from relay.providers.params import unsupported_error
+from relay.providers.sse import events_of, new_decoder
 from relay.providers.translate.common import (
     encode,
     finish_reason,
@@ -34,7 +34,6 @@ from relay.wire.anthropic import (
     usage_from_wire,
 )
 
-MAX_EVENT_BYTES = 4 * 1024 * 1024
 # Chat parameters the Messages API has no equivalent for: a 400 naming them, unless the model
 # sets drop_unsupported_params. (``user`` and ``metadata`` only attribute: never refused.)
 UNSUPPORTED = (
@@ -285,7 +284,7 @@ class ChunkStream:
         self._provider = provider
         self._attempt = attempt
         self._include_usage = include_usage
-        self._decoder = SseDecoder(MAX_EVENT_BYTES)
+        self._decoder = new_decoder()
         self._texts: list[str] = []
         self._tools: dict[int, int] = {}  # content block index -> tool call index
         self._usage: Usage | None = None
@@ -300,12 +299,7 @@ class ChunkStream:
         step = Step()
         if self._ended:
             return step
-        try:
-            events = self._decoder.feed(chunk)
-        except SseEventTooLarge:
-            raise UpstreamProtocolError(
-                f"provider '{self._provider}' sent a stream event over {MAX_EVENT_BYTES} bytes"
-            ) from None
+        events = events_of(self._decoder, chunk, self._provider)
         out: list[bytes] = []
         for number, event in enumerate(events):
             if event.event == "ping":

@@ -110,6 +110,8 @@ CONFIG = """
 providers: {up: {kind: openai, base_url: "http://127.0.0.1:9/v1", api_key: sk-bench}}
 models: {bench-model: {provider: up, pricing: {input: 1.0, output: 2.0}}}
 """
+# The core path: no ledger (benches/tenancy.py measures keys and the ledger on top of it).
+CORE = "database: {ledger: {enabled: false}}\n"
 
 
 def body_of(size: int, stream: bool) -> bytes:
@@ -136,7 +138,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    app = RelayApp(parse_config(CONFIG, "bench"))
+    app = RelayApp(parse_config(CONFIG + CORE, "bench"))
     app.attempts.providers = {"up": InMemory("up", app.config.providers["up"], app.pool)}
     cases = [
         ("JSON, tiny body", body_of(20, False), args.requests),

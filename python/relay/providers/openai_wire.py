@@ -117,8 +117,9 @@ class OpenAIWire(Provider):
             ) from None
         if probe.usage is not None:
             attempt.usage = usage_from_wire(probe.usage)
-        text = "".join(choice.generated_text() for choice in probe.choices or ())
-        attempt.text = lambda: text
+        choices = probe.choices or ()
+        # Joined only if the provider reported no usage and the text must be counted.
+        attempt.text = lambda: "".join(choice.generated_text() for choice in choices)
         return body
 
     def stream_mapper(self, ex: Exchange, attempt: Attempt) -> StreamMapper:

@@ -35,14 +35,14 @@ from relay.errors import GatewayError, MethodNotAllowed, ModelNotFound, NotFound
 from relay.exchange import Attempt, Exchange
 from relay.forward import AttemptLoop
 from relay.ids import new_id
-from relay.ingress.body import read_body
+from relay.ingress.body import discard_body, read_body
 from relay.native import counter_for
 from relay.obs.log import configure_logging, log_exchange
 from relay.providers import build_providers
 from relay.routing.policy import RoutingPolicy
 from relay.routing.router import Router
 from relay.shutdown import install_granian_hook, on_shutdown
-from relay.stage import Reply, Stage, StreamHook, Tap, Transport
+from relay.stage import Gate, Reply, Stage, StreamHook, Tap, Transport
 from relay.stream.relay import ClientGone, StreamRelay
 from relay.tenancy import Tenancy
 from relay.upstream import UpstreamPool
@@ -65,9 +65,11 @@ class RelayApp:
         # Every deployment's circuit breaker: states() for metrics, subscribe() for changes.
         self.breakers = self.router.breakers
         self.accountant = Accountant()
-        # The request path, in order. Each stage may answer (a Reply) or refuse (raise).
         # Tenants, keys, the ledger and /admin: the auth stage by auth.mode, the ledger tap.
         self.tenancy = Tenancy(config)
+        # Checks on the headers alone, before the body is read (a gateway key: 401 first).
+        self.gates: Sequence[Gate] = self.tenancy.gates
+        # The request path, in order. Each stage may answer (a Reply) or refuse (raise).
         self.stages: Sequence[Stage] = (self.tenancy.auth, self.router)
         # Per-read observers/transformers of streams (cache recording, guardrails, ...).
         self.hooks: Sequence[StreamHook] = ()
@@ -191,6 +193,12 @@ class RelayApp:
         try:
             if self.draining:
                 raise ShuttingDown("the gateway is shutting down; retry on another instance")
+            try:
+                for gate in self.gates:
+                    gate.admit(ex)
+            except GatewayError:
+                await discard_body(proto, self.max_body)
+                raise
             ex.body = await read_body(proto, headers.get("content-length"), self.max_body)
             dialect.parse(ex)
             for stage in self.stages:

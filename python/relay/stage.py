@@ -58,6 +58,14 @@ class Transport(Protocol):
         ...
 
 
+class Gate(Protocol):
+    """A check on the headers alone, before the body is read (who is calling)."""
+
+    def admit(self, ex: Exchange) -> None:
+        """Raise a :class:`~relay.errors.GatewayError` to refuse the request."""
+        ...
+
+
 class Stage(Protocol):
     """One step on the way in. Raise a :class:`~relay.errors.GatewayError` to refuse."""
 

@@ -17,7 +17,7 @@ from relay.config import Config
 from relay.ledger.database import DatabaseUnavailable, open_database
 from relay.ledger.tap import LedgerTap
 from relay.ledger.writer import LedgerWriter
-from relay.stage import Stage, Tap
+from relay.stage import Gate, Stage, Tap
 
 log = logging.getLogger("relay")
 
@@ -45,6 +45,8 @@ class Tenancy:
             if mode == "none"
             else PassthroughAuth()
         )
+        # Keys are checked from the headers before the body is read.
+        self.gates: tuple[Gate, ...] = (self.auth,) if isinstance(self.auth, KeyAuth) else ()
         self.taps: tuple[Tap, ...] = (LedgerTap(self.writer),) if ledger.enabled else ()
 
     async def start(self, attempts: int = 20) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -199,3 +201,19 @@ def test_roles_keep_organisations_apart(gw: Gateway) -> None:
     assert status == 200
     with pytest.raises(openai.AuthenticationError):
         sdk(gw, t_acme["api_key"]).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+
+def test_a_missing_key_is_a_401_before_the_body_is_judged(gw: Gateway) -> None:
+    """An unauthenticated caller learns nothing about its body: 401, not a 400 for bad JSON."""
+    for headers in ({}, {"authorization": "Bearer gw-sk-not-a-key"}):
+        conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+        conn.request(
+            "POST",
+            "/v1/chat/completions",
+            body=b"{not json" + b" " * 200_000,
+            headers={"content-type": "application/json", **headers},
+        )
+        response = conn.getresponse()
+        assert response.status == 401
+        assert json.loads(response.read())["error"]["type"] == "authentication_error"
+        conn.close()

@@ -50,7 +50,9 @@ class KeyAuth:
     def __init__(self, cache: KeyCache) -> None:
         self.cache = cache
 
-    async def __call__(self, ex: Exchange) -> Reply | None:
+    def admit(self, ex: Exchange) -> None:
+        """Who is calling, from the headers alone: runs before the body is read, so an
+        unauthenticated caller gets its 401 without the gateway reading or judging its body."""
         key = presented_key(ex)
         if key is None:
             raise AuthenticationError(
@@ -63,7 +65,6 @@ class KeyAuth:
             raise AuthenticationError(f"gateway key {record.prefix}... has been revoked")
         if record.expires_at is not None and time.time() >= record.expires_at:
             raise AuthenticationError(f"gateway key {record.prefix}... has expired")
-        _, use_case = read_metadata(ex)
         ex.principal = Principal(
             tenant=record.tenant or "",
             key_id=record.id,
@@ -72,12 +73,18 @@ class KeyAuth:
             key_prefix=record.prefix,
             user_id=record.user_id,
             role=record.role,
-            use_case=use_case,
             allowed_models=record.allowed_models,
             key_limits=record.key_limits,
             tenant_limits=record.tenant_limits,
         )
-        allowed = record.allowed_models  # after the principal: refusals are attributed
+
+    async def __call__(self, ex: Exchange) -> Reply | None:
+        """After the body is decoded: the use case, and the key's allow-list (403)."""
+        if ex.principal.key_id is None:  # not admitted at the gate (called on its own)
+            self.admit(ex)
+        principal = ex.principal
+        _, principal.use_case = read_metadata(ex)
+        allowed = principal.allowed_models  # after the principal: refusals are attributed
         if allowed is not None and ex.model not in allowed:
             raise PermissionDenied(
                 f"this key may not use model '{ex.model}' (allowed: {', '.join(sorted(allowed)) or 'none'})",

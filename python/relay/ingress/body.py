@@ -21,7 +21,7 @@ async def read_body(proto: Any, content_length: str | None, limit: int) -> bytes
             raise InvalidRequest("content-length header is not a number") from None
         if declared > limit:
             if declared <= DISCARD_LIMIT:
-                await _discard(proto)
+                await discard_body(proto)
             raise BodyTooLarge(f"request body is {declared} bytes; the limit is {limit} bytes")
         body: bytes = await proto()
         return body
@@ -41,9 +41,11 @@ async def read_body(proto: Any, content_length: str | None, limit: int) -> bytes
     return b"".join(parts)
 
 
-async def _discard(proto: Any) -> None:
+async def discard_body(proto: Any, limit: int = DISCARD_LIMIT) -> None:
+    """Read and drop the body (up to ``limit`` bytes) so a refused client still uploading
+    sees the answer rather than a broken pipe."""
     seen = 0
     async for part in proto:
         seen += len(part)
-        if seen > DISCARD_LIMIT:
+        if seen > limit:
             break

@@ -126,8 +126,11 @@ def test_matches_formula_away_from_the_boundary(
     assert d.reset_after == pytest.approx(max(d.tat - now, 0.0))
     if allowed:
         assert d.retry_after == 0.0
-    elif cost * t > tau:
+    elif cost * t > tau + 1e-6:
         assert d.retry_after == math.inf
+    elif cost * t > tau - 1e-6:
+        # a cost equal to the burst within rounding: the extension's tolerance decides
+        assert d.retry_after == math.inf or d.retry_after == pytest.approx(allow_at - now)
     else:
         assert d.retry_after == pytest.approx(allow_at - now)
     want_remaining = max(math.floor((tau - max(d.tat - now, 0.0)) / t + 1e-9), 0)

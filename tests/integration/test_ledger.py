@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -144,3 +145,22 @@ def test_refusals_are_recorded_and_usage_sums_them(setup: tuple[Gateway, str]) -
     first = {r["id"] for r in page["data"]}
     assert nxt["data"] and not first & {r["id"] for r in nxt["data"]}
     assert nxt["data"][0]["created_at"] <= page["data"][-1]["created_at"]
+
+
+def test_client_abandoned_json_request(setup: tuple[Gateway, str]) -> None:
+    """Not only streams: a caller that gives up on a slow JSON answer ends the exchange at
+    once (its task, and so the upstream request, are cancelled), recorded as a 499."""
+    gateway, key = setup
+    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=20)
+    body = json.dumps({"model": "hang-3000", "messages": MESSAGES})
+    conn.request(
+        "POST", "/v1/chat/completions", body=body,
+        headers={"content-type": "application/json", "authorization": f"Bearer {key}",
+                 "x-request-id": "abandoned-json-1"},
+    )  # fmt: skip
+    time.sleep(0.4)  # the gateway is waiting on the provider
+    conn.sock.close()  # type: ignore[union-attr]
+    conn.close()
+    entry = ledger_entry(gateway, "abandoned-json-1")
+    assert entry["status"] == 499 and not entry["stream"]
+    assert entry["latency_ms"] < 2000  # not the provider's 3 s

@@ -118,8 +118,6 @@ DISCONNECT_POLL = 0.05
 PARTIAL_MIN_WORDS = 10
 SPLIT_BYTES = 7
 SLOW_RE = re.compile(r"slow-(\d+)")
-# hang-<ms>: like slow-, but notices (and counts, abandoned_waits) a caller that goes away.
-HANG_RE = re.compile(r"hang-(\d+)")
 FAULT_RE = re.compile(r"fault-([a-z0-9]+)-(\d+|all)(?:-[A-Za-z0-9_.]+)?")
 TRICKLE_RE = re.compile(r"trickle-(\d+)(?:-[A-Za-z0-9_.]+)?")
 FAULT_STATUSES = {"400", "401", "403", "404", "422", "429", "500", "502", "503", "504", "529"}
@@ -338,8 +336,6 @@ class FakeOpenAI:
         self.cancelled_streams = 0
         self.completed_streams = 0
         self.active_streams = 0
-        # hang-<ms> requests whose caller (the gateway) went away before the answer.
-        self.abandoned_waits = 0
 
     def build_app(self) -> web.Application:
         """The aiohttp application serving the fake."""
@@ -464,9 +460,6 @@ class FakeOpenAI:
             return web.Response(status=200, body=body, content_type="application/json")
         if m := SLOW_RE.fullmatch(model):
             await asyncio.sleep(int(m[1]) / 1000)
-        if m := HANG_RE.fullmatch(model):
-            if await wait_for_disconnect(request, int(m[1]) / 1000):
-                self.abandoned_waits += 1
         if stream:
             return None
         if model == "not-json":
@@ -783,7 +776,7 @@ class FakeOpenAI:
         """``POST /_fake/reset``: clear recordings and the completed/cancelled counters."""
         self.recorded.clear()
         self.calls.clear()
-        self.cancelled_streams = self.completed_streams = self.abandoned_waits = 0
+        self.cancelled_streams = self.completed_streams = 0
         return json_response(200, {"ok": True})
 
     async def get_calls(self, request: web.Request) -> web.Response:
@@ -796,7 +789,6 @@ class FakeOpenAI:
             200,
             {
                 "cancelled_streams": self.cancelled_streams,
-                "abandoned_waits": self.abandoned_waits,
                 "completed_streams": self.completed_streams,
                 "active_streams": self.active_streams,
             },

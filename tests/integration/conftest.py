@@ -31,7 +31,7 @@ SCENARIOS = [
     "split-events",
     "big-3000",
     "redirect",
-    "hang-3000",
+    "slow-3000",
     "bad-utf8",
 ]
 

@@ -152,7 +152,7 @@ def test_client_abandoned_json_request(setup: tuple[Gateway, str]) -> None:
     once (its task, and so the upstream request, are cancelled), recorded as a 499."""
     gateway, key = setup
     conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=20)
-    body = json.dumps({"model": "hang-3000", "messages": MESSAGES})
+    body = json.dumps({"model": "slow-3000", "messages": MESSAGES})
     conn.request(
         "POST", "/v1/chat/completions", body=body,
         headers={"content-type": "application/json", "authorization": f"Bearer {key}",

@@ -23,7 +23,7 @@ import msgspec
 
 from relay.accounting.usage import Accountant
 from relay.config import Config, load_config
-from relay.dialects import ANTHROPIC_DIALECTS, OPENAI_DIALECTS, Dialect
+from relay.dialects import ANTHROPIC_DIALECTS, OPENAI_DIALECTS, RESPONSES_DIALECTS, Dialect
 from relay.egress.headers import (
     JSON,
     SSE_HEADERS,
@@ -32,13 +32,16 @@ from relay.egress.headers import (
     usage_headers,
 )
 from relay.errors import GatewayError, MethodNotAllowed, ModelNotFound, NotFound, ShuttingDown
-from relay.exchange import Attempt, Exchange
+from relay.exchange import Attempt, Endpoint, Exchange
 from relay.forward import AttemptLoop
 from relay.ids import new_id
 from relay.ingress.body import discard_body, read_body
+from relay.ledger.responses import scope as store_scope
 from relay.native import counter_for
 from relay.obs.log import configure_logging, log_exchange
+from relay.passthrough.forward import Passthrough
 from relay.providers import build_providers
+from relay.providers.responses import bridge
 from relay.routing.policy import RoutingPolicy
 from relay.routing.router import Router
 from relay.shutdown import install_granian_hook, on_shutdown
@@ -75,15 +78,19 @@ class RelayApp:
         self.hooks: Sequence[StreamHook] = ()
         # Run once per exchange after its last byte (metrics, ledger, cache writes).
         self.taps: Sequence[Tap] = (*self.tenancy.taps,)
+        # Every adapter also serves /v1/responses (passed through or translated to chat).
+        providers = bridge(build_providers(config, self.pool), self.tenancy.responses)
+        self.passthrough = Passthrough(config, self.tenancy.auth, self.router, providers, self.pool)
         self.attempts = AttemptLoop(
-            build_providers(config, self.pool),
+            providers,
             relay=StreamRelay,
             settle=self.accountant.settle,
             hooks=self.hooks,
             policy=RoutingPolicy(self.router),
         )
         self.routes: dict[str, Dialect] = {
-            dialect.path: dialect for dialect in (*OPENAI_DIALECTS, *ANTHROPIC_DIALECTS)
+            dialect.path: dialect
+            for dialect in (*OPENAI_DIALECTS, *ANTHROPIC_DIALECTS, *RESPONSES_DIALECTS)
         }
         self.max_body = config.server.max_body_bytes
         self.draining = False
@@ -140,6 +147,8 @@ class RelayApp:
             return await self._proxy(scope, proto, dialect)
         if path.startswith("/admin/"):
             return await self._admin(scope, proto)
+        if path.startswith("/v1/") and not _is_local(path):
+            return await self._passthrough(scope, proto)
         return self._local(scope, proto, path)
 
     async def _admin(self, scope: Any, proto: Any) -> None:
@@ -245,6 +254,74 @@ class RelayApp:
             ex.abort_stream = None
             await self._finish(ex)
 
+    async def _passthrough(self, scope: Any, proto: Any) -> None:
+        """Any other /v1 route: a stored response, else forwarded to a configured provider."""
+        ex = Exchange(_new_id(scope), Endpoint.PASSTHROUGH, b"", scope.headers)
+        task = asyncio.current_task()
+        assert task is not None
+        self._inflight.add(task)
+        watch = DisconnectWatch(proto, ex, task)
+        try:
+            if self.draining:
+                raise ShuttingDown("the gateway is shutting down; retry on another instance")
+            try:
+                for gate in self.gates:  # a gateway key, before any upload is read
+                    gate.admit(ex)
+            except GatewayError:
+                await discard_body(proto, self.max_body)
+                raise
+            if not await self._stored_response(ex, scope, proto):
+                await self.passthrough.serve(ex, scope, proto)
+        except GatewayError as err:
+            if ex.status:  # the answer had started: it ends here, cut
+                ex.truncated = True
+                ex.error_type = err.code or err.type
+            else:
+                self._fail(ex, proto, err)
+        except asyncio.CancelledError:
+            if not ex.client_gone and not self.draining:
+                raise
+            ex.status = 499 if ex.client_gone else ex.status or 503
+        except OSError:  # the client went away while the answer was relayed
+            ex.client_gone = True
+            ex.status = 499
+        except Exception:
+            log.exception("unhandled error in request %s", ex.request_id)
+            if not ex.status:
+                self._fail(ex, proto, _INTERNAL)
+        finally:
+            watch.cancel()
+            self._inflight.discard(task)
+            await self._finish(ex)
+
+    async def _stored_response(self, ex: Exchange, scope: Any, proto: Any) -> bool:
+        """``GET``/``DELETE /v1/responses/{id}`` of a response the gateway stored (answered
+        by translation); False when it has none by that id (then the route passes through)."""
+        store = self.tenancy.responses
+        path = scope.path
+        if store is None or scope.method not in ("GET", "DELETE"):
+            return False
+        response_id = path[len("/v1/responses/") :] if path.startswith("/v1/responses/") else ""
+        if not response_id or "/" in response_id:
+            return False
+        ex.path = "/responses"
+        await self.tenancy.auth(ex)
+        where = store_scope(ex.principal)
+        if scope.method == "DELETE":
+            found = await store.delete(response_id, *where)
+            body = msgspec.json.encode({"id": response_id, "object": "response", "deleted": True})
+        else:
+            stored = await store.get(response_id, *where, retry=False)
+            found = stored is not None
+            body = stored.response if stored is not None else b""
+        if not found:
+            if self.config.routing.passthrough_provider is not None:
+                return False
+            raise NotFound(f"no stored response '{response_id[:80]}'")
+        ex.status = 200
+        proto.response_bytes(200, [JSON, *gateway_headers(ex)], body)
+        return True
+
     async def _open_stream(
         self, ex: Exchange, proto: Any, attempt: Attempt, upstream_headers: Mapping[str, str]
     ) -> Transport:
@@ -327,6 +404,11 @@ class RelayApp:
 # this delay never pay it; a longer one (every real model call) is watched from then on, so a
 # client that leaves is noticed at most this late and its upstream dropped.
 WATCH_AFTER_S = 0.05
+
+
+def _is_local(path: str) -> bool:
+    """Routes under /v1 the gateway answers itself."""
+    return path == "/v1/models" or path.startswith("/v1/models/")
 
 
 class DisconnectWatch:

@@ -20,6 +20,9 @@ class Endpoint(Enum):
     EMBEDDINGS = "/embeddings"
     MESSAGES = "/messages"
     COUNT_TOKENS = "/messages/count_tokens"
+    RESPONSES = "/responses"
+    # Any other /v1 route, forwarded as is (files, images, audio, ...): ``Exchange.path``.
+    PASSTHROUGH = "/*"
 
 
 @dataclass(slots=True)
@@ -187,6 +190,11 @@ class Exchange:
     started: float = field(default_factory=time.perf_counter)
     first_token_at: float = 0.0
     finished: float = 0.0
+    # State of an inbound API served by translation (a Responses request sent to a chat
+    # provider: the chat view of the request, the response being built, event numbering).
+    translation: Any = None
+    # The route under /v1 of a pass-through request (``Endpoint.PASSTHROUGH``).
+    path: str = ""
 
     @property
     def upstream_seconds(self) -> float:
@@ -228,8 +236,9 @@ class Dialect(Protocol):
         """The JSON error envelope of this API."""
         ...
 
-    def error_frame(self, err: GatewayError) -> bytes:
-        """The SSE event that ends a committed stream on a failure."""
+    def error_frame(self, err: GatewayError, ex: Exchange | None = None) -> bytes:
+        """The SSE event that ends a committed stream on a failure (``ex``: the exchange, for
+        dialects whose events are numbered)."""
         ...
 
     def end_frames(self, ex: Exchange, usage_chunk: Usage | None) -> bytes:

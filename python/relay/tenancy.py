@@ -15,6 +15,7 @@ from relay.auth.keys import KeyAuth, MetadataAuth
 from relay.auth.passthrough import PassthroughAuth
 from relay.config import Config
 from relay.ledger.database import DatabaseUnavailable, open_database
+from relay.ledger.responses import ResponsesTap, ResponseStore
 from relay.ledger.tap import LedgerTap
 from relay.ledger.writer import LedgerWriter
 from relay.stage import Gate, Stage, Tap
@@ -48,6 +49,11 @@ class Tenancy:
         # Keys are checked from the headers before the body is read.
         self.gates: tuple[Gate, ...] = (self.auth,) if isinstance(self.auth, KeyAuth) else ()
         self.taps: tuple[Tap, ...] = (LedgerTap(self.writer),) if ledger.enabled else ()
+        stored = config.database.responses
+        # Responses answered by translation, stored for previous_response_id (None: refused).
+        self.responses = ResponseStore(self.db, stored.retention_days) if stored.enabled else None
+        if self.responses is not None:
+            self.taps += (ResponsesTap(self.responses),)
 
     async def start(self, attempts: int = 20) -> None:
         """Connect (retrying for ~10 s), upgrade the schema, load the keys, start the pollers."""
@@ -66,9 +72,13 @@ class Tenancy:
         await self.cache.refresh()
         self.cache.start()
         self.writer.start()
+        if self.responses is not None:
+            self.responses.start()
 
     async def stop(self, timeout_s: float = 10.0) -> None:
         """Flush the ledger, stop polling, close the database."""
         await self.writer.stop(timeout_s)
+        if self.responses is not None:
+            await self.responses.stop()
         await self.cache.stop()
         await self.db.close()

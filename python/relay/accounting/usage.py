@@ -46,6 +46,11 @@ def count_locally(ex: Exchange, encoding: str, completion: str) -> Usage:
 
 
 def _count_prompt(ex: Exchange, counter: TokenCounter) -> int:
+    if ex.endpoint is Endpoint.RESPONSES:
+        chat = getattr(ex.translation, "chat", None)
+        if chat is not None:  # translated: the chat request that was sent
+            return _count_prompt(chat, counter)
+        return counter.count(ex.body.decode("utf-8", "replace"))  # an upper bound
     if ex.endpoint is Endpoint.CHAT or ex.endpoint is Endpoint.MESSAGES:
         # An Anthropic body has a ``messages`` array of the same shape (role, string or text
         # parts): the chat count fits it.

@@ -22,6 +22,9 @@ class ServerConfig(Struct, frozen=True, forbid_unknown_fields=True):
     log_level: str = "info"
     # Cap on pooled upstream connections per provider host and worker (0: no cap).
     upstream_connections_per_host: int = 512
+    # Pass-through routes (files, audio, images, ...): bodies are streamed, never held whole,
+    # and may be up to this size.
+    max_upload_bytes: int = 512 * 1024 * 1024
 
 
 class Timeouts(Struct, frozen=True, forbid_unknown_fields=True):
@@ -90,6 +93,10 @@ class ProviderConfig(Struct, frozen=True, forbid_unknown_fields=True):
     # /v1/messages wins), and ``max_tokens`` for OpenAI requests that set none.
     anthropic_version: str = "2023-06-01"
     max_tokens_default: int = 4096
+    # /v1/responses passed through to the provider's own Responses API (True) or translated to
+    # its chat API (False). None: the kind's default (openai: yes; azure: from api_version
+    # 2025-03-01-preview on; every other kind: translated).
+    native_responses: bool | None = None
 
 
 class Pricing(Struct, frozen=True, forbid_unknown_fields=True):
@@ -202,12 +209,22 @@ class LedgerConfig(Struct, frozen=True, forbid_unknown_fields=True):
     flush_interval_s: float = 0.5
 
 
+class ResponsesStoreConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    """Responses the gateway stores itself (translated providers): ``store`` (the Responses
+    API's default) and ``previous_response_id``. Disabled: both are a 400."""
+
+    enabled: bool = True
+    # Stored responses are served, and kept, this long.
+    retention_days: float = 30.0
+
+
 class DatabaseConfig(Struct, frozen=True, forbid_unknown_fields=True):
     """Tenants, keys, audit log and ledger: an SQLite file (default) or PostgreSQL."""
 
     # sqlite:///relative/path, sqlite:////absolute/path, or postgresql://user@host:port/db.
     url: str = "sqlite:///relay.db"
     ledger: LedgerConfig = LedgerConfig()
+    responses: ResponsesStoreConfig = ResponsesStoreConfig()
 
 
 class BreakerConfig(Struct, frozen=True, forbid_unknown_fields=True):
@@ -243,6 +260,9 @@ class RoutingConfig(Struct, frozen=True, forbid_unknown_fields=True):
     breaker: BreakerConfig = BreakerConfig()
     # The longest ``x-relay-timeout`` honoured; None: the header may only shorten timeouts.
     max_request_timeout_s: float | None = None
+    # Other /v1 routes (files, batches, images, audio, ...) whose request names no model go to
+    # this provider (None: such requests are refused).
+    passthrough_provider: str | None = None
 
 
 class Config(Struct, frozen=True, forbid_unknown_fields=True):

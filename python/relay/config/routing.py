@@ -32,6 +32,11 @@ def check_routing(config: Config, problems: Problems) -> None:
     _at_least(problems, "routing.breaker.half_open_probes", breaker.half_open_probes, 1)
     _positive(problems, "routing.breaker.window_s", breaker.window_s)
     _positive(problems, "routing.breaker.cooldown_s", breaker.cooldown_s)
+    passthrough = routing.passthrough_provider
+    if passthrough is not None and passthrough not in config.providers:
+        problems.add(
+            "routing.passthrough_provider", unknown("provider", passthrough, config.providers)
+        )
     if routing.max_request_timeout_s is not None:
         _positive(problems, "routing.max_request_timeout_s", routing.max_request_timeout_s)
 

@@ -3,5 +3,6 @@
 from relay.dialects.anthropic import ANTHROPIC_DIALECTS
 from relay.dialects.base import Dialect
 from relay.dialects.openai import OPENAI_DIALECTS
+from relay.dialects.responses import RESPONSES_DIALECTS
 
-__all__ = ["ANTHROPIC_DIALECTS", "OPENAI_DIALECTS", "Dialect"]
+__all__ = ["ANTHROPIC_DIALECTS", "OPENAI_DIALECTS", "RESPONSES_DIALECTS", "Dialect"]

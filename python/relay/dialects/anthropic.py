@@ -72,7 +72,7 @@ class AnthropicDialect(Dialect):
     def error_body(self, err: GatewayError) -> bytes:
         return _encode({"type": "error", "error": _error(err)})
 
-    def error_frame(self, err: GatewayError) -> bytes:
+    def error_frame(self, err: GatewayError, ex: Exchange | None = None) -> bytes:
         return event_frame(b"error", self.error_body(err))
 
     def end_frames(self, ex: Exchange, usage_chunk: Usage | None) -> bytes:

@@ -54,7 +54,7 @@ class OpenAIDialect(Dialect):
             }
         )
 
-    def error_frame(self, err: GatewayError) -> bytes:
+    def error_frame(self, err: GatewayError, ex: Exchange | None = None) -> bytes:
         return b"data: " + self.error_body(err) + b"\n\n"
 
     def end_frames(self, ex: Exchange, usage_chunk: Usage | None) -> bytes:

@@ -105,8 +105,18 @@ _V1 = (
     "CREATE INDEX usage_daily_org_day ON usage_daily (org, day)",
 )
 
+_V2 = (
+    # Responses the gateway answered by translation and stored (the Responses API's
+    # ``store``), for previous_response_id and GET /v1/responses/{id}; per org and tenant.
+    "CREATE TABLE responses (id TEXT PRIMARY KEY, org TEXT NOT NULL, tenant TEXT NOT NULL, "
+    "created_at {float} NOT NULL, expires_at {float} NOT NULL, model TEXT NOT NULL, "
+    "previous_id TEXT, conversation TEXT NOT NULL, response TEXT NOT NULL)",
+    "CREATE INDEX responses_expires ON responses (expires_at)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tenants, keys, users, audit log, request ledger", _V1),
+    Migration(2, "stored responses (Responses API)", _V2),
 )
 
 

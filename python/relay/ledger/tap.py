@@ -63,7 +63,7 @@ class LedgerTap:
         row = RequestRow(
             lid, ex.request_id, ts, int(ts // DAY_S), principal.organization,
             principal.tenant or "-", principal.key_id, principal.key_prefix, principal.use_case,
-            ex.endpoint.value, ex.model, deployment.provider if deployment else None,
+            ex.path or ex.endpoint.value, ex.model, deployment.provider if deployment else None,
             deployment.upstream_model if deployment else None, ex.status, ex.error_type,
             ex.stream, _ms(ex.started, finished),
             _ms(ex.started, first_token) if first_token else None,

@@ -92,6 +92,11 @@ class AnthropicProvider(Provider):
             headers["accept"] = "text/event-stream"
         return headers
 
+    def passthrough(self, ex: Exchange, attempt: Attempt) -> tuple[str, dict[str, str]] | None:
+        headers = self.headers_for(ex, attempt, native=True)
+        headers.pop("content-type", None)
+        return self._urls[Endpoint.COUNT_TOKENS].removesuffix(Endpoint.COUNT_TOKENS.value), headers
+
     async def send(self, ex: Exchange, attempt: Attempt) -> UpstreamResponse:
         native = ex.dialect is not None and ex.dialect.wire == self.wire
         if native:

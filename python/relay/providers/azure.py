@@ -14,9 +14,11 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from relay.config.model import ProviderConfig
-from relay.exchange import Attempt, Exchange
+from relay.exchange import Attempt, Endpoint, Exchange
 from relay.providers.openai_compat import OpenAICompatible
 from relay.providers.openai_wire import wire_endpoint
+
+RESPONSES_API_VERSION = "2025-03-01-preview"
 
 
 class AzureOpenAI(OpenAICompatible):
@@ -29,7 +31,17 @@ class AzureOpenAI(OpenAICompatible):
             return {"authorization": f"Bearer {config.bearer_token}"}
         return {"api-key": config.api_key} if config.api_key else {}
 
+    def serves_responses(self) -> bool:
+        # The Responses API arrived with API version 2025-03-01-preview.
+        return (self.config.api_version or "") >= RESPONSES_API_VERSION
+
+    def passthrough(self, ex: Exchange, attempt: Attempt) -> tuple[str, dict[str, str]] | None:
+        return None  # Azure's other routes are per deployment and api-version: not mapped
+
     def url_for(self, ex: Exchange, attempt: Attempt) -> str:
+        if ex.endpoint is Endpoint.RESPONSES:  # one URL; the deployment is the body's model
+            version = quote(self.config.api_version or "", safe="")
+            return f"{self.base_url}/openai/responses?api-version={version}"
         deployment = quote(attempt.deployment.upstream_model, safe="")
         version = quote(self.config.api_version or "", safe="")
         return (

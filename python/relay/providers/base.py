@@ -27,6 +27,9 @@ class Provider(ABC):
     # The wire format the provider speaks ("openai", later "anthropic", "bedrock").
     wire: ClassVar[str] = "openai"
     endpoints: ClassVar[frozenset[Endpoint]] = frozenset(Endpoint)
+    # Serves OpenAI's Responses API itself (/v1/responses is passed through); otherwise a
+    # Responses request is translated to this provider's chat API.
+    native_responses: bool = False
 
     def __init__(self, name: str, config: ProviderConfig, pool: UpstreamPool) -> None:
         self.name = name
@@ -44,6 +47,12 @@ class Provider(ABC):
         """The timeouts to send ``attempt`` with: routing's (the model's, the request's) or
         this provider's own."""
         return attempt.timeouts or self.config.timeouts
+
+    def passthrough(self, ex: Exchange, attempt: Attempt) -> tuple[str, dict[str, str]] | None:
+        """For a pass-through route (files, images, audio, ...): the API root the route under
+        ``/v1`` is appended to, and the headers that authenticate the gateway (or the caller,
+        with ``forward_client_auth``). None: this provider takes no other routes."""
+        return None
 
     @abstractmethod
     async def send(self, ex: Exchange, attempt: Attempt) -> UpstreamResponse:

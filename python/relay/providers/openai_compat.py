@@ -39,11 +39,17 @@ class OpenAICompatible(OpenAIWire):
         self._urls = {endpoint: self.base_url + endpoint.value for endpoint in Endpoint}
         # Anthropic Messages clients are translated to chat completions.
         self._urls[Endpoint.MESSAGES] = self._urls[Endpoint.CHAT]
+        native = config.native_responses
+        self.native_responses = self.serves_responses() if native is None else native
         self._static_headers = {
             "content-type": "application/json",
             **self.auth_headers(config),
             **config.headers,
         }
+
+    def serves_responses(self) -> bool:
+        """Whether the vendor has OpenAI's Responses API, when the config does not say."""
+        return self.kind == "openai"
 
     def default_base_url(self) -> str | None:
         """Where the vendor listens when the config names no ``base_url``."""
@@ -85,6 +91,11 @@ class OpenAICompatible(OpenAIWire):
             kind=self.kind,
             force_usage=self.forces_usage,
         )
+
+    def passthrough(self, ex: Exchange, attempt: Attempt) -> tuple[str, dict[str, str]] | None:
+        headers = self.headers_for(ex, attempt)
+        headers.pop("content-type", None)
+        return self.base_url, headers
 
     async def send(self, ex: Exchange, attempt: Attempt) -> UpstreamResponse:
         if ex.endpoint is Endpoint.COUNT_TOKENS:

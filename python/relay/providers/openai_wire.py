@@ -24,6 +24,7 @@ from relay.native import (
     splice_top_level,
     top_level_value,
 )
+from relay.providers import openai_responses
 from relay.providers.base import Provider
 from relay.providers.params import NO_RULES, ParamRules, apply_rules
 from relay.providers.sse import MAX_EVENT_BYTES
@@ -59,7 +60,7 @@ def upstream_body(
     ``rules`` (a vendor's quirks), top-level members are dropped, renamed or refused. A client
     of another dialect (Anthropic's Messages) gets its request translated instead (the rules
     do not apply to it)."""
-    if ex.dialect is not None and ex.dialect.wire != "openai":
+    if ex.dialect is not None and ex.dialect.wire == "anthropic":
         return anthropic_to_openai.request(ex, attempt)
     rename = attempt.deployment.upstream_model != ex.model or ex.model_defaulted
     force_usage = (
@@ -67,6 +68,7 @@ def upstream_body(
         and ex.stream
         and not ex.client_wants_usage
         and ex.endpoint is not Endpoint.EMBEDDINGS
+        and ex.endpoint is not Endpoint.RESPONSES  # a Responses stream always reports usage
     )
     if not rename and not force_usage and not rules:
         return ex.body
@@ -104,6 +106,8 @@ class OpenAIWire(Provider):
             super().check(ex)
 
     def map_json(self, ex: Exchange, attempt: Attempt, body: bytes) -> bytes:
+        if ex.endpoint is Endpoint.RESPONSES:  # the provider's own Responses API
+            return openai_responses.map_json(self.name, attempt, body)
         if ex.dialect is not None and ex.dialect.wire != "openai":
             if ex.endpoint is Endpoint.COUNT_TOKENS:
                 attempt.usage = Usage()  # counted by the gateway, for free
@@ -124,7 +128,9 @@ class OpenAIWire(Provider):
 
     def stream_mapper(self, ex: Exchange, attempt: Attempt) -> StreamMapper:
         mapper: StreamMapper
-        if ex.dialect is not None and ex.dialect.wire != "openai":
+        if ex.endpoint is Endpoint.RESPONSES:
+            mapper = openai_responses.EventRelay(self.name, ex)
+        elif ex.dialect is not None and ex.dialect.wire != "openai":
             mapper = anthropic_to_openai.EventStream(self.name, attempt)
         else:
             mapper = OpenAIStreamMapper(self.name, strip_usage=not ex.client_wants_usage)

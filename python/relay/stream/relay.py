@@ -174,4 +174,4 @@ class StreamRelay:
         ex.truncated = True
         ex.error_type = err.code or err.type
         assert ex.dialect is not None
-        await self._send(ex.dialect.error_frame(err))
+        await self._send(ex.dialect.error_frame(err, ex))

@@ -5,7 +5,7 @@ stream, abort. Transport errors are mapped to :mod:`relay.errors` here and nowhe
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, Mapping
 
 import aiohttp
 from yarl import URL
@@ -145,6 +145,35 @@ class UpstreamPool:
                 data=body,
                 headers=headers,
                 timeout=self._timeout(timeouts, stream),
+                allow_redirects=False,
+            )
+        except BaseException as exc:
+            raise map_transport_error(exc, provider, mid_body=False) from None
+        idle = timeouts.idle
+        return HttpResponse(response, provider, idle if idle != timeouts.first_byte else None)
+
+    async def request(
+        self,
+        provider: str,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | AsyncIterable[bytes] | None,
+        timeouts: Timeouts,
+    ) -> HttpResponse:
+        """Any method, with a body that may be streamed (an async iterable is sent as it is
+        produced, never held whole); the answer is read as a stream. ``url`` is sent exactly
+        as given (the caller built it from a configured root and a checked route)."""
+        session = self._session
+        if session is None:
+            raise UpstreamUnreachable("the upstream pool is not started")
+        try:
+            response = await session.request(
+                method,
+                URL(url, encoded=True),
+                data=body,
+                headers=headers,
+                timeout=self._timeout(timeouts, True),
                 allow_redirects=False,
             )
         except BaseException as exc:

@@ -1,0 +1,80 @@
+"""OpenAI's Responses API as an inbound dialect: ``POST /v1/responses``.
+
+Errors use OpenAI's envelope. Streams are ``event: <type>`` + ``data: <json>`` events, each
+with a ``sequence_number``; there is no ``[DONE]``. A stream passed through from a provider's
+own Responses API ends with that provider's ``response.completed`` (or ``incomplete``/
+``failed``), after which only the cost comment is written here. A translated stream ends here:
+the cost comment, then ``response.completed`` (``response.incomplete`` when the output was cut
+short) carrying the whole Response with the usage the gateway settled. A failure after the
+commit point is an ``error`` event numbered after the last event sent, and nothing after it.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import msgspec
+
+from relay.dialects.base import Dialect
+from relay.dialects.openai import OPENAI_DIALECTS
+from relay.errors import GatewayError
+from relay.exchange import Endpoint, Exchange, Usage
+from relay.wire.decode import decode_body
+from relay.wire.responses import ResponsesRequest
+
+_DECODER = msgspec.json.Decoder(ResponsesRequest)
+_encode = msgspec.json.encode
+
+
+def frame(kind: bytes, data: bytes) -> bytes:
+    """One SSE event of a Responses stream."""
+    return b"event: " + kind + b"\ndata: " + data + b"\n\n"
+
+
+class ResponsesDialect(Dialect):
+    """``/v1/responses`` (JSON and SSE)."""
+
+    wire: ClassVar[str] = "responses"
+
+    def __init__(self) -> None:
+        self.endpoint = Endpoint.RESPONSES
+
+    def parse(self, ex: Exchange) -> None:
+        request: ResponsesRequest = decode_body(_DECODER, ex.body)
+        ex.request = request
+        # None or "": routing sends it to routing.default_model, or answers 400.
+        ex.model = request.model or ""
+        ex.stream = bool(request.stream)
+
+    def error_body(self, err: GatewayError) -> bytes:
+        return OPENAI_DIALECTS[0].error_body(err)
+
+    def error_frame(self, err: GatewayError, ex: Exchange | None = None) -> bytes:
+        draft = ex.translation if ex is not None else None
+        seq = draft.next_seq() if draft is not None else 0
+        event = {
+            "type": "error",
+            "code": err.code or err.type,
+            "message": err.message,
+            "param": err.param,
+            "sequence_number": seq,
+        }
+        return frame(b"error", _encode(event))
+
+    def end_frames(self, ex: Exchange, usage_chunk: Usage | None) -> bytes:
+        out = b""
+        if ex.cost_usd is not None:
+            out = f": x-relay-cost-usd {ex.cost_usd:.8f}\n\n".encode()
+        draft = ex.translation
+        if draft is None or not draft.translated:
+            return out  # the provider's own response.completed was relayed
+        response = draft.response(ex, ex.usage)
+        kind = "response.completed" if draft.status == "completed" else "response.incomplete"
+        data = (
+            b'{"type":"' + kind.encode() + b'","sequence_number":'
+            + str(draft.next_seq()).encode() + b',"response":' + response + b"}"
+        )  # fmt: skip
+        return out + frame(kind.encode(), data)
+
+
+RESPONSES_DIALECTS: tuple[ResponsesDialect, ...] = (ResponsesDialect(),)

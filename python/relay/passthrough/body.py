@@ -1,0 +1,131 @@
+"""A pass-through request body: its ``model`` when it names one, and the bytes as a stream.
+
+JSON bodies are small (``server.max_body_bytes``) and read whole: ``model`` is a top-level
+member, replaced by the provider's name for it without re-encoding the rest. Multipart bodies
+(file and audio uploads) are never held whole: the first parts are read until the ``model``
+field has passed, a file part starts, or 64 KiB were seen; the rest streams from the client to
+the provider as it arrives, counted against ``server.max_upload_bytes``. Any other body streams.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+
+from relay.errors import BodyTooLarge, InvalidRequest
+from relay.native import InvalidJson, splice_top_level, top_level_value
+
+PEEK_BYTES = 64 * 1024
+_BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
+_NAME = re.compile(rb'\bname="([^"]*)"', re.IGNORECASE)
+
+
+class Body:
+    """The request body on its way upstream: a prefix already read, then the client's rest."""
+
+    def __init__(self, proto: Any, prefix: list[bytes], limit: int, streaming: bool) -> None:
+        self._proto = proto
+        self.prefix = prefix
+        self.limit = limit
+        # False: the prefix is the whole body (JSON, or none).
+        self.streaming = streaming
+        self.size = sum(map(len, prefix))
+        self.too_large = False
+
+    def payload(self) -> bytes | AsyncIterator[bytes] | None:
+        """What the upstream client sends."""
+        if not self.streaming:
+            return b"".join(self.prefix) if self.prefix else None
+        return self._stream()
+
+    async def _stream(self) -> AsyncIterator[bytes]:
+        for part in self.prefix:
+            yield part
+        async for part in self._proto:
+            self.size += len(part)
+            if self.size > self.limit:
+                self.too_large = True
+                raise BodyTooLarge(f"request body exceeds the limit of {self.limit} bytes")
+            yield part
+
+
+def check_length(declared: str | None, limit: int) -> int | None:
+    """The declared length, refused when over ``limit``."""
+    if declared is None:
+        return None
+    try:
+        length = int(declared)
+    except ValueError:
+        raise InvalidRequest("content-length header is not a number") from None
+    if length > limit:
+        raise BodyTooLarge(f"request body is {length} bytes; the limit is {limit} bytes")
+    return length
+
+
+def json_model(body: bytes) -> str | None:
+    """The top-level ``model`` of a JSON body (None when absent or not a string)."""
+    try:
+        raw = top_level_value(body, "model")
+    except InvalidJson:
+        raise InvalidRequest("invalid JSON in request body") from None
+    if raw is None:
+        return None
+    value = msgspec.json.decode(raw)
+    return value if isinstance(value, str) else None
+
+
+def json_with_model(body: bytes, model: str) -> bytes:
+    """The JSON body with ``model`` replaced."""
+    return splice_top_level(body, [("model", msgspec.json.encode(model))])
+
+
+async def peek_multipart(
+    proto: Any, content_type: str, limit: int
+) -> tuple[list[bytes], str | None]:
+    """Read the first parts of a multipart body: (the chunks read, the ``model`` field)."""
+    match = _BOUNDARY.search(content_type)
+    if match is None:
+        raise InvalidRequest("content-type: multipart without a boundary")
+    delimiter = b"--" + match.group(1).encode()
+    chunks: list[bytes] = []
+    buffer = b""
+    async for part in proto:
+        chunks.append(part)
+        buffer += part
+        if len(buffer) > limit:
+            raise BodyTooLarge(f"request body exceeds the limit of {limit} bytes")
+        found, settled = _model_field(buffer, delimiter)
+        if settled or len(buffer) >= PEEK_BYTES:
+            return chunks, found
+    return chunks, _model_field(buffer, delimiter)[0]
+
+
+def _model_field(buffer: bytes, delimiter: bytes) -> tuple[str | None, bool]:
+    """(model, settled): settled once the model field or a file part was seen."""
+    parts = buffer.split(delimiter)[1:]
+    for i, part in enumerate(parts):
+        head, sep, value = part.partition(b"\r\n\r\n")
+        if not sep:
+            return None, False  # headers not complete yet
+        if b"filename=" in head:
+            return None, True  # a file: the model field, if any, is not before it
+        name = _NAME.search(head)
+        if name is not None and name.group(1) == b"model":
+            if i == len(parts) - 1:  # its value runs up to a delimiter not read yet
+                return None, False
+            return value.removesuffix(b"\r\n").decode("utf-8", "replace"), True
+    return None, False
+
+
+def multipart_with_model(chunks: list[bytes], model: str) -> list[bytes]:
+    """The peeked chunks with the ``model`` field's value replaced."""
+    data = b"".join(chunks)
+    head = re.search(rb'name="model"\r\n(?:[^\r\n]*\r\n)*\r\n', data, re.IGNORECASE)
+    if head is None:
+        return chunks
+    start = head.end()
+    end = data.index(b"\r\n", start)
+    return [data[:start] + model.encode() + data[end:]]

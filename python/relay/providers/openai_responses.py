@@ -1,0 +1,127 @@
+"""OpenAI's Responses API passed through (kind ``openai``; ``azure`` when it serves it): the
+answer is relayed as sent, read once for its usage and text; the stream is relayed event by
+event, its data never re-encoded.
+
+Stream events are read for what the gateway needs: the commit point (the first event other than
+``response.created``/``queued``/``in_progress``), usage and the end (``response.completed``,
+``response.incomplete`` or ``response.failed``, relayed), a provider's ``error`` event (not
+relayed: the dialect writes the error event, numbered after the last one relayed), and the text
+of deltas for local counting when usage is missing.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from relay.errors import StreamProtocolError, UpstreamProtocolError
+from relay.exchange import Attempt, Exchange
+from relay.native import SseDecoder, SseEventTooLarge
+from relay.wire.responses import EVENT_DECODER, RESPONSE_DECODER, usage_from_wire
+
+MAX_EVENT_BYTES = 4 * 1024 * 1024
+_QUIET = frozenset({"response.created", "response.queued", "response.in_progress"})
+_END = frozenset({"response.completed", "response.incomplete", "response.failed"})
+_TEXT_DELTAS = frozenset(
+    {
+        "response.output_text.delta",
+        "response.refusal.delta",
+        "response.function_call_arguments.delta",
+    }
+)
+
+
+def map_json(provider: str, attempt: Attempt, body: bytes) -> bytes:
+    """The provider's Response as is; fills ``attempt.usage`` and ``attempt.text``."""
+    try:
+        probe = RESPONSE_DECODER.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+        raise UpstreamProtocolError(
+            f"provider '{provider}' answered with a body that is not a Response"
+        ) from None
+    if probe.usage is not None:
+        attempt.usage = usage_from_wire(probe.usage)
+    text = "".join(item.generated_text() for item in probe.output or ())
+    attempt.text = lambda: text
+    return body
+
+
+class Step:
+    """One network read of a relayed Responses stream (see :class:`relay.stage.StreamStep`)."""
+
+    __slots__ = ("content", "done", "error", "out", "text", "usage")
+
+    def __init__(self) -> None:
+        self.out = b""
+        self.content = False
+        self.done = False
+        self.usage: tuple[int, int, int] | None = None
+        self.error: bytes | None = None
+        self.text = ""
+
+
+class EventRelay:
+    """A Responses stream relayed to a Responses client (see the module docstring)."""
+
+    __slots__ = ("_decoder", "_ended", "_ex", "_provider", "_texts")
+
+    def __init__(self, provider: str, ex: Exchange) -> None:
+        self._provider = provider
+        self._ex = ex
+        self._decoder = SseDecoder(MAX_EVENT_BYTES)
+        self._texts: list[str] = []
+        self._ended = False
+
+    def text(self) -> str:
+        return "".join(self._texts)
+
+    def feed(self, chunk: bytes) -> Step:
+        step = Step()
+        if self._ended:
+            return step
+        try:
+            events = self._decoder.feed(chunk)
+        except SseEventTooLarge:
+            raise UpstreamProtocolError(
+                f"provider '{self._provider}' sent a stream event over {MAX_EVENT_BYTES} bytes"
+            ) from None
+        out: list[bytes] = []
+        draft = self._ex.translation
+        for number, sse in enumerate(events):
+            raw = sse.data
+            try:
+                data = EVENT_DECODER.decode(raw)
+            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+                step.out = b"".join(out)
+                self._ended = True
+                raise StreamProtocolError(
+                    f"provider '{self._provider}' sent a bad stream: event {number + 1} "
+                    f"is not a Responses stream event ({exc})",
+                    partial=step,
+                ) from None
+            kind = data.type
+            if kind == "error":
+                step.error = raw
+                self._ended = True
+                break
+            if data.sequence_number is not None and draft is not None:
+                draft.seq = data.sequence_number + 1
+            if kind in _TEXT_DELTAS and data.delta:
+                step.text += data.delta
+            elif kind == "response.output_item.added" and data.item is not None:
+                step.text += data.item.name or ""
+            if kind not in _QUIET:
+                step.content = True
+            if b"\n" in raw:
+                raw = raw.replace(b"\n", b"\ndata: ")
+            out.append(b"event: " + kind.encode() + b"\ndata: " + raw + b"\n\n")
+            if kind in _END:
+                response = data.response
+                if response is not None and response.usage is not None:
+                    u = usage_from_wire(response.usage)
+                    step.usage = (u.prompt_tokens, u.completion_tokens, u.cached_tokens)
+                step.done = self._ended = True
+                break
+        if step.text:
+            self._texts.append(step.text)
+        step.out = b"".join(out)
+        return step

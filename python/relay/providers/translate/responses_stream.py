@@ -1,0 +1,250 @@
+"""Chat completion chunks as a Responses event stream.
+
+The provider's own mapper turns its stream into chat chunks (passed through from an OpenAI-shaped
+vendor, translated from Anthropic or Bedrock); this mapper turns those chunks into Responses
+events, numbered by the request's :class:`~relay.providers.translate.responses_answer.Draft`:
+
+``response.created`` and ``response.in_progress`` first (held, like every frame, until the
+first content: the commit point); text opens a message item (``response.output_item.added``,
+``response.content_part.added``) whose pieces are ``response.output_text.delta`` events; each
+tool call opens a ``function_call`` item whose argument pieces are
+``response.function_call_arguments.delta`` events; the finish reason closes the open items
+(``...done`` events). ``response.completed`` (or ``response.incomplete``) is written by the
+dialect after the provider finished, with the usage the gateway settled.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from msgspec import Struct
+
+from relay.errors import StreamProtocolError
+from relay.exchange import Exchange
+from relay.native import SseDecoder
+from relay.providers.translate.common import encode
+from relay.providers.translate.responses_answer import Draft, call_item, message_item, new_id
+from relay.stage import StreamMapper, StreamStep
+
+MAX_EVENT_BYTES = 4 * 1024 * 1024
+
+
+class _Function(Struct, frozen=True):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class _ToolCall(Struct, frozen=True):
+    index: int = 0
+    id: str | None = None
+    function: _Function | None = None
+
+
+class _Delta(Struct, frozen=True):
+    content: str | None = None
+    refusal: str | None = None
+    tool_calls: list[_ToolCall] | None = None
+
+
+class _Choice(Struct, frozen=True):
+    index: int = 0
+    delta: _Delta | None = None
+    finish_reason: str | None = None
+
+
+class _Chunk(Struct, frozen=True):
+    choices: list[_Choice] = []
+
+
+_CHUNK = msgspec.json.Decoder(_Chunk)
+
+
+def event(draft: Draft, kind: str, fields: bytes) -> bytes:
+    """One numbered event: ``fields`` are the JSON members after ``type`` and the number."""
+    seq = str(draft.next_seq()).encode()
+    data = b'{"type":"' + kind.encode() + b'","sequence_number":' + seq + fields + b"}"
+    return b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n"
+
+
+class Step:
+    """One network read as Responses events (see :class:`relay.stage.StreamStep`)."""
+
+    __slots__ = ("content", "done", "error", "out", "text", "usage")
+
+    def __init__(self, inner: StreamStep, out: bytes, content: bool) -> None:
+        self.out = out
+        self.content = content
+        self.done = inner.done
+        self.usage = inner.usage
+        self.error = inner.error
+        self.text = inner.text
+
+
+class EventStream:
+    """Wraps the provider's chat stream mapper (see the module docstring)."""
+
+    def __init__(self, ex: Exchange, draft: Draft, inner: StreamMapper) -> None:
+        self._ex = ex
+        self._draft = draft
+        self._inner = inner
+        self._decoder = SseDecoder(MAX_EVENT_BYTES)
+        self._started = False
+        # The open message item: (output index, item id, text so far), or None.
+        self._message: tuple[int, str, list[str]] | None = None
+        # Open function calls by chat tool call index: [output index, item id, call id,
+        # name, argument pieces].
+        self._calls: dict[int, list[Any]] = {}
+
+    def text(self) -> str:
+        return self._inner.text()
+
+    def feed(self, chunk: bytes) -> Step:
+        try:
+            inner = self._inner.feed(chunk)
+        except StreamProtocolError as err:
+            if isinstance(err.partial, StreamStep):
+                err.partial = self._map(err.partial)
+            raise
+        return self._map(inner)
+
+    def _map(self, inner: StreamStep) -> Step:
+        out: list[bytes] = []
+        content = False
+        if not self._started:
+            self._started = True
+            draft, ex = self._draft, self._ex
+            created = draft.response(ex, None, status="in_progress")
+            out.append(event(draft, "response.created", b',"response":' + created))
+            out.append(event(draft, "response.in_progress", b',"response":' + created))
+        for sse in self._decoder.feed(inner.out) if inner.out else ():
+            if sse.data == b"[DONE]":
+                continue
+            for choice in _CHUNK.decode(sse.data).choices:
+                if choice.index != 0:
+                    continue
+                delta = choice.delta
+                if delta is not None:
+                    text = delta.content or delta.refusal
+                    if text:
+                        self._text(out, text)
+                        content = True
+                    for call in delta.tool_calls or ():
+                        self._tool(out, call)
+                        content = True
+                if choice.finish_reason:
+                    self._draft.finish = choice.finish_reason
+                    self._close(out)
+                    content = True
+        if inner.done:
+            self._close(out)
+        return Step(inner, b"".join(out), content or inner.content)
+
+    def _text(self, out: list[bytes], text: str) -> None:
+        if self._message is None:
+            self._close(out)
+            index, item_id = len(self._draft.output), new_id("msg_")
+            self._message = (index, item_id, [])
+            self._draft.output.append(message_item(item_id, "", status="in_progress"))
+            item = encode(message_item(item_id, "", status="in_progress"))
+            where = b',"output_index":' + str(index).encode()
+            out.append(event(self._draft, "response.output_item.added", where + b',"item":' + item))
+            out.append(
+                event(
+                    self._draft,
+                    "response.content_part.added",
+                    b',"item_id":"' + item_id.encode() + b'"' + where + b',"content_index":0,'
+                    b'"part":{"type":"output_text","text":"","annotations":[],"logprobs":[]}',
+                )
+            )
+        index, item_id, texts = self._message
+        texts.append(text)
+        out.append(
+            event(
+                self._draft,
+                "response.output_text.delta",
+                b',"item_id":"' + item_id.encode() + b'","output_index":' + str(index).encode()
+                + b',"content_index":0,"delta":' + encode(text) + b',"logprobs":[]',
+            )
+        )  # fmt: skip
+
+    def _tool(self, out: list[bytes], call: _ToolCall) -> None:
+        function = call.function or _Function()
+        open_call = self._calls.get(call.index)
+        if open_call is None:
+            if self._message is not None:
+                self._close_message(out)
+            index, item_id = len(self._draft.output), new_id("fc_")
+            call_id, name = call.id or f"call_{call.index}", function.name or ""
+            open_call = self._calls[call.index] = [index, item_id, call_id, name, []]
+            item = call_item(item_id, call_id, name, "", status="in_progress")
+            self._draft.output.append(item)
+            out.append(
+                event(
+                    self._draft,
+                    "response.output_item.added",
+                    b',"output_index":' + str(index).encode() + b',"item":' + encode(item),
+                )
+            )
+        if function.arguments:
+            open_call[4].append(function.arguments)
+            out.append(
+                event(
+                    self._draft,
+                    "response.function_call_arguments.delta",
+                    b',"item_id":"' + open_call[1].encode() + b'","output_index":'
+                    + str(open_call[0]).encode() + b',"delta":' + encode(function.arguments),
+                )
+            )  # fmt: skip
+
+    def _close(self, out: list[bytes]) -> None:
+        if self._message is not None:
+            self._close_message(out)
+        for index, item_id, call_id, name, pieces in self._calls.values():
+            arguments = "".join(pieces)
+            where = b',"output_index":' + str(index).encode()
+            out.append(
+                event(
+                    self._draft,
+                    "response.function_call_arguments.done",
+                    b',"item_id":"' + item_id.encode() + b'"' + where + b',"arguments":'
+                    + encode(arguments),
+                )
+            )  # fmt: skip
+            item = call_item(item_id, call_id, name, arguments)
+            self._draft.output[index] = item
+            out.append(
+                event(self._draft, "response.output_item.done", where + b',"item":' + encode(item))
+            )
+        self._calls = {}
+
+    def _close_message(self, out: list[bytes]) -> None:
+        assert self._message is not None
+        index, item_id, texts = self._message
+        self._message = None
+        text = "".join(texts)
+        ids = b',"item_id":"' + item_id.encode() + b'","output_index":' + str(index).encode()
+        out.append(
+            event(
+                self._draft,
+                "response.output_text.done",
+                ids + b',"content_index":0,"text":' + encode(text) + b',"logprobs":[]',
+            )
+        )
+        part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+        out.append(
+            event(
+                self._draft,
+                "response.content_part.done",
+                ids + b',"content_index":0,"part":' + encode(part),
+            )
+        )
+        item = message_item(item_id, text)
+        self._draft.output[index] = item
+        out.append(
+            event(
+                self._draft,
+                "response.output_item.done",
+                b',"output_index":' + str(index).encode() + b',"item":' + encode(item),
+            )
+        )

@@ -8,7 +8,8 @@ It prints ``READY <port>`` (and flushes) once listening. From tests use
 :func:`start_fake_upstream` (a context manager / handle) or :func:`make_fake_upstream_fixture`.
 
 Endpoints: ``POST /v1/chat/completions``, ``POST /v1/completions``, ``POST /v1/embeddings``,
-``GET /v1/models``; control endpoints (never recorded, never authenticated):
+``GET /v1/models``, and ``POST /v1/responses``, ``/v1/files``, ``/v1/images/generations``
+(:mod:`tests.fakes.openai_responses`); any other path is recorded and answered 404; control endpoints (never recorded, never authenticated):
 ``GET /_fake/requests``, ``POST /_fake/reset`` (clears recorded requests, call counts and the
 cancelled/completed counters), ``GET /_fake/stats``, ``GET /_fake/calls``.
 
@@ -102,6 +103,10 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.fakes.openai_responses import ResponsesApi
 
 Json = dict[str, Any]
 
@@ -336,6 +341,7 @@ class FakeOpenAI:
         self.cancelled_streams = 0
         self.completed_streams = 0
         self.active_streams = 0
+        self.responses_api = ResponsesApi()
 
     def build_app(self) -> web.Application:
         """The aiohttp application serving the fake."""
@@ -350,6 +356,9 @@ class FakeOpenAI:
         app.router.add_post("/v1/completions", self.completions)
         app.router.add_post("/v1/embeddings", self.embeddings)
         app.router.add_get("/v1/models", self.models)
+        app.router.add_post("/v1/responses", self.responses_api.responses)
+        app.router.add_post("/v1/files", self.responses_api.files)
+        app.router.add_post("/v1/images/generations", self.responses_api.images)
         app.router.add_get("/_fake/requests", self.get_requests)
         app.router.add_post("/_fake/reset", self.reset)
         app.router.add_get("/_fake/stats", self.stats)

@@ -23,11 +23,23 @@ _BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
 _NAME = re.compile(rb'\bname="([^"]*)"', re.IGNORECASE)
 
 
+async def chunks(reader: Any) -> AsyncIterator[bytes]:
+    """The client's body chunks from granian's reader (one per request: granian's protocol
+    cannot be iterated twice, so a peek and the rest share one reader)."""
+    while True:
+        try:
+            part: bytes = await reader.__anext__()
+        except StopAsyncIteration:
+            return
+        if part:
+            yield part
+
+
 class Body:
     """The request body on its way upstream: a prefix already read, then the client's rest."""
 
-    def __init__(self, proto: Any, prefix: list[bytes], limit: int, streaming: bool) -> None:
-        self._proto = proto
+    def __init__(self, reader: Any, prefix: list[bytes], limit: int, streaming: bool) -> None:
+        self._reader = reader
         self.prefix = prefix
         self.limit = limit
         # False: the prefix is the whole body (JSON, or none).
@@ -44,7 +56,7 @@ class Body:
     async def _stream(self) -> AsyncIterator[bytes]:
         for part in self.prefix:
             yield part
-        async for part in self._proto:
+        async for part in chunks(self._reader):
             self.size += len(part)
             if self.size > self.limit:
                 self.too_large = True
@@ -83,24 +95,24 @@ def json_with_model(body: bytes, model: str) -> bytes:
 
 
 async def peek_multipart(
-    proto: Any, content_type: str, limit: int
+    reader: Any, content_type: str, limit: int
 ) -> tuple[list[bytes], str | None]:
     """Read the first parts of a multipart body: (the chunks read, the ``model`` field)."""
     match = _BOUNDARY.search(content_type)
     if match is None:
         raise InvalidRequest("content-type: multipart without a boundary")
     delimiter = b"--" + match.group(1).encode()
-    chunks: list[bytes] = []
+    read: list[bytes] = []
     buffer = b""
-    async for part in proto:
-        chunks.append(part)
+    async for part in chunks(reader):
+        read.append(part)
         buffer += part
         if len(buffer) > limit:
             raise BodyTooLarge(f"request body exceeds the limit of {limit} bytes")
         found, settled = _model_field(buffer, delimiter)
         if settled or len(buffer) >= PEEK_BYTES:
-            return chunks, found
-    return chunks, _model_field(buffer, delimiter)[0]
+            return read, found
+    return read, _model_field(buffer, delimiter)[0]
 
 
 def _model_field(buffer: bytes, delimiter: bytes) -> tuple[str | None, bool]:

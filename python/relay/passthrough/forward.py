@@ -69,6 +69,9 @@ class Passthrough:
     async def serve(self, ex: Exchange, scope: Any, proto: Any) -> None:
         """Forward the request and relay the answer; raise a GatewayError before answering."""
         ex.endpoint = Endpoint.PASSTHROUGH
+        if scope.http_version.startswith("1") and getattr(scope, "authority", None):
+            # An absolute-form request line (GET http://host/...): the gateway is no proxy.
+            raise InvalidRequest("absolute URLs are not accepted as request targets")
         path = route(scope.path, scope.query_string)
         ex.path = path.partition("?")[0]
         method = scope.method
@@ -123,15 +126,16 @@ class Passthrough:
             raw = await read_body(proto, declared, self.max_json)
             ex.body = raw
             ex.model = (bodies.json_model(raw) or "") if raw.strip() else ""
-            return _Body(bodies.Body(proto, [raw] if raw else [], self.max_json, False), None)
+            return _Body(bodies.Body(None, [raw] if raw else [], self.max_json, False), None)
         length = bodies.check_length(declared, self.max_upload)
         if scope.method in ("GET", "HEAD", "DELETE") and not length:
-            return _Body(bodies.Body(proto, [], 0, False), None)
+            return _Body(bodies.Body(None, [], 0, False), None)
+        reader = proto.__aiter__()
         prefix: list[bytes] = []
         if content_type.startswith("multipart/form-data"):
-            prefix, model = await bodies.peek_multipart(proto, content_type, self.max_upload)
+            prefix, model = await bodies.peek_multipart(reader, content_type, self.max_upload)
             ex.model = model or ""
-        return _Body(bodies.Body(proto, prefix, self.max_upload, True), length)
+        return _Body(bodies.Body(reader, prefix, self.max_upload, True), length)
 
     async def _deployment(self, ex: Exchange) -> Deployment:
         if ex.model:

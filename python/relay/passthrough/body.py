@@ -135,9 +135,9 @@ def _model_field(buffer: bytes, delimiter: bytes) -> tuple[str | None, bool]:
 def multipart_with_model(chunks: list[bytes], model: str) -> list[bytes]:
     """The peeked chunks with the ``model`` field's value replaced."""
     data = b"".join(chunks)
-    head = re.search(rb'name="model"\r\n(?:[^\r\n]*\r\n)*\r\n', data, re.IGNORECASE)
-    if head is None:
+    name = re.search(rb'name="model"', data, re.IGNORECASE)
+    if name is None:
         return chunks
-    start = head.end()
+    start = data.index(b"\r\n\r\n", name.end()) + 4
     end = data.index(b"\r\n", start)
     return [data[:start] + model.encode() + data[end:]]

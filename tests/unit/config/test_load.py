@@ -78,7 +78,7 @@ def test_env_reference_cannot_change_yaml_structure() -> None:
 def test_every_server_problem_at_once() -> None:
     # The example: three mistakes, three lines, not the first one only.
     assert problems(ECHO + "server: {prot: 8080, workers: two, max_body_bytes: -5}") == [
-        "server.prot: unknown field (known: drain_timeout_s, host, log_level, max_body_bytes, port, upstream_connections_per_host, workers)",
+        "server.prot: unknown field (known: drain_timeout_s, host, log_level, max_body_bytes, max_upload_bytes, port, upstream_connections_per_host, workers)",
         "server.workers: expected an integer, got 'two'",
         "server.max_body_bytes: expected at least 1024, got -5",
     ]
@@ -105,7 +105,7 @@ models: {a: {provider: openai}, b: {provider: openai}}
         "providers.openai.api_kye: unknown field (known: anthropic_version, api_key, api_version, "
         "aws_access_key_id, aws_secret_access_key, aws_session_token, base_url, bearer_token, "
         "chunk_delay_ms, endpoint_url, forward_client_auth, headers, kind, max_tokens_default, "
-        "region, settings, timeouts)"
+        "native_responses, region, settings, timeouts)"
     ]
 
 

@@ -60,11 +60,20 @@ class _Chunk(Struct, frozen=True):
 _CHUNK = msgspec.json.Decoder(_Chunk)
 
 
+_HEADS: dict[str, bytes] = {}
+
+
 def event(draft: Draft, kind: str, fields: bytes) -> bytes:
     """One numbered event: ``fields`` are the JSON members after ``type`` and the number."""
-    seq = str(draft.next_seq()).encode()
-    data = b'{"type":"' + kind.encode() + b'","sequence_number":' + seq + fields + b"}"
-    return b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n"
+    head = _HEADS.get(kind)
+    if head is None:
+        name = kind.encode()
+        head = _HEADS[kind] = (
+            b"event: " + name + b'\ndata: {"type":"' + name + b'","sequence_number":'
+        )
+    seq = draft.seq
+    draft.seq = seq + 1
+    return head + str(seq).encode() + fields + b"}\n\n"
 
 
 class Step:
@@ -90,8 +99,9 @@ class EventStream:
         self._inner = inner
         self._decoder = SseDecoder(MAX_EVENT_BYTES)
         self._started = False
-        # The open message item: (output index, item id, text so far), or None.
-        self._message: tuple[int, str, list[str]] | None = None
+        # The open message item: (output index, item id, text so far, the members of its
+        # deltas before the text), or None.
+        self._message: tuple[int, str, list[str], bytes] | None = None
         # Open function calls by chat tool call index: [output index, item id, call id,
         # name, argument pieces].
         self._calls: dict[int, list[Any]] = {}
@@ -144,7 +154,8 @@ class EventStream:
         if self._message is None:
             self._close(out)
             index, item_id = len(self._draft.output), new_id("msg_")
-            self._message = (index, item_id, [])
+            ids = b',"item_id":"' + item_id.encode() + b'","output_index":' + str(index).encode()
+            self._message = (index, item_id, [], ids + b',"content_index":0,"delta":')
             self._draft.output.append(message_item(item_id, "", status="in_progress"))
             item = encode(message_item(item_id, "", status="in_progress"))
             where = b',"output_index":' + str(index).encode()
@@ -157,16 +168,10 @@ class EventStream:
                     b'"part":{"type":"output_text","text":"","annotations":[],"logprobs":[]}',
                 )
             )
-        index, item_id, texts = self._message
+        texts, members = self._message[2], self._message[3]
         texts.append(text)
-        out.append(
-            event(
-                self._draft,
-                "response.output_text.delta",
-                b',"item_id":"' + item_id.encode() + b'","output_index":' + str(index).encode()
-                + b',"content_index":0,"delta":' + encode(text) + b',"logprobs":[]',
-            )
-        )  # fmt: skip
+        delta = members + encode(text) + b',"logprobs":[]'
+        out.append(event(self._draft, "response.output_text.delta", delta))
 
     def _tool(self, out: list[bytes], call: _ToolCall) -> None:
         function = call.function or _Function()
@@ -220,7 +225,7 @@ class EventStream:
 
     def _close_message(self, out: list[bytes]) -> None:
         assert self._message is not None
-        index, item_id, texts = self._message
+        index, item_id, texts, _ = self._message
         self._message = None
         text = "".join(texts)
         ids = b',"item_id":"' + item_id.encode() + b'","output_index":' + str(index).encode()

@@ -15,10 +15,10 @@ import msgspec
 
 from relay.errors import StreamProtocolError, UpstreamProtocolError
 from relay.exchange import Attempt, Exchange
-from relay.native import SseDecoder, SseEventTooLarge
+from relay.providers.sse import events_of, new_decoder
+from relay.stage import Step
 from relay.wire.responses import EVENT_DECODER, RESPONSE_DECODER, usage_from_wire
 
-MAX_EVENT_BYTES = 4 * 1024 * 1024
 _QUIET = frozenset({"response.created", "response.queued", "response.in_progress"})
 _END = frozenset({"response.completed", "response.incomplete", "response.failed"})
 _TEXT_DELTAS = frozenset(
@@ -45,20 +45,6 @@ def map_json(provider: str, attempt: Attempt, body: bytes) -> bytes:
     return body
 
 
-class Step:
-    """One network read of a relayed Responses stream (see :class:`relay.stage.StreamStep`)."""
-
-    __slots__ = ("content", "done", "error", "out", "text", "usage")
-
-    def __init__(self) -> None:
-        self.out = b""
-        self.content = False
-        self.done = False
-        self.usage: tuple[int, int, int] | None = None
-        self.error: bytes | None = None
-        self.text = ""
-
-
 class EventRelay:
     """A Responses stream relayed to a Responses client (see the module docstring)."""
 
@@ -67,7 +53,7 @@ class EventRelay:
     def __init__(self, provider: str, ex: Exchange) -> None:
         self._provider = provider
         self._ex = ex
-        self._decoder = SseDecoder(MAX_EVENT_BYTES)
+        self._decoder = new_decoder()
         self._texts: list[str] = []
         self._ended = False
 
@@ -78,12 +64,7 @@ class EventRelay:
         step = Step()
         if self._ended:
             return step
-        try:
-            events = self._decoder.feed(chunk)
-        except SseEventTooLarge:
-            raise UpstreamProtocolError(
-                f"provider '{self._provider}' sent a stream event over {MAX_EVENT_BYTES} bytes"
-            ) from None
+        events = events_of(self._decoder, chunk, self._provider)
         out: list[bytes] = []
         draft = self._ex.translation
         for number, sse in enumerate(events):

@@ -17,6 +17,7 @@ from msgspec import Struct
 
 from relay.errors import UpstreamProtocolError
 from relay.exchange import Attempt, Exchange, Usage
+from relay.ids import new_id as unique_id
 from relay.providers.translate.common import encode
 from relay.wire.openai import WireUsage, usage_from_wire
 from relay.wire.responses import ResponsesRequest, usage_json
@@ -29,8 +30,8 @@ INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
 def new_id(prefix: str) -> str:
-    """An object id in OpenAI's style (``resp_``, ``msg_``, ``fc_`` and 48 hex digits)."""
-    return prefix + secrets.token_hex(24)
+    """An output item's id (``msg_``, ``fc_``): unique, without a system call."""
+    return unique_id(prefix)
 
 
 class Draft:
@@ -50,7 +51,8 @@ class Draft:
     )
 
     def __init__(self, request: ResponsesRequest, store: bool) -> None:
-        self.id = new_id("resp_")
+        # Unguessable as well as unique: it names a stored conversation.
+        self.id = "resp_" + secrets.token_hex(24)
         self.created_at = int(time.time())
         self.request = request
         self.store = store

@@ -22,12 +22,10 @@ from msgspec import Struct
 
 from relay.errors import StreamProtocolError
 from relay.exchange import Exchange
-from relay.native import SseDecoder
+from relay.providers.sse import new_decoder
 from relay.providers.translate.common import encode
 from relay.providers.translate.responses_answer import Draft, call_item, message_item, new_id
 from relay.stage import StreamMapper, StreamStep
-
-MAX_EVENT_BYTES = 4 * 1024 * 1024
 
 
 class _Function(Struct, frozen=True):
@@ -97,7 +95,7 @@ class EventStream:
         self._ex = ex
         self._draft = draft
         self._inner = inner
-        self._decoder = SseDecoder(MAX_EVENT_BYTES)
+        self._decoder = new_decoder()
         self._started = False
         # The open message item: (output index, item id, text so far, the members of its
         # deltas before the text), or None.

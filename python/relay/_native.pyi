@@ -255,8 +255,25 @@ class TokenCounter:
 def top_level_value(body: bytes, key: str) -> bytes | None:
     """Raw bytes of the value of the top-level member ``key`` of the JSON
     object ``body`` (the last one if duplicated), None if absent. Keys
-    compare after unescaping. Raises InvalidJson if ``body`` is not a JSON
-    object (the whole body is validated)."""
+    compare after unescaping (``"mod\\u0065l"`` is ``model``; a key holding
+    an unpaired surrogate escape matches no ``str``).
+
+    ``body`` is not parsed but scanned (it is meant to have been validated
+    already): raises InvalidJson, with the byte offset, for what the
+    scanner walks through, and only that:
+
+    * the frame: whitespace, one object, whitespace; members separated by
+      ``,``, each a key, ``:`` and a value; no trailing comma;
+    * keys, fully: terminated, no raw control character, valid escapes,
+      valid UTF-8;
+    * top-level numbers and ``true``/``false``/``null``, fully;
+    * top-level strings: terminated, valid escapes, valid UTF-8;
+    * top-level arrays and objects: brackets balanced and matched in kind,
+      brackets inside strings ignored, strings terminated. Nothing else
+      inside them is checked (escapes, commas, colons, scalars, control
+      characters, UTF-8).
+
+    When ``body`` is valid JSON the answer is always a JSON parser's."""
 
 def splice_top_level(body: bytes, edits: Sequence[tuple[str, bytes]]) -> bytes:
     """``body`` with top-level members edited, without re-encoding it.
@@ -267,8 +284,10 @@ def splice_top_level(body: bytes, edits: Sequence[tuple[str, bytes]]) -> bytes:
     (inserted members in the order of ``edits``, followed by a comma if the
     object had members). If ``edits`` names a key twice the last value
     wins. Everything else stays byte for byte: whitespace, member order,
-    escapes. Raises InvalidJson if ``body`` is not a JSON object or a value
-    is not exactly one JSON value (whitespace around it is kept)."""
+    escapes. Raises InvalidJson if a value is not exactly one JSON value
+    (fully validated; whitespace around it is kept) or if ``body`` is not a
+    JSON object as far as the scanner of ``top_level_value`` checks (its
+    list applies here)."""
 
 def encoding_for_model(model: str) -> str:
     """``"o200k_base"`` or ``"cl100k_base"``; unknown models get o200k_base."""

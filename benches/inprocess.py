@@ -133,11 +133,53 @@ async def per_request(app: RelayApp, body: bytes, n: int) -> float:
     return (time.thread_time_ns() - start) / n / 1000
 
 
+async def with_ledger(ledger: bool, n: int, tmp: str) -> float:
+    """Process CPU (every thread: the SQLite writer too) per tiny request, flush included."""
+    database = f"database: {{url: 'sqlite:///{tmp}/{ledger:d}-{time.monotonic_ns()}.db'"
+    database += "}\n" if ledger else ", ledger: {enabled: false}}\n"
+    app = RelayApp(parse_config(CONFIG + database, "bench"))
+    app.attempts.providers = {"up": InMemory("up", app.config.providers["up"], app.pool)}
+    await app.tenancy.start()
+    body = body_of(20, False)
+    scope, proto = Scope(len(body)), Proto(body)
+    for _ in range(300):
+        await app.__rsgi__(scope, proto)
+    start = time.process_time()
+    for i in range(n):
+        await app.__rsgi__(scope, proto)
+        if i % 200 == 0:
+            await asyncio.sleep(0)  # let the writer drain, as the server's loop would
+    await app.tenancy.stop()  # the last flush counts too
+    return (time.process_time() - start) / n * 1e6
+
+
+def ledger_main(requests: int, rounds: int) -> None:
+    """The default SQLite ledger against the core path, whole process."""
+    import tempfile
+
+    tmp = tempfile.mkdtemp()
+    loop = asyncio.new_event_loop()
+    results: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(rounds):
+        for ledger in (False, True):
+            results[ledger].append(loop.run_until_complete(with_ledger(ledger, requests, tmp)))
+    core, ledger_on = min(results[False]), min(results[True])
+    print(
+        f"process CPU per tiny request (best of {rounds}): core path {core:.1f} us, "
+        f"SQLite ledger on {ledger_on:.1f} us (+{ledger_on - core:.1f} us)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--ledger", action="store_true", help="the SQLite ledger's whole-process cost instead"
+    )
     args = parser.parse_args()
+    if args.ledger:
+        return ledger_main(args.requests // 4, args.rounds)
     app = RelayApp(parse_config(CONFIG + CORE, "bench"))
     app.attempts.providers = {"up": InMemory("up", app.config.providers["up"], app.pool)}
     cases = [

@@ -47,7 +47,8 @@ from relay.admin.store import AdminStore  # noqa: E402
 from relay.auth.cache import KeyCache  # noqa: E402
 from relay.auth.keys import KeyAuth  # noqa: E402
 from relay.exchange import Attempt, Deployment, Endpoint, Exchange, Usage  # noqa: E402
-from relay.ledger.database import Database, open_database  # noqa: E402
+from relay.ledger.connect import open_database  # noqa: E402
+from relay.ledger.database import Database  # noqa: E402
 from relay.ledger.records import DAY_S, AttemptRow, RequestRow  # noqa: E402
 from relay.ledger.tap import LedgerTap  # noqa: E402
 from relay.ledger.writer import LedgerWriter  # noqa: E402

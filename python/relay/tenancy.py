@@ -14,7 +14,8 @@ from relay.auth.cache import KeyCache
 from relay.auth.keys import KeyAuth, MetadataAuth
 from relay.auth.passthrough import PassthroughAuth
 from relay.config import Config
-from relay.ledger.database import DatabaseUnavailable, open_database
+from relay.ledger.connect import open_database
+from relay.ledger.database import DatabaseUnavailable
 from relay.ledger.responses import ResponsesTap, ResponseStore
 from relay.ledger.tap import LedgerTap
 from relay.ledger.writer import LedgerWriter

@@ -19,7 +19,8 @@ from relay.admin.models import KeyCreate, TenantCreate
 from relay.admin.store import AdminStore
 from relay.config import ConfigError, load_config
 from relay.errors import GatewayError
-from relay.ledger.database import Database, DatabaseUnavailable, open_database
+from relay.ledger.connect import open_database
+from relay.ledger.database import Database, DatabaseUnavailable
 
 _GROUPS = ("tenants", "keys", "usage", "db")
 

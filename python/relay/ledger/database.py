@@ -59,19 +59,6 @@ class Database(Protocol):
         ...
 
 
-def open_database(url: str) -> Database:
-    """The backend for ``url`` (not yet connected)."""
-    if url.startswith("sqlite:///"):
-        from relay.ledger.sqlite import SqliteDatabase
-
-        return SqliteDatabase(url.removeprefix("sqlite:///"))
-    if url.startswith(("postgresql://", "postgres://")):
-        from relay.ledger.postgres import PostgresDatabase
-
-        return PostgresDatabase(url)
-    raise ValueError(f"unsupported database URL scheme in {url.split('://')[0]!r}")
-
-
 def placeholders(count: int) -> str:
     """``?, ?, ?`` for ``count`` values."""
     return ", ".join("?" * count)

@@ -15,7 +15,7 @@ from relay.auth.cache import KeyCache
 from relay.auth.keys import KeyAuth, MetadataAuth
 from relay.errors import AuthenticationError, InvalidRequest, PermissionDenied
 from relay.exchange import Endpoint, Exchange
-from relay.ledger.database import open_database
+from relay.ledger.connect import open_database
 from relay.wire.decode import decode_body
 from relay.wire.openai import RequestMetadata
 

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from relay.ledger.database import Database, open_database
+from relay.ledger.connect import open_database
+from relay.ledger.database import Database
 from relay.ledger.records import AttemptRow, RequestRow
 from relay.ledger.schema import latest_version
 

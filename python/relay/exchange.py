@@ -44,6 +44,15 @@ class Usage:
         """Prompt plus completion tokens."""
         return self.prompt_tokens + self.completion_tokens
 
+    def counts(self) -> tuple[int, int, int, int]:
+        """(prompt, completion, cached, cache_write): a stream step's ``usage``."""
+        return (
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.cached_tokens,
+            self.cache_write_tokens,
+        )
+
 
 @dataclass(slots=True, frozen=True)
 class Limits:

@@ -302,13 +302,7 @@ class EventRelay:
                 raw = raw.replace(b"\n", b"\ndata: ")
             out.append(b"event: " + kind.encode() + b"\ndata: " + raw + b"\n\n")
         if self._usage is not None:
-            u = self._usage
-            step.usage = (
-                u.prompt_tokens,
-                u.completion_tokens,
-                u.cached_tokens,
-                u.cache_write_tokens,
-            )
+            step.usage = self._usage.counts()
         step.out = b"".join(out)
         return step
 

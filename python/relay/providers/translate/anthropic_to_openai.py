@@ -366,8 +366,7 @@ class EventStream:
         if step.text:
             self._texts.append(step.text)
         if self._usage is not None:
-            u = self._usage
-            step.usage = (u.prompt_tokens, u.completion_tokens, u.cached_tokens, 0)
+            step.usage = self._usage.counts()
         step.out = b"".join(out)
         return step
 

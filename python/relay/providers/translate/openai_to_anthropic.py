@@ -371,13 +371,7 @@ class ChunkStream:
         if step.text:
             self._texts.append(step.text)
         if self._usage is not None:
-            usage = self._usage
-            step.usage = (
-                usage.prompt_tokens,
-                usage.completion_tokens,
-                usage.cached_tokens,
-                usage.cache_write_tokens,
-            )
+            step.usage = self._usage.counts()
         step.out = b"".join(out)
         return step
 

@@ -167,7 +167,7 @@ class AnthropicProvider(Provider):
         message = detail.message if detail is not None else None
         return UpstreamStatusError(
             _STREAM_ERROR_STATUS.get(kind or "", 502),
-            scrub_secrets(message, *self._secrets())
+            scrub_secrets(message, *self.secrets())
             if message
             else f"provider '{self.name}' reported an error mid-stream",
             error_type=kind,
@@ -176,20 +176,10 @@ class AnthropicProvider(Provider):
     def error_from(
         self, attempt: Attempt, status: int, body: bytes, headers: Mapping[str, str]
     ) -> GatewayError:
-        if 300 <= status < 400:
-            return UpstreamProtocolError(
-                f"provider '{self.name}' answered with a redirect ({status}); check its base_url"
-            )
-        if status in (401, 403) and not attempt.caller_credential:
-            return UpstreamStatusError(
-                502,
-                f"provider '{self.name}' refused the gateway's credentials ({status}); "
-                f"check providers.{self.name}.api_key",
-                error_type="upstream_error",
-                code="upstream_auth_failed",
-            )
+        if (fault := self.gateway_fault(attempt, status)) is not None:
+            return fault
         passed = (("retry-after", headers["retry-after"]),) if "retry-after" in headers else ()
-        secrets = self._secrets()
+        secrets = self.secrets()
         try:
             error = ERROR_DECODER.decode(body).error
         except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
@@ -202,9 +192,6 @@ class AnthropicProvider(Provider):
             error_type=error.type,
             headers=passed,
         )
-
-    def _secrets(self) -> tuple[str, ...]:
-        return (self.config.api_key,) if self.config.api_key else ()
 
 
 class _Kind(msgspec.Struct):

@@ -49,5 +49,5 @@ class AzureOpenAI(OpenAICompatible):
             f"?api-version={version}"
         )
 
-    def _secrets(self) -> tuple[str, ...]:
+    def secrets(self) -> tuple[str, ...]:
         return tuple(s for s in (self.config.api_key, self.config.bearer_token) if s)

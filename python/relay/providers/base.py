@@ -12,7 +12,12 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from relay.config.model import ProviderConfig, Timeouts
-from relay.errors import GatewayError, InvalidRequest
+from relay.errors import (
+    GatewayError,
+    InvalidRequest,
+    UpstreamProtocolError,
+    UpstreamStatusError,
+)
 from relay.exchange import Attempt, Endpoint, Exchange
 from relay.stage import StreamMapper
 from relay.upstream import UpstreamPool, UpstreamResponse
@@ -70,6 +75,27 @@ class Provider(ABC):
     @abstractmethod
     def stream_error(self, raw: bytes) -> GatewayError:
         """The error a provider reported in the middle of a stream (raw JSON of it)."""
+
+    def secrets(self) -> tuple[str, ...]:
+        """Configured credentials, scrubbed from any provider text a client or log may see."""
+        return (self.config.api_key,) if self.config.api_key else ()
+
+    def gateway_fault(self, attempt: Attempt, status: int) -> GatewayError | None:
+        """The answers that are the operator's problem, whatever the wire format: a redirect
+        (a wrong ``base_url``) and the gateway's own credentials refused. None otherwise."""
+        if 300 <= status < 400:
+            return UpstreamProtocolError(
+                f"provider '{self.name}' answered with a redirect ({status}); check its base_url"
+            )
+        if status in (401, 403) and not attempt.caller_credential:
+            return UpstreamStatusError(
+                502,
+                f"provider '{self.name}' refused the gateway's credentials ({status}); "
+                f"check providers.{self.name}.api_key",
+                error_type="upstream_error",
+                code="upstream_auth_failed",
+            )
+        return None
 
     @abstractmethod
     def error_from(

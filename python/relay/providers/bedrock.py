@@ -156,7 +156,7 @@ class Bedrock(Provider):
             )
         return UpstreamStatusError(
             _STATUS.get(name.lower(), 502),
-            scrub_secrets(message or f"provider '{self.name}' reported {name}", *self._secrets()),
+            scrub_secrets(message or f"provider '{self.name}' reported {name}", *self.secrets()),
             error_type="upstream_error",
             code=name or None,
         )
@@ -189,11 +189,11 @@ class Bedrock(Provider):
         retry = (("retry-after", headers["retry-after"]),) if "retry-after" in headers else ()
         return UpstreamStatusError(
             _STATUS.get(lowered, status) if status >= 400 else 502,
-            scrub_secrets(f"Bedrock: {message}", *self._secrets()),
+            scrub_secrets(f"Bedrock: {message}", *self.secrets()),
             error_type=error_type,
             code=name or None,
             headers=retry,
         )
 
-    def _secrets(self) -> tuple[str, ...]:
+    def secrets(self) -> tuple[str, ...]:
         return self._secret_values

@@ -147,7 +147,7 @@ class OpenAIWire(Provider):
         message, code, etype = error.get("message"), error.get("code"), error.get("type")
         return UpstreamStatusError(
             502,
-            scrub_secrets(str(message), *self._secrets())
+            scrub_secrets(str(message), *self.secrets())
             if message
             else f"provider '{self.name}' reported an error mid-stream",
             error_type=etype if isinstance(etype, str) else None,
@@ -157,26 +157,12 @@ class OpenAIWire(Provider):
     def error_from(
         self, attempt: Attempt, status: int, body: bytes, headers: Mapping[str, str]
     ) -> GatewayError:
-        if 300 <= status < 400:
-            return UpstreamProtocolError(
-                f"provider '{self.name}' answered with a redirect ({status}); check its base_url"
-            )
-        if status in (401, 403) and not attempt.caller_credential:
-            # The gateway's own key was refused: the operator's problem, not the caller's.
-            return UpstreamStatusError(
-                502,
-                f"provider '{self.name}' refused the gateway's credentials ({status}); "
-                f"check providers.{self.name}.api_key",
-                error_type="upstream_error",
-                code="upstream_auth_failed",
-            )
+        if (fault := self.gateway_fault(attempt, status)) is not None:
+            return fault
         passed = tuple((h, headers[h]) for h in _RETRY_HEADERS if h in headers)
         if not attempt.caller_credential:
             passed = tuple(p for p in passed if p[0] == "retry-after")
-        return _status_error(self.name, status, body, passed, self._secrets())
-
-    def _secrets(self) -> tuple[str, ...]:
-        return (self.config.api_key,) if self.config.api_key else ()
+        return _status_error(self.name, status, body, passed, self.secrets())
 
 
 def _status_error(

@@ -98,8 +98,10 @@ class FunctionProbe(Struct, frozen=True):
 
 
 class ToolCallProbe(Struct, frozen=True):
-    """One tool call of a message or delta."""
+    """One tool call of a message or delta (``index`` and ``id`` for translators)."""
 
+    index: int = 0
+    id: str | None = None
     function: FunctionProbe | None = None
 
 
@@ -116,7 +118,7 @@ class DeltaProbe(Struct, frozen=True):
         parts = [self.content or "", self.refusal or ""]
         calls = list(self.tool_calls or ())
         if self.function_call is not None:
-            calls.append(ToolCallProbe(self.function_call))
+            calls.append(ToolCallProbe(function=self.function_call))
         for call in calls:
             if call.function is not None:
                 parts.append(call.function.name or "")
@@ -127,6 +129,7 @@ class DeltaProbe(Struct, frozen=True):
 class ChoiceProbe(Struct, frozen=True):
     """One choice of a response or chunk (chat or legacy completion)."""
 
+    index: int = 0
     delta: DeltaProbe | None = None
     message: DeltaProbe | None = None
     text: str | None = None

@@ -17,7 +17,14 @@ from relay.providers.sse import events_of, new_decoder
 from relay.providers.translate.common import encode, image_url, json_object, stop_reason, text_of
 from relay.stage import Step
 from relay.wire.anthropic import CountTokensRequest, MessagesRequest
-from relay.wire.openai import WireUsage, usage_from_wire
+from relay.wire.openai import (
+    ChoiceProbe,
+    DeltaProbe,
+    FunctionProbe,
+    ToolCallProbe,
+    WireUsage,
+    usage_from_wire,
+)
 
 _JSON = {"content-type": "application/json"}
 
@@ -187,34 +194,10 @@ def count_tokens(ex: Exchange, attempt: Attempt) -> LocalResponse:
 # -- JSON answer ----------------------------------------------------------------------------
 
 
-class _Function(Struct, frozen=True):
-    name: str | None = None
-    arguments: str | None = None
-
-
-class _ToolCall(Struct, frozen=True):
-    index: int = 0
-    id: str | None = None
-    function: _Function | None = None
-
-
-class _Message(Struct, frozen=True):
-    content: str | None = None
-    refusal: str | None = None
-    tool_calls: list[_ToolCall] | None = None
-
-
-class _Choice(Struct, frozen=True):
-    index: int = 0
-    message: _Message | None = None
-    delta: _Message | None = None
-    finish_reason: str | None = None
-
-
 class _Completion(Struct, frozen=True):
     id: str = ""
     model: str = ""
-    choices: list[_Choice] = []
+    choices: list[ChoiceProbe] = []
     usage: WireUsage | None = None
     error: msgspec.Raw = msgspec.Raw()  # empty when absent
 
@@ -242,15 +225,15 @@ def response(provider: str, attempt: Attempt, body: bytes) -> bytes:
         ) from None
     usage = usage_from_wire(completion.usage) if completion.usage is not None else None
     attempt.usage = usage
-    choice = completion.choices[0] if completion.choices else _Choice()
-    message = choice.message or _Message()
+    choice = completion.choices[0] if completion.choices else ChoiceProbe()
+    message = choice.message or DeltaProbe()
     content: list[dict[str, Any]] = []
     text = message.content or message.refusal or ""
     if text:
         content.append({"type": "text", "text": text})
     generated = [text]
     for j, call in enumerate(message.tool_calls or ()):
-        function = call.function or _Function()
+        function = call.function or FunctionProbe()
         arguments = function.arguments or ""
         where = f"provider '{provider}' tool call {j}: arguments"
         try:
@@ -421,8 +404,8 @@ class EventStream:
             + b"}}",
         )
 
-    def _tool(self, out: list[bytes], call: _ToolCall) -> str:
-        function = call.function or _Function()
+    def _tool(self, out: list[bytes], call: ToolCallProbe) -> str:
+        function = call.function or FunctionProbe()
         name = function.name or ""
         if call.index not in self._calls:
             block = {"type": "tool_use", "id": call.id or f"call_{call.index}", "name": name}

@@ -26,33 +26,11 @@ from relay.providers.sse import new_decoder
 from relay.providers.translate.common import encode
 from relay.providers.translate.responses_answer import Draft, call_item, message_item, new_id
 from relay.stage import StreamMapper, StreamStep
-
-
-class _Function(Struct, frozen=True):
-    name: str | None = None
-    arguments: str | None = None
-
-
-class _ToolCall(Struct, frozen=True):
-    index: int = 0
-    id: str | None = None
-    function: _Function | None = None
-
-
-class _Delta(Struct, frozen=True):
-    content: str | None = None
-    refusal: str | None = None
-    tool_calls: list[_ToolCall] | None = None
-
-
-class _Choice(Struct, frozen=True):
-    index: int = 0
-    delta: _Delta | None = None
-    finish_reason: str | None = None
+from relay.wire.openai import ChoiceProbe, FunctionProbe, ToolCallProbe
 
 
 class _Chunk(Struct, frozen=True):
-    choices: list[_Choice] = []
+    choices: list[ChoiceProbe] = []
 
 
 _CHUNK = msgspec.json.Decoder(_Chunk)
@@ -171,8 +149,8 @@ class EventStream:
         delta = members + encode(text) + b',"logprobs":[]'
         out.append(event(self._draft, "response.output_text.delta", delta))
 
-    def _tool(self, out: list[bytes], call: _ToolCall) -> None:
-        function = call.function or _Function()
+    def _tool(self, out: list[bytes], call: ToolCallProbe) -> None:
+        function = call.function or FunctionProbe()
         open_call = self._calls.get(call.index)
         if open_call is None:
             if self._message is not None:

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benches"))
 
-from translation import per_call_us, report, request, tree_cpu  # noqa: E402
+from translation import per_call_us, report, server_cpu_us  # noqa: E402
 
 from relay.config.model import ProviderConfig  # noqa: E402
 from relay.dialects import OPENAI_DIALECTS, RESPONSES_DIALECTS  # noqa: E402
@@ -236,17 +236,7 @@ def through_server(count: int, turns: int, store: bool) -> dict[str, float]:
                     "/v1/responses",
                     msgspec.json.encode({**body, "model": "gpt"}),
                 )
-            for path, payload in cases.values():  # warm up
-                for _ in range(20):
-                    request(gw.port, path, payload, {})
-            samples: dict[str, list[float]] = {name: [] for name in cases}
-            for _ in range(turns):
-                for name, (path, payload) in cases.items():
-                    before = tree_cpu(gw.process.pid)
-                    for _ in range(count):
-                        request(gw.port, path, payload, {})
-                    samples[name].append((tree_cpu(gw.process.pid) - before) / count * 1e6)
-            return {name: statistics.median(values) for name, values in samples.items()}
+            return server_cpu_us(gw, cases, turns, count)
         finally:
             gw.stop()
 

@@ -240,19 +240,27 @@ def through_server(count: int, turns: int) -> dict[str, float]:
                     "/v1/messages",
                     msgspec.json.encode({**anthropic_body, "model": "gpt"}),
                 )
-            for path, body in cases.values():  # warm up
-                for _ in range(20):
-                    request(gw.port, path, body, {})
-            samples: dict[str, list[float]] = {name: [] for name in cases}
-            for _ in range(turns):
-                for name, (path, body) in cases.items():
-                    before = tree_cpu(gw.process.pid)
-                    for _ in range(count):
-                        request(gw.port, path, body, {})
-                    samples[name].append((tree_cpu(gw.process.pid) - before) / count * 1e6)
-            return {name: statistics.median(values) for name, values in samples.items()}
+            return server_cpu_us(gw, cases, turns, count)
         finally:
             gw.stop()
+
+
+def server_cpu_us(
+    gw: Any, cases: dict[str, tuple[str, bytes]], turns: int, count: int
+) -> dict[str, float]:
+    """The gateway's CPU (all its processes) per request of each case, median over turns
+    taken in turn, after a warm-up."""
+    for path, body in cases.values():
+        for _ in range(20):
+            request(gw.port, path, body, {})
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(turns):
+        for name, (path, body) in cases.items():
+            before = tree_cpu(gw.process.pid)
+            for _ in range(count):
+                request(gw.port, path, body, {})
+            samples[name].append((tree_cpu(gw.process.pid) - before) / count * 1e6)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def report(title: str, results: dict[str, float], pairs: list[tuple[str, str]]) -> None:

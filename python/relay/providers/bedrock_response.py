@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from relay.errors import UpstreamProtocolError
-from relay.exchange import Usage
+from relay.wire.usage import Usage
 from relay.native import EventStreamDecoder, InvalidEventStream
 from relay.stage import Step
 

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 from msgspec import Struct
 
-from relay.exchange import Usage
+from relay.wire.usage import Usage
 from relay.wire.openai import RequestMetadata
 
 

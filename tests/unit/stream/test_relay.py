@@ -13,7 +13,6 @@ from relay.dialects import OPENAI_DIALECTS
 from relay.errors import GatewayError, UpstreamStatusError, UpstreamUnreachable
 from relay.exchange import Attempt, Deployment, Endpoint, Exchange
 from relay.providers.openai_wire import OpenAIStreamMapper
-from relay.stage import StreamStep
 from relay.stream.relay import StreamRelay
 
 CHAT = OPENAI_DIALECTS[0]

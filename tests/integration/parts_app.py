@@ -66,7 +66,8 @@ class WaitingSettler:
         self.settled = Path(os.environ["RELAY_TEST_SETTLED"])
 
     async def settle(self, ex: Exchange) -> None:
-        while not self.release.exists():  # noqa: ASYNC110 (another process makes the file)
+        # Another process makes the file: no event to wait on.
+        while not self.release.exists():  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         with self.settled.open("a") as out:
             out.write(f"{ex.request_id} {ex.status} {ex.cost_usd}\n")

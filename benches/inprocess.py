@@ -2,7 +2,10 @@
 relay and accounting, with granian and aiohttp replaced by in-memory stand-ins so that only
 Relay's code is timed (thread CPU time, best of several rounds).
 
-    python3 benches/inprocess.py [--requests 20000] [--rounds 5]
+    python3 benches/inprocess.py [--requests 20000] [--rounds 5] [--hook]
+
+``--hook`` installs one no-op stream hook and one no-op answer hook (what a hook costs per
+relayed event and per JSON answer, against a run without).
 
 What it leaves out (granian's request handling, aiohttp's HTTP client) is the floor the
 side-by-side benchmark (compare.py) measures; this one shows what Relay adds on top of it
@@ -16,7 +19,7 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator, Mapping
 
-from relay.app import RelayApp
+from relay.app import Extensions, RelayApp
 from relay.config import parse_config
 from relay.exchange import Attempt, Exchange
 from relay.providers.openai_wire import OpenAIWire
@@ -124,6 +127,19 @@ models: {bench-model: {provider: up, pricing: {input: 1.0, output: 2.0}}}
 CORE = "database: {ledger: {enabled: false}}\n"
 
 
+class NoOp:
+    """A hook that observes and changes nothing."""
+
+    def on_event(self, ex: Exchange, event: bytes) -> bytes:
+        return event
+
+    def on_end(self, ex: Exchange) -> bytes:
+        return b""
+
+    def on_answer(self, ex: Exchange, body: bytes) -> bytes:
+        return body
+
+
 def body_of(size: int, stream: bool, long: bool = False) -> bytes:
     text = ("The quick brown fox jumps over the lazy dog. " * (size // 45 + 1))[:size]
     extra = b',"stream":true' if stream else b""
@@ -189,10 +205,13 @@ def main() -> None:
     parser.add_argument(
         "--ledger", action="store_true", help="the SQLite ledger's whole-process cost instead"
     )
+    parser.add_argument("--hook", action="store_true", help="one no-op stream and answer hook")
     args = parser.parse_args()
     if args.ledger:
         return ledger_main(args.requests // 4, args.rounds)
-    app = RelayApp(parse_config(CONFIG + CORE, "bench"))
+    hook = NoOp()
+    extensions = Extensions(stream_hooks=(hook,), answer_hooks=(hook,)) if args.hook else None
+    app = RelayApp(parse_config(CONFIG + CORE, "bench"), extensions)
     app.attempts.providers = {"up": InMemory("up", app.config.providers["up"], app.pool)}
     cases = [
         ("JSON, tiny body", body_of(20, False), args.requests),

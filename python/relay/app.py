@@ -4,8 +4,9 @@ hooks and the taps, and the worker's lifecycle.
 One request flows in one direction:
 
     ingress (route -> dialect, body) -> dialect.parse (one decode) -> stages (auth, routing)
-    -> attempt loop (provider adapter -> upstream -> stream relay + hooks) -> accounting
-    -> egress (JSON or SSE) -> taps, once, after the last byte
+    -> attempt loop (provider adapter -> upstream -> stream relay + stream hooks, or JSON +
+       answer hooks; the answering attempt settled) -> egress (JSON or SSE)
+    -> taps, once, after the last byte -> settlers, awaited, off the client's critical path
 
 Stages, providers and the relay never import each other; they are wired here.
 """
@@ -17,6 +18,7 @@ import logging
 import re
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -36,7 +38,7 @@ from relay.exchange import Attempt, Endpoint, Exchange
 from relay.forward import AttemptLoop
 from relay.ids import new_id
 from relay.ingress.body import discard_body, read_body
-from relay.ledger.responses import scope as store_scope
+from relay.ledger.stored import StoredResponses
 from relay.native import counter_for
 from relay.obs.log import configure_logging, log_exchange
 from relay.passthrough.forward import Passthrough
@@ -45,7 +47,7 @@ from relay.providers.responses import bridge
 from relay.routing.policy import RoutingPolicy
 from relay.routing.router import Router
 from relay.shutdown import install_granian_hook, on_shutdown
-from relay.stage import Gate, Reply, Stage, StreamHook, Tap, Transport
+from relay.stage import AnswerHook, Gate, Reply, Settler, Stage, StreamHook, Tap, Transport
 from relay.stream.relay import ClientGone, StreamRelay
 from relay.tenancy import Tenancy
 from relay.upstream import UpstreamPool
@@ -58,10 +60,24 @@ _INTERNAL = GatewayError("the gateway failed while handling this request; see it
 _DEFAULT_DIALECT: Dialect = OPENAI_DIALECTS[0]
 
 
+@dataclass(frozen=True, slots=True)
+class Extensions:
+    """Parts an embedding program adds to the pipeline (a test's stage, say): each list is
+    appended to the gateway's own. ``stages`` run after authentication, before routing."""
+
+    gates: tuple[Gate, ...] = ()
+    stages: tuple[Stage, ...] = ()
+    answer_hooks: tuple[AnswerHook, ...] = ()
+    stream_hooks: tuple[StreamHook, ...] = ()
+    taps: tuple[Tap, ...] = ()
+    settlers: tuple[Settler, ...] = ()
+
+
 class RelayApp:
     """The RSGI application of one granian worker."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, extensions: Extensions | None = None) -> None:
+        extensions = extensions or Extensions()
         self.config = config
         self.pool = UpstreamPool(config.server.upstream_connections_per_host)
         self.router = Router(config)
@@ -71,22 +87,35 @@ class RelayApp:
         # Tenants, keys, the ledger and /admin: the auth stage by auth.mode, the ledger tap.
         self.tenancy = Tenancy(config)
         # Checks on the headers alone, before the body is read (a gateway key: 401 first).
-        self.gates: Sequence[Gate] = self.tenancy.gates
+        self.gates: Sequence[Gate] = (*self.tenancy.gates, *extensions.gates)
         # The request path, in order. Each stage may answer (a Reply) or refuse (raise).
-        self.stages: Sequence[Stage] = (self.tenancy.auth, self.router)
-        # Per-read observers/transformers of streams (cache recording, guardrails, ...).
-        self.hooks: Sequence[StreamHook] = ()
-        # Run once per exchange after its last byte (metrics, ledger, cache writes).
-        self.taps: Sequence[Tap] = (*self.tenancy.taps,)
+        stored = self.tenancy.responses
+        self.stages: Sequence[Stage] = (
+            self.tenancy.auth,
+            *extensions.stages,
+            # GET/DELETE /v1/responses/{id} of a response stored here (else on to routing).
+            *((StoredResponses(stored, config.routing.passthrough_provider),) if stored else ()),
+            self.router,
+        )
+        # Observers/transformers of JSON answers and of every stream event (restoration,
+        # output guardrails, cache recording).
+        self.answer_hooks: Sequence[AnswerHook] = extensions.answer_hooks
+        self.hooks: Sequence[StreamHook] = extensions.stream_hooks
+        # Run once per exchange after its last byte (metrics, ledger).
+        self.taps: Sequence[Tap] = (*self.tenancy.taps, *extensions.taps)
+        # Awaited after the taps, bounded in time (reservations, cache writes).
+        self.settlers: Sequence[Settler] = extensions.settlers
+        self.settle_timeout_s = config.server.settle_timeout_s
         # Every adapter also serves /v1/responses (passed through or translated to chat).
         providers = bridge(build_providers(config, self.pool), self.tenancy.responses)
-        self.passthrough = Passthrough(config, self.tenancy.auth, self.router, providers, self.pool)
+        self.passthrough = Passthrough(config, providers, self.pool, self.accountant.settle)
         self.attempts = AttemptLoop(
             providers,
             relay=StreamRelay,
             settle=self.accountant.settle,
             hooks=self.hooks,
             policy=RoutingPolicy(self.router),
+            answer_hooks=self.answer_hooks,
         )
         self.routes: dict[str, Dialect] = {
             dialect.path: dialect
@@ -209,16 +238,12 @@ class RelayApp:
                 raise
             ex.body = await read_body(proto, headers.get("content-length"), self.max_body)
             dialect.parse(ex)
-            for stage in self.stages:
-                reply = await stage(ex)
-                if reply is not None:
-                    await self._reply(ex, proto, reply)
-                    return
+            if await self._answered_by_stage(ex, proto):
+                return
             if ex.stream:
                 await self.attempts.stream(ex, lambda a, h: self._open_stream(ex, proto, a, h))
             else:
                 answer = await self.attempts.json(ex)
-                await self.accountant.settle(ex)
                 ex.status = answer.status
                 proto.response_bytes(
                     answer.status,
@@ -270,8 +295,9 @@ class RelayApp:
             except GatewayError:
                 await discard_body(proto, self.max_body)
                 raise
-            if not await self._stored_response(ex, scope, proto):
-                await self.passthrough.serve(ex, scope, proto)
+            body = await self.passthrough.open(ex, scope, proto)
+            if not await self._answered_by_stage(ex, proto):
+                await self.passthrough.forward(ex, scope, proto, body)
         except GatewayError as err:
             if ex.status:  # the answer had started: it ends here, cut
                 ex.truncated = True
@@ -294,33 +320,14 @@ class RelayApp:
             self._inflight.discard(task)
             await self._finish(ex)
 
-    async def _stored_response(self, ex: Exchange, scope: Any, proto: Any) -> bool:
-        """``GET``/``DELETE /v1/responses/{id}`` of a response the gateway stored (answered
-        by translation); False when it has none by that id (then the route passes through)."""
-        store = self.tenancy.responses
-        path = scope.path
-        if store is None or scope.method not in ("GET", "DELETE"):
-            return False
-        response_id = path[len("/v1/responses/") :] if path.startswith("/v1/responses/") else ""
-        if not response_id or "/" in response_id:
-            return False
-        ex.path = "/responses"
-        await self.tenancy.auth(ex)
-        where = store_scope(ex.principal)
-        if scope.method == "DELETE":
-            found = await store.delete(response_id, *where)
-            body = msgspec.json.encode({"id": response_id, "object": "response", "deleted": True})
-        else:
-            stored = await store.get(response_id, *where, retry=False)
-            found = stored is not None
-            body = stored.response if stored is not None else b""
-        if not found:
-            if self.config.routing.passthrough_provider is not None:
-                return False
-            raise NotFound(f"no stored response '{response_id[:80]}'")
-        ex.status = 200
-        proto.response_bytes(200, [JSON, *gateway_headers(ex)], body)
-        return True
+    async def _answered_by_stage(self, ex: Exchange, proto: Any) -> bool:
+        """Run the stages in order; True when one answered (its reply is sent)."""
+        for stage in self.stages:
+            reply = await stage(ex)
+            if reply is not None:
+                await self._reply(ex, proto, reply)
+                return True
+        return False
 
     async def _open_stream(
         self, ex: Exchange, proto: Any, attempt: Attempt, upstream_headers: Mapping[str, str]
@@ -354,13 +361,9 @@ class RelayApp:
             ex.status = 499
 
     async def _finish(self, ex: Exchange) -> None:
-        """Settle what is still open, then run every tap exactly once."""
+        """Run every tap exactly once, then await the settlers (the client has its answer)."""
         if ex.finished:
             return
-        try:
-            await self.accountant.settle(ex)
-        except Exception:
-            log.exception("accounting failed for request %s", ex.request_id)
         ex.finished = time.perf_counter()
         for tap in self.taps:
             try:
@@ -368,6 +371,29 @@ class RelayApp:
             except Exception:
                 log.exception("tap %s failed for request %s", type(tap).__name__, ex.request_id)
         log_exchange(ex)
+        if self.settlers:
+            await self._settle(ex)
+
+    async def _settle(self, ex: Exchange) -> None:
+        settlers = self.settlers
+        results = asyncio.gather(*(s.settle(ex) for s in settlers), return_exceptions=True)
+        try:
+            outcomes = await asyncio.wait_for(results, self.settle_timeout_s)
+        except TimeoutError:
+            log.warning(
+                "request %s: settling took over %.1fs and was abandoned",
+                ex.request_id,
+                self.settle_timeout_s,
+            )
+            return
+        for settler, outcome in zip(settlers, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                log.error(
+                    "settler %s failed for request %s",
+                    type(settler).__name__,
+                    ex.request_id,
+                    exc_info=outcome,
+                )
 
     async def _end_on_shutdown(self, ex: Exchange, proto: Any) -> None:
         err = ShuttingDown("the gateway shut down before this response was complete")
@@ -461,7 +487,7 @@ def _models(config: Config) -> dict[str, dict[str, object]]:
     }
 
 
-def create_app(config: Config | None = None) -> RelayApp:
+def create_app(config: Config | None = None, extensions: Extensions | None = None) -> RelayApp:
     """Build the app; granian calls this (as a factory) in every worker.
 
     A worker serves the configuration the main process validated and handed over, never the
@@ -473,4 +499,4 @@ def create_app(config: Config | None = None) -> RelayApp:
     config = config or received() or load_config()
     configure_logging(config.server.log_level)
     install_granian_hook()
-    return RelayApp(config)
+    return RelayApp(config, extensions)

@@ -6,10 +6,15 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any
 
 from relay.config.model import Pricing, Timeouts
-from relay.errors import GatewayError
+from relay.wire.usage import Usage
+
+if TYPE_CHECKING:  # the contract lives with the others in stage.py, which imports this module
+    from relay.stage import Dialect
+
+__all__ = ["Attempt", "Deployment", "Endpoint", "Exchange", "Limits", "Principal", "Usage"]
 
 
 class Endpoint(Enum):
@@ -23,35 +28,6 @@ class Endpoint(Enum):
     RESPONSES = "/responses"
     # Any other /v1 route, forwarded as is (files, images, audio, ...): ``Exchange.path``.
     PASSTHROUGH = "/*"
-
-
-@dataclass(slots=True)
-class Usage:
-    """Token usage of one request. ``counted_locally`` when the provider reported none.
-
-    ``prompt_tokens`` counts every prompt token once, cache reads (``cached_tokens``) and cache
-    writes (``cache_write_tokens``, Anthropic's ``cache_creation_input_tokens``) included.
-    """
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    cache_write_tokens: int = 0
-    counted_locally: bool = False
-
-    @property
-    def total_tokens(self) -> int:
-        """Prompt plus completion tokens."""
-        return self.prompt_tokens + self.completion_tokens
-
-    def counts(self) -> tuple[int, int, int, int]:
-        """(prompt, completion, cached, cache_write): a stream step's ``usage``."""
-        return (
-            self.prompt_tokens,
-            self.completion_tokens,
-            self.cached_tokens,
-            self.cache_write_tokens,
-        )
 
 
 @dataclass(slots=True, frozen=True)
@@ -202,8 +178,16 @@ class Exchange:
     # State of an inbound API served by translation (a Responses request sent to a chat
     # provider: the chat view of the request, the response being built, event numbering).
     translation: Any = None
-    # The route under /v1 of a pass-through request (``Endpoint.PASSTHROUGH``).
+    # The route under /v1 of a pass-through request (``Endpoint.PASSTHROUGH``), its method.
     path: str = ""
+    method: str = "POST"
+    # The attempt whose answer the client received: set by the attempt loop when a JSON
+    # answer was mapped or a stream committed; None when no attempt answered (failures).
+    answer: Attempt | None = None
+    # The JSON answer's bytes as written to the client (after the answer hooks), for taps.
+    answer_body: bytes | None = None
+    # Per-request state of hooks and stages, keyed by their owner (see ``state_of``).
+    state: dict[object, Any] | None = None
 
     @property
     def upstream_seconds(self) -> float:
@@ -217,40 +201,15 @@ class Exchange:
 
     @property
     def answered_by(self) -> Attempt | None:
-        """The attempt whose answer the client received (the last one), if any."""
-        return self.attempts[-1] if self.attempts else None
+        """The attempt whose answer the client received, if any (never a failed one)."""
+        return self.answer
 
-
-class Dialect(Protocol):
-    """One inbound API operation (OpenAI chat, Anthropic messages, ...).
-
-    ``wire`` names the format family; a provider that speaks the same family passes bytes
-    through untouched, any other translates. Errors are rendered here and nowhere else.
-    """
-
-    wire: ClassVar[str]
-    endpoint: Endpoint
-
-    @property
-    def path(self) -> str:
-        """The route under which clients call this dialect."""
-        return "/v1" + self.endpoint.value
-
-    def parse(self, ex: Exchange) -> None:
-        """Decode ``ex.body`` once into ``ex.request``; fill ``model``, ``stream`` and
-        ``client_wants_usage``; raise :class:`~relay.errors.InvalidRequest` on bad input."""
-        ...
-
-    def error_body(self, err: GatewayError) -> bytes:
-        """The JSON error envelope of this API."""
-        ...
-
-    def error_frame(self, err: GatewayError, ex: Exchange | None = None) -> bytes:
-        """The SSE event that ends a committed stream on a failure (``ex``: the exchange, for
-        dialects whose events are numbered)."""
-        ...
-
-    def end_frames(self, ex: Exchange, usage_chunk: Usage | None) -> bytes:
-        """What ends a complete stream: the locally counted usage chunk when the client asked
-        for usage and the provider sent none, the cost comment, the terminator."""
-        ...
+    def state_of(self, owner: object, make: Callable[[], Any]) -> Any:
+        """``owner``'s state for this request (a hook's held bytes, say), made on first use."""
+        state = self.state
+        if state is None:
+            state = self.state = {}
+        found = state.get(owner)
+        if found is None:
+            found = state[owner] = make()
+        return found

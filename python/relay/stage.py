@@ -1,19 +1,22 @@
 """The contracts between the composition root and the parts it lists.
 
-Stages run in order on the way in and may answer instead of passing on; the attempt loop sends
-the request to the deployments routing planned; stream hooks see every read of a stream on the
-way back; taps run once when the exchange is over. None of them import each other: ``app.py``
-wires them together through these contracts.
+Gates check the headers before the body is read; stages run in order on the way in and may
+answer instead of passing on; the attempt loop sends the request to the deployments routing
+planned; answer hooks see a JSON answer and stream hooks every event of a stream on the way
+back; taps run once when the exchange is over, and settlers after them, awaited, off the
+client's critical path. The inbound API is a :class:`Dialect`. None of the parts import each
+other: ``app.py`` wires them together through these contracts.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 from relay.errors import GatewayError
-from relay.exchange import Exchange
+from relay.exchange import Endpoint, Exchange
+from relay.wire.usage import Usage
 
 
 @dataclass(slots=True, frozen=True)
@@ -75,10 +78,31 @@ class Stage(Protocol):
 
 
 class Tap(Protocol):
-    """Observes every finished exchange: metrics, ledger, cache writes. Must not block."""
+    """Observes every finished exchange: metrics, the ledger. Cheap and synchronous: it must
+    not block (queue what needs I/O, or be a :class:`Settler`)."""
 
     def on_finish(self, ex: Exchange) -> None:
         """Called once per exchange, after the last byte was handed to the client."""
+        ...
+
+
+class Settler(Protocol):
+    """Work that needs I/O once an exchange is over: settling a reservation in Redis, writing
+    a cache entry. Awaited after the last byte and after the taps, so the client never waits
+    for it; every settler of an exchange together is bounded by ``server.settle_timeout_s``."""
+
+    async def settle(self, ex: Exchange) -> None:
+        """Called once per exchange; an exception is logged and does not reach the client."""
+        ...
+
+
+class AnswerHook(Protocol):
+    """Observes or transforms a JSON answer before it is written (placeholder restoration,
+    output guardrails, cache recording). A hook that raises a
+    :class:`~relay.errors.GatewayError` answers with that error instead."""
+
+    def on_answer(self, ex: Exchange, body: bytes) -> bytes:
+        """Return the body to send: ``body`` itself to observe, else new bytes."""
         ...
 
 
@@ -145,11 +169,24 @@ class StreamMapper(Protocol):
 
 
 class StreamHook(Protocol):
-    """Observes or transforms a stream, read by read (cache recording, output guardrails,
-    placeholder restoration). A hook that raises ends the stream with the error event."""
+    """Observes or transforms a stream event by event, in the client's dialect (cache
+    recording, output guardrails, placeholder restoration). A hook that raises ends the stream
+    with the dialect's error event. Per-request state goes in ``ex.state_of(self, make)``.
 
-    def on_step(self, ex: Exchange, step: StreamStep, out: bytes) -> bytes:
-        """Return the frames to send for this read: ``out`` itself to observe, else new bytes."""
+    An event is one SSE frame as the client will receive it (``event:``/``data:`` lines and
+    the blank line that ends it); the dialect's own end frames (terminator, locally counted
+    usage, cost comment) are not events. Hooks run in order, each on what the one before
+    returned.
+    """
+
+    def on_event(self, ex: Exchange, event: bytes) -> bytes:
+        """The bytes to send for ``event``: ``event`` itself to observe, new frames to
+        transform, or ``b""`` to hold it back (then send it later, or from :meth:`on_end`)."""
+        ...
+
+    def on_end(self, ex: Exchange) -> bytes:
+        """The stream ended (completed or cut): frames still held, sent before the end or
+        error frames; ``b""`` when none."""
         ...
 
 
@@ -172,4 +209,39 @@ class Relay(Protocol):
 
     async def abort(self, err: Exception) -> bool:
         """End a started stream with ``err``; False when nothing was started."""
+        ...
+
+
+class Dialect(Protocol):
+    """One inbound API operation (OpenAI chat, Anthropic messages, ...).
+
+    ``wire`` names the format family; a provider that speaks the same family passes bytes
+    through untouched, any other translates. Errors are rendered here and nowhere else.
+    """
+
+    wire: ClassVar[str]
+    endpoint: Endpoint
+
+    @property
+    def path(self) -> str:
+        """The route under which clients call this dialect."""
+        return "/v1" + self.endpoint.value
+
+    def parse(self, ex: Exchange) -> None:
+        """Decode ``ex.body`` once into ``ex.request``; fill ``model``, ``stream`` and
+        ``client_wants_usage``; raise :class:`~relay.errors.InvalidRequest` on bad input."""
+        ...
+
+    def error_body(self, err: GatewayError) -> bytes:
+        """The JSON error envelope of this API."""
+        ...
+
+    def error_frame(self, err: GatewayError, ex: Exchange | None = None) -> bytes:
+        """The SSE event that ends a committed stream on a failure (``ex``: the exchange, for
+        dialects whose events are numbered)."""
+        ...
+
+    def end_frames(self, ex: Exchange, usage_chunk: Usage | None) -> bytes:
+        """What ends a complete stream: the locally counted usage chunk when the client asked
+        for usage and the provider sent none, the cost comment, the terminator."""
         ...

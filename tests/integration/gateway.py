@@ -32,6 +32,7 @@ class Gateway:
         workers: int = 1,
         env: dict[str, str] | None = None,
         python: str | None = None,
+        app: str | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -46,6 +47,7 @@ class Gateway:
             "--workers",
             str(workers),
         ]
+        path = None
         if config is not None:
             path = tmp / f"relay-{self.port}.yaml"
             path.write_text(yaml.safe_dump(config))
@@ -54,6 +56,32 @@ class Gateway:
         self._log = self.log_path.open("wb")
         run_env = {k: v for k, v in os.environ.items() if k not in ("RELAY_CONFIG", "SERVER_PORT")}
         run_env.update(env or {})
+        if app is not None:
+            # Another composition of the real app (a test's extra stage or hook), served by
+            # granian itself; the factory loads the config from RELAY_CONFIG.
+            args = [
+                python or sys.executable,
+                "-m",
+                "granian",
+                "--interface",
+                "rsgi",
+                "--loop",
+                "uvloop",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+                app,
+            ]
+            if path is not None:
+                run_env["RELAY_CONFIG"] = str(path)
+            root = str(Path(__file__).resolve().parents[2])
+            run_env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (root, run_env.get("PYTHONPATH", "")) if p
+            )
         self.process = subprocess.Popen(
             args, stdout=self._log, stderr=subprocess.STDOUT, env=run_env, cwd=tmp
         )

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from relay import __version__
+from relay.config.model import ServerConfig
 from tests.integration.gateway import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,8 +73,7 @@ BROKEN = {
     "server-fields": (
         ECHO + "server: {prot: 8080, workers: two, max_body_bytes: -5}\n",
         [
-            "server.prot: unknown field (known: drain_timeout_s, host, log_level, max_body_bytes, "
-            "max_upload_bytes, port, upstream_connections_per_host, workers)",
+            f"server.prot: unknown field (known: {', '.join(sorted(ServerConfig.__struct_fields__))})",
             "server.workers: expected an integer, got 'two'",
             "server.max_body_bytes: expected at least 1024, got -5",
         ],

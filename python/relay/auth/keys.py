@@ -85,7 +85,9 @@ class KeyAuth:
         principal = ex.principal
         _, principal.use_case = read_metadata(ex)
         allowed = principal.allowed_models  # after the principal: refusals are attributed
-        if allowed is not None and ex.model not in allowed:
+        # A pass-through route that names no model (a stored response, a file) is judged
+        # later: by the stored response's model, else routing refuses it to restricted keys.
+        if allowed is not None and ex.model not in allowed and (ex.model or not ex.path):
             raise PermissionDenied(
                 f"this key may not use model '{ex.model}' (allowed: {', '.join(sorted(allowed)) or 'none'})",
                 param="model",

@@ -53,6 +53,10 @@ def _check_server(config: Config, problems: Problems) -> None:
         problems.add(
             "server.max_upload_bytes", f"expected at least 1024, got {server.max_upload_bytes}"
         )
+    if not server.settle_timeout_s > 0:
+        problems.add(
+            "server.settle_timeout_s", f"expected a positive number, got {server.settle_timeout_s}"
+        )
     if server.upstream_connections_per_host < 0:
         problems.add(
             "server.upstream_connections_per_host",

@@ -25,6 +25,9 @@ class ServerConfig(Struct, frozen=True, forbid_unknown_fields=True):
     # Pass-through routes (files, audio, images, ...): bodies are streamed, never held whole,
     # and may be up to this size.
     max_upload_bytes: int = 512 * 1024 * 1024
+    # Settlers (reservations, cache writes) run after the last byte; together they may take
+    # this long per request before they are abandoned (and logged).
+    settle_timeout_s: float = 2.0
 
 
 class Timeouts(Struct, frozen=True, forbid_unknown_fields=True):

@@ -1,6 +1,6 @@
-"""What an inbound API (a dialect) owns; the contract itself lives beside the exchange that
-carries it (:class:`relay.exchange.Dialect`), so the two do not import each other."""
+"""What an inbound API (a dialect) owns; the contract itself lives with the others in
+:mod:`relay.stage` (:class:`relay.stage.Dialect`)."""
 
-from relay.exchange import Dialect
+from relay.stage import Dialect
 
 __all__ = ["Dialect"]

@@ -2,11 +2,13 @@
 routing's policy. Before the commit point (the whole JSON body, or a stream's first content) a
 failure may move on to the next attempt; the policy (``AttemptPolicy``, routing's
 ``RoutingPolicy`` in the gateway) decides which, if any: retries, failover across targets,
-fallback chains, circuit breakers. After it, the answer belongs to the client.
+fallback chains, circuit breakers. After it, the answer belongs to the client: the attempt is
+marked as the exchange's ``answer`` and settled (usage and cost), here and nowhere else.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,7 +17,9 @@ from typing import TYPE_CHECKING, Protocol
 from relay.config.model import Timeouts
 from relay.errors import GatewayError, InvalidRequest
 from relay.exchange import Attempt, Deployment, Exchange
-from relay.stage import Relay, StreamHook, Transport, UpstreamResponse
+from relay.stage import AnswerHook, Relay, StreamHook, Transport, UpstreamResponse
+
+log = logging.getLogger("relay")
 
 if TYPE_CHECKING:  # types only: the composition root wires the real objects
     from relay.providers.base import Provider
@@ -104,15 +108,18 @@ class AttemptLoop:
         settle: Callable[[Exchange], Awaitable[None]],
         hooks: Sequence[StreamHook] = (),
         policy: AttemptPolicy | None = None,
+        answer_hooks: Sequence[AnswerHook] = (),
     ) -> None:
         self.providers = providers
         self.relay = relay
         self.settle = settle
         self.hooks = tuple(hooks)
+        self.answer_hooks = tuple(answer_hooks)
         self.policy = policy or FirstAnswer()
 
     async def json(self, ex: Exchange) -> JsonAnswer:
-        """Until an attempt answers: the provider's body mapped for the client."""
+        """Until an attempt answers: the provider's body mapped for the client, settled, and
+        passed through the answer hooks (kept as ``ex.answer_body``)."""
         failed: Attempt | None = None
         err: GatewayError | None = None
         while True:
@@ -134,12 +141,28 @@ class AttemptLoop:
             finally:
                 upstream.close()
             self.policy.finished(ex, attempt, None)
+            ex.answer = attempt
+            await self.settle(ex)
+            for hook in self.answer_hooks:
+                mapped = hook.on_answer(ex, mapped)
+            ex.answer_body = mapped
             return JsonAnswer(upstream.status, mapped, upstream.headers, attempt.caller_credential)
 
     async def stream(self, ex: Exchange, open_client: OpenClient) -> None:
         """Until an attempt commits: relay its stream to the client. Before the commit point a
         failure moves on to the next attempt, invisibly; after it the relay ends the stream
-        with the dialect's error event."""
+        with the dialect's error event. A stream that did not complete (cut, abandoned by its
+        client, ended by a shutdown) is settled with what it relayed."""
+        try:
+            await self._stream(ex, open_client)
+        finally:
+            if ex.answer is not None and ex.usage is None:
+                try:
+                    await self.settle(ex)
+                except Exception:
+                    log.exception("accounting failed for request %s", ex.request_id)
+
+    async def _stream(self, ex: Exchange, open_client: OpenClient) -> None:
         failed: Attempt | None = None
         err: GatewayError | None = None
         while True:

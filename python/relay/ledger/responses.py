@@ -27,7 +27,7 @@ _INSERT = (
     "conversation, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
 )
 _SELECT = (
-    "SELECT conversation, response FROM responses "
+    "SELECT conversation, response, model FROM responses "
     "WHERE id = ? AND org = ? AND tenant = ? AND expires_at > ?"
 )
 _DELETE = "DELETE FROM responses WHERE id = ? AND org = ? AND tenant = ?"
@@ -93,9 +93,16 @@ class ResponseStore:
                 return pending if (pending.org, pending.tenant) == (org, tenant) else None
             rows = await self.db.fetch(_SELECT, [response_id, org, tenant, time.time()])
             if rows:
-                conversation, response = rows[0]
+                conversation, response, model = rows[0]
                 return StoredResponse(
-                    response_id, org, tenant, 0.0, "", None, _bytes(conversation), _bytes(response)
+                    response_id,
+                    org,
+                    tenant,
+                    0.0,
+                    model,
+                    None,
+                    _bytes(conversation),
+                    _bytes(response),
                 )
             if attempt == 0:  # written by another worker, maybe not yet
                 await asyncio.sleep(self.flush_interval_s * 2)

@@ -3,29 +3,29 @@ forwarded to a configured provider, bodies streamed both ways.
 
 The provider is the one the request's model routes to (a JSON body's ``model``, or a multipart
 form field ``model``), else ``routing.passthrough_provider``; the URL is that provider's API
-root plus the checked route (:mod:`relay.passthrough.paths`). The caller is authenticated like
-any other (a key restricted to some models cannot reach routes that name none), the exchange is
-logged and gets a ledger row; a JSON answer's ``usage`` is recorded and priced. There are no
+root plus the checked route (:mod:`relay.passthrough.paths`). The request passes the same gates
+and stages as any other between :meth:`Passthrough.open` and :meth:`Passthrough.forward` (a key
+restricted to some models cannot reach routes that name none), the exchange is logged and gets
+a ledger row; a JSON answer's ``usage`` is recorded and priced. There are no
 retries or fallbacks: a streamed upload cannot be sent twice.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import msgspec
 
-from relay.config.model import Config, Pricing
+from relay.config.model import Config
 from relay.egress.headers import gateway_headers, passed_upstream_headers, usage_headers
-from relay.errors import BodyTooLarge, GatewayError, InvalidRequest, NotFound
-from relay.exchange import Attempt, Deployment, Endpoint, Exchange, Usage
+from relay.errors import BodyTooLarge, GatewayError, InvalidRequest
+from relay.exchange import Attempt, Endpoint, Exchange, Usage
 from relay.ingress.body import read_body
 from relay.passthrough import body as bodies
 from relay.passthrough.paths import request_headers, response_headers, route
 from relay.providers.base import Provider
-from relay.stage import Stage
 from relay.upstream import UpstreamPool
 
 # A JSON answer up to this size is also read for its usage while it is relayed.
@@ -52,32 +52,37 @@ class Passthrough:
     def __init__(
         self,
         config: Config,
-        auth: Stage,
-        router: Stage,
         providers: Mapping[str, Provider],
         pool: UpstreamPool,
+        settle: Callable[[Exchange], Awaitable[None]],
     ) -> None:
         self.config = config
-        self.auth = auth
-        self.router = router
+        self.settle = settle
         self.providers = providers
         self.pool = pool
-        self.default = config.routing.passthrough_provider
         self.max_json = config.server.max_body_bytes
         self.max_upload = config.server.max_upload_bytes
 
-    async def serve(self, ex: Exchange, scope: Any, proto: Any) -> None:
-        """Forward the request and relay the answer; raise a GatewayError before answering."""
+    async def open(self, ex: Exchange, scope: Any, proto: Any) -> PendingBody:
+        """Check the route and read what the stages need (a JSON body, a form's ``model``
+        field); an upload's remainder stays unread until it is forwarded."""
         ex.endpoint = Endpoint.PASSTHROUGH
         if scope.http_version.startswith("1") and getattr(scope, "authority", None):
             # An absolute-form request line (GET http://host/...): the gateway is no proxy.
             raise InvalidRequest("absolute URLs are not accepted as request targets")
+        ex.method = scope.method
         path = route(scope.path, scope.query_string)
         ex.path = path.partition("?")[0]
-        method = scope.method
         body = await self._body(ex, scope, proto)
-        await self.auth(ex)
-        deployment = await self._deployment(ex)
+        body.target = path
+        return body
+
+    async def forward(self, ex: Exchange, scope: Any, proto: Any, body: PendingBody) -> None:
+        """After the stages (routing chose ``ex.deployment``): forward the request and relay
+        the answer; raise a GatewayError before answering."""
+        deployment = ex.deployment
+        assert deployment is not None, "the routing stage did not run"
+        method, path = ex.method, body.target
         if ex.model and deployment.upstream_model != ex.model:
             self._rename(ex, body, deployment.upstream_model, scope.headers)
         provider = self.providers[deployment.provider]
@@ -117,8 +122,9 @@ class Passthrough:
             await self._relay(ex, attempt, upstream, proto)
         finally:
             upstream.close()
+        await self.settle(ex)  # the usage a JSON answer reported, priced
 
-    async def _body(self, ex: Exchange, scope: Any, proto: Any) -> _Body:
+    async def _body(self, ex: Exchange, scope: Any, proto: Any) -> PendingBody:
         headers = scope.headers
         content_type = (headers.get("content-type") or "").lower()
         declared = headers.get("content-length")
@@ -126,32 +132,19 @@ class Passthrough:
             raw = await read_body(proto, declared, self.max_json)
             ex.body = raw
             ex.model = (bodies.json_model(raw) or "") if raw.strip() else ""
-            return _Body(bodies.Body(None, [raw] if raw else [], self.max_json, False), None)
+            return PendingBody(bodies.Body(None, [raw] if raw else [], self.max_json, False), None)
         length = bodies.check_length(declared, self.max_upload)
         if scope.method in ("GET", "HEAD", "DELETE") and not length:
-            return _Body(bodies.Body(None, [], 0, False), None)
+            return PendingBody(bodies.Body(None, [], 0, False), None)
         reader = proto.__aiter__()
         prefix: list[bytes] = []
         if content_type.startswith("multipart/form-data"):
             prefix, model = await bodies.peek_multipart(reader, content_type, self.max_upload)
             ex.model = model or ""
-        return _Body(bodies.Body(reader, prefix, self.max_upload, True), length)
-
-    async def _deployment(self, ex: Exchange) -> Deployment:
-        if ex.model:
-            await self.router(ex)
-            assert ex.deployment is not None
-            return ex.deployment
-        if self.default is None:
-            raise NotFound(
-                f"/v1{ex.path}: the request names no model and this gateway has no "
-                "routing.passthrough_provider"
-            )
-        ex.deployment = Deployment(self.default, "", "", Pricing())
-        return ex.deployment
+        return PendingBody(bodies.Body(reader, prefix, self.max_upload, True), length)
 
     @staticmethod
-    def _rename(ex: Exchange, body: _Body, model: str, headers: Mapping[str, str]) -> None:
+    def _rename(ex: Exchange, body: PendingBody, model: str, headers: Mapping[str, str]) -> None:
         """The provider's name for the model, in the JSON body or the form field."""
         stream = body.stream
         if not stream.streaming:
@@ -191,6 +184,7 @@ class Passthrough:
     @staticmethod
     def _start(ex: Exchange, attempt: Attempt, upstream: Any, proto: Any) -> Any:
         ex.status = upstream.status
+        ex.answer = attempt
         headers = [
             *response_headers(upstream.headers.items()),
             *gateway_headers(ex),
@@ -200,14 +194,15 @@ class Passthrough:
         return proto.response_stream(upstream.status, headers)
 
 
-class _Body:
-    """The request body and its declared length (None: sent chunked)."""
+class PendingBody:
+    """The request body, its declared length (None: sent chunked), and the checked route."""
 
-    __slots__ = ("length", "stream")
+    __slots__ = ("length", "stream", "target")
 
     def __init__(self, stream: bodies.Body, length: int | None) -> None:
         self.stream = stream
         self.length = length
+        self.target = ""
 
     @property
     def too_large(self) -> bool:

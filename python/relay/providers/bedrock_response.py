@@ -12,9 +12,9 @@ from typing import Any
 import msgspec
 
 from relay.errors import UpstreamProtocolError
-from relay.exchange import Usage
 from relay.native import EventStreamDecoder, InvalidEventStream
 from relay.stage import Step
+from relay.wire.usage import Usage
 
 Json = dict[str, Any]
 _encode = msgspec.json.encode

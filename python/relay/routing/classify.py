@@ -27,6 +27,8 @@ MOVE: Final = 1
 CONTEXT: Final = 2
 POLICY: Final = 3
 FINAL: Final = 4
+# The error class of a failure of the gateway itself (not the provider's).
+GATEWAY: Final = "gateway"
 
 _CONTEXT_CODES = frozenset({"context_length_exceeded", "context_window_exceeded"})
 _POLICY_CODES = frozenset({"content_filter", "content_policy_violation"})
@@ -84,7 +86,7 @@ def error_class(err: GatewayError) -> str:
             if kind is POLICY
             else "client_error"
         )
-    return "gateway"
+    return GATEWAY
 
 
 def is_breaker_failure(err: GatewayError) -> bool:

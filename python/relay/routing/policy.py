@@ -36,6 +36,7 @@ from relay.routing.budget import RetryBudget
 from relay.routing.classify import (
     CONTEXT,
     FINAL,
+    GATEWAY,
     MOVE,
     POLICY,
     action,
@@ -143,8 +144,13 @@ class RoutingPolicy:
             if ttfb is not None:
                 slot.observe_ttfb(ttfb)
             return
-        attempt.error_class = error_class(err)
-        slot.breaker.record(not is_breaker_failure(err), now)
+        attempt.error_class = kind = error_class(err)
+        if kind == GATEWAY:
+            # The gateway failed (a hook, a mapper): nothing is known of the provider's health,
+            # so the call counts neither way (recording it as a success could close a circuit).
+            slot.breaker.release()
+        else:
+            slot.breaker.record(not is_breaker_failure(err), now)
         if headers:
             hint = retry_hint_s(headers)
             if hint is not None:

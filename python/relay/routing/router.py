@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 
 from relay.config.model import Config, Pricing, RetryConfig, TimeoutOverrides, Timeouts
-from relay.errors import InvalidRequest, ModelNotFound
-from relay.exchange import Deployment, Exchange
+from relay.errors import InvalidRequest, ModelNotFound, NotFound, PermissionDenied
+from relay.exchange import Deployment, Endpoint, Exchange
 from relay.native import encoding_for_model
 from relay.routing.balance import Balancer, Slot
 from relay.routing.breaker import Breakers
@@ -40,6 +40,11 @@ class Router:
         self._cached: dict[str, ModelRoute] = {}
         self._default_model = config.routing.default_model
         self._default = config.default_provider
+        passthrough = config.routing.passthrough_provider
+        # Pass-through routes that name no model (files, batches, ...) go to this provider.
+        self._passthrough = (
+            Deployment(passthrough, "", "", Pricing()) if passthrough is not None else None
+        )
         names = sorted(self.routes)
         shown = ", ".join(names[:_LISTED_IN_ERROR]) + (
             ", ..." if len(names) > _LISTED_IN_ERROR else ""
@@ -117,6 +122,9 @@ class Router:
     async def __call__(self, ex: Exchange) -> Reply | None:
         route = self.routes.get(ex.model)
         if route is None:
+            if not ex.model and ex.endpoint is Endpoint.PASSTHROUGH:
+                self._modelless(ex)
+                return None
             route = self._resolve(ex)
         ex.route = route
         ex.plan = plan = route.balancer.order()
@@ -126,6 +134,23 @@ class Router:
         if fallbacks is not None or timeout is not None:
             ex.route = RouteState(route, _fallbacks(fallbacks, self.routes), _timeout(timeout))
         return None
+
+    def _modelless(self, ex: Exchange) -> None:
+        """A pass-through route that names no model: the pass-through provider, for keys that
+        may use any model (a key restricted to some cannot reach routes that name none)."""
+        allowed = ex.principal.allowed_models
+        if allowed is not None:
+            raise PermissionDenied(
+                f"/v1{ex.path} names no model, and this key may use only "
+                f"{', '.join(sorted(allowed)) or 'none'}"
+            )
+        if self._passthrough is None:
+            raise NotFound(
+                f"/v1{ex.path}: the request names no model and this gateway has no "
+                "routing.passthrough_provider"
+            )
+        ex.deployment = self._passthrough
+        ex.plan = (self._passthrough,)
 
     def _resolve(self, ex: Exchange) -> ModelRoute:
         name = ex.model

@@ -1,4 +1,5 @@
-"""Relay a provider's stream to the client, one network read at a time.
+"""Relay a provider's stream to the client, one network read at a time; hooks see it event by
+event.
 
 Before the first content reaches the client nothing is committed: a failure is an ordinary error
 that the attempt loop may retry or answer as JSON. After it, every failure (the provider's,
@@ -105,8 +106,8 @@ class StreamRelay:
         if step.usage is not None:
             self.attempt.usage = Usage(*step.usage)
         out = step.out
-        for hook in self.hooks:
-            out = hook.on_step(self.ex, step, out)
+        if self.hooks and out:
+            out = self._hooked(out)
         if self.transport is not None:
             if out:
                 await self._send(out)
@@ -115,11 +116,43 @@ class StreamRelay:
         elif out:
             self._held.append(out)
 
+    def _hooked(self, out: bytes) -> bytes:
+        """Pass each event of ``out`` through the hooks, in order. The frames the mappers
+        write always end with a blank line, so splitting there yields whole events."""
+        ex, hooks = self.ex, self.hooks
+        events = out.split(b"\n\n")
+        tail = events.pop()  # b"" after the last whole frame
+        sent = []
+        for event in events:
+            frame = event + b"\n\n"
+            for hook in hooks:
+                frame = hook.on_event(ex, frame)
+                if not frame:
+                    break
+            if frame:
+                sent.append(frame)
+        if tail:  # not a whole frame (never written by a mapper): passed on untouched
+            sent.append(tail)
+        return b"".join(sent)
+
+    def _flush_hooks(self) -> bytes:
+        """What the hooks still hold at the end; each one's release passes the later ones."""
+        ex, out = self.ex, b""
+        for hook in self.hooks:
+            if out:
+                out = hook.on_event(ex, out)
+            out += hook.on_end(ex)
+        return out
+
     async def _complete(self) -> None:
-        """The provider finished: settle usage and cost, then the dialect's end frames."""
+        """The provider finished: the hooks' held frames, usage and cost, the end frames."""
         ex = self.ex
         self.attempt.ended = time.perf_counter()
         self.upstream.close()
+        if self.hooks:
+            held = self._flush_hooks()
+            if held:
+                await (self._send(held) if self.transport is not None else self._commit(held))
         await self.settle(ex)
         usage_chunk = None
         if ex.client_wants_usage and self.attempt.usage is None and ex.usage is not None:
@@ -135,6 +168,7 @@ class StreamRelay:
         now = time.perf_counter()
         self.attempt.ready_at = now
         self.ex.first_token_at = now
+        self.ex.answer = self.attempt  # from here on, this attempt's answer is the client's
         try:
             self.transport = await self.open_client()
         except Exception as exc:
@@ -174,4 +208,10 @@ class StreamRelay:
         ex.truncated = True
         ex.error_type = err.code or err.type
         assert ex.dialect is not None
-        await self._send(ex.dialect.error_frame(err, ex))
+        frames = ex.dialect.error_frame(err, ex)
+        if self.hooks:
+            try:  # what a hook holds (a partial placeholder) still reaches the client first
+                frames = self._flush_hooks() + frames
+            except Exception:
+                log.exception("stream hook failed at the end of request %s", ex.request_id)
+        await self._send(frames)

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import msgspec
 from msgspec import Struct
 
-from relay.exchange import Usage
+from relay.wire.usage import Usage
 
 # Anthropic's error type per HTTP status; the other statuses fall back by class.
 ERROR_TYPES: dict[int, str] = {

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import msgspec
 from msgspec import Struct
 
-from relay.exchange import Usage
+from relay.wire.usage import Usage
 
 
 class StreamOptions(Struct, frozen=True):

@@ -14,8 +14,8 @@ from typing import Any
 import msgspec
 from msgspec import Struct
 
-from relay.exchange import Usage
 from relay.wire.openai import RequestMetadata
+from relay.wire.usage import Usage
 
 
 class TextFormat(Struct, frozen=True):

@@ -38,6 +38,7 @@ def answered(body: bytes, text: str | None, endpoint: Endpoint = Endpoint.CHAT) 
     if text is not None:
         attempt.text = lambda: text
     ex.attempts.append(attempt)
+    ex.answer = attempt
     return ex
 
 
@@ -91,8 +92,19 @@ def test_only_the_answering_attempt_counts() -> None:
     last = Attempt(PRICED, 1)
     last.usage = Usage(prompt_tokens=1, completion_tokens=1)
     ex.attempts.append(last)
+    ex.answer = last
     asyncio.run(Accountant().settle(ex))
     assert ex.usage is not None and ex.usage.prompt_tokens == 1
+
+
+def test_a_failed_request_is_not_priced() -> None:
+    """No attempt answered (the last one failed before any content): nothing is counted,
+    however much text or usage the failed attempt holds."""
+    ex = answered(BODY, "partial text")
+    ex.answer = None
+    ex.attempts[0].error = "server_error"
+    asyncio.run(Accountant().settle(ex))
+    assert ex.usage is None and ex.cost_usd is None
 
 
 def test_legacy_completion_prompt_list_counts_each() -> None:

@@ -238,6 +238,7 @@ def test_chat_stream_without_usage_leaves_the_message_delta_to_the_dialect() -> 
         MESSAGES,
     )
     ex.attempts.append(a)
+    ex.answer = a
     ex.cost_usd = 0.5
     tail = MESSAGES.end_frames(ex, Usage(7, 20, counted_locally=True))
     delta = sse_json(tail)[0]

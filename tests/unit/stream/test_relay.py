@@ -13,7 +13,6 @@ from relay.dialects import OPENAI_DIALECTS
 from relay.errors import GatewayError, UpstreamStatusError, UpstreamUnreachable
 from relay.exchange import Attempt, Deployment, Endpoint, Exchange
 from relay.providers.openai_wire import OpenAIStreamMapper
-from relay.stage import StreamStep
 from relay.stream.relay import StreamRelay
 
 CHAT = OPENAI_DIALECTS[0]
@@ -195,10 +194,13 @@ def test_non_utf8_event_after_commit_ends_with_error_event() -> None:
 
 def test_a_failing_hook_ends_the_stream_with_the_error_event() -> None:
     class Exploding:
-        def on_step(self, ex: Exchange, step: StreamStep, out: bytes) -> bytes:
-            if b"second" in out:
+        def on_event(self, ex: Exchange, event: bytes) -> bytes:
+            if b"second" in event:
                 raise RuntimeError("hook bug")
-            return out
+            return event
+
+        def on_end(self, ex: Exchange) -> bytes:
+            return b""
 
     client = Client()
     body = [sse(chunk("first")), sse(chunk("second")), sse(b"[DONE]")]
@@ -220,15 +222,90 @@ def test_a_failing_settle_ends_the_stream_with_the_error_event() -> None:
     assert b"[DONE]" not in out and b"stream_failed" in out and ex.truncated
 
 
-def test_hooks_can_transform_frames() -> None:
-    class Upper:
-        def on_step(self, ex: Exchange, step: StreamStep, out: bytes) -> bytes:
-            return out.replace(b"hello", b"HELLO")
+class Upper:
+    def on_event(self, ex: Exchange, event: bytes) -> bytes:
+        return event.replace(b"hello", b"HELLO")
 
+    def on_end(self, ex: Exchange) -> bytes:
+        return b""
+
+
+def test_hooks_can_transform_frames() -> None:
     client = Client()
     _, _, relay = relay_for([sse(chunk("hello"), b"[DONE]")], client, hooks=(Upper(),))
     asyncio.run(relay.run())
     assert b"HELLO" in b"".join(client.sent)
+
+
+class Recorder:
+    """Keeps every event it sees in the exchange's state for this hook."""
+
+    def on_event(self, ex: Exchange, event: bytes) -> bytes:
+        ex.state_of(self, list).append(event)
+        return event
+
+    def on_end(self, ex: Exchange) -> bytes:
+        ex.state_of(self, list).append(b"<end>")
+        return b""
+
+
+def test_hooks_see_each_event_whole_however_the_network_splits_them() -> None:
+    """Three events in one read, then one event split across three reads: the hook sees four
+    whole frames, each once, in order, then the end."""
+    one_read = sse(chunk("a"), chunk("b"), chunk("c"))
+    split = sse(chunk("d"))
+    reads = [one_read, split[:7], split[7:20], split[20:], sse(b"[DONE]")]
+    client, recorder = Client(), Recorder()
+    ex, _, relay = relay_for(reads, client, hooks=(recorder,))
+    asyncio.run(relay.run())
+    seen = ex.state_of(recorder, list)
+    assert seen[-1] == b"<end>"
+    texts = [
+        msgspec.json.decode(e[len(b"data: ") : -2])["choices"][0]["delta"]["content"]
+        for e in seen[:-1]
+    ]
+    assert texts == ["a", "b", "c", "d"]
+    assert all(e.startswith(b"data: ") and e.endswith(b"\n\n") for e in seen[:-1])
+
+
+class HoldUntilEnd:
+    """Holds every event back and releases them all at the end (a restorer waiting for the
+    rest of a placeholder holds like this)."""
+
+    def on_event(self, ex: Exchange, event: bytes) -> bytes:
+        ex.state_of(self, list).append(event)
+        return b""
+
+    def on_end(self, ex: Exchange) -> bytes:
+        return b"".join(ex.state_of(self, list))
+
+
+def test_held_events_are_flushed_before_the_end_frames_and_pass_later_hooks() -> None:
+    client = Client()
+    reads = [sse(chunk("hello"), chunk(" world"), b"[DONE]")]
+    _, _, relay = relay_for(reads, client, hooks=(HoldUntilEnd(), Upper()))
+    asyncio.run(relay.run())
+    out = b"".join(client.sent)
+    assert out.index(b"HELLO") < out.index(b" world") < out.index(b"data: [DONE]")
+    assert b"hello" not in out
+
+
+def test_held_events_are_flushed_before_the_error_event_of_a_cut_stream() -> None:
+    client = Client()
+    reads = [sse(chunk("kept")), b'data: {"choices":[{"delta":{"content":"\xff"}}]}\n\n']
+    ex, _, relay = relay_for(reads, client, hooks=(HoldUntilEnd(),), wants_usage=False)
+    asyncio.run(relay.run())
+    out = b"".join(client.sent)
+    assert ex.truncated and out.index(b"kept") < out.index(b"upstream_bad_response")
+
+
+def test_the_attempt_answers_at_the_commit_point() -> None:
+    client = Client()
+    ex, _, relay = relay_for([sse(chunk("x"), b"[DONE]")], client)
+    attempt = ex.attempts[0]
+    assert ex.answer is None
+    asyncio.run(relay.run())
+    assert ex.answer is attempt
 
 
 def test_cost_comment_precedes_done() -> None:

@@ -241,8 +241,9 @@ class BreakerConfig(Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class RetryBudgetConfig(Struct, frozen=True, forbid_unknown_fields=True):
-    """Attempts after a request's first (retries, failover, fallbacks), per worker: at most
-    ``ratio`` of the requests of the last ``window_s`` seconds, plus ``min_retries``."""
+    """Retries on each deployment, per worker: at most ``ratio`` of the requests it received
+    in the last ``window_s`` seconds, plus ``min_retries``. A request's first attempt on a
+    deployment (failover and fallbacks included) counts as a request and is never refused."""
 
     ratio: float = 0.2
     min_retries: int = 3

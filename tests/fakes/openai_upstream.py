@@ -30,7 +30,8 @@ Behaviour is chosen by the request's ``model``:
   id/type/name/arguments ``""``, then the arguments in 3-character pieces).
 * ``no-usage``: never sends usage (JSON or stream, even if asked).
 * ``error-400|401|404|429|500|503``: that status with an OpenAI error envelope
-  (429 also sends ``retry-after: 7``). ``error-html``: 502 with an HTML page.
+  (429 also sends ``retry-after: 7``; its message names the organisation ``org-fakeupstream``,
+  as OpenAI's does). ``error-html``: 502 with an HTML page.
 * ``not-json``: 200 ``application/json`` body ``this is not json``; streamed: one
   ``data: not json`` event and end of body (no ``[DONE]``).
 * ``slow-<ms>``: sleep <ms> before the headers, then answer normally.
@@ -40,7 +41,9 @@ Behaviour is chosen by the request's ``model``:
 * ``cut-stream``: role chunk + 3 word chunks, then the TCP connection is closed (incomplete
   chunked body, no ``[DONE]``). Non-stream: half the JSON body, then closed.
 * ``stream-error``: role chunk + 2 word chunks, then a ``data: {"error": ...server_error...}``
-  event and end of body (no ``[DONE]``). Non-stream: 500 server_error.
+  event and end of body (no ``[DONE]``). Non-stream: 500 server_error. ``stream-error-429``:
+  the same with a rate-limit error naming the project ``proj_FakeUpstream0123``; non-stream:
+  error-429's answer without ``retry-after``.
   (For these three the echo is padded with lorem words to at least 10 words.)
 * ``long-stream``: 2,000 word chunks (2,000 lorem words), one every 10 ms; usage if asked.
 * ``fault-<kind>-<n>[-<tag>]``: the first n calls with this exact model name fail (``all``:
@@ -159,6 +162,23 @@ INVALID_JSON = envelope(
     "invalid_request_error",
 )
 
+# OpenAI's rate-limit text names the account of the key used (its organisation and project).
+RATE_LIMITED = envelope(
+    "Rate limit reached for gpt-4o-mini in organization org-fakeupstream on "
+    "requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 7s. "
+    "Visit https://platform.openai.com/account/rate-limits to learn more.",
+    "requests",
+    None,
+    "rate_limit_exceeded",
+)
+PROJECT_RATE_LIMITED = envelope(
+    "Rate limit reached for gpt-4o-mini in project proj_FakeUpstream0123 on tokens per min "
+    "(TPM): Limit 30000, Used 30000, Requested 12.",
+    "tokens",
+    None,
+    "rate_limit_exceeded",
+)
+
 
 def scenario_error(model: str) -> tuple[int, Json, dict[str, str]] | None:
     """Status, envelope and extra headers for the ``error-*`` models, else None."""
@@ -185,18 +205,7 @@ def scenario_error(model: str) -> tuple[int, Json, dict[str, str]] | None:
             ),
             {},
         ),
-        "error-429": (
-            429,
-            envelope(
-                "Rate limit reached for gpt-4o-mini in organization org-fakeupstream on "
-                "requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 7s. "
-                "Visit https://platform.openai.com/account/rate-limits to learn more.",
-                "requests",
-                None,
-                "rate_limit_exceeded",
-            ),
-            {"retry-after": "7"},
-        ),
+        "error-429": (429, RATE_LIMITED, {"retry-after": "7"}),
         "error-500": (500, SERVER_ERROR, {}),
         "error-503": (
             503,
@@ -286,7 +295,7 @@ def reply_text(model: str, echo: str, body: Json) -> tuple[str, str]:
         text = lorem(int(m[1]))
     elif model == "long-stream":
         text = lorem(LONG_STREAM_CHUNKS)
-    elif model in ("stall-mid-stream", "cut-stream", "stream-error"):
+    elif model in ("stall-mid-stream", "cut-stream", "stream-error", "stream-error-429"):
         missing = PARTIAL_MIN_WORDS - count_words(echo)
         text = f"{echo} {lorem(missing)}" if missing > 0 else echo
     else:
@@ -480,6 +489,8 @@ class FakeOpenAI:
             return json_response(500, SERVER_ERROR)
         if model == "stream-error":
             return json_response(500, SERVER_ERROR)
+        if model == "stream-error-429":
+            return json_response(429, RATE_LIMITED)
         return None
 
     async def fault(
@@ -567,6 +578,10 @@ class FakeOpenAI:
                 for event in plan.head + plan.body[:2]:
                     await resp.write(sse(event))
                 await resp.write(sse(STREAM_ERROR))
+            elif model == "stream-error-429":
+                for event in plan.head + plan.body[:2]:
+                    await resp.write(sse(event))
+                await resp.write(sse(PROJECT_RATE_LIMITED))
             elif model == "split-events":
                 events = [sse(e) for e in plan.head + plan.body + plan.tail] + [DONE]
                 events = [e.replace(b"\n", b"\r\n") if i % 2 else e for i, e in enumerate(events)]

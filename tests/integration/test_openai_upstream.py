@@ -265,6 +265,29 @@ def test_provider_429_passes_status_and_retry_after(
     assert info.value.code == "rate_limit_exceeded"
 
 
+def test_the_gateways_account_ids_are_scrubbed_from_provider_errors(
+    gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    with pytest.raises(openai.RateLimitError) as info:
+        sdk(gateway.base_url).chat.completions.create(model="error-429", messages=MESSAGES)
+    assert "org-fakeupstream" not in info.value.message
+    assert "for gpt-4o-mini in organization [redacted] on requests per min" in info.value.message
+    _, _, data = raw_post(
+        gateway, {"model": "stream-error-429", "messages": MESSAGES, "stream": True}
+    )
+    message = assert_cut_with_error_event(data)["message"]
+    assert "proj_" not in message and "in project [redacted] on tokens per min" in message
+
+    # With the caller's own key, the account named is the caller's: left as the provider wrote.
+    own = sdk(gateway.base_url, key="client-key-own")
+    with pytest.raises(openai.RateLimitError) as info:
+        own.chat.completions.create(model="own-key-429", messages=MESSAGES)
+    assert "in organization org-fakeupstream on" in info.value.message
+    with pytest.raises(openai.APIError) as mid_stream:
+        list(own.chat.completions.create(model="own-key-stream-429", messages=MESSAGES, stream=True))
+    assert "in project proj_FakeUpstream0123 on" in mid_stream.value.message
+
+
 @pytest.mark.parametrize(
     ("model", "error"),
     [("error-400", openai.BadRequestError), ("error-500", openai.InternalServerError)],

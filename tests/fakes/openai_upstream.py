@@ -45,6 +45,9 @@ Behaviour is chosen by the request's ``model``:
   the same with a rate-limit error naming the project ``proj_FakeUpstream0123``; non-stream:
   error-429's answer without ``retry-after``.
   (For these three the echo is padded with lorem words to at least 10 words.)
+* ``gzip-pad-<MiB>`` / ``gzip-error-<MiB>`` (non-stream): a gzip-encoded body of <MiB> MiB of
+  spaces, then a chat completion (200, content ``padded``) or a server error (500): valid JSON
+  of that size once decompressed, a few KiB on the wire.
 * ``long-stream``: 2,000 word chunks (2,000 lorem words), one every 10 ms; usage if asked.
 * ``fault-<kind>-<n>[-<tag>]``: the first n calls with this exact model name fail (``all``:
   every call), later ones answer normally (as ``gpt-4o-mini``); the tag makes a name unique
@@ -99,6 +102,7 @@ import sys
 import threading
 import time
 import urllib.request
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +134,8 @@ FAULT_RE = re.compile(r"fault-([a-z0-9]+)-(\d+|all)(?:-[A-Za-z0-9_.]+)?")
 TRICKLE_RE = re.compile(r"trickle-(\d+)(?:-[A-Za-z0-9_.]+)?")
 FAULT_STATUSES = {"400", "401", "403", "404", "422", "429", "500", "502", "503", "504", "529"}
 BIG_RE = re.compile(r"big-(\d+)")
+GZIP_RE = re.compile(r"gzip-(pad|error)-(\d+)")
+MIB = 1024 * 1024
 DONE = b"data: [DONE]\n\n"
 HTML_502 = (
     "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
@@ -214,6 +220,22 @@ def scenario_error(model: str) -> tuple[int, Json, dict[str, str]] | None:
         ),
     }
     return errors.get(model)
+
+
+_GZIPPED: dict[tuple[str, int], bytes] = {}
+
+
+def gzipped_padding(kind: str, mib: int, payload: Json) -> bytes:
+    """gzip of ``mib`` MiB of spaces followed by ``payload``: valid JSON once decompressed,
+    a few KiB on the wire (a decompression bomb); made once per size."""
+    key = (kind, mib)
+    if key not in _GZIPPED:
+        packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+        spaces = b" " * MIB
+        parts = [packer.compress(spaces) for _ in range(mib)]
+        parts += [packer.compress(dumps(payload)), packer.flush()]
+        _GZIPPED[key] = b"".join(parts)
+    return _GZIPPED[key]
 
 
 def dumps(payload: Any) -> bytes:
@@ -460,6 +482,21 @@ class FakeOpenAI:
             return json_response(status, payload, headers)
         if model == "error-html":
             return web.Response(status=502, text=HTML_502, content_type="text/html")
+        if (m := GZIP_RE.fullmatch(model)) and not stream:
+            status, payload = (
+                (500, SERVER_ERROR)
+                if m[1] == "error"
+                else (200, {
+                    "id": "chatcmpl-padded", "object": "chat.completion", "created": 0,
+                    "model": model, "choices": [{"index": 0, "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": "padded"}}],
+                })  # fmt: skip
+            )
+            return web.Response(
+                status=status,
+                body=gzipped_padding(m[1], int(m[2]), payload),
+                headers={"content-type": "application/json", "content-encoding": "gzip"},
+            )
         if model == "redirect":
             return web.Response(status=302, headers={"location": "http://elsewhere.invalid/v1"})
         if model == "bad-utf8":

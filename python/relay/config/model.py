@@ -25,6 +25,9 @@ class ServerConfig(Struct, frozen=True, forbid_unknown_fields=True):
     # Pass-through routes (files, audio, images, ...): bodies are streamed, never held whole,
     # and may be up to this size.
     max_upload_bytes: int = 512 * 1024 * 1024
+    # A provider's JSON answer is read whole, and may be up to this size once decompressed
+    # (error answers up to 1 MiB); beyond it the answer is a 502.
+    max_upstream_body_bytes: int = 128 * 1024 * 1024
 
 
 class Timeouts(Struct, frozen=True, forbid_unknown_fields=True):

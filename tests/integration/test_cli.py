@@ -73,7 +73,8 @@ BROKEN = {
         ECHO + "server: {prot: 8080, workers: two, max_body_bytes: -5}\n",
         [
             "server.prot: unknown field (known: drain_timeout_s, host, log_level, max_body_bytes, "
-            "max_upload_bytes, port, upstream_connections_per_host, workers)",
+            "max_upload_bytes, max_upstream_body_bytes, port, upstream_connections_per_host, "
+            "workers)",
             "server.workers: expected an integer, got 'two'",
             "server.max_body_bytes: expected at least 1024, got -5",
         ],

@@ -77,10 +77,13 @@ def test_env_reference_cannot_change_yaml_structure() -> None:
 
 def test_every_server_problem_at_once() -> None:
     # The example: three mistakes, three lines, not the first one only.
-    assert problems(ECHO + "server: {prot: 8080, workers: two, max_body_bytes: -5}") == [
-        "server.prot: unknown field (known: drain_timeout_s, host, log_level, max_body_bytes, max_upload_bytes, port, upstream_connections_per_host, workers)",
+    assert problems(
+        ECHO + "server: {prot: 8080, workers: two, max_body_bytes: -5, max_upstream_body_bytes: 9}"
+    ) == [
+        "server.prot: unknown field (known: drain_timeout_s, host, log_level, max_body_bytes, max_upload_bytes, max_upstream_body_bytes, port, upstream_connections_per_host, workers)",
         "server.workers: expected an integer, got 'two'",
         "server.max_body_bytes: expected at least 1024, got -5",
+        "server.max_upstream_body_bytes: expected at least 1024, got 9",
     ]
 
 

@@ -223,6 +223,19 @@ def scenario_error(model: str) -> tuple[int, Json, dict[str, str]] | None:
 
 
 _GZIPPED: dict[tuple[str, int], bytes] = {}
+PADDED = {
+    "id": "chatcmpl-padded",
+    "object": "chat.completion",
+    "created": 0,
+    "model": "gzip-pad",
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": "stop",
+            "message": {"role": "assistant", "content": "padded"},
+        }
+    ],
+}
 
 
 def gzipped_padding(kind: str, mib: int, payload: Json) -> bytes:
@@ -483,18 +496,11 @@ class FakeOpenAI:
         if model == "error-html":
             return web.Response(status=502, text=HTML_502, content_type="text/html")
         if (m := GZIP_RE.fullmatch(model)) and not stream:
-            status, payload = (
-                (500, SERVER_ERROR)
-                if m[1] == "error"
-                else (200, {
-                    "id": "chatcmpl-padded", "object": "chat.completion", "created": 0,
-                    "model": model, "choices": [{"index": 0, "finish_reason": "stop",
-                    "message": {"role": "assistant", "content": "padded"}}],
-                })  # fmt: skip
-            )
+            kind = m[1]
+            payload = SERVER_ERROR if kind == "error" else PADDED
             return web.Response(
-                status=status,
-                body=gzipped_padding(m[1], int(m[2]), payload),
+                status=500 if kind == "error" else 200,
+                body=gzipped_padding(kind, int(m[2]), payload),
                 headers={"content-type": "application/json", "content-encoding": "gzip"},
             )
         if model == "redirect":

@@ -284,7 +284,9 @@ def test_the_gateways_account_ids_are_scrubbed_from_provider_errors(
         own.chat.completions.create(model="own-key-429", messages=MESSAGES)
     assert "in organization org-fakeupstream on" in info.value.message
     with pytest.raises(openai.APIError) as mid_stream:
-        list(own.chat.completions.create(model="own-key-stream-429", messages=MESSAGES, stream=True))
+        list(
+            own.chat.completions.create(model="own-key-stream-429", messages=MESSAGES, stream=True)
+        )
     assert "in project proj_FakeUpstream0123 on" in mid_stream.value.message
 
 

@@ -45,6 +45,8 @@ E503 = UpstreamStatusError(503, "overloaded")
 def e503() -> UpstreamStatusError:
     """A fresh 503: an error that ends a request may gain notes in its message."""
     return UpstreamStatusError(503, "overloaded")
+
+
 E400 = UpstreamStatusError(400, "bad")
 CTX = UpstreamStatusError(400, "too long", code="context_length_exceeded")
 

@@ -298,8 +298,9 @@ def _explained(err: GatewayError, state: RouteState, *notes: str) -> GatewayErro
     """``err`` with the reasons further attempts were not made added to its message."""
     reasons = list(notes)
     if state.spent:
-        spent = ", ".join(dict.fromkeys(state.spent))
-        reasons.append(f"not retried on {spent}: its retry budget is spent (routing.retry_budget)")
+        spent = list(dict.fromkeys(state.spent))
+        whose = "its retry budget is" if len(spent) == 1 else "their retry budgets are"
+        reasons.append(f"not retried on {', '.join(spent)}: {whose} spent (routing.retry_budget)")
     if state.denied:
         names = list(dict.fromkeys(state.denied))
         listed = ", ".join(map(repr, names))

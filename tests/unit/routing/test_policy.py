@@ -193,7 +193,7 @@ def test_the_budget_stops_retries_on_a_deployment_not_failover_or_fallbacks() ->
     with pytest.raises(UpstreamStatusError) as info:
         walk(policy, exchange(router, "pair", **{"x-relay-fallbacks": ""}), [e503(), e503()])
     assert info.value.message == (
-        "overloaded (not retried on a/x, b/y: its retry budget is spent (routing.retry_budget))"
+        "overloaded (not retried on a/x, b/y: their retry budgets are spent (routing.retry_budget))"
     )
 
 
@@ -220,7 +220,7 @@ def test_request_timeout_caps_attempts_and_ends_retries() -> None:
     assert timeouts is not None
     assert (timeouts.first_byte, timeouts.idle, timeouts.total_s) == (2, 2, 2)
     clock.now += 3  # the deadline passed: no retry
-    with pytest.raises(UpstreamTimeout):
+    with pytest.raises(UpstreamTimeout, match=r"^slow \(no further attempt: x-relay-timeout 2s"):
         walk(policy, ex, [UpstreamTimeout("slow")])
     resolved = router.routes["big"].balancer.orders[0][0].timeouts
     assert resolved is not None and (resolved.first_byte, resolved.idle) == (3, 3)

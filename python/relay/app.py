@@ -79,7 +79,9 @@ class RelayApp:
     def __init__(self, config: Config, extensions: Extensions | None = None) -> None:
         extensions = extensions or Extensions()
         self.config = config
-        self.pool = UpstreamPool(config.server.upstream_connections_per_host)
+        self.pool = UpstreamPool(
+            config.server.upstream_connections_per_host, config.server.max_upstream_body_bytes
+        )
         self.router = Router(config)
         # Every deployment's circuit breaker: states() for metrics, subscribe() for changes.
         self.breakers = self.router.breakers

@@ -181,3 +181,28 @@ def scrub_secrets(text: str, *extra: str) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "[redacted]")
     return _SECRET_PATTERNS.sub("[redacted]", text)
+
+
+# The gateway's own provider account, as named in provider messages: OpenAI's organisation and
+# project ids (``org-...``, ``proj_...``; "Rate limit reached ... in organization org-... on
+# requests per min") and the UUID after "organization" in Anthropic's rate-limit messages.
+_ACCOUNT_IDS = re.compile(
+    r"(?<![\w\-])(?:org|proj)[-_][A-Za-z0-9]{6,}"
+    r"|(?<=organization \()[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+    re.IGNORECASE,
+)
+
+
+def scrub_account(text: str) -> str:
+    """Return ``text`` without the provider account ids it names."""
+    return _ACCOUNT_IDS.sub("[redacted]", text)
+
+
+def without_account(err: GatewayError) -> GatewayError:
+    """``err`` with the provider account ids in its message removed (a provider's message
+    about the gateway's own key must not tell the client whose account that is)."""
+    message = scrub_account(err.message)
+    if message != err.message:
+        err.message = message
+        err.args = (message,)
+    return err

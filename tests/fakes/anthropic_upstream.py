@@ -39,6 +39,8 @@ Answers, by ``model``:
 * ``early-error``: streamed, an ``error`` event (``overloaded_error``) right after
   ``message_start``, before any content.
 * ``cut-stream``: message_start + 3 word deltas, then the TCP connection is closed.
+* ``empty-object``, ``no-type``, ``no-content`` (non-streamed): a 200 whose JSON is ``{}``, or
+  a message without its ``type`` or its ``content``.
 * ``split-events``: a normal stream written 5 bytes at a time, ``\\r\\n`` line endings on every
   odd event.
 
@@ -124,6 +126,14 @@ def scenario_error(model: str) -> web.Response | None:
     if model == "error-529":
         return error(529, "overloaded_error", "Overloaded")
     return None
+
+
+# Non-streamed answers with a 200 that are not a Messages object (a broken or foreign upstream).
+MALFORMED: dict[str, Json] = {
+    "empty-object": {},
+    "no-type": {"id": "msg_x", "role": "assistant", "content": [], "model": "m"},
+    "no-content": {"id": "msg_x", "type": "message", "role": "assistant", "model": "m"},
+}
 
 
 class Invalid(Exception):
@@ -400,6 +410,8 @@ class FakeAnthropic:
         model: str = body["model"]
         if (failed := scenario_error(model)) is not None:
             return failed
+        if model in MALFORMED and not body.get("stream"):
+            return web.json_response(MALFORMED[model])
         last = body["messages"][-1]
         content = last.get("content")
         results = block_text(content, ("tool_result",)) if isinstance(content, list) else ""

@@ -30,7 +30,8 @@ Behaviour is chosen by the request's ``model``:
   id/type/name/arguments ``""``, then the arguments in 3-character pieces).
 * ``no-usage``: never sends usage (JSON or stream, even if asked).
 * ``error-400|401|404|429|500|503``: that status with an OpenAI error envelope
-  (429 also sends ``retry-after: 7``). ``error-html``: 502 with an HTML page.
+  (429 also sends ``retry-after: 7``; its message names the organisation ``org-fakeupstream``,
+  as OpenAI's does). ``error-html``: 502 with an HTML page.
 * ``not-json``: 200 ``application/json`` body ``this is not json``; streamed: one
   ``data: not json`` event and end of body (no ``[DONE]``).
 * ``slow-<ms>``: sleep <ms> before the headers, then answer normally.
@@ -40,8 +41,13 @@ Behaviour is chosen by the request's ``model``:
 * ``cut-stream``: role chunk + 3 word chunks, then the TCP connection is closed (incomplete
   chunked body, no ``[DONE]``). Non-stream: half the JSON body, then closed.
 * ``stream-error``: role chunk + 2 word chunks, then a ``data: {"error": ...server_error...}``
-  event and end of body (no ``[DONE]``). Non-stream: 500 server_error.
+  event and end of body (no ``[DONE]``). Non-stream: 500 server_error. ``stream-error-429``:
+  the same with a rate-limit error naming the project ``proj_FakeUpstream0123``; non-stream:
+  error-429's answer without ``retry-after``.
   (For these three the echo is padded with lorem words to at least 10 words.)
+* ``gzip-pad-<MiB>`` / ``gzip-error-<MiB>`` (non-stream): a gzip-encoded body of <MiB> MiB of
+  spaces, then a chat completion (200, content ``padded``) or a server error (500): valid JSON
+  of that size once decompressed, a few KiB on the wire.
 * ``long-stream``: 2,000 word chunks (2,000 lorem words), one every 10 ms; usage if asked.
 * ``fault-<kind>-<n>[-<tag>]``: the first n calls with this exact model name fail (``all``:
   every call), later ones answer normally (as ``gpt-4o-mini``); the tag makes a name unique
@@ -96,6 +102,7 @@ import sys
 import threading
 import time
 import urllib.request
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,6 +134,8 @@ FAULT_RE = re.compile(r"fault-([a-z0-9]+)-(\d+|all)(?:-[A-Za-z0-9_.]+)?")
 TRICKLE_RE = re.compile(r"trickle-(\d+)(?:-[A-Za-z0-9_.]+)?")
 FAULT_STATUSES = {"400", "401", "403", "404", "422", "429", "500", "502", "503", "504", "529"}
 BIG_RE = re.compile(r"big-(\d+)")
+GZIP_RE = re.compile(r"gzip-(pad|error)-(\d+)")
+MIB = 1024 * 1024
 DONE = b"data: [DONE]\n\n"
 HTML_502 = (
     "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
@@ -159,6 +168,23 @@ INVALID_JSON = envelope(
     "invalid_request_error",
 )
 
+# OpenAI's rate-limit text names the account of the key used (its organisation and project).
+RATE_LIMITED = envelope(
+    "Rate limit reached for gpt-4o-mini in organization org-fakeupstream on "
+    "requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 7s. "
+    "Visit https://platform.openai.com/account/rate-limits to learn more.",
+    "requests",
+    None,
+    "rate_limit_exceeded",
+)
+PROJECT_RATE_LIMITED = envelope(
+    "Rate limit reached for gpt-4o-mini in project proj_FakeUpstream0123 on tokens per min "
+    "(TPM): Limit 30000, Used 30000, Requested 12.",
+    "tokens",
+    None,
+    "rate_limit_exceeded",
+)
+
 
 def scenario_error(model: str) -> tuple[int, Json, dict[str, str]] | None:
     """Status, envelope and extra headers for the ``error-*`` models, else None."""
@@ -185,18 +211,7 @@ def scenario_error(model: str) -> tuple[int, Json, dict[str, str]] | None:
             ),
             {},
         ),
-        "error-429": (
-            429,
-            envelope(
-                "Rate limit reached for gpt-4o-mini in organization org-fakeupstream on "
-                "requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 7s. "
-                "Visit https://platform.openai.com/account/rate-limits to learn more.",
-                "requests",
-                None,
-                "rate_limit_exceeded",
-            ),
-            {"retry-after": "7"},
-        ),
+        "error-429": (429, RATE_LIMITED, {"retry-after": "7"}),
         "error-500": (500, SERVER_ERROR, {}),
         "error-503": (
             503,
@@ -205,6 +220,35 @@ def scenario_error(model: str) -> tuple[int, Json, dict[str, str]] | None:
         ),
     }
     return errors.get(model)
+
+
+_GZIPPED: dict[tuple[str, int], bytes] = {}
+PADDED = {
+    "id": "chatcmpl-padded",
+    "object": "chat.completion",
+    "created": 0,
+    "model": "gzip-pad",
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": "stop",
+            "message": {"role": "assistant", "content": "padded"},
+        }
+    ],
+}
+
+
+def gzipped_padding(kind: str, mib: int, payload: Json) -> bytes:
+    """gzip of ``mib`` MiB of spaces followed by ``payload``: valid JSON once decompressed,
+    a few KiB on the wire (a decompression bomb); made once per size."""
+    key = (kind, mib)
+    if key not in _GZIPPED:
+        packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+        spaces = b" " * MIB
+        parts = [packer.compress(spaces) for _ in range(mib)]
+        parts += [packer.compress(dumps(payload)), packer.flush()]
+        _GZIPPED[key] = b"".join(parts)
+    return _GZIPPED[key]
 
 
 def dumps(payload: Any) -> bytes:
@@ -286,7 +330,7 @@ def reply_text(model: str, echo: str, body: Json) -> tuple[str, str]:
         text = lorem(int(m[1]))
     elif model == "long-stream":
         text = lorem(LONG_STREAM_CHUNKS)
-    elif model in ("stall-mid-stream", "cut-stream", "stream-error"):
+    elif model in ("stall-mid-stream", "cut-stream", "stream-error", "stream-error-429"):
         missing = PARTIAL_MIN_WORDS - count_words(echo)
         text = f"{echo} {lorem(missing)}" if missing > 0 else echo
     else:
@@ -451,6 +495,14 @@ class FakeOpenAI:
             return json_response(status, payload, headers)
         if model == "error-html":
             return web.Response(status=502, text=HTML_502, content_type="text/html")
+        if (m := GZIP_RE.fullmatch(model)) and not stream:
+            kind = m[1]
+            payload = SERVER_ERROR if kind == "error" else PADDED
+            return web.Response(
+                status=500 if kind == "error" else 200,
+                body=gzipped_padding(kind, int(m[2]), payload),
+                headers={"content-type": "application/json", "content-encoding": "gzip"},
+            )
         if model == "redirect":
             return web.Response(status=302, headers={"location": "http://elsewhere.invalid/v1"})
         if model == "bad-utf8":
@@ -480,6 +532,8 @@ class FakeOpenAI:
             return json_response(500, SERVER_ERROR)
         if model == "stream-error":
             return json_response(500, SERVER_ERROR)
+        if model == "stream-error-429":
+            return json_response(429, RATE_LIMITED)
         return None
 
     async def fault(
@@ -567,6 +621,10 @@ class FakeOpenAI:
                 for event in plan.head + plan.body[:2]:
                     await resp.write(sse(event))
                 await resp.write(sse(STREAM_ERROR))
+            elif model == "stream-error-429":
+                for event in plan.head + plan.body[:2]:
+                    await resp.write(sse(event))
+                await resp.write(sse(PROJECT_RATE_LIMITED))
             elif model == "split-events":
                 events = [sse(e) for e in plan.head + plan.body + plan.tail] + [DONE]
                 events = [e.replace(b"\n", b"\r\n") if i % 2 else e for i, e in enumerate(events)]

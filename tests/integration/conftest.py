@@ -33,6 +33,7 @@ SCENARIOS = [
     "redirect",
     "slow-3000",
     "bad-utf8",
+    "stream-error-429",
 ]
 
 
@@ -47,6 +48,8 @@ def upstream_config(up: FakeUpstream, **server: Any) -> dict[str, Any]:
     models["wrong-key"] = {"provider": "badkey", "model": "gpt-4o-mini"}
     models["nowhere"] = {"provider": "unreachable", "model": "gpt-4o-mini"}
     models["own-key"] = {"provider": "passthrough", "model": "gpt-4o-mini"}
+    models["own-key-429"] = {"provider": "passthrough", "model": "error-429"}
+    models["own-key-stream-429"] = {"provider": "passthrough", "model": "stream-error-429"}
     return {
         "server": {"drain_timeout_s": 1.0, **server},
         "providers": {

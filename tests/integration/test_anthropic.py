@@ -31,7 +31,7 @@ ANTHROPIC_KEY = "sk-ant-test-upstream"
 PRICES = {"input": 3.0, "output": 15.0, "cached": 0.3, "cache_write": 3.75}
 SCENARIOS = [
     "cache-usage", "error-400", "error-429", "error-500", "error-529", "stream-error",
-    "early-error", "cut-stream", "split-events",
+    "early-error", "cut-stream", "split-events", "empty-object", "no-type", "no-content",
 ]  # fmt: skip
 
 
@@ -525,6 +525,23 @@ def test_anthropic_errors_in_anthropic_envelopes(
     body = err.response.json()
     assert body["type"] == "error" and body["error"]["type"] == error_type
     assert set(body["error"]) == {"type", "message"}
+
+
+@pytest.mark.parametrize(
+    ("model", "missing"),
+    [("empty-object", "field `"), ("no-type", "field `type`"), ("no-content", "field `content`")],
+)
+def test_a_200_that_is_not_a_message_is_a_502(
+    gw: Gateway, claude_up: FakeUpstream, model: str, missing: str
+) -> None:
+    with pytest.raises(anthropic.InternalServerError) as passed:
+        ant(gw).messages.create(model=model, max_tokens=10, messages=HELLO)
+    assert f"not an Anthropic message: Object missing required {missing}" in passed.value.message
+    with pytest.raises(openai.InternalServerError) as translated:
+        oai(gw).chat.completions.create(model=model, messages=HELLO)
+    assert "not an Anthropic message" in translated.value.message
+    assert translated.value.code == "upstream_bad_response"
+    assert passed.value.status_code == translated.value.status_code == 502
 
 
 def test_messages_mid_stream_error_event(gw: Gateway, claude_up: FakeUpstream) -> None:

@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from tests.fakes.openai_upstream import FakeUpstream
-from tests.integration.conftest import UPSTREAM_KEY
+from tests.integration.conftest import UPSTREAM_KEY, upstream_config
 from tests.integration.gateway import Gateway
 
 MESSAGES: Any = [
@@ -263,6 +263,63 @@ def test_provider_429_passes_status_and_retry_after(
     assert info.value.status_code == 429
     assert info.value.response.headers["retry-after"] == "7"
     assert info.value.code == "rate_limit_exceeded"
+
+
+def test_the_gateways_account_ids_are_scrubbed_from_provider_errors(
+    gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    with pytest.raises(openai.RateLimitError) as info:
+        sdk(gateway.base_url).chat.completions.create(model="error-429", messages=MESSAGES)
+    assert "org-fakeupstream" not in info.value.message
+    assert "for gpt-4o-mini in organization [redacted] on requests per min" in info.value.message
+    _, _, data = raw_post(
+        gateway, {"model": "stream-error-429", "messages": MESSAGES, "stream": True}
+    )
+    message = assert_cut_with_error_event(data)["message"]
+    assert "proj_" not in message and "in project [redacted] on tokens per min" in message
+
+    # With the caller's own key, the account named is the caller's: left as the provider wrote.
+    own = sdk(gateway.base_url, key="client-key-own")
+    with pytest.raises(openai.RateLimitError) as info:
+        own.chat.completions.create(model="own-key-429", messages=MESSAGES)
+    assert "in organization org-fakeupstream on" in info.value.message
+    with pytest.raises(openai.APIError) as mid_stream:
+        list(
+            own.chat.completions.create(model="own-key-stream-429", messages=MESSAGES, stream=True)
+        )
+    assert "in project proj_FakeUpstream0123 on" in mid_stream.value.message
+
+
+def test_provider_bodies_are_read_within_a_bound_after_decompression(
+    fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    config = upstream_config(fake_upstream, max_upstream_body_bytes=4 * 1024 * 1024)
+    config["models"] = {
+        name: {"provider": "fake"}
+        for name in ("gzip-pad-1", "gzip-pad-8", "gzip-error-0", "gzip-error-2")
+    }
+    gateway = Gateway(config, tmp_path_factory.mktemp("bounded"))
+    try:
+        client = sdk(gateway.base_url)
+        # 1 MiB once decompressed: within the bound, answered.
+        reply = client.chat.completions.create(model="gzip-pad-1", messages=MESSAGES)
+        assert reply.choices[0].message.content == "padded"
+        # 8 MiB once decompressed (a few KiB on the wire): a 502 that says why.
+        with pytest.raises(openai.InternalServerError) as info:
+            client.chat.completions.create(model="gzip-pad-8", messages=MESSAGES)
+        assert info.value.status_code == 502 and info.value.code == "upstream_bad_response"
+        assert "over 4194304 bytes" in info.value.message
+        assert "server.max_upstream_body_bytes" in info.value.message
+        # Error bodies are small: a compressed error is read, a 2 MiB one is refused.
+        with pytest.raises(openai.InternalServerError) as info:
+            client.chat.completions.create(model="gzip-error-0", messages=MESSAGES)
+        assert info.value.status_code == 500
+        with pytest.raises(openai.InternalServerError) as info:
+            client.chat.completions.create(model="gzip-error-2", messages=MESSAGES)
+        assert info.value.status_code == 502
+        assert "answered 500 with an error body over 1048576 bytes" in info.value.message
+    finally:
+        gateway.stop()
 
 
 @pytest.mark.parametrize(

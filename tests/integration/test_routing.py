@@ -18,6 +18,7 @@ import pytest
 from tests.fakes.openai_upstream import FakeUpstream, make_fake_upstream_fixture
 from tests.integration.conftest import UPSTREAM_KEY
 from tests.integration.gateway import Gateway
+from tests.integration.tenancy import MASTER, call
 
 fake_b = make_fake_upstream_fixture(scope="module", api_key=UPSTREAM_KEY, name="fake_b")
 
@@ -358,5 +359,122 @@ def test_retry_budget_bounds_attempts_under_a_full_outage(
         calls = fake_upstream.calls("fault-503-all-bud")
         assert statuses == [503] * requests
         assert requests < calls < 1.2 * requests + 3  # retries happened, within the budget
+    finally:
+        gateway.stop()
+
+
+def budget_config(a: FakeUpstream, b: FakeUpstream) -> dict[str, Any]:
+    """The default retry budget (ratio 0.2, 3 retries), no breakers: the budget alone."""
+    config = routing_config(a, b)
+    config["routing"] = {"breaker": {"enabled": False}}
+    config["models"] = {
+        "backup": {"provider": "b", "model": "gpt-4o-mini"},
+        # A dead deployment whose model has a fallback (and no retries of its own).
+        "down": {"provider": "a", "model": "fault-503-all-bf1", "fallbacks": ["backup"]},
+        # A dead deployment with retries: its second request finds its budget spent.
+        "spent": {
+            "provider": "a",
+            "model": "fault-503-all-bf2",
+            "retries": {"max": 3, **FAST},
+            "fallbacks": ["backup"],
+        },
+        "alone": {"provider": "a", "model": "fault-503-all-bf3", "retries": {"max": 3, **FAST}},
+    }
+    return config
+
+
+def test_a_spent_retry_budget_still_tries_a_healthy_fallback(
+    fake_upstream: FakeUpstream, fake_b: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    gateway = Gateway(budget_config(fake_upstream, fake_b), tmp_path_factory.mktemp("fallback"))
+    try:
+        fake_upstream.reset()
+        fake_b.reset()
+        # Each request fails on a once and falls back to b: the fallback is charged to b.
+        for _ in range(8):
+            _, headers = chat(gateway, "down")
+            assert (headers["x-relay-provider"], headers["x-relay-attempts"]) == ("b", "2")
+        assert fake_upstream.calls("fault-503-all-bf1") == 8
+
+        # The first request retries a three times (within a's budget), the second finds a's
+        # budget spent: not retried there, but its fallback is still tried.
+        assert chat(gateway, "spent")[1]["x-relay-attempts"] == "5"
+        _, headers = chat(gateway, "spent")
+        assert (headers["x-relay-provider"], headers["x-relay-attempts"]) == ("b", "2")
+        assert fake_upstream.calls("fault-503-all-bf2") == 5
+        assert fake_b.calls("gpt-4o-mini") == 10
+
+        # With nothing left to try, the error and the log say why the retry was not made.
+        with pytest.raises(openai.InternalServerError):
+            chat(gateway, "alone")
+        with pytest.raises(openai.InternalServerError) as info:
+            chat(gateway, "alone")
+        assert info.value.response.headers["x-relay-attempts"] == "1"
+        assert "retry budget" in info.value.message
+        assert "a/fault-503-all-bf3" in info.value.message
+        assert fake_upstream.calls("fault-503-all-bf3") == 5
+        logs = gateway.logs()
+        assert "retry budget of a/fault-503-all-bf2 is spent" in logs
+        assert "retry budget of a/fault-503-all-bf3 is spent" in logs
+    finally:
+        gateway.stop()
+
+
+# -- a key's allowed models ---------------------------------------------------------------------------
+
+
+def test_fallbacks_never_reach_a_model_the_key_may_not_use(
+    fake_upstream: FakeUpstream, fake_b: FakeUpstream, tmp_path: Any
+) -> None:
+    config = routing_config(fake_upstream, fake_b)
+    config["routing"] = {"breaker": {"enabled": False}}
+    config["auth"] = {"mode": "keys", "admin_key": MASTER}
+    config["database"] = {"url": f"sqlite:///{tmp_path / 'relay.db'}"}
+    config["models"] = {
+        "pricey": {"provider": "b", "model": "gpt-4o"},
+        "echo": {"provider": "local"},
+        "cheap": {"provider": "a", "model": "fault-503-all-k1"},
+        "cheap-chain": {
+            "provider": "a",
+            "model": "fault-503-all-k2",
+            "fallbacks": ["pricey", "echo"],
+        },
+        "cheap-ctx": {
+            "provider": "a",
+            "model": "fault-ctx-all-k3",
+            "context_window_fallbacks": ["pricey"],
+        },
+    }
+    gateway = Gateway(config, tmp_path)
+    try:
+        fake_b.reset()
+        status, tenant = call(
+            gateway, "POST", "/admin/tenants",
+            {"name": "frugal", "allowed_models": ["cheap", "cheap-chain", "cheap-ctx", "echo"]},
+        )  # fmt: skip
+        assert status == 201, tenant
+        frugal = openai.OpenAI(
+            base_url=gateway.base_url, api_key=tenant["api_key"], max_retries=0, timeout=20
+        )
+
+        def ask(model: str, **headers: str) -> Any:
+            return frugal.chat.completions.with_raw_response.create(
+                model=model, messages=MESSAGES, extra_headers=headers or None
+            )
+
+        # The header names a model the key may not use: skipped, and the error says why.
+        with pytest.raises(openai.InternalServerError) as info:
+            ask("cheap", **{"x-relay-fallbacks": "pricey"})
+        assert info.value.status_code == 503
+        assert "'pricey' not tried: this key may not use it" in info.value.message
+        # The configured chain skips it too and goes on to the next allowed model.
+        raw = ask("cheap-chain")
+        assert raw.headers["x-relay-provider"] == "local"
+        assert raw.headers["x-relay-attempts"] == "2"
+        # So does the context-window chain (the 400 is then the answer).
+        with pytest.raises(openai.BadRequestError) as info:
+            ask("cheap-ctx")
+        assert "'pricey' not tried" in info.value.message
+        assert fake_b.calls() == {}
     finally:
         gateway.stop()

@@ -57,6 +57,11 @@ def _check_server(config: Config, problems: Problems) -> None:
         problems.add(
             "server.settle_timeout_s", f"expected a positive number, got {server.settle_timeout_s}"
         )
+    if server.max_upstream_body_bytes < 1024:
+        problems.add(
+            "server.max_upstream_body_bytes",
+            f"expected at least 1024, got {server.max_upstream_body_bytes}",
+        )
     if server.upstream_connections_per_host < 0:
         problems.add(
             "server.upstream_connections_per_host",

@@ -28,6 +28,9 @@ class ServerConfig(Struct, frozen=True, forbid_unknown_fields=True):
     # Settlers (reservations, cache writes) run after the last byte; together they may take
     # this long per request before they are abandoned (and logged).
     settle_timeout_s: float = 2.0
+    # A provider's JSON answer is read whole, and may be up to this size once decompressed
+    # (error answers up to 1 MiB); beyond it the answer is a 502.
+    max_upstream_body_bytes: int = 128 * 1024 * 1024
 
 
 class Timeouts(Struct, frozen=True, forbid_unknown_fields=True):
@@ -244,8 +247,9 @@ class BreakerConfig(Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class RetryBudgetConfig(Struct, frozen=True, forbid_unknown_fields=True):
-    """Attempts after a request's first (retries, failover, fallbacks), per worker: at most
-    ``ratio`` of the requests of the last ``window_s`` seconds, plus ``min_retries``."""
+    """Retries on each deployment, per worker: at most ``ratio`` of the requests it received
+    in the last ``window_s`` seconds, plus ``min_retries``. A request's first attempt on a
+    deployment (failover and fallbacks included) counts as a request and is never refused."""
 
     ratio: float = 0.2
     min_retries: int = 3

@@ -181,7 +181,7 @@ class AttemptLoop:
                 attempt,
                 upstream,
                 provider.stream_mapper(ex, attempt),
-                provider.stream_error,
+                provider.stream_error_for(attempt),
                 opener,
                 self.settle,
                 self.hooks,
@@ -236,7 +236,7 @@ class AttemptLoop:
                 finally:
                     upstream.close()
                 headers = _lower(upstream.headers)
-                raise provider.error_from(attempt, upstream.status, body, headers)
+                raise provider.answer_error(attempt, upstream.status, body, headers)
             except GatewayError as exc:
                 self._failed(ex, attempt, exc, headers)
                 failed, err = attempt, exc

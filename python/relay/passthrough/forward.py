@@ -116,7 +116,7 @@ class Passthrough:
                 error = await upstream.read()
                 attempt.ended = time.perf_counter()
                 headers_in = {k.lower(): v for k, v in upstream.headers.items()}
-                refused = provider.error_from(attempt, upstream.status, error, headers_in)
+                refused = provider.answer_error(attempt, upstream.status, error, headers_in)
                 attempt.error = refused.code or refused.type
                 raise refused
             await self._relay(ex, attempt, upstream, proto)

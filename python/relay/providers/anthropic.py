@@ -132,9 +132,10 @@ class AnthropicProvider(Provider):
             return body
         try:
             message = MESSAGE_DECODER.decode(body)
-        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
             raise UpstreamProtocolError(
-                f"provider '{self.name}' answered with a body that is not an Anthropic message"
+                f"provider '{self.name}' answered with a body that is not an Anthropic "
+                f"message: {str(exc)[:200]}"
             ) from None
         if message.usage is not None:
             attempt.usage = usage_from_wire(message.usage)

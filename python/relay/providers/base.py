@@ -8,7 +8,7 @@ the provider speak the same wire format, bytes pass through untouched.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import ClassVar
 
 from relay.config.model import ProviderConfig, Timeouts
@@ -17,6 +17,7 @@ from relay.errors import (
     InvalidRequest,
     UpstreamProtocolError,
     UpstreamStatusError,
+    without_account,
 )
 from relay.exchange import Attempt, Endpoint, Exchange
 from relay.stage import StreamMapper
@@ -102,3 +103,19 @@ class Provider(ABC):
         self, attempt: Attempt, status: int, body: bytes, headers: Mapping[str, str]
     ) -> GatewayError:
         """Map a non-2xx answer to the error the client sees."""
+
+    def answer_error(
+        self, attempt: Attempt, status: int, body: bytes, headers: Mapping[str, str]
+    ) -> GatewayError:
+        """:meth:`error_from`, as the client may see it: with the gateway's own key, the
+        provider account ids its message names (OpenAI's ``org-``/``proj_`` ids) are scrubbed;
+        with the caller's own key (``forward_client_auth``) the account is the caller's."""
+        err = self.error_from(attempt, status, body, headers)
+        return err if attempt.caller_credential else without_account(err)
+
+    def stream_error_for(self, attempt: Attempt) -> Callable[[bytes], GatewayError]:
+        """:meth:`stream_error` for ``attempt``'s stream, scrubbed as :meth:`answer_error`."""
+        if attempt.caller_credential:
+            return self.stream_error
+        stream_error = self.stream_error
+        return lambda raw: without_account(stream_error(raw))

@@ -1,7 +1,7 @@
 """Load balancing: which of a model's targets a request tries first.
 
-Each deployment has a :class:`Slot` (its breaker, calls in flight, and an EWMA of its time to
-first byte). A model's possible orders are built at start-up, one per first target (the
+Each deployment has a :class:`Slot` (its breaker, its retry budget, calls in flight, and an
+EWMA of its time to first byte). A model's possible orders are built at start-up, one per first target (the
 others follow in configured order), so choosing costs one pick and no allocation:
 
 * ``weighted``: the first target at random in proportion to the weights;
@@ -20,6 +20,7 @@ from itertools import accumulate
 
 from relay.exchange import Deployment
 from relay.routing.breaker import Breaker
+from relay.routing.budget import RetryBudget
 
 EXPLORE = 0.05
 # Weight of the newest sample in the time-to-first-byte average.
@@ -29,10 +30,13 @@ EWMA_ALPHA = 0.3
 class Slot:
     """The live state of one deployment in this worker."""
 
-    __slots__ = ("breaker", "inflight", "ttfb_s")
+    __slots__ = ("breaker", "budget", "inflight", "key", "ttfb_s")
 
-    def __init__(self, breaker: Breaker) -> None:
+    def __init__(self, key: str, breaker: Breaker, budget: RetryBudget) -> None:
+        # provider/upstream model (or the provider alone, for names sent on as they are).
+        self.key = key
         self.breaker = breaker
+        self.budget = budget
         self.inflight = 0
         # None until the first success is measured.
         self.ttfb_s: float | None = None

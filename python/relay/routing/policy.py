@@ -10,9 +10,15 @@ nothing more. Only after a failure does the request get a cursor (:class:`RouteS
   skipping open breakers and deployments that cannot help; retrying a deployment already
   tried waits (its ``retry-after``, else backoff with full jitter), moving to another does not;
 * then the fallback models follow, each with its own targets and retries (``x-relay-fallbacks``
-  replaces the model's chain; a fallback's own fallbacks are not followed);
-* every attempt after the first needs the retry budget; ``x-relay-timeout`` also ends the
-  retries once that many seconds have passed.
+  replaces the model's chain; a fallback's own fallbacks are not followed); a fallback the
+  caller's key may not use (``allowed_models``) is skipped, whichever chain names it;
+* an attempt on a deployment the request already tried is a retry and needs that
+  deployment's retry budget (:mod:`relay.routing.budget`); a spent budget ends the retries
+  there, not the failover to other targets or the fallbacks; ``x-relay-timeout`` ends every
+  further attempt once that many seconds have passed.
+
+When nothing is left, the last error is raised with the reasons attempts were not made
+(a spent budget, a fallback the key may not use, the request's deadline) added to its message.
 
 When every deployment was skipped because its circuit is open, the answer is a 503 with
 ``retry-after``.
@@ -32,7 +38,6 @@ from relay.errors import CircuitOpen, GatewayError
 from relay.exchange import Attempt, Deployment, Exchange
 from relay.routing.backoff import backoff_s, retry_hint_s
 from relay.routing.balance import Slot
-from relay.routing.budget import RetryBudget
 from relay.routing.classify import (
     CONTEXT,
     FINAL,
@@ -55,14 +60,12 @@ class RoutingPolicy:
     def __init__(
         self,
         router: Router,
-        budget: RetryBudget | None = None,
         *,
         clock: Callable[[], float] = time.perf_counter,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.router = router
-        self.budget = budget or RetryBudget(router.config.routing.retry_budget)
         self.clock = clock
         self.sleep = sleep
         self.rand = rand
@@ -76,11 +79,11 @@ class RoutingPolicy:
         is open) when there is none."""
         now = self.clock()
         if failed is None and not ex.attempts:
-            self.budget.request(now)
             slot_of = self.router.slot
             for deployment in ex.plan:
                 slot = slot_of(deployment)
                 if slot.breaker.allow(now):
+                    slot.budget.request(now)
                     slot.inflight += 1
                     return deployment
             state = self._state(ex)
@@ -199,12 +202,21 @@ class RoutingPolicy:
                 picked = self._pick(state, now)
                 if picked is not None:
                     deployment, slot = picked
-                    if ex.attempts and not self._may_retry(ex, state, now):
+                    timeout = state.timeout_s
+                    if ex.attempts and timeout is not None and now - ex.started >= timeout:
                         slot.breaker.release()
                         assert err is not None
-                        raise err
+                        raise _explained(
+                            err, state, f"no further attempt: x-relay-timeout {timeout:g}s passed"
+                        )
                     key = id(deployment)
                     tries = state.tries.get(key, 0)
+                    if not tries:
+                        slot.budget.request(now)  # charged to the deployment it goes to
+                    elif not slot.budget.try_retry(now):
+                        slot.breaker.release()
+                        self._spent(ex, state, key, slot, now)
+                        continue  # other targets and fallbacks are still tried
                     wait = 0.0
                     if tries:
                         not_before = state.not_before.get(key)
@@ -228,10 +240,13 @@ class RoutingPolicy:
                             raise
                     return deployment
             if not state.chain:
-                if err is not None:
-                    raise err
-                raise self._all_open(state, now)
-            nxt = self.router.route(state.chain.pop(0))
+                raise _explained(err if err is not None else self._all_open(state, now), state)
+            name = state.chain.pop(0)
+            allowed = ex.principal.allowed_models
+            if allowed is not None and name not in allowed:
+                state.denied.append(name)
+                continue
+            nxt = self.router.route(name)
             assert nxt is not None  # fallbacks are checked against the config
             state.current = nxt
             state.plan = nxt.balancer.order(self.rand())
@@ -254,13 +269,24 @@ class RoutingPolicy:
                 return deployment, slot
         return None
 
-    def _may_retry(self, ex: Exchange, state: RouteState, now: float) -> bool:
-        if state.timeout_s is not None and now - ex.started >= state.timeout_s:
-            return False
-        if not self.budget.try_retry(now):
-            log.debug("request %s: retry budget spent, no further attempt", ex.request_id)
-            return False
-        return True
+    def _spent(self, ex: Exchange, state: RouteState, key: int, slot: Slot, now: float) -> None:
+        """The retry budget of ``slot`` refused a retry: no more attempts on it for this
+        request; said once per window in the log, and in the error if nothing else answers."""
+        state.excluded.add(key)
+        state.spent.append(slot.key)
+        budget = slot.budget
+        if budget.should_warn(now):
+            log.warning(
+                "retry budget of %s is spent (%d retries for %d requests in the last %gs): "
+                "retries on it are refused until it refills; other targets and fallbacks are "
+                "still tried (routing.retry_budget)",
+                slot.key,
+                budget.retries,
+                budget.requests,
+                budget.window_s,
+            )
+        else:
+            log.debug("request %s: retry budget of %s spent, not retried", ex.request_id, slot.key)
 
     def _all_open(self, state: RouteState, now: float) -> CircuitOpen:
         waits = [
@@ -272,3 +298,24 @@ class RoutingPolicy:
             f"(circuit open); retry in {seconds}s",
             headers=(("retry-after", str(seconds)),),
         )
+
+
+def _explained(err: GatewayError, state: RouteState, *notes: str) -> GatewayError:
+    """``err`` with the reasons further attempts were not made added to its message."""
+    reasons = list(notes)
+    if state.spent:
+        spent = list(dict.fromkeys(state.spent))
+        whose = "its retry budget is" if len(spent) == 1 else "their retry budgets are"
+        reasons.append(f"not retried on {', '.join(spent)}: {whose} spent (routing.retry_budget)")
+    if state.denied:
+        names = list(dict.fromkeys(state.denied))
+        listed = ", ".join(map(repr, names))
+        reasons.append(
+            f"fallback {listed} not tried: this key may not use it"
+            if len(names) == 1
+            else f"fallbacks {listed} not tried: this key may not use them"
+        )
+    if reasons:
+        err.message = f"{err.message} ({'; '.join(reasons)})"
+        err.args = (err.message,)
+    return err

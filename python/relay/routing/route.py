@@ -48,3 +48,7 @@ class RouteState:
     excluded: set[int] = field(default_factory=set)
     tries: dict[int, int] = field(default_factory=dict)
     not_before: dict[int, float] = field(default_factory=dict)
+    # Why attempts were not made, for the error when nothing is left: fallback models the
+    # caller's key may not use, deployments whose retry budget was spent.
+    denied: list[str] = field(default_factory=list)
+    spent: list[str] = field(default_factory=list)

@@ -17,6 +17,7 @@ from relay.exchange import Deployment, Endpoint, Exchange
 from relay.native import encoding_for_model
 from relay.routing.balance import Balancer, Slot
 from relay.routing.breaker import Breakers
+from relay.routing.budget import RetryBudget
 from relay.routing.route import ModelRoute, RouteState
 from relay.stage import Reply
 
@@ -98,7 +99,8 @@ class Router:
     def _slot(self, key: str) -> Slot:
         slot = self._slots_by_key.get(key)
         if slot is None:
-            slot = self._slots_by_key[key] = Slot(self.breakers.get(key))
+            budget = RetryBudget(self.config.routing.retry_budget)
+            slot = self._slots_by_key[key] = Slot(key, self.breakers.get(key), budget)
         return slot
 
     def encodings(self) -> set[str]:

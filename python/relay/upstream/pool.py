@@ -1,5 +1,10 @@
 """One aiohttp session per worker, behind a small interface: send a body, read JSON or a byte
 stream, abort. Transport errors are mapped to :mod:`relay.errors` here and nowhere else.
+
+A body read whole (a JSON answer, an error answer) is read within a bound counted after
+decompression (``server.max_upstream_body_bytes``; error answers at most
+:data:`MAX_ERROR_BODY`): aiohttp inflates a compressed body a bounded piece at a time, so a
+small compressed answer cannot make the worker hold gigabytes.
 """
 
 from __future__ import annotations
@@ -11,7 +16,17 @@ import aiohttp
 from yarl import URL
 
 from relay.config.model import Timeouts
-from relay.errors import GatewayError, UpstreamTimeout, UpstreamUnreachable
+from relay.errors import (
+    GatewayError,
+    UpstreamProtocolError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
+
+# The largest error answer read (a provider's error is a few hundred bytes; an HTML page a few
+# KiB); and the default bound of a successful answer read whole.
+MAX_ERROR_BODY = 1024 * 1024
+MAX_BODY = 128 * 1024 * 1024
 
 
 class HttpResponse:
@@ -20,23 +35,50 @@ class HttpResponse:
     Until the first body bytes the socket read timeout is the first-byte timeout; from then
     on, the idle timeout (the longest gap between two reads)."""
 
-    __slots__ = ("_idle", "_provider", "_response", "headers", "status")
+    __slots__ = ("_idle", "_limit", "_provider", "_response", "headers", "status")
 
     def __init__(
-        self, response: aiohttp.ClientResponse, provider: str, idle_s: float | None = None
+        self,
+        response: aiohttp.ClientResponse,
+        provider: str,
+        idle_s: float | None = None,
+        max_body: int = MAX_BODY,
     ) -> None:
         self._response = response
         self._provider = provider
         self._idle = idle_s
-        self.status = response.status
+        self.status = status = response.status
         self.headers: Mapping[str, str] = response.headers
+        self._limit = max_body if status < 300 else min(max_body, MAX_ERROR_BODY)
 
     async def read(self) -> bytes:
+        """The whole body, decompressed; a 502 when it is larger than the bound."""
+        response = self._response
+        limit = self._limit
         try:
-            return await self._response.read()
+            content = response.content
+            size = 0
+            parts: list[bytes] = []
+            while data := await content.readany():
+                size += len(data)
+                if size > limit:
+                    raise self._too_large(limit)
+                parts.append(data)
+            return parts[0] if len(parts) == 1 else b"".join(parts)
         except BaseException as exc:
-            self._response.close()
+            response.close()
             raise map_transport_error(exc, self._provider, mid_body=True) from None
+
+    def _too_large(self, limit: int) -> UpstreamProtocolError:
+        provider, status = self._provider, self.status
+        if status >= 300:
+            return UpstreamProtocolError(
+                f"provider '{provider}' answered {status} with an error body over {limit} bytes"
+            )
+        return UpstreamProtocolError(
+            f"provider '{provider}' answered with a body over {limit} bytes (decompressed); "
+            "the limit is server.max_upstream_body_bytes"
+        )
 
     async def chunks(self) -> AsyncGenerator[bytes, None]:
         content = self._response.content
@@ -90,9 +132,10 @@ def map_transport_error(exc: BaseException, provider: str, *, mid_body: bool) ->
 class UpstreamPool:
     """The worker's outbound HTTP pool; started on the worker's loop, closed on shutdown."""
 
-    def __init__(self, connections_per_host: int = 0) -> None:
+    def __init__(self, connections_per_host: int = 0, max_body_bytes: int = MAX_BODY) -> None:
         # 0: no cap. A cap keeps a burst from opening thousands of sockets to one provider.
         self._per_host = connections_per_host
+        self._max_body = max_body_bytes
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[Timeouts, bool], aiohttp.ClientTimeout] = {}
 
@@ -150,7 +193,9 @@ class UpstreamPool:
         except BaseException as exc:
             raise map_transport_error(exc, provider, mid_body=False) from None
         idle = timeouts.idle
-        return HttpResponse(response, provider, idle if idle != timeouts.first_byte else None)
+        return HttpResponse(
+            response, provider, idle if idle != timeouts.first_byte else None, self._max_body
+        )
 
     async def request(
         self,
@@ -179,7 +224,9 @@ class UpstreamPool:
         except BaseException as exc:
             raise map_transport_error(exc, provider, mid_body=False) from None
         idle = timeouts.idle
-        return HttpResponse(response, provider, idle if idle != timeouts.first_byte else None)
+        return HttpResponse(
+            response, provider, idle if idle != timeouts.first_byte else None, self._max_body
+        )
 
     def _timeout(self, timeouts: Timeouts, stream: bool) -> aiohttp.ClientTimeout:
         key = (timeouts, stream)

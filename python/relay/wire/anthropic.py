@@ -131,6 +131,14 @@ class MessageProbe(Struct, frozen=True):
     usage: WireUsage | None = None
 
 
+class MessageAnswer(MessageProbe, frozen=True, kw_only=True):
+    """A non-streamed Messages API answer: ``type`` and ``content`` are required, so that a
+    200 with ``{}`` (or any other object) is a bad answer, not an empty completion."""
+
+    type: Literal["message"]
+    content: list[Block]
+
+
 class Delta(Struct, frozen=True):
     """``delta`` of ``content_block_delta`` (text, partial JSON) or ``message_delta`` (stop)."""
 
@@ -168,7 +176,7 @@ class ErrorBody(Struct, frozen=True):
     type: str | None = None
 
 
-MESSAGE_DECODER = msgspec.json.Decoder(MessageProbe)
+MESSAGE_DECODER = msgspec.json.Decoder(MessageAnswer)
 EVENT_DECODER = msgspec.json.Decoder(StreamEvent)
 ERROR_DECODER = msgspec.json.Decoder(ErrorBody)
 ERROR_DETAIL_DECODER = msgspec.json.Decoder(ErrorDetail)

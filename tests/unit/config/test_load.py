@@ -78,12 +78,15 @@ def test_env_reference_cannot_change_yaml_structure() -> None:
 
 def test_every_server_problem_at_once() -> None:
     # The example: three mistakes, three lines, not the first one only.
-    found = problems(ECHO + "server: {prot: 8080, workers: two, max_body_bytes: -5}")
+    found = problems(
+        ECHO + "server: {prot: 8080, workers: two, max_body_bytes: -5, max_upstream_body_bytes: 9}"
+    )
     known = ", ".join(sorted(ServerConfig.__struct_fields__))
     assert found == [
         f"server.prot: unknown field (known: {known})",
         "server.workers: expected an integer, got 'two'",
         "server.max_body_bytes: expected at least 1024, got -5",
+        "server.max_upstream_body_bytes: expected at least 1024, got 9",
     ]
 
 

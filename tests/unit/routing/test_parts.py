@@ -87,6 +87,13 @@ def test_budget_allows_a_share_of_requests_plus_a_floor() -> None:
     assert budget.try_retry(30.0)  # a new window
 
 
+def test_budget_refusals_are_logged_once_per_window() -> None:
+    budget = RetryBudget(RetryBudgetConfig(window_s=10))
+    assert budget.should_warn(1.0)
+    assert not budget.should_warn(5.0)
+    assert budget.should_warn(11.0)
+
+
 def test_backoff_full_jitter_and_hints() -> None:
     assert backoff_s(1, 0.25, 4, lambda: 1.0) == 0.25
     assert backoff_s(3, 0.25, 4, lambda: 0.5) == 0.5
@@ -126,7 +133,10 @@ def test_classification(err: Exception, expected: int, name: str) -> None:
 
 def balancer(strategy: str, weights: tuple[float, ...] = (1, 1, 1)) -> Balancer:
     deployments = [Deployment("p", f"m{i}", "pub") for i in range(len(weights))]
-    slots = [Slot(Breakers(BreakerConfig()).get(f"p/m{i}")) for i in range(len(weights))]
+    breakers, budget = Breakers(BreakerConfig()), RetryBudgetConfig()
+    slots = [
+        Slot(f"p/m{i}", breakers.get(f"p/m{i}"), RetryBudget(budget)) for i in range(len(weights))
+    ]
     return Balancer(deployments, weights, slots, strategy)
 
 

@@ -40,6 +40,13 @@ models:
 """
 
 E503 = UpstreamStatusError(503, "overloaded")
+
+
+def e503() -> UpstreamStatusError:
+    """A fresh 503: an error that ends a request may gain notes in its message."""
+    return UpstreamStatusError(503, "overloaded")
+
+
 E400 = UpstreamStatusError(400, "bad")
 CTX = UpstreamStatusError(400, "too long", code="context_length_exceeded")
 
@@ -165,12 +172,45 @@ def test_open_circuits_are_skipped_and_all_open_is_a_503() -> None:
     assert router.breakers.states()["b/z"] == "closed"
 
 
-def test_the_budget_stops_retries() -> None:
+def spend_budgets(router: Router, retries: int) -> None:
+    """Every slot's budget allows ``retries`` retries in all, with no traffic to earn more."""
+    for route in router.routes.values():
+        for deployment in route.balancer.orders[0]:
+            budget = router.slot(deployment).budget
+            budget.min_retries, budget.ratio = retries + 1, 0
+
+
+def test_the_budget_stops_retries_on_a_deployment_not_failover_or_fallbacks() -> None:
     router, policy, _ = setup()
-    policy.budget.min_retries = 2  # one retry in all, with no traffic to earn more
-    policy.budget.ratio = 0
-    with pytest.raises(UpstreamStatusError):
-        walk(policy, exchange(router), [E503, E503])
+    spend_budgets(router, 1)
+    # a/x once, b/y (failover: another deployment), a/x again (its one retry), b/y again (its
+    # one retry); a/x's budget is spent: the fallback b/z is still tried.
+    assert walk(policy, exchange(router), [E503] * 4 + [None]) == [
+        "a/x", "b/y", "a/x", "b/y", "b/z",
+    ]  # fmt: skip
+    # Both budgets spent: one attempt each, then the fallback.
+    assert walk(policy, exchange(router), [E503, E503, None]) == ["a/x", "b/y", "b/z"]
+    with pytest.raises(UpstreamStatusError) as info:
+        walk(policy, exchange(router, "pair", **{"x-relay-fallbacks": ""}), [e503(), e503()])
+    assert info.value.message == (
+        "overloaded (not retried on a/x, b/y: their retry budgets are spent (routing.retry_budget))"
+    )
+
+
+def test_fallbacks_outside_the_keys_allowed_models_are_skipped() -> None:
+    router, policy, _ = setup()
+    ex = exchange(router, **{"x-relay-fallbacks": "big, solo"})
+    ex.principal.allowed_models = frozenset({"pair", "solo"})
+    assert walk(policy, ex, [e503()] * 4 + [None])[-1] == "b/z"
+    ex = exchange(router)
+    ex.principal.allowed_models = frozenset({"pair"})
+    with pytest.raises(UpstreamStatusError) as info:
+        walk(policy, ex, [e503()] * 4)
+    assert info.value.message.endswith("(fallback 'solo' not tried: this key may not use it)")
+    ex = exchange(router)  # the context-window chain too
+    ex.principal.allowed_models = frozenset({"pair"})
+    with pytest.raises(UpstreamStatusError, match="fallback 'big' not tried"):
+        walk(policy, ex, [UpstreamStatusError(400, "too long", code="context_length_exceeded")])
 
 
 def test_request_timeout_caps_attempts_and_ends_retries() -> None:
@@ -180,7 +220,7 @@ def test_request_timeout_caps_attempts_and_ends_retries() -> None:
     assert timeouts is not None
     assert (timeouts.first_byte, timeouts.idle, timeouts.total_s) == (2, 2, 2)
     clock.now += 3  # the deadline passed: no retry
-    with pytest.raises(UpstreamTimeout):
+    with pytest.raises(UpstreamTimeout, match=r"^slow \(no further attempt: x-relay-timeout 2s"):
         walk(policy, ex, [UpstreamTimeout("slow")])
     resolved = router.routes["big"].balancer.orders[0][0].timeouts
     assert resolved is not None and (resolved.first_byte, resolved.idle) == (3, 3)

@@ -109,10 +109,11 @@ class RelayApp:
         self.settlers: Sequence[Settler] = extensions.settlers
         self.settle_timeout_s = config.server.settle_timeout_s
         # Every adapter also serves /v1/responses (passed through or translated to chat).
-        providers = bridge(build_providers(config, self.pool), self.tenancy.responses)
+        providers = bridge(build_providers(config), self.tenancy.responses)
         self.passthrough = Passthrough(config, providers, self.pool, self.accountant.settle)
         self.attempts = AttemptLoop(
             providers,
+            self.pool,
             relay=StreamRelay,
             settle=self.accountant.settle,
             hooks=self.hooks,

@@ -41,6 +41,7 @@ Answers, by ``model``:
 * ``cut-stream``: message_start + 3 word deltas, then the TCP connection is closed.
 * ``empty-object``, ``no-type``, ``no-content`` (non-streamed): a 200 whose JSON is ``{}``, or
   a message without its ``type`` or its ``content``.
+* ``slow-<ms>``: wait <ms> before the headers, then answer normally.
 * ``split-events``: a normal stream written 5 bytes at a time, ``\\r\\n`` line endings on every
   odd event.
 
@@ -412,6 +413,8 @@ class FakeAnthropic:
             return failed
         if model in MALFORMED and not body.get("stream"):
             return web.json_response(MALFORMED[model])
+        if model.startswith("slow-") and model[5:].isdigit():
+            await asyncio.sleep(int(model[5:]) / 1000)
         last = body["messages"][-1]
         content = last.get("content")
         results = block_text(content, ("tool_result",)) if isinstance(content, list) else ""

@@ -66,6 +66,12 @@ def gw(
         "gpt": {"provider": "openai", "model": "gpt-4o-mini", "pricing": {"input": 1, "output": 2}},
         "gpt-no-usage": {"provider": "openai", "model": "no-usage"},
         "echo": {"provider": "echo"},
+        "claude-slow": {"provider": "claude", "model": "slow-3000"},
+        "claude-slow-capped": {
+            "provider": "claude",
+            "model": "slow-3000",
+            "timeouts": {"read_s": 0.3},
+        },
     }
     models |= {name: {"provider": "claude", "pricing": PRICES} for name in SCENARIOS}
     config = {
@@ -686,3 +692,18 @@ def test_unknown_model_and_wrong_method_on_messages(gw: Gateway) -> None:
     response = conn.getresponse()
     assert response.status == 405
     assert json.loads(response.read())["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_policys_timeouts_hold_for_anthropic(gw: Gateway, stream: bool) -> None:
+    """The loop sends every attempt under the timeouts routing chose: a model's own
+    ``timeouts`` and the request's ``x-relay-timeout`` bound an Anthropic call as any other
+    (the provider answers after 3 s; both limits are far shorter)."""
+    body = {"model": "claude-slow-capped", "max_tokens": 5, "stream": stream, "messages": HELLO}
+    with pytest.raises(anthropic.APIStatusError) as capped:
+        ant(gw).messages.create(**body)
+    assert capped.value.status_code == 504
+    body["model"] = "claude-slow"
+    with pytest.raises(anthropic.APIStatusError) as header:
+        ant(gw).messages.create(**body, extra_headers={"x-relay-timeout": "0.3"})
+    assert header.value.status_code == 504

@@ -25,7 +25,7 @@ from relay.exchange import Attempt, Endpoint, Exchange, Usage
 from relay.ingress.body import read_body
 from relay.passthrough import body as bodies
 from relay.passthrough.paths import request_headers, response_headers, route
-from relay.providers.base import Provider
+from relay.stage import Provider, timeouts_of
 from relay.upstream import UpstreamPool
 
 # A JSON answer up to this size is also read for its usage while it is relayed.
@@ -86,7 +86,7 @@ class Passthrough:
         if ex.model and deployment.upstream_model != ex.model:
             self._rename(ex, body, deployment.upstream_model, scope.headers)
         provider = self.providers[deployment.provider]
-        attempt = Attempt(deployment, 0, started=time.perf_counter())
+        attempt = Attempt(deployment, 0, started=time.perf_counter(), timeouts=deployment.timeouts)
         ex.attempts.append(attempt)
         target = provider.passthrough(ex, attempt)
         if target is None:
@@ -98,7 +98,7 @@ class Passthrough:
         headers.update(request_headers(scope.headers))
         if body.length is not None:
             headers["content-length"] = str(body.length)
-        timeouts = provider.timeouts_for(attempt)
+        timeouts = timeouts_of(provider, attempt)
         try:
             upstream = await self.pool.request(
                 provider.name, method, root + path, headers, body.payload(), timeouts

@@ -25,11 +25,10 @@ from relay.errors import (
 )
 from relay.exchange import Attempt, Endpoint, Exchange, Usage
 from relay.native import InvalidJson, splice_top_level
-from relay.providers.base import Provider
+from relay.providers.base import ProviderBase
 from relay.providers.sse import events_of, new_decoder
 from relay.providers.translate import openai_to_anthropic
-from relay.stage import Step, StreamMapper
-from relay.upstream import UpstreamPool, UpstreamResponse
+from relay.stage import Outbound, Step, StreamMapper
 from relay.wire.anthropic import (
     ERROR_DECODER,
     ERROR_DETAIL_DECODER,
@@ -46,7 +45,7 @@ _CONTENT_EVENTS = frozenset({"content_block_delta", "message_delta"})
 _QUIET_EVENTS = frozenset({"message_start", "content_block_start", "content_block_stop", "ping"})
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(ProviderBase):
     """``base_url`` is the API root with its version (default ``https://api.anthropic.com/v1``)."""
 
     kind = "anthropic"
@@ -55,8 +54,8 @@ class AnthropicProvider(Provider):
         {Endpoint.CHAT, Endpoint.MESSAGES, Endpoint.COUNT_TOKENS}
     )
 
-    def __init__(self, name: str, config: ProviderConfig, pool: UpstreamPool) -> None:
-        super().__init__(name, config, pool)
+    def __init__(self, name: str, config: ProviderConfig) -> None:
+        super().__init__(name, config)
         spec = kinds.spec(self.kind)
         default = spec.default_base_url if spec is not None else None
         base = (config.base_url or default or "").rstrip("/")
@@ -97,7 +96,7 @@ class AnthropicProvider(Provider):
         headers.pop("content-type", None)
         return self._urls[Endpoint.COUNT_TOKENS].removesuffix(Endpoint.COUNT_TOKENS.value), headers
 
-    async def send(self, ex: Exchange, attempt: Attempt) -> UpstreamResponse:
+    async def prepare(self, ex: Exchange, attempt: Attempt) -> Outbound:
         native = ex.dialect is not None and ex.dialect.wire == self.wire
         if native:
             body = self._native_body(ex, attempt)
@@ -105,14 +104,7 @@ class AnthropicProvider(Provider):
             body = openai_to_anthropic.request(
                 ex, attempt, self.config.max_tokens_default, self.name
             )
-        return await self.pool.send(
-            self.name,
-            self._urls[ex.endpoint],
-            self.headers_for(ex, attempt, native),
-            body,
-            self.config.timeouts,
-            stream=ex.stream,
-        )
+        return Outbound(self._urls[ex.endpoint], self.headers_for(ex, attempt, native), body)
 
     @staticmethod
     def _native_body(ex: Exchange, attempt: Attempt) -> bytes:

@@ -64,7 +64,7 @@ class EchoProvider(OpenAIWire):
 
     kind = "echo"
 
-    async def send(self, ex: Exchange, attempt: Attempt) -> UpstreamResponse:
+    async def prepare(self, ex: Exchange, attempt: Attempt) -> UpstreamResponse:
         endpoint, body = ex.endpoint, ex.body
         if endpoint is Endpoint.COUNT_TOKENS:
             return anthropic_to_openai.count_tokens(ex, attempt)

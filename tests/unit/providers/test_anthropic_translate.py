@@ -18,7 +18,6 @@ from relay.errors import GatewayError, InvalidRequest, ModelNotFound, UpstreamUn
 from relay.exchange import Attempt, Deployment, Endpoint, Exchange, Usage
 from relay.providers.anthropic import AnthropicProvider, EventRelay
 from relay.providers.translate import anthropic_to_openai, openai_to_anthropic
-from relay.upstream import UpstreamPool
 from relay.wire.anthropic import WireUsage, usage_from_wire
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
@@ -26,7 +25,6 @@ CHAT, MESSAGES = OPENAI_DIALECTS[0], ANTHROPIC_DIALECTS[0]
 PROVIDER = AnthropicProvider(
     "claude",
     ProviderConfig(kind="anthropic", base_url="http://h/v1", api_key="sk-ant-secret-1"),
-    UpstreamPool(),
 )
 
 
@@ -397,7 +395,6 @@ def test_openai_shaped_kinds_serve_messages_through_chat_completions() -> None:
         ProviderConfig(
             kind="azure", base_url="https://r.openai.azure.com", api_version="2024-10-21"
         ),
-        UpstreamPool(),
     )
     ex = exchange(
         {"model": "claude", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
@@ -407,4 +404,4 @@ def test_openai_shaped_kinds_serve_messages_through_chat_completions() -> None:
     assert azure.url_for(ex, attempt()) == (
         "https://r.openai.azure.com/openai/deployments/claude-up/chat/completions?api-version=2024-10-21"
     )
-    Mistral("m", ProviderConfig(kind="mistral", api_key="k"), UpstreamPool()).check(ex)
+    Mistral("m", ProviderConfig(kind="mistral", api_key="k")).check(ex)

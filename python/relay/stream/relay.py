@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from relay.errors import GatewayError, StreamFailed, StreamProtocolError, UpstreamUnreachable
 from relay.exchange import Attempt, Exchange, Usage
 from relay.stage import StreamHook, StreamMapper, StreamStep, Transport, UpstreamResponse
+from relay.stream.tally import TextTally
 
 log = logging.getLogger("relay")
 
@@ -51,6 +52,8 @@ class StreamRelay:
         self.failure: GatewayError | None = None
         # Frames held back until the first content (the commit point).
         self._held: list[bytes] = []
+        # The generated text, counted as it arrives (the attempt's ``text`` and ``text_tokens``).
+        self._tally = TextTally(attempt)
 
     @property
     def committed(self) -> bool:
@@ -105,6 +108,8 @@ class StreamRelay:
         """Relay one read's frames: held until the commit point, then sent as they come."""
         if step.usage is not None:
             self.attempt.usage = Usage(*step.usage)
+        if step.text and self._tally.add(step.text):
+            await self._tally.count_block()
         out = step.out
         if self.hooks and out:
             out = self._hooked(out)

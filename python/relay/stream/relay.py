@@ -20,6 +20,10 @@ from relay.stream.tally import TextTally
 
 log = logging.getLogger("relay")
 
+# Frames held before the first content beyond this many bytes commit the stream anyway: a
+# provider that sends only pings or empty chunks must not make the gateway hold them without end.
+HELD_LIMIT = 1 << 20
+
 
 class ClientGone(Exception):
     """The client closed its connection; the upstream must be dropped."""
@@ -50,8 +54,9 @@ class StreamRelay:
         self.transport: Transport | None = None
         # The error that ended the stream after the commit point (with the error event).
         self.failure: GatewayError | None = None
-        # Frames held back until the first content (the commit point).
+        # Frames held back until the first content (the commit point), and their size.
         self._held: list[bytes] = []
+        self._held_bytes = 0
         # The generated text, counted as it arrives (the attempt's ``text`` and ``text_tokens``).
         self._tally = TextTally(attempt)
 
@@ -116,10 +121,11 @@ class StreamRelay:
         if self.transport is not None:
             if out:
                 await self._send(out)
-        elif step.content:
+        elif step.content or self._held_bytes + len(out) > HELD_LIMIT:
             await self._commit(out)
         elif out:
             self._held.append(out)
+            self._held_bytes += len(out)
 
     def _hooked(self, out: bytes) -> bytes:
         """Pass each event of ``out`` through the hooks, in order. The frames the mappers

@@ -161,6 +161,22 @@ def test_nothing_is_committed_before_content() -> None:
     assert client.opened == 0 and upstream.closed and not relay.committed
 
 
+def test_frames_held_before_content_are_bounded() -> None:
+    """A provider that sends only empty chunks cannot make the gateway hold them without end:
+    past HELD_LIMIT bytes the stream commits and they go to the client."""
+    from relay.stream.relay import HELD_LIMIT
+
+    empty = sse(chunk(role=True))
+    reads = [empty] * (2 * HELD_LIMIT // len(empty))
+    client = Client()
+    _, _, relay = relay_for(reads, client)
+    asyncio.run(relay.run())  # committed, so the cut ends with an error event, not a raise
+    assert relay.committed and client.opened == 1
+    out = b"".join(client.sent)
+    assert out.startswith(empty * 10) and out.count(empty) == len(reads)
+    assert b'"code":"upstream_unreachable"' in out.rsplit(b"\n\n", 2)[-2]
+
+
 def test_cut_after_content_ends_with_error_event_and_no_done() -> None:
     ex, client, upstream = run([sse(chunk(role=True), chunk("partial"))], wants_usage=False)
     out = b"".join(client.sent)

@@ -103,11 +103,13 @@ class Accountant:
     @staticmethod
     async def _count(ex: Exchange, attempt: Attempt) -> Usage:
         assert attempt.text is not None
+        # Read together: a stream's tally moves text into text_tokens only between awaits.
+        counted = attempt.text_tokens  # counted as the stream arrived
         completion = attempt.text() if ex.endpoint is not Endpoint.EMBEDDINGS else ""
         prompt = attempt.prompt_tokens
         size = len(completion) + (prompt_size(ex) if prompt is None else 0)
         usage = await count_off_loop(
             size, count_locally, ex, attempt.deployment.encoding, completion, prompt
         )
-        usage.completion_tokens += attempt.text_tokens  # counted as the stream arrived
+        usage.completion_tokens += counted
         return usage

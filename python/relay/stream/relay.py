@@ -164,6 +164,7 @@ class StreamRelay:
             held = self._flush_hooks()
             if held:
                 await (self._send(held) if self.transport is not None else self._commit(held))
+        await self._tally.drain()  # the last block's count, rather than counting it again
         await self.settle(ex)
         usage_chunk = None
         if ex.client_wants_usage and self.attempt.usage is None and ex.usage is not None:

@@ -3,10 +3,10 @@
 Local counting (a provider that reports no usage, a stream cut before its usage arrived) needs
 the tokens of everything generated. Keeping a stream's whole text to count it at the end made a
 worker's memory grow with the stream's length. The tally keeps the text of the latest reads; once
-that passes :data:`BLOCK_CHARS`, it counts it up to the last safe cut (off the event loop) and
-keeps only what follows the cut. A stream's memory is then bounded by one block and one read,
-whatever its length; a stream shorter than a block (nearly all) is never counted unless its
-usage is missing, exactly as before.
+that passes :data:`BLOCK_CHARS`, it counts it up to the last safe cut on a worker thread while
+the stream goes on, and keeps only what follows the cut. A stream's memory is then bounded by
+two blocks and one read, whatever its length; a stream shorter than a block (nearly all) is
+never counted unless its usage is missing, exactly as before.
 
 The safe cut is a space that begins a word after a non-space character (``"... end| next"``):
 the tokenizers' pre-split (o200k_base, cl100k_base) always starts a piece there, so counting the
@@ -15,6 +15,8 @@ base64, some scripts) is cut at its end, which may differ from the whole by a to
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from relay.exchange import Attempt
 from relay.native import count_off_loop, counter_for
@@ -41,15 +43,18 @@ def safe_cut(text: str) -> int:
 
 class TextTally:
     """The generated text of one attempt's stream: what arrives is kept until a block is due,
-    then counted and dropped. Fills the attempt's ``text`` (what is not counted yet) and
-    ``text_tokens`` (what was)."""
+    then counted while the stream goes on, and dropped once counted. Fills the attempt's
+    ``text`` (what is not counted yet, the block being counted included) and ``text_tokens``
+    (what was): the two always agree, so a settlement at any moment counts each token once."""
 
-    __slots__ = ("_attempt", "_pieces", "_size")
+    __slots__ = ("_attempt", "_counting", "_flight", "_pieces", "_size")
 
     def __init__(self, attempt: Attempt) -> None:
         self._attempt = attempt
         self._pieces: list[str] = []
         self._size = 0
+        self._flight = ""  # the block being counted
+        self._counting: asyncio.Task[int] | None = None
         attempt.text = self.text
 
     def add(self, text: str) -> bool:
@@ -63,16 +68,38 @@ class TextTally:
         pieces = self._pieces
         if len(pieces) > 1:
             pieces[:] = ["".join(pieces)]
-        return pieces[0] if pieces else ""
+        kept = pieces[0] if pieces else ""
+        return self._flight + kept if self._flight else kept
 
     async def count_block(self) -> None:
-        """Count the text kept, up to its last safe cut, off the loop; keep the rest."""
-        text = self.text()
+        """Start counting the text kept, up to its last safe cut; keep the rest. The previous
+        block's count is awaited first, so at most one block is in flight."""
+        await self.drain()
+        pieces = self._pieces
+        text = "".join(pieces) if len(pieces) > 1 else pieces[0]
         cut = safe_cut(text)
-        head = text[:cut]
-        counter = counter_for(self._attempt.deployment.encoding)
-        # The text is dropped only once counted: a cancelled count leaves it to settlement.
-        self._attempt.text_tokens += await count_off_loop(len(head), counter.count, head)
-        tail = text[cut:]
+        head, tail = text[:cut], text[cut:]
         self._pieces = [tail] if tail else []
         self._size = len(tail)
+        counter = counter_for(self._attempt.deployment.encoding)
+        self._flight = head
+        task = asyncio.ensure_future(count_off_loop(len(head), counter.count, head))
+        task.add_done_callback(self._counted)
+        self._counting = task
+
+    async def drain(self) -> None:
+        """Wait for the block in flight, if any (its tokens are then in ``text_tokens``)."""
+        task = self._counting
+        if task is not None:
+            await asyncio.wait((task,))
+            self._counted(task)
+
+    def _counted(self, task: asyncio.Task[int]) -> None:
+        """On the loop, at once: the block's tokens are added and its text dropped. A count
+        that failed or was cancelled keeps its text, counted at settlement instead."""
+        if self._counting is not task:
+            return  # already taken
+        self._counting = None
+        if not task.cancelled() and task.exception() is None:
+            self._attempt.text_tokens += task.result()
+            self._flight = ""

@@ -73,7 +73,7 @@ class EchoProvider(OpenAIWire):
         request: dict[str, Any] = msgspec.json.decode(body)
         model = attempt.deployment.upstream_model
         if endpoint is Endpoint.EMBEDDINGS:
-            return EchoResponse(_embeddings(request, model))
+            return EchoResponse(await count_off_loop(len(body), _embeddings, request, model))
         counter = counter_for(_ENCODING)
         # Counted off the loop when large, like every local count (``native.count_off_loop``).
         if endpoint is Endpoint.CHAT:

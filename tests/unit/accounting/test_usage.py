@@ -227,6 +227,7 @@ def test_off_loop_decision_is_sized_by_the_text_counted(monkeypatch: pytest.Monk
     attempt = Attempt(PRICED)
     attempt.text = lambda: "fine"
     ex.attempts.append(attempt)
+    ex.answer = attempt
     on_loop = _on_loop_or_thread(monkeypatch)
 
     async def settle() -> None:

@@ -13,7 +13,6 @@ from relay.dialects import OPENAI_DIALECTS
 from relay.exchange import Attempt, Deployment, Exchange
 from relay.native import counter_for
 from relay.providers import echo
-from relay.upstream import UpstreamPool
 
 
 def test_a_large_prompt_is_counted_off_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,7 +32,7 @@ def test_a_large_prompt_is_counted_off_the_loop(monkeypatch: pytest.MonkeyPatch)
             return self._counter.count(text)
 
     monkeypatch.setattr(echo, "counter_for", Spy)
-    provider = echo.EchoProvider("echo", ProviderConfig(kind="echo"), UpstreamPool())
+    provider = echo.EchoProvider("echo", ProviderConfig(kind="echo"))
     text = "lorem ipsum dolor sit amet " * 40_000
     for content, on_loop in ((text, False), ("hi", True)):
         body = msgspec.json.encode(
@@ -42,5 +41,5 @@ def test_a_large_prompt_is_counted_off_the_loop(monkeypatch: pytest.MonkeyPatch)
         ex = Exchange("r", OPENAI_DIALECTS[0].endpoint, body, {}, dialect=OPENAI_DIALECTS[0])
         OPENAI_DIALECTS[0].parse(ex)
         threads.clear()
-        asyncio.run(provider.send(ex, Attempt(Deployment("echo", "echo", "echo"))))
+        asyncio.run(provider.prepare(ex, Attempt(Deployment("echo", "echo", "echo"))))
         assert threads == [("prompt", on_loop), ("reply", on_loop)]

@@ -373,7 +373,7 @@ class EventStream:
             "stop_reason": None,
             "stop_sequence": None,
             # As Anthropic does, the prompt's tokens: the provider reports none before the end,
-            # so the gateway's count of the request sent (``OpenAIWire.send``).
+            # so the gateway's count of the request sent (``prepare``).
             "usage": {"input_tokens": self._attempt.prompt_tokens or 0, "output_tokens": 0},
         }
         return _event(b"message_start", encode({"type": "message_start", "message": message}))

@@ -199,7 +199,8 @@ class StreamStep(Protocol):
 
     @property
     def text(self) -> str:
-        """Generated text added by this read."""
+        """Generated text added by this read (content, refusals, tool names and arguments),
+        for local token counting."""
         ...
 
 
@@ -222,11 +223,9 @@ class StreamMapper(Protocol):
     """Turns a provider's stream, read by read, into the client's dialect (one per attempt)."""
 
     def feed(self, chunk: bytes) -> StreamStep:
-        """Map one network read; raise a :class:`~relay.errors.GatewayError` on bad bytes."""
-        ...
-
-    def text(self) -> str:
-        """All generated text so far (for local token counting)."""
+        """Map one network read; raise a :class:`~relay.errors.GatewayError` on bad bytes.
+        The step's ``text`` is what this read generated: the relay counts it as it arrives,
+        so a mapper keeps no text of its own beyond what its dialect needs."""
         ...
 
 

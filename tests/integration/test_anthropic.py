@@ -597,6 +597,23 @@ def test_messages_translated_to_openai_providers(
         assert sent[1]["body"]["stream_options"] == {"include_usage": True}
 
 
+@pytest.mark.parametrize("model", ["gpt", "gpt-no-usage", "echo"])
+def test_translated_message_start_reports_the_prompt_tokens(gw: Gateway, model: str) -> None:
+    """As Anthropic's own stream does: ``message_start`` carries the prompt's tokens (counted
+    by the gateway, as ``count_tokens`` counts them), not 0."""
+    system = "You answer in one short sentence, in plain English, and never use lists."
+    with ant(gw).messages.stream(
+        model=model, max_tokens=100, messages=HELLO, system=system
+    ) as stream:
+        starts = [e for e in stream if e.type == "message_start"]
+        final = stream.get_final_message()
+    counted = ant(gw).messages.count_tokens(model=model, messages=HELLO, system=system)
+    assert counted.input_tokens > 20
+    assert starts[0].message.usage.input_tokens == counted.input_tokens
+    if model == "gpt-no-usage":  # the end reports the same count
+        assert final.usage.input_tokens == counted.input_tokens
+
+
 def test_messages_tools_translated_to_openai(gw: Gateway, fake_upstream: FakeUpstream) -> None:
     fake_upstream.reset()
     tools: Any = [{"name": "lookup", "description": "d", "input_schema": {"type": "object"}}]

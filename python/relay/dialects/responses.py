@@ -69,12 +69,13 @@ class ResponsesDialect(Dialect):
         if draft is None or not draft.translated:
             return out  # the provider's own response.completed was relayed
         response = draft.response(ex, ex.usage)
-        kind = "response.completed" if draft.status == "completed" else "response.incomplete"
-        data = (
-            b'{"type":"' + kind.encode() + b'","sequence_number":'
-            + str(draft.next_seq()).encode() + b',"response":' + response + b"}"
+        kind = b"response.completed" if draft.status == "completed" else b"response.incomplete"
+        seq = str(draft.next_seq()).encode()
+        # Joined once: the Response holds the whole answer, and is not copied per piece.
+        return b"".join(
+            (out, b"event: ", kind, b'\ndata: {"type":"', kind, b'","sequence_number":', seq,
+             b',"response":', response, b"}\n\n")
         )  # fmt: skip
-        return out + frame(kind.encode(), data)
 
 
 RESPONSES_DIALECTS: tuple[ResponsesDialect, ...] = (ResponsesDialect(),)

@@ -132,7 +132,6 @@ class Bedrock(ProviderBase):
             model=attempt.upstream_model,
             include_usage=ex.client_wants_usage,
         )
-        attempt.text = mapper.text
         return mapper
 
     def stream_error(self, raw: bytes) -> GatewayError:

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from relay.exchange import Attempt, Endpoint, Exchange
-from relay.native import counter_for
+from relay.native import count_off_loop, counter_for
 from relay.providers.openai_wire import OpenAIWire
 from relay.providers.translate import anthropic_to_openai
 from relay.upstream import UpstreamResponse
@@ -67,21 +67,24 @@ class EchoProvider(OpenAIWire):
     async def prepare(self, ex: Exchange, attempt: Attempt) -> UpstreamResponse:
         endpoint, body = ex.endpoint, ex.body
         if endpoint is Endpoint.COUNT_TOKENS:
-            return anthropic_to_openai.count_tokens(ex, attempt)
+            return await anthropic_to_openai.count_tokens(ex, attempt)
         if endpoint is Endpoint.MESSAGES:  # an Anthropic client: answer its chat translation
             endpoint, body = Endpoint.CHAT, anthropic_to_openai.request(ex, attempt)
         request: dict[str, Any] = msgspec.json.decode(body)
         model = attempt.deployment.upstream_model
         if endpoint is Endpoint.EMBEDDINGS:
-            return EchoResponse(_embeddings(request, model))
+            return EchoResponse(await count_off_loop(len(body), _embeddings, request, model))
         counter = counter_for(_ENCODING)
+        # Counted off the loop when large, like every local count (``native.count_off_loop``).
         if endpoint is Endpoint.CHAT:
-            prompt_tokens = counter.count_chat(body)
+            prompt_tokens = await count_off_loop(len(body), counter.count_chat, body)
             reply = "You said: " + (_last_user_text(request.get("messages")) or "nothing")
+            if ex.endpoint is Endpoint.MESSAGES:  # for the translated stream's message_start
+                attempt.prompt_tokens = prompt_tokens
         else:
             prompt = request.get("prompt")
             text = prompt if isinstance(prompt, str) else " ".join(map(str, prompt or []))
-            prompt_tokens = counter.count(text)
+            prompt_tokens = await count_off_loop(len(text), counter.count, text)
             reply = "You said: " + (text or "nothing")
         words = reply.split(" ")
         limit = request.get("max_completion_tokens") or request.get("max_tokens")
@@ -93,10 +96,11 @@ class EchoProvider(OpenAIWire):
         created = int(time.time())
         ident = ("chatcmpl-" if endpoint is Endpoint.CHAT else "cmpl-") + ex.request_id[-24:]
         text = " ".join(words)
+        completion_tokens = await count_off_loop(len(text), counter.count, text) * n
         usage = {
             "prompt_tokens": prompt_tokens,
-            "completion_tokens": counter.count(text) * n,
-            "total_tokens": prompt_tokens + counter.count(text) * n,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
         }
         shape = _Shape(endpoint is Endpoint.CHAT, ident, created, model)
         if not ex.stream:

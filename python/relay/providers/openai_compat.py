@@ -99,6 +99,10 @@ class OpenAICompatible(OpenAIWire):
 
     async def prepare(self, ex: Exchange, attempt: Attempt) -> Outbound | UpstreamResponse:
         if ex.endpoint is Endpoint.COUNT_TOKENS:
-            return anthropic_to_openai.count_tokens(ex, attempt)
+            return await anthropic_to_openai.count_tokens(ex, attempt)
         body = self.body_for(ex, attempt)
+        if ex.stream and ex.endpoint is Endpoint.MESSAGES:
+            # A translated Messages stream reports the prompt's tokens in its first event,
+            # before the provider reports any: counted here (off the loop when large).
+            attempt.prompt_tokens = await anthropic_to_openai.prompt_tokens(attempt, body)
         return Outbound(self.url_for(ex, attempt), self.headers_for(ex, attempt), body)

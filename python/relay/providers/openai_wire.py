@@ -134,7 +134,6 @@ class OpenAIWire(ProviderBase):
             mapper = anthropic_to_openai.EventStream(self.name, attempt)
         else:
             mapper = OpenAIStreamMapper(self.name, strip_usage=not ex.client_wants_usage)
-        attempt.text = mapper.text
         return mapper
 
     def stream_error(self, raw: bytes) -> GatewayError:
@@ -242,6 +241,3 @@ class OpenAIStreamMapper:
             raise StreamProtocolError(
                 f"provider '{self._provider}' sent a bad stream: {exc}", partial=exc.scan
             ) from None
-
-    def text(self) -> str:
-        return self._scanner.text()

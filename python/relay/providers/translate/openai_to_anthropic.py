@@ -285,15 +285,11 @@ class ChunkStream:
         self._attempt = attempt
         self._include_usage = include_usage
         self._decoder = new_decoder()
-        self._texts: list[str] = []
         self._tools: dict[int, int] = {}  # content block index -> tool call index
         self._usage: Usage | None = None
         self._head = self._base = b""
         self._ended = False
         self._start(MessageProbe(id="msg_relay", model=attempt.upstream_model))
-
-    def text(self) -> str:
-        return "".join(self._texts)
 
     def feed(self, chunk: bytes) -> Step:
         step = Step()
@@ -368,8 +364,6 @@ class ChunkStream:
                 step.error = bytes(data.error) or b"{}"
                 self._ended = True
                 break
-        if step.text:
-            self._texts.append(step.text)
         if self._usage is not None:
             step.usage = self._usage.counts()
         step.out = b"".join(out)
@@ -378,8 +372,6 @@ class ChunkStream:
     def _partial(self, step: Step, out: list[bytes]) -> Step:
         """The step as far as the read went (before a bad event)."""
         step.out = b"".join(out)
-        if step.text:
-            self._texts.append(step.text)
         self._ended = True
         return step
 

@@ -142,14 +142,21 @@ class RelayApp:
         dialect = self.routes.get(path)
         if dialect is not None:
             if scope.method != "POST":
-                err = MethodNotAllowed(f"{scope.method} is not allowed on {path}; use POST")
-                return self._error(proto, Exchange(_new_id(scope), dialect.endpoint, b"", {}), err)
+                return await self._wrong_method(scope, proto, dialect)
             return await self._proxy(scope, proto, dialect)
         if path.startswith("/admin/"):
             return await self._admin(scope, proto)
         if path.startswith("/v1/") and not _is_local(path):
             return await self._passthrough(scope, proto)
         return self._local(scope, proto, path)
+
+    async def _wrong_method(self, scope: Any, proto: Any, dialect: Dialect) -> None:
+        """Another method than POST on an API route: a 405 in that API's envelope, recorded
+        like every request."""
+        ex = Exchange(_new_id(scope), dialect.endpoint, b"", scope.headers, dialect=dialect)
+        err = MethodNotAllowed(f"{scope.method} is not allowed on {scope.path}; use POST")
+        self._fail(ex, proto, err)
+        await self._finish(ex)
 
     async def _admin(self, scope: Any, proto: Any) -> None:
         """The admin API (its own authentication, OpenAI's error envelope)."""

@@ -17,6 +17,7 @@ import msgspec
 
 from relay.errors import BodyTooLarge, InvalidRequest
 from relay.native import InvalidJson, splice_top_level, top_level_value
+from relay.wire.decode import check_utf8, string_value
 
 PEEK_BYTES = 64 * 1024
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
@@ -78,15 +79,18 @@ def check_length(declared: str | None, limit: int) -> int | None:
 
 
 def json_model(body: bytes) -> str | None:
-    """The top-level ``model`` of a JSON body (None when absent or not a string)."""
+    """The top-level ``model`` of a JSON body (None when absent or null); a body that is not
+    UTF-8 throughout, or a ``model`` that is not a string, is a 400."""
+    check_utf8(body)
     try:
         raw = top_level_value(body, "model")
-    except InvalidJson:
-        raise InvalidRequest("invalid JSON in request body") from None
-    if raw is None:
-        return None
-    value = msgspec.json.decode(raw)
-    return value if isinstance(value, str) else None
+    except InvalidJson as exc:
+        raise InvalidRequest(f"invalid JSON in request body: {_detail(exc)}") from None
+    return None if raw is None else string_value(raw, "model")
+
+
+def _detail(exc: InvalidJson) -> str:
+    return str(exc).removeprefix("invalid JSON: ")
 
 
 def json_with_model(body: bytes, model: str) -> bytes:

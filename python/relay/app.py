@@ -93,6 +93,7 @@ class RelayApp:
             for dialect in (*OPENAI_DIALECTS, *ANTHROPIC_DIALECTS, *RESPONSES_DIALECTS)
         }
         self.max_body = config.server.max_body_bytes
+        self.body_timeout = config.server.body_timeout_s
         self.draining = False
         self._inflight: set[asyncio.Task[Any]] = set()
         self._drain_task: asyncio.Task[None] | None = None
@@ -162,7 +163,9 @@ class RelayApp:
         """The admin API (its own authentication, OpenAI's error envelope)."""
         request_id = _new_id(scope)
         try:
-            body = await read_body(proto, scope.headers.get("content-length"), self.max_body)
+            body = await read_body(
+                proto, scope.headers.get("content-length"), self.max_body, self.body_timeout
+            )
         except GatewayError as err:
             return self._render(proto, request_id, _DEFAULT_DIALECT, err, [])
         status, headers, payload = await self.tenancy.admin.handle(
@@ -212,9 +215,11 @@ class RelayApp:
                 for gate in self.gates:
                     gate.admit(ex)
             except GatewayError:
-                await discard_body(proto, self.max_body)
+                await discard_body(proto, self.max_body, self.body_timeout)
                 raise
-            ex.body = await read_body(proto, headers.get("content-length"), self.max_body)
+            ex.body = await read_body(
+                proto, headers.get("content-length"), self.max_body, self.body_timeout
+            )
             dialect.parse(ex)
             for stage in self.stages:
                 reply = await stage(ex)
@@ -275,7 +280,7 @@ class RelayApp:
                 for gate in self.gates:  # a gateway key, before any upload is read
                     gate.admit(ex)
             except GatewayError:
-                await discard_body(proto, self.max_body)
+                await discard_body(proto, self.max_body, self.body_timeout)
                 raise
             if not await self._stored_response(ex, scope, proto):
                 await self.passthrough.serve(ex, scope, proto)

@@ -191,6 +191,7 @@ def hostile_gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     with serve(app) as sink:
         refusing = {"kind": "openai", "base_url": sink + "/v1", "api_key": "sk-sink"}
         config = {
+            "server": {"body_timeout_s": 1},
             "providers": {
                 "openai": refusing,
                 "vendor": {**refusing, "native_responses": False},
@@ -349,3 +350,74 @@ def test_405_on_messages_uses_anthropics_envelope(hostile_gw: Gateway) -> None:
             "message": "GET is not allowed on /v1/messages; use POST",
         },
     }
+
+
+# -- bodies that stop arriving ----------------------------------------------------------------
+
+
+def raw_exchange(gw: Gateway, head: bytes, body: bytes) -> tuple[int, Any]:
+    """Send a request whose body never completes; the status and JSON of the answer."""
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=20) as sock:
+        sock.sendall(head + b"\r\n" + body)
+        data = b""
+        while b"\r\n\r\n" not in data or len(data.partition(b"\r\n\r\n")[2]) < _length(data):
+            piece = sock.recv(65536)
+            if not piece:
+                break
+            data += piece
+    head_in, _, payload = data.partition(b"\r\n\r\n")
+    return int(head_in.split()[1]), json.loads(payload)
+
+
+def _length(data: bytes) -> int:
+    for line in data.partition(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 1 << 30
+
+
+def _head(path: str, *headers: str) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "host: relay", *headers]
+    return "".join(line + "\r\n" for line in lines).encode()
+
+
+@pytest.mark.parametrize(
+    ("path", "framing"),
+    [
+        ("/v1/chat/completions", "chunked"),
+        ("/v1/chat/completions", "length"),
+        ("/v1/messages", "chunked"),
+        ("/v1/responses", "length"),
+        ("/v1/images/generations", "chunked"),
+        ("/admin/tenants", "length"),
+    ],
+)
+def test_a_body_that_stops_arriving_is_a_408(hostile_gw: Gateway, path: str, framing: str) -> None:
+    start = b'{"model":"echo","messages":[{"role":"user","content":"hi'
+    if framing == "chunked":  # the chunk says 100 bytes and sends 20, then nothing
+        head = _head(path, "content-type: application/json", "transfer-encoding: chunked")
+        body = b"64\r\n" + start[:20]
+    else:
+        head = _head(path, "content-type: application/json", "content-length: 5000")
+        body = start
+    status, payload = raw_exchange(hostile_gw, head, body)
+    assert status == 408
+    if path in ANTHROPIC_ROUTES:
+        assert payload["type"] == "error"
+        message = payload["error"]["message"]
+    else:
+        assert payload["error"]["code"] == "request_timeout"
+        message = payload["error"]["message"]
+    assert message == "the request body did not arrive within 1s (server.body_timeout_s)"
+
+
+@pytest.mark.parametrize(
+    "content_type", ["multipart/form-data; boundary=XyZ", "application/octet-stream"]
+)
+def test_an_upload_that_stalls_is_a_408(hostile_gw: Gateway, content_type: str) -> None:
+    head = _head("/v1/files", f"content-type: {content_type}", "transfer-encoding: chunked")
+    part = b'--XyZ\r\ncontent-disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+    status, payload = raw_exchange(hostile_gw, head, b"%x\r\n%s\r\n" % (len(part), part))
+    assert status == 408
+    assert payload["error"]["code"] == "request_timeout"

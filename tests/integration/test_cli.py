@@ -72,7 +72,7 @@ BROKEN = {
     "server-fields": (
         ECHO + "server: {prot: 8080, workers: two, max_body_bytes: -5}\n",
         [
-            "server.prot: unknown field (known: drain_timeout_s, host, log_level, max_body_bytes, "
+            "server.prot: unknown field (known: body_timeout_s, drain_timeout_s, host, log_level, max_body_bytes, "
             "max_upload_bytes, port, upstream_connections_per_host, workers)",
             "server.workers: expected an integer, got 'two'",
             "server.max_body_bytes: expected at least 1024, got -5",

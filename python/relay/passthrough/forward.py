@@ -19,7 +19,7 @@ import msgspec
 
 from relay.config.model import Config, Pricing
 from relay.egress.headers import gateway_headers, passed_upstream_headers, usage_headers
-from relay.errors import BodyTooLarge, GatewayError, InvalidRequest, NotFound
+from relay.errors import GatewayError, InvalidRequest, NotFound
 from relay.exchange import Attempt, Deployment, Endpoint, Exchange, Usage
 from relay.ingress.body import read_body
 from relay.passthrough import body as bodies
@@ -65,6 +65,7 @@ class Passthrough:
         self.default = config.routing.passthrough_provider
         self.max_json = config.server.max_body_bytes
         self.max_upload = config.server.max_upload_bytes
+        self.body_timeout = config.server.body_timeout_s
 
     async def serve(self, ex: Exchange, scope: Any, proto: Any) -> None:
         """Forward the request and relay the answer; raise a GatewayError before answering."""
@@ -101,8 +102,8 @@ class Passthrough:
         except GatewayError as err:
             attempt.ended = time.perf_counter()
             attempt.error = err.code or err.type
-            if body.too_large:
-                raise BodyTooLarge(str(body.too_large_message)) from None
+            if body.stream.failure is not None:
+                raise body.stream.failure from None
             raise
         attempt.headers_at = time.perf_counter()
         attempt.status = upstream.status
@@ -123,19 +124,22 @@ class Passthrough:
         content_type = (headers.get("content-type") or "").lower()
         declared = headers.get("content-length")
         if content_type.startswith("application/json"):
-            raw = await read_body(proto, declared, self.max_json)
+            raw = await read_body(proto, declared, self.max_json, self.body_timeout)
             ex.body = raw
             ex.model = (bodies.json_model(raw) or "") if raw.strip() else ""
-            return _Body(bodies.Body(None, [raw] if raw else [], self.max_json, False), None)
+            whole = bodies.Body(None, [raw] if raw else [], self.max_json, False, self.body_timeout)
+            return _Body(whole, None)
         length = bodies.check_length(declared, self.max_upload)
         if scope.method in ("GET", "HEAD", "DELETE") and not length:
-            return _Body(bodies.Body(None, [], 0, False), None)
+            return _Body(bodies.Body(None, [], 0, False, self.body_timeout), None)
         reader = proto.__aiter__()
         prefix: list[bytes] = []
         if content_type.startswith("multipart/form-data"):
-            prefix, model = await bodies.peek_multipart(reader, content_type, self.max_upload)
+            prefix, model = await bodies.peek_multipart(
+                reader, content_type, self.max_upload, self.body_timeout
+            )
             ex.model = model or ""
-        return _Body(bodies.Body(reader, prefix, self.max_upload, True), length)
+        return _Body(bodies.Body(reader, prefix, self.max_upload, True, self.body_timeout), length)
 
     async def _deployment(self, ex: Exchange) -> Deployment:
         if ex.model:
@@ -208,14 +212,6 @@ class _Body:
     def __init__(self, stream: bodies.Body, length: int | None) -> None:
         self.stream = stream
         self.length = length
-
-    @property
-    def too_large(self) -> bool:
-        return self.stream.too_large
-
-    @property
-    def too_large_message(self) -> str:
-        return f"request body exceeds the limit of {self.stream.limit} bytes"
 
     def payload(self) -> Any:
         return self.stream.payload()

@@ -78,10 +78,17 @@ def test_env_reference_cannot_change_yaml_structure() -> None:
 def test_every_server_problem_at_once() -> None:
     # The example: three mistakes, three lines, not the first one only.
     assert problems(ECHO + "server: {prot: 8080, workers: two, max_body_bytes: -5}") == [
-        "server.prot: unknown field (known: drain_timeout_s, host, log_level, max_body_bytes, max_upload_bytes, port, upstream_connections_per_host, workers)",
+        "server.prot: unknown field (known: body_timeout_s, drain_timeout_s, host, log_level, max_body_bytes, max_upload_bytes, port, upstream_connections_per_host, workers)",
         "server.workers: expected an integer, got 'two'",
         "server.max_body_bytes: expected at least 1024, got -5",
     ]
+
+
+def test_body_timeout_must_be_positive() -> None:
+    assert problems(ECHO + "server: {body_timeout_s: 0}") == [
+        "server.body_timeout_s: expected more than 0 seconds, got 0.0"
+    ]
+    assert parse_config(ECHO, "t", {}).server.body_timeout_s == 30.0
 
 
 def test_what_serve_would_trip_over_is_refused() -> None:

@@ -125,6 +125,7 @@ class RelayApp:
             for dialect in (*OPENAI_DIALECTS, *ANTHROPIC_DIALECTS, *RESPONSES_DIALECTS)
         }
         self.max_body = config.server.max_body_bytes
+        self.body_timeout = config.server.body_timeout_s
         self.draining = False
         self._inflight: set[asyncio.Task[Any]] = set()
         self._drain_task: asyncio.Task[None] | None = None
@@ -174,8 +175,7 @@ class RelayApp:
         dialect = self.routes.get(path)
         if dialect is not None:
             if scope.method != "POST":
-                err = MethodNotAllowed(f"{scope.method} is not allowed on {path}; use POST")
-                return self._error(proto, Exchange(_new_id(scope), dialect.endpoint, b"", {}), err)
+                return await self._wrong_method(scope, proto, dialect)
             return await self._proxy(scope, proto, dialect)
         if path.startswith("/admin/"):
             return await self._admin(scope, proto)
@@ -183,11 +183,21 @@ class RelayApp:
             return await self._passthrough(scope, proto)
         return self._local(scope, proto, path)
 
+    async def _wrong_method(self, scope: Any, proto: Any, dialect: Dialect) -> None:
+        """Another method than POST on an API route: a 405 in that API's envelope, recorded
+        like every request."""
+        ex = Exchange(_new_id(scope), dialect.endpoint, b"", scope.headers, dialect=dialect)
+        err = MethodNotAllowed(f"{scope.method} is not allowed on {scope.path}; use POST")
+        self._fail(ex, proto, err)
+        await self._finish(ex)
+
     async def _admin(self, scope: Any, proto: Any) -> None:
         """The admin API (its own authentication, OpenAI's error envelope)."""
         request_id = _new_id(scope)
         try:
-            body = await read_body(proto, scope.headers.get("content-length"), self.max_body)
+            body = await read_body(
+                proto, scope.headers.get("content-length"), self.max_body, self.body_timeout
+            )
         except GatewayError as err:
             return self._render(proto, request_id, _DEFAULT_DIALECT, err, [])
         status, headers, payload = await self.tenancy.admin.handle(
@@ -237,9 +247,11 @@ class RelayApp:
                 for gate in self.gates:
                     gate.admit(ex)
             except GatewayError:
-                await discard_body(proto, self.max_body)
+                await discard_body(proto, self.max_body, self.body_timeout)
                 raise
-            ex.body = await read_body(proto, headers.get("content-length"), self.max_body)
+            ex.body = await read_body(
+                proto, headers.get("content-length"), self.max_body, self.body_timeout
+            )
             dialect.parse(ex)
             if await self._answered_by_stage(ex, proto):
                 return
@@ -296,7 +308,7 @@ class RelayApp:
                 for gate in self.gates:  # a gateway key, before any upload is read
                     gate.admit(ex)
             except GatewayError:
-                await discard_body(proto, self.max_body)
+                await discard_body(proto, self.max_body, self.body_timeout)
                 raise
             body = await self.passthrough.open(ex, scope, proto)
             if not await self._answered_by_stage(ex, proto):

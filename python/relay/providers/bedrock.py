@@ -25,6 +25,7 @@ from relay.providers.base import ProviderBase
 from relay.providers.bedrock_request import converse_body
 from relay.providers.bedrock_response import ConverseStreamMapper, chat_completion
 from relay.stage import Outbound
+from relay.wire.decode import decode_json
 
 _EVENT_STREAM = "application/vnd.amazon.eventstream"
 # AWS error types (x-amzn-ErrorType, or an exception event's type) -> status for the client.
@@ -100,7 +101,7 @@ class Bedrock(ProviderBase):
         return dict(request.headers.items())
 
     async def prepare(self, ex: Exchange, attempt: Attempt) -> Outbound:
-        request: dict[str, Any] = msgspec.json.decode(ex.body)
+        request: dict[str, Any] = decode_json(ex.body)
         deployment = attempt.deployment
         body = converse_body(
             request,

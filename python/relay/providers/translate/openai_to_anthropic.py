@@ -33,6 +33,7 @@ from relay.wire.anthropic import (
     MessageProbe,
     usage_from_wire,
 )
+from relay.wire.decode import decode_json
 
 # Chat parameters the Messages API has no equivalent for: a 400 naming them, unless the model
 # sets drop_unsupported_params. (``user`` and ``metadata`` only attribute: never refused.)
@@ -50,7 +51,7 @@ def request(
     ex: Exchange, attempt: Attempt, max_tokens_default: int, provider: str = "anthropic"
 ) -> bytes:
     """The Messages request for the client's chat request."""
-    chat: dict[str, Any] = msgspec.json.decode(ex.body)
+    chat: dict[str, Any] = decode_json(ex.body)
     deployment = attempt.deployment
     if not deployment.drop_unsupported_params:
         for name in UNSUPPORTED:

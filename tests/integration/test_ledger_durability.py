@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from tests.fakes.openai_upstream import FakeUpstream
-from tests.integration.gateway import Gateway
 from tests.integration.conftest import upstream_config
+from tests.integration.gateway import Gateway
 from tests.integration.tenancy import Load, call, keys_config, ledger_request_ids, read_rows
 from tests.services.postgres import PostgresServer, wait_until
 

@@ -52,7 +52,11 @@ class Tenancy:
         self.taps: tuple[Tap, ...] = (LedgerTap(self.writer),) if ledger.enabled else ()
         stored = config.database.responses
         # Responses answered by translation, stored for previous_response_id (None: refused).
-        self.responses = ResponseStore(self.db, stored.retention_days) if stored.enabled else None
+        self.responses = (
+            ResponseStore(self.db, stored.retention_days, max_pending_bytes=stored.queue_bytes)
+            if stored.enabled
+            else None
+        )
         if self.responses is not None:
             self.taps += (ResponsesTap(self.responses),)
 

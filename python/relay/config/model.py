@@ -219,6 +219,8 @@ class ResponsesStoreConfig(Struct, frozen=True, forbid_unknown_fields=True):
     enabled: bool = True
     # Stored responses are served, and kept, this long.
     retention_days: float = 30.0
+    # Bytes of responses a worker queues while the database is away; more are dropped (logged).
+    queue_bytes: int = 64 * 1024 * 1024
 
 
 class DatabaseConfig(Struct, frozen=True, forbid_unknown_fields=True):

@@ -24,6 +24,8 @@ def check_tenancy(config: Config, problems: Problems) -> None:
         problems.add("database.ledger.batch_size", "expected at least 1")
     if ledger.flush_interval_s <= 0:
         problems.add("database.ledger.flush_interval_s", "expected a positive number of seconds")
+    if config.database.responses.queue_bytes < 1:
+        problems.add("database.responses.queue_bytes", "expected at least 1")
     auth = config.auth
     if not 0 < auth.key_refresh_s <= 1.5:
         # Revocation must reach every worker within 2 s: poll + reload has to fit in it.

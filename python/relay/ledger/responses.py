@@ -6,7 +6,7 @@ that created it. Writes are queued and written by a background task in one trans
 batch, off the request path (the tap only queues). Until written, a response is served from the
 worker's own queue; an id not found is looked up once more after a flush interval, for a
 follow-up that reached another worker first. Rows expire after ``retention_days`` and are
-deleted about hourly.
+deleted in the background (:mod:`relay.ledger.retention`).
 
 The queue is bounded by count and by bytes (what is dropped is counted and logged). A response
 the database cannot store (text it refuses, bytes that are not UTF-8) is dropped alone, counted
@@ -16,7 +16,6 @@ and logged: it never holds back the ones after it (see :mod:`relay.ledger.isolat
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -37,8 +36,6 @@ _SELECT = (
     "WHERE id = ? AND org = ? AND tenant = ? AND expires_at > ?"
 )
 _DELETE = "DELETE FROM responses WHERE id = ? AND org = ? AND tenant = ?"
-_PURGE = "DELETE FROM responses WHERE expires_at < ?"
-_PURGE_EVERY_S = 3600.0
 _MAX_PENDING = 10_000
 # Responses per transaction.
 _BATCH = 100
@@ -88,7 +85,6 @@ class ResponseStore:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._purged = 0.0
         self._logged_full = 0.0
         # Responses not queued because the queue was full, and their bytes.
         self.dropped = 0
@@ -178,15 +174,11 @@ class ResponseStore:
 
     async def _run(self) -> None:
         while not self._stopping:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), _PURGE_EVERY_S)
+            await self._wake.wait()
             self._wake.clear()
             await asyncio.sleep(self.flush_interval_s / 5)  # gather a few
             try:
                 await self.flush()
-                if time.time() - self._purged > _PURGE_EVERY_S:
-                    await self.db.transaction([(_PURGE, [time.time()])])
-                    self._purged = time.time()
             except Exception as exc:  # the database away: keep them, retry later
                 log.warning("storing responses failed, retrying: %s", exc)
                 await asyncio.sleep(1.0)

@@ -98,6 +98,8 @@ class Tenancy:
 
     async def stop(self, timeout_s: float = 10.0) -> None:
         """Flush the ledger, stop polling and purging, close the database."""
+        if not self.kept:
+            return
         await self.purger.stop()
         await self.writer.stop(timeout_s)
         if self.responses is not None:

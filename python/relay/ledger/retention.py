@@ -101,8 +101,8 @@ class Purger:
             ids = [row[0] for row in await self.db.fetch(select, [cutoff, BATCH])]
             if not ids:
                 return deleted
-            await self.db.transaction(delete(ids))
-            deleted += len(ids)
+            # Counted as the database reports it: another worker may have deleted some first.
+            deleted += (await self.db.transaction(delete(ids)))[-1]
             if len(ids) < BATCH:
                 return deleted
             await asyncio.sleep(self.pause_s)  # let the writers in between batches

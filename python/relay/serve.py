@@ -1,7 +1,8 @@
 """``relay serve`` in the main process: check the address, say what is served, hand the validated
 configuration to the workers, and run granian.
 
-Workers never read the YAML file (see :mod:`relay.config.handoff`). On SIGHUP granian restarts
+Workers never read the YAML file (see :mod:`relay.config.handoff`: a file only the gateway's
+user can read, removed when the main process exits). On SIGHUP granian restarts
 the workers; just before, the main process reads the file again: when it is valid, the workers
 start from it; when it is broken, the problems are logged and the workers start from the
 configuration already running, so a broken file never stops a running gateway.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import signal
 import sys
 from collections.abc import Callable
 
@@ -22,7 +24,7 @@ from granian.log import LogLevels
 
 from relay import __version__
 from relay.config import Config, ConfigError, ConfigSource
-from relay.config.handoff import publish, received
+from relay.config.handoff import publish, received, withdraw
 from relay.config.notices import summary, warnings
 from relay.listen import CannotListen, check_listen
 from relay.obs.log import configure_logging
@@ -41,7 +43,25 @@ def serve(
         print(f"relay: {exc}", file=sys.stderr)
         return 1
     configure_logging(server.log_level)
+    # Until granian installs its own handlers: SIGTERM unwinds (SIGINT already does), so the
+    # clean-up below runs whenever the gateway is asked to stop.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     publish(config)
+    try:
+        return _serve(config, source, reload)
+    finally:
+        # Granian returns (or raises SystemExit) after SIGTERM or SIGINT: the file with the
+        # provider keys goes with the gateway.
+        withdraw()
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _serve(config: Config, source: ConfigSource, reload: Callable[[], Config]) -> int:
+    """Say what is served, then run granian until it stops."""
+    server = config.server
     log.info(
         "Relay %s (granian %s, Python %s)", __version__, granian_version, platform.python_version()
     )

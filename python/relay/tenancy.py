@@ -1,7 +1,9 @@
 """Tenants, keys and the ledger as one unit the composition root starts and stops.
 
 Owns the database, the key cache and its poller, the ledger writer, the auth stage chosen by
-``auth.mode``, the ledger tap and the admin API. ``app.py`` needs four lines for all of it.
+``auth.mode``, the ledger tap, the retention purge and the admin API. ``app.py`` needs four
+lines for all of it. With ``database.url: none`` there is no database: no ledger, no stored
+responses, and the admin API answers 404.
 """
 
 from __future__ import annotations
@@ -9,14 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from relay.admin.api import AdminApi
+from relay.admin.api import AdminApi, Response, error_body
 from relay.auth.cache import KeyCache
 from relay.auth.keys import KeyAuth, MetadataAuth
 from relay.auth.passthrough import PassthroughAuth
 from relay.config import Config
+from relay.config.tenancy import NO_DATABASE
+from relay.errors import NotFound
 from relay.ledger.connect import open_database
 from relay.ledger.database import DatabaseUnavailable
 from relay.ledger.responses import ResponsesTap, ResponseStore
+from relay.ledger.retention import Purger
 from relay.ledger.tap import LedgerTap
 from relay.ledger.writer import LedgerWriter
 from relay.stage import Gate, Stage, Tap
@@ -29,6 +34,8 @@ class Tenancy:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        # False with database.url: none (nothing is kept).
+        self.kept = config.database.url != NO_DATABASE
         self.db = open_database(config.database.url)
         self.cache = KeyCache(self.db, config.auth.key_refresh_s)
         ledger = config.database.ledger
@@ -38,7 +45,9 @@ class Tenancy:
             batch_size=ledger.batch_size,
             flush_interval_s=ledger.flush_interval_s,
         )
-        self.admin = AdminApi(self.db, self.cache, config.auth.admin_key)
+        self.admin: AdminApi | NoAdminApi = (
+            AdminApi(self.db, self.cache, config.auth.admin_key) if self.kept else NoAdminApi()
+        )
         mode = config.auth.mode
         self.auth: Stage = (
             KeyAuth(self.cache)
@@ -49,15 +58,25 @@ class Tenancy:
         )
         # Keys are checked from the headers before the body is read.
         self.gates: tuple[Gate, ...] = (self.auth,) if isinstance(self.auth, KeyAuth) else ()
-        self.taps: tuple[Tap, ...] = (LedgerTap(self.writer),) if ledger.enabled else ()
+        self.taps: tuple[Tap, ...] = (
+            (LedgerTap(self.writer),) if ledger.enabled and self.kept else ()
+        )
         stored = config.database.responses
         # Responses answered by translation, stored for previous_response_id (None: refused).
-        self.responses = ResponseStore(self.db, stored.retention_days) if stored.enabled else None
+        self.responses = (
+            ResponseStore(self.db, stored.retention_days, max_pending_bytes=stored.queue_bytes)
+            if stored.enabled and self.kept
+            else None
+        )
+        # Rows past their retention: the ledger's, and expired stored responses.
+        self.purger = Purger(self.db, ledger_days=config.database.retention_days, responses=True)
         if self.responses is not None:
             self.taps += (ResponsesTap(self.responses),)
 
     async def start(self, attempts: int = 20) -> None:
         """Connect (retrying for ~10 s), upgrade the schema, load the keys, start the pollers."""
+        if not self.kept:
+            return
         for attempt in range(attempts):
             try:
                 await self.db.connect()
@@ -75,11 +94,28 @@ class Tenancy:
         self.writer.start()
         if self.responses is not None:
             self.responses.start()
+        self.purger.start()
 
     async def stop(self, timeout_s: float = 10.0) -> None:
-        """Flush the ledger, stop polling, close the database."""
+        """Flush the ledger, stop polling and purging, close the database."""
+        if not self.kept:
+            return
+        await self.purger.stop()
         await self.writer.stop(timeout_s)
         if self.responses is not None:
             await self.responses.stop()
         await self.cache.stop()
         await self.db.close()
+
+
+class NoAdminApi:
+    """``/admin`` of a gateway without a database (``database.url: none``): a 404 saying why."""
+
+    async def handle(
+        self, method: str, path: str, query: str, headers: object, body: bytes
+    ) -> Response:
+        """Every admin request -> 404."""
+        err = NotFound(
+            "the admin API needs a database, and this gateway has none (database.url: none)"
+        )
+        return err.status, [("content-type", "application/json")], error_body(err)

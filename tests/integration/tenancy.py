@@ -36,10 +36,13 @@ def call(
     body: Any = None,
     key: str | None = MASTER,
     raw: bytes | None = None,
+    rid: str | None = None,
 ) -> tuple[int, Any]:
-    """One HTTP call; returns the status and the decoded JSON body."""
+    """One HTTP call (``rid``: its x-request-id); returns the status and the decoded JSON body."""
     conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=20)
     headers = {"content-type": "application/json"}
+    if rid is not None:
+        headers["x-request-id"] = rid
     if key is not None:
         headers["authorization"] = f"Bearer {key}"
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
@@ -65,22 +68,27 @@ def ledger_entry(gateway: Gateway, request_id: str, timeout: float = 10.0) -> di
 
 def ledger_request_ids(database_url: str) -> list[str]:
     """Every x-request-id in the ledger, read straight from the database."""
+    return [r[0] for r in read_rows(database_url, "SELECT request_id FROM requests")]
+
+
+def read_rows(database_url: str, sql: str) -> list[tuple[Any, ...]]:
+    """The rows of one query (no parameters), read straight from the database."""
     if database_url.startswith("sqlite:///"):
         import sqlite3
 
         conn = sqlite3.connect(database_url.removeprefix("sqlite:///"))
         try:
-            return [r[0] for r in conn.execute("SELECT request_id FROM requests")]
+            return list(conn.execute(sql))
         finally:
             conn.close()
     import asyncio
 
     import asyncpg
 
-    async def read() -> list[str]:
+    async def read() -> list[tuple[Any, ...]]:
         conn = await asyncpg.connect(database_url)
         try:
-            return [r[0] for r in await conn.fetch("SELECT request_id FROM requests")]
+            return [tuple(r) for r in await conn.fetch(sql)]
         finally:
             await conn.close()
 

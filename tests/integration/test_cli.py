@@ -33,7 +33,7 @@ def relay(
     run_env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("RELAY_CONFIG", "SERVER_PORT", "RELAY_LOG_LEVEL", "RELAY_CONFIG_JSON")
+        if k not in ("RELAY_CONFIG", "SERVER_PORT", "RELAY_LOG_LEVEL", "RELAY_CONFIG_FILE")
     }
     for key, value in (env or {}).items():
         if value is None:

@@ -59,11 +59,12 @@ def relay_lines(gateway: Gateway) -> list[dict[str, Any]]:
 
 def test_startup_says_what_is_served(found: Gateway) -> None:
     infos = [r["msg"] for r in relay_lines(found) if r["level"] == "info"]
-    assert infos[:5] == [
+    assert infos[:6] == [
         f"Relay {__version__} (granian {granian.__version__}, Python {platform.python_version()})",
         "config: configs/config.yaml (found in the working directory)",
         "models: from-configs-dir, other",
         "auth: none (no client authentication: every caller is accepted)",
+        f"ledger: SQLite file {found.log_path.parent / 'relay.db'}, rows kept 30 days",
         f"serving http://0.0.0.0:{found.port}/v1 (listening on 0.0.0.0, every IPv4 interface)",
     ]
 

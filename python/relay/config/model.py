@@ -225,13 +225,19 @@ class ResponsesStoreConfig(Struct, frozen=True, forbid_unknown_fields=True):
     enabled: bool = True
     # Stored responses are served, and kept, this long.
     retention_days: float = 30.0
+    # Bytes of responses a worker queues while the database is away; more are dropped (logged).
+    queue_bytes: int = 64 * 1024 * 1024
 
 
 class DatabaseConfig(Struct, frozen=True, forbid_unknown_fields=True):
-    """Tenants, keys, audit log and ledger: an SQLite file (default) or PostgreSQL."""
+    """Tenants, keys, audit log and ledger: an SQLite file (default), PostgreSQL, or none."""
 
-    # sqlite:///relative/path, sqlite:////absolute/path, or postgresql://user@host:port/db.
+    # sqlite:///relative/path, sqlite:////absolute/path, postgresql://user@host:port/db, or
+    # none (no database: no ledger, no keys, no admin API, no stored responses).
     url: str = "sqlite:///relay.db"
+    # Ledger rows (requests, provider attempts) older than this are deleted, in batches, in
+    # the background; None keeps them forever. The daily usage roll-up is kept.
+    retention_days: float | None = 30.0
     ledger: LedgerConfig = LedgerConfig()
     responses: ResponsesStoreConfig = ResponsesStoreConfig()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 
 from relay.config.model import Config
+from relay.config.tenancy import NO_DATABASE, ledger_location
 
 
 def auth_mode(config: Config) -> str:
@@ -41,6 +42,7 @@ def summary(config: Config) -> list[str]:
     if config.default_provider is not None:
         lines.append(f"unlisted models go to provider {config.default_provider!r}")
     lines.append(f"auth: {auth_mode(config)}")
+    lines.append(f"ledger: {ledger_location(config)}")
     lines.append(f"serving {base_url(config)} (listening on {listening_on(config.server.host)})")
     return lines
 
@@ -71,6 +73,11 @@ def warnings(config: Config) -> list[str]:
                 f"provider key(s) of {', '.join(keyed)} are served on {config.server.host} "
                 "with no client authentication: anyone who can reach this port spends them"
             )
+    if config.database.url == NO_DATABASE and config.auth.admin_key:
+        out.append(
+            "auth.admin_key (or RELAY_ADMIN_KEY) is set, but database.url is none: the admin "
+            "API needs a database and answers 404"
+        )
     if config.ratelimit.enabled:
         out.append("ratelimit.enabled is set, but this version does not enforce rate limits yet")
     if config.redis.enabled:

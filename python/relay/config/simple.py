@@ -6,6 +6,7 @@ proxy: {target: https://api.openai.com}
 ratelimit: {enabled: true, requests_per_second: 5, burst: 10}
 redis: {enabled: false, address: localhost:6379}
 models: {gpt-4o: 0.005}          # USD per 1K tokens (or {input: .., output: ..})
+database: {url: none}            # optional: the full form's section (none: no ledger file)
 ```
 Every model, listed or not, is sent to ``proxy.target`` and the caller's own
 ``Authorization`` header is forwarded.
@@ -18,7 +19,7 @@ from typing import Any
 from relay.config.problems import Problems, shown
 
 SIMPLE_PROVIDER = "upstream"
-_SIMPLE_KEYS = {"server", "proxy", "ratelimit", "redis", "models"}
+_SIMPLE_KEYS = {"server", "proxy", "ratelimit", "redis", "models", "database"}
 
 
 def is_simple_form(raw: dict[str, Any]) -> bool:
@@ -70,7 +71,7 @@ def simple_to_full(raw: dict[str, Any], problems: Problems) -> dict[str, Any]:
         "models": models,
         "default_provider": SIMPLE_PROVIDER,
     }
-    for key in ("server", "ratelimit", "redis"):
+    for key in ("server", "ratelimit", "redis", "database"):
         if key in raw:
             full[key] = raw[key]
     return full

@@ -6,16 +6,37 @@ listed with the others in ``env.py``.
 
 from __future__ import annotations
 
+import os
+import re
+
 from relay.config.model import Config
 from relay.config.problems import Problems
+
+# ``database.url`` of a gateway that keeps no database at all.
+NO_DATABASE = "none"
+_PASSWORD_PARAM = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
 
 
 def check_tenancy(config: Config, problems: Problems) -> None:
     """Append the problems of ``auth`` and ``database``."""
     url = config.database.url
-    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+    if url == NO_DATABASE:
+        if config.auth.mode == "keys":
+            problems.add(
+                "auth.mode",
+                "keys are kept in the database, and database.url is none: set a database "
+                "(sqlite:///PATH or postgresql://...) or another auth.mode",
+            )
+    elif not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         problems.add(
-            "database.url", f"expected sqlite:///PATH or postgresql://..., got {_safe_url(url)!r}"
+            "database.url",
+            f"expected sqlite:///PATH, postgresql://... or none, got {redacted_url(url)!r}",
+        )
+    days = config.database.retention_days
+    if days is not None and not days > 0:
+        problems.add(
+            "database.retention_days",
+            f"expected a positive number of days (or null: keep forever), got {days}",
         )
     ledger = config.database.ledger
     if ledger.queue_size < 1:
@@ -24,6 +45,8 @@ def check_tenancy(config: Config, problems: Problems) -> None:
         problems.add("database.ledger.batch_size", "expected at least 1")
     if ledger.flush_interval_s <= 0:
         problems.add("database.ledger.flush_interval_s", "expected a positive number of seconds")
+    if config.database.responses.queue_bytes < 1:
+        problems.add("database.responses.queue_bytes", "expected at least 1")
     auth = config.auth
     if not 0 < auth.key_refresh_s <= 1.5:
         # Revocation must reach every worker within 2 s: poll + reload has to fit in it.
@@ -40,10 +63,32 @@ def check_tenancy(config: Config, problems: Problems) -> None:
                 )
 
 
-def _safe_url(url: str) -> str:
-    """The URL without a password, for messages."""
+def redacted_url(url: str) -> str:
+    """The URL with its password (in the user part or a ``password=`` parameter) as ``***``."""
     scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest:
-        creds, _, host = rest.rpartition("@")
-        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
-    return url
+    if not sep:
+        return url
+    query_at = rest.find("?")
+    at = rest.rfind("@", 0, query_at if query_at >= 0 else len(rest))
+    if at >= 0:
+        user, colon, _ = rest[:at].partition(":")
+        rest = f"{user}{':***' if colon else ''}{rest[at:]}"
+    return scheme + "://" + _PASSWORD_PARAM.sub(r"\1***", rest)
+
+
+def ledger_location(config: Config) -> str:
+    """Where the ledger is written, for the start-up line: the SQLite file's absolute path, the
+    PostgreSQL URL without its password, or off (and why)."""
+    database = config.database
+    if database.url == NO_DATABASE:
+        return "off (database.url: none: no ledger, keys, admin API or stored responses)"
+    if database.url.startswith("sqlite:///"):
+        path = database.url.removeprefix("sqlite:///")
+        where = "in memory" if path == ":memory:" else f"SQLite file {os.path.abspath(path)}"
+    else:
+        where = f"PostgreSQL {redacted_url(database.url)}"
+    if not database.ledger.enabled:
+        return f"off (database.ledger.enabled: false); database: {where}"
+    days = database.retention_days
+    kept = "kept forever" if days is None else f"rows kept {days:g} days"
+    return f"{where}, {kept}"

@@ -20,7 +20,12 @@ class DatabaseUnavailable(Exception):
     """The database could not be reached or refused the work; the caller may retry later."""
 
 
-class IntegrityViolation(Exception):
+class RowsRejected(Exception):
+    """The database refused a value of the rows themselves (text holding NUL, a number out of
+    range, a type it cannot store): writing the same rows again can never succeed."""
+
+
+class IntegrityViolation(RowsRejected):
     """A statement broke a constraint (a duplicate name, a missing reference)."""
 
 

@@ -15,7 +15,13 @@ from typing import Any
 
 import asyncpg
 
-from relay.ledger.database import DatabaseUnavailable, Dialect, IntegrityViolation, Statement
+from relay.ledger.database import (
+    DatabaseUnavailable,
+    Dialect,
+    IntegrityViolation,
+    RowsRejected,
+    Statement,
+)
 from relay.ledger.records import (
     ATTEMPT_COLUMNS,
     REQUEST_COLUMNS,
@@ -66,6 +72,9 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.AdminShutdownError,
 )
+# Errors that mean "not these values": SQLSTATE class 22 (text holding NUL, a number out of
+# range), and asyncpg's own refusal to encode an argument (also a DataError).
+_REJECTED: tuple[type[BaseException], ...] = (asyncpg.exceptions.DataError,)
 
 
 @lru_cache(maxsize=512)
@@ -149,6 +158,8 @@ class PostgresDatabase:
                 return counts
         except asyncpg.exceptions.IntegrityConstraintViolationError as exc:
             raise IntegrityViolation(str(exc)) from exc
+        except _REJECTED as exc:
+            raise RowsRejected(f"postgresql: {exc}") from exc
         except _UNAVAILABLE as exc:
             raise DatabaseUnavailable(f"postgresql: {exc}") from exc
 
@@ -168,6 +179,10 @@ class PostgresDatabase:
                 if new:
                     await conn.executemany(_UPSERT_ROLLUP, rollup(new))
                 return len(new)
+        except asyncpg.exceptions.IntegrityConstraintViolationError as exc:
+            raise IntegrityViolation(str(exc)) from exc
+        except _REJECTED as exc:
+            raise RowsRejected(f"postgresql: {exc}") from exc
         except _UNAVAILABLE as exc:
             raise DatabaseUnavailable(f"postgresql: {exc}") from exc
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 DAY_S = 86_400
+# INTEGER columns are 32-bit on PostgreSQL.
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+
+Row = TypeVar("Row", "RequestRow", "AttemptRow")
 
 
 class RequestRow(NamedTuple):
@@ -90,3 +95,33 @@ def rollup(rows: Iterable[RequestRow]) -> list[tuple[object, ...]]:
         (*key, int(a[0]), int(a[1]), int(a[2]), int(a[3]), int(a[4]), float(a[5]))
         for key, a in sums.items()
     ]
+
+
+def text(value: str) -> str:
+    """Client-sent text as every database stores it: without NUL (PostgreSQL refuses it)."""
+    return value.replace("\x00", "") if "\x00" in value else value
+
+
+def scrubbed(row: Row) -> Row | None:
+    """A copy of ``row`` that any backend can store, or None when there is nothing to change.
+
+    Text loses NUL and characters UTF-8 cannot encode (lone surrogates), integers are held to
+    32 bits, and a number that is not finite becomes 0 (SQLite stores NaN as NULL).
+    """
+    values: list[Any] = [_scrubbed(value) for value in row]
+    if all(new is old for new, old in zip(values, row, strict=True)):
+        return None
+    return type(row)(*values)
+
+
+def _scrubbed(value: object) -> object:
+    if isinstance(value, str):
+        cleaned = text(value).encode("utf-8", "replace").decode("utf-8")
+        return value if cleaned == value else cleaned
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and not _INT_MIN <= value <= _INT_MAX:
+        return max(_INT_MIN, min(value, _INT_MAX))
+    if isinstance(value, float) and not math.isfinite(value):
+        return 0.0
+    return value

@@ -6,19 +6,24 @@ that created it. Writes are queued and written by a background task in one trans
 batch, off the request path (the tap only queues). Until written, a response is served from the
 worker's own queue; an id not found is looked up once more after a flush interval, for a
 follow-up that reached another worker first. Rows expire after ``retention_days`` and are
-deleted about hourly.
+deleted in the background (:mod:`relay.ledger.retention`).
+
+The queue is bounded by count and by bytes (what is dropped is counted and logged). A response
+the database cannot store (text it refuses, bytes that are not UTF-8) is dropped alone, counted
+and logged: it never holds back the ones after it (see :mod:`relay.ledger.isolate`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from relay.exchange import Exchange, Principal
 from relay.ledger.database import Database
+from relay.ledger.isolate import write_isolating
 
 log = logging.getLogger("relay.ledger")
 
@@ -31,9 +36,10 @@ _SELECT = (
     "WHERE id = ? AND org = ? AND tenant = ? AND expires_at > ?"
 )
 _DELETE = "DELETE FROM responses WHERE id = ? AND org = ? AND tenant = ?"
-_PURGE = "DELETE FROM responses WHERE expires_at < ?"
-_PURGE_EVERY_S = 3600.0
 _MAX_PENDING = 10_000
+# Responses per transaction.
+_BATCH = 100
+_LOG_EVERY_S = 10.0
 
 
 def scope(principal: Principal) -> tuple[str, str]:
@@ -55,32 +61,76 @@ class StoredResponse:
     response: bytes
 
 
+# A queued response and the values of its row.
+_Row = tuple[StoredResponse, list[object]]
+
+
 class ResponseStore:
     """Queue, writer and reader of the ``responses`` table."""
 
     def __init__(
-        self, db: Database, retention_days: float = 30.0, flush_interval_s: float = 0.25
+        self,
+        db: Database,
+        retention_days: float = 30.0,
+        flush_interval_s: float = 0.25,
+        *,
+        max_pending_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.db = db
         self.retention_s = retention_days * 86_400.0
         self.flush_interval_s = flush_interval_s
+        self.max_pending_bytes = max_pending_bytes
         self._pending: dict[str, StoredResponse] = {}
+        self._pending_bytes = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._purged = 0.0
+        self._logged_full = 0.0
+        # Responses not queued because the queue was full, and their bytes.
         self.dropped = 0
+        self.dropped_bytes = 0
+        # Responses the database refused (or that were not UTF-8): dropped alone.
+        self.rejected = 0
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of the responses queued and not yet written."""
+        return self._pending_bytes
 
     def put(self, stored: StoredResponse) -> None:
-        """Queue a response for writing; never blocks (dropped, and logged, when the queue is
-        full because the database has been away for long)."""
-        if len(self._pending) >= _MAX_PENDING:
+        """Queue a response for writing; never blocks (dropped, counted and logged, when the
+        queue is full by count or by bytes because the database has been away for long)."""
+        size = _size(stored)
+        if (
+            len(self._pending) >= _MAX_PENDING
+            or self._pending_bytes + size > self.max_pending_bytes
+        ):
             self.dropped += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:
-                log.error("response store queue full: %d responses dropped", self.dropped)
+            self.dropped_bytes += size
+            now = time.monotonic()
+            if now - self._logged_full >= _LOG_EVERY_S:
+                self._logged_full = now
+                log.error(
+                    "response store queue full (%d responses, %d bytes queued): response %s "
+                    "(%d bytes) not stored; %d responses (%d bytes) dropped so far",
+                    len(self._pending),
+                    self._pending_bytes,
+                    stored.id,
+                    size,
+                    self.dropped,
+                    self.dropped_bytes,
+                )
             return
+        self._forget(self._pending.get(stored.id))
         self._pending[stored.id] = stored
+        self._pending_bytes += size
         self._wake.set()
+
+    def _forget(self, stored: StoredResponse | None) -> None:
+        """Unqueue ``stored`` (if it is still the one queued under its id)."""
+        if stored is not None and self._pending.get(stored.id) is stored:
+            del self._pending[stored.id]
+            self._pending_bytes -= _size(stored)
 
     async def get(
         self, response_id: str, org: str, tenant: str, *, retry: bool = True
@@ -112,7 +162,7 @@ class ResponseStore:
         """Delete a stored response of this tenant; True if there was one."""
         pending = self._pending.get(response_id)
         if pending is not None and (pending.org, pending.tenant) == (org, tenant):
-            del self._pending[response_id]
+            self._forget(pending)
             return True
         (count,) = await self.db.transaction([(_DELETE, [response_id, org, tenant])])
         return count > 0
@@ -124,40 +174,62 @@ class ResponseStore:
 
     async def _run(self) -> None:
         while not self._stopping:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), _PURGE_EVERY_S)
+            await self._wake.wait()
             self._wake.clear()
             await asyncio.sleep(self.flush_interval_s / 5)  # gather a few
             try:
                 await self.flush()
-                if time.time() - self._purged > _PURGE_EVERY_S:
-                    await self.db.transaction([(_PURGE, [time.time()])])
-                    self._purged = time.time()
             except Exception as exc:  # the database away: keep them, retry later
                 log.warning("storing responses failed, retrying: %s", exc)
                 await asyncio.sleep(1.0)
                 self._wake.set()
 
     async def flush(self) -> None:
-        """Write every queued response in one transaction."""
-        batch = list(self._pending.values())
-        if not batch:
-            return
-        await self.db.transaction(
-            [
+        """Write every queued response, up to ``_BATCH`` per transaction.
+
+        A response the database refuses is dropped (counted, logged) and the others written;
+        an outage raises, and what is not written stays queued.
+        """
+        rows: list[_Row] = []
+        for s in list(self._pending.values()):
+            try:
+                conversation, response = s.conversation.decode(), s.response.decode()
+            except UnicodeDecodeError as exc:
+                self._reject(s, exc)
+                continue
+            rows.append(
                 (
-                    _INSERT,
+                    s,
                     [
                         s.id, s.org, s.tenant, s.created_at, s.created_at + self.retention_s,
-                        s.model, s.previous_id, s.conversation.decode(), s.response.decode(),
+                        s.model, s.previous_id, conversation, response,
                     ],
                 )
-                for s in batch
-            ]
-        )  # fmt: skip
-        for stored in batch:
-            if self._pending.get(stored.id) is stored:
-                del self._pending[stored.id]
+            )  # fmt: skip
+        for start in range(0, len(rows), _BATCH):
+            await write_isolating(
+                [rows[start : start + _BATCH]],
+                self._write,
+                lambda row: None,  # a response is stored as it was sent, or not at all
+                lambda row, exc: self._reject(row[0], exc),
+            )
+
+    async def _write(self, rows: Sequence[_Row]) -> None:
+        await self.db.transaction([(_INSERT, values) for _, values in rows])
+        for stored, _ in rows:
+            self._forget(stored)
+
+    def _reject(self, stored: StoredResponse, exc: Exception) -> None:
+        self._forget(stored)
+        self.rejected += 1
+        if self.rejected <= 10 or self.rejected % 1000 == 0:
+            log.error(
+                "response %s (model %r) could not be stored and is dropped (%d so far): %s",
+                stored.id,
+                stored.model[:80],
+                self.rejected,
+                exc,
+            )
 
     async def stop(self) -> None:
         """Stop the writer and write what is queued (once)."""
@@ -173,6 +245,10 @@ class ResponseStore:
             log.error(
                 "%d responses could not be stored before shutdown: %s", len(self._pending), exc
             )
+
+
+def _size(stored: StoredResponse) -> int:
+    return len(stored.conversation) + len(stored.response)
 
 
 def _bytes(value: str | bytes) -> bytes:

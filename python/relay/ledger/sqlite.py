@@ -19,6 +19,7 @@ from relay.ledger.database import (
     DatabaseUnavailable,
     Dialect,
     IntegrityViolation,
+    RowsRejected,
     Statement,
     placeholders,
 )
@@ -74,6 +75,13 @@ class SqliteDatabase:
             return fn(self._conn)
         except sqlite3.IntegrityError as exc:
             raise IntegrityViolation(str(exc)) from exc
+        except (sqlite3.DataError, UnicodeEncodeError, OverflowError) as exc:
+            # A value SQLite cannot store (a lone surrogate, an integer past 64 bits).
+            raise RowsRejected(f"sqlite: {exc}") from exc
+        except sqlite3.ProgrammingError as exc:
+            if not str(exc).startswith("Error binding parameter"):
+                raise
+            raise RowsRejected(f"sqlite: {exc}") from exc
         except sqlite3.OperationalError as exc:
             # Locked past busy_timeout, disk full, file gone: worth retrying later.
             if self._conn.in_transaction:

@@ -2,7 +2,8 @@
 
 Runs once per exchange after its last byte; it builds tuples and appends them to the writer's
 queue, nothing more. Fields that newer pipelines add (``first_token_at``, ``cache_hit``, usage
-per attempt) are read when present.
+per attempt) are read when present. Text a client chose (model, metadata, request id, path)
+loses any NUL here: PostgreSQL cannot store it, and one such row would fail its whole batch.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import time
 
 from relay.exchange import Exchange
 from relay.ids import new_id
-from relay.ledger.records import DAY_S, AttemptRow, RequestRow
+from relay.ledger.records import DAY_S, AttemptRow, RequestRow, text
 from relay.ledger.writer import LedgerWriter
 
 
@@ -51,7 +52,7 @@ class LedgerTap:
                     lid,
                     n,
                     attempt.provider,
-                    attempt.upstream_model,
+                    text(attempt.upstream_model),
                     attempt.status,
                     error,
                     _ms(attempt.started, attempt.ended or finished),
@@ -60,11 +61,13 @@ class LedgerTap:
                     a_usage.completion_tokens if a_usage else None,
                 )
             )
+        use_case = principal.use_case
         row = RequestRow(
-            lid, ex.request_id, ts, int(ts // DAY_S), principal.organization,
-            principal.tenant or "-", principal.key_id, principal.key_prefix, principal.use_case,
-            ex.path or ex.endpoint.value, ex.model, deployment.provider if deployment else None,
-            deployment.upstream_model if deployment else None, ex.status, ex.error_type,
+            lid, text(ex.request_id), ts, int(ts // DAY_S), principal.organization,
+            text(principal.tenant or "-"), principal.key_id, principal.key_prefix,
+            text(use_case) if use_case else None, text(ex.path or ex.endpoint.value),
+            text(ex.model), deployment.provider if deployment else None,
+            text(deployment.upstream_model) if deployment else None, ex.status, ex.error_type,
             ex.stream, _ms(ex.started, finished),
             _ms(ex.started, first_token) if first_token else None,
             usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0,

@@ -4,7 +4,10 @@ The tap only appends to a deque (no await, no lock). The writer wakes every
 ``flush_interval_s``, or as soon as a batch is full, and writes batches in one transaction
 each. While the database is away it keeps the batch in hand and retries with back-off; rows
 that arrive meanwhile wait in the queue up to ``queue_size``, and any beyond that are dropped,
-counted and logged. :meth:`LedgerWriter.stop` flushes what is left before the worker exits.
+counted and logged. A batch the database refuses for one of its rows (a value it cannot store)
+is not retried as it is: that row is isolated, cleaned or dropped (counted and logged), and the
+others are written (see :mod:`relay.ledger.isolate`). :meth:`LedgerWriter.stop` flushes what is
+left before the worker exits.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Sequence
 
-from relay.ledger.database import Database
-from relay.ledger.records import AttemptRow, RequestRow
+from relay.ledger.database import Database, RowsRejected
+from relay.ledger.isolate import unwritten, write_isolating
+from relay.ledger.records import AttemptRow, RequestRow, scrubbed
 
 log = logging.getLogger("relay.ledger")
 
@@ -45,6 +50,8 @@ class LedgerWriter:
         self._deadline: float | None = None
         self.written = 0
         self.dropped = 0
+        # Requests the database refused even cleaned (also counted in ``dropped``).
+        self.rejected = 0
         self.failures = 0
         self._last_drop_log = 0.0
 
@@ -85,16 +92,13 @@ class LedgerWriter:
         backoff = 0.2
         while self._queue:
             batch = [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
-            written = False
+            work: list[Sequence[Entry]] = [batch]
             try:
                 while True:
                     try:
-                        await self.db.write_ledger(
-                            [r for r, _ in batch], [a for _, rows in batch for a in rows]
-                        )
-                        written = True
+                        await write_isolating(work, self._write, _scrubbed_entry, self._reject)
                         break
-                    except Exception as exc:  # the database away, locked, or refusing rows
+                    except Exception as exc:  # the database away or locked: not the rows' fault
                         self.failures += 1
                         if self.failures == 1 or self.failures % 50 == 0:
                             log.warning(
@@ -108,13 +112,30 @@ class LedgerWriter:
                         await asyncio.sleep(backoff)
                         backoff = min(backoff * 2, 2.0)
             finally:
-                if not written:  # failed for good, or cancelled: keep the rows for later
-                    self._queue.extendleft(reversed(batch))
-            self.written += len(batch)
+                if work:  # failed for good, or cancelled: keep the rows for later
+                    self._queue.extendleft(reversed(unwritten(work)))
             if self.failures:
                 log.info("ledger writes work again after %d failures", self.failures)
                 self.failures = 0
         return True
+
+    async def _write(self, entries: Sequence[Entry]) -> None:
+        await self.db.write_ledger(
+            [r for r, _ in entries], [a for _, rows in entries for a in rows]
+        )
+        self.written += len(entries)
+
+    def _reject(self, entry: Entry, exc: RowsRejected) -> None:
+        self.rejected += 1
+        self.dropped += 1
+        if self.rejected <= 10 or self.rejected % 1000 == 0:
+            log.error(
+                "ledger: the database refused the row of request %r even cleaned; dropped "
+                "(%d so far): %s",
+                entry[0].request_id[:80],
+                self.rejected,
+                exc,
+            )
 
     async def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the loop and flush what is queued, retrying for at most ``timeout_s``."""
@@ -130,3 +151,17 @@ class LedgerWriter:
             self._queue.clear()
             log.error("ledger: %d rows could not be written before shutdown", lost)
         log.info("ledger writer stopped: %d written, %d dropped", self.written, self.dropped)
+
+
+def _scrubbed_entry(entry: Entry) -> Entry | None:
+    """The entry with every row scrubbed (see :func:`relay.ledger.records.scrubbed`), or None
+    when none of its rows needed it."""
+    row, attempts = entry
+    new_row = scrubbed(row)
+    new_attempts = [scrubbed(a) for a in attempts]
+    if new_row is None and all(a is None for a in new_attempts):
+        return None
+    return (
+        new_row or row,
+        [new or old for new, old in zip(new_attempts, attempts, strict=True)],
+    )

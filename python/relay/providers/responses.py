@@ -103,7 +103,7 @@ class ResponsesBridge(ProviderBase):
         if req.store and self.store is None:
             raise InvalidRequest(
                 "store: this gateway does not store responses for this model's provider "
-                "(database.responses.enabled is false)",
+                "(database.responses.enabled is false, or database.url is none)",
                 param="store",
             )
         previous = req.previous_response_id
@@ -112,8 +112,8 @@ class ResponsesBridge(ProviderBase):
         if self.store is None:
             raise InvalidRequest(
                 "previous_response_id: this gateway does not store responses for this model's "
-                "provider (database.responses.enabled is false); send the whole conversation "
-                "in input",
+                "provider (database.responses.enabled is false, or database.url is none); send "
+                "the whole conversation in input",
                 param="previous_response_id",
             )
         stored = await self.store.get(previous, *scope(ex.principal))

@@ -10,13 +10,17 @@ KEYED = "providers: {o: {kind: openai, base_url: 'http://h/v1', api_key: sk-1}}\
 
 def test_summary_of_the_simple_form() -> None:
     config = parse_config(
-        "proxy: {target: 'http://h'}\nmodels: {a: 0.001}\nserver: {host: '::1'}", "s", {}
+        "proxy: {target: 'http://h'}\nmodels: {a: 0.001}\nserver: {host: '::1'}\n"
+        "database: {url: 'sqlite:////var/lib/relay/relay.db'}",
+        "s",
+        {},
     )
     assert summary(config) == [
         "models: a",
         "unlisted models go to provider 'upstream'",
         "auth: passthrough (no client authentication by Relay; each caller's Authorization is "
         "forwarded to: upstream)",
+        "ledger: SQLite file /var/lib/relay/relay.db, rows kept 30 days",
         "serving http://[::1]:8080/v1 (listening on ::1, loopback: this machine only)",
     ]
 

@@ -561,6 +561,29 @@ def test_messages_mid_stream_error_event(gw: Gateway, claude_up: FakeUpstream) -
     assert b"message_stop" not in data
 
 
+def test_request_ids_reach_the_anthropic_sdk(gw: Gateway, claude_up: FakeUpstream) -> None:
+    """``request-id`` (what the SDK reads) is the gateway's id, on answers, streams and errors;
+    Anthropic's own id comes back as ``x-upstream-request-id``."""
+    raw = ant(gw).messages.with_raw_response.create(model="claude", max_tokens=10, messages=HELLO)
+    message = raw.parse()
+    assert message._request_id is not None
+    assert message._request_id == raw.headers["x-request-id"]
+    assert raw.headers["x-upstream-request-id"].startswith("req_fake")
+    with ant(gw).messages.stream(model="claude", max_tokens=10, messages=HELLO) as stream:
+        assert stream.request_id is not None and stream.request_id.startswith("req_")
+        assert stream.response.headers["x-upstream-request-id"].startswith("req_fake")
+        stream.get_final_message()
+    with pytest.raises(anthropic.RateLimitError) as info:
+        ant(gw).messages.create(model="error-429", max_tokens=10, messages=HELLO)
+    assert info.value.request_id == info.value.response.headers["x-request-id"]
+    translated = ant(gw).messages.create(model="echo", max_tokens=10, messages=HELLO)
+    assert translated._request_id is not None and translated._request_id.startswith("req_")
+    # an OpenAI client served by Anthropic: Anthropic's id under the gateway's usual name
+    chat = oai(gw).chat.completions.with_raw_response.create(model="claude", messages=HELLO)
+    assert chat.headers["x-upstream-request-id"].startswith("req_fake")
+    assert "request-id" not in chat.headers  # OpenAI's SDK reads x-request-id
+
+
 # -- the anthropic SDK on /v1/messages, translated to OpenAI-shaped providers ----------------
 
 

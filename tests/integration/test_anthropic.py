@@ -584,6 +584,36 @@ def test_request_ids_reach_the_anthropic_sdk(gw: Gateway, claude_up: FakeUpstrea
     assert "request-id" not in chat.headers  # OpenAI's SDK reads x-request-id
 
 
+def test_models_list_in_anthropic_shape_for_the_anthropic_sdk(gw: Gateway) -> None:
+    """An Anthropic client (it sends anthropic-version) gets Anthropic's list, paged."""
+    configured = [m.id for m in oai(gw).models.list()]
+    assert len(configured) > 5
+    page = ant(gw).models.list(limit=5)
+    assert [m.id for m in page.data] == configured[:5]
+    assert page.has_more and page.first_id == configured[0] and page.last_id == configured[4]
+    assert [m.id for m in page] == configured  # the SDK follows after_id to the end
+    model = ant(gw).models.retrieve("claude")
+    assert (model.type, model.id, model.display_name) == ("model", "claude", "claude")
+    assert model.created_at.tzinfo is not None
+    back = ant(gw).models.list(before_id=configured[3], limit=2)
+    assert [m.id for m in back.data] == configured[1:3] and back.has_more
+    raw = ant(gw).models.with_raw_response.list()
+    assert raw.headers["request-id"] == raw.headers["x-request-id"]
+    assert set(raw.http_response.json()) == {"data", "has_more", "first_id", "last_id"}
+    with pytest.raises(anthropic.NotFoundError) as missing:
+        ant(gw).models.retrieve("nope")
+    assert missing.value.body == {
+        "type": "error",
+        "error": {
+            "type": "not_found_error",
+            "message": "model 'nope' is not configured on this gateway",
+        },
+    }
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        ant(gw).models.list(limit=0)
+    assert "limit: expected an integer from 1 to 1000" in bad.value.message
+
+
 # -- the anthropic SDK on /v1/messages, translated to OpenAI-shaped providers ----------------
 
 

@@ -237,6 +237,30 @@ def test_translated_tools_round_trip(
         assert messages[2] == {"role": "tool", "tool_call_id": calls[0].call_id, "content": "sunny"}
 
 
+def test_translated_parameters_mapped_or_refused_by_their_responses_name(
+    gw: Gateway, up: FakeUpstream, claude_up: FakeUpstream
+) -> None:
+    oai = client(gw)
+    oai.responses.create(model="claude", input="hi", reasoning={"effort": "medium"})
+    body = sent(claude_up)[-1]["body"]
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 8192}
+    oai.responses.create(model="vendor-gpt", input="hi", text={"verbosity": "low"})
+    body = sent(up)[-1]["body"]
+    assert body["verbosity"] == "low" and "text" not in body
+    with pytest.raises(openai.BadRequestError) as refused:
+        oai.responses.create(model="claude", input="hi", text={"verbosity": "low"})
+    assert refused.value.param == "text.verbosity"
+    assert "- text.verbosity: not supported by provider 'claude'" in refused.value.message
+    for kwargs, param in (
+        ({"reasoning": {"effort": "low", "summary": "auto"}}, "reasoning.summary"),
+        ({"include": ["reasoning.encrypted_content"]}, "include"),
+        ({"truncation": "auto"}, "truncation"),
+    ):
+        with pytest.raises(openai.BadRequestError) as info:
+            oai.responses.create(model="echo", input="hi", **kwargs)  # type: ignore[arg-type]
+        assert info.value.param == param and info.value.code == "unsupported_parameter"
+
+
 def test_translated_schema_to_anthropic(gw: Gateway, claude_up: FakeUpstream) -> None:
     client(gw).responses.create(model="claude", input="hi", text=SCHEMA, max_output_tokens=40)
     body = sent(claude_up)[-1]["body"]
@@ -326,7 +350,9 @@ def test_input_items_of_a_stored_response(gw: Gateway, claude_up: FakeUpstream) 
     assert second.output_text == "Result: sunny"
     newest_first = oai.responses.input_items.list(second.id)
     assert [item.type for item in newest_first.data] == [
-        "function_call_output", *(item.type for item in reversed(first.output)), "message"
+        "function_call_output",
+        *(item.type for item in reversed(first.output)),
+        "message",
     ]
     assert newest_first.data[-1].content[0].type == "input_text"  # type: ignore[union-attr]
     assert newest_first.data[-1].content[0].text == "weather in Paris?"  # type: ignore[union-attr]
@@ -358,9 +384,9 @@ def test_input_items_without_a_passthrough_provider(
         stored = oai.responses.create(model="echo", input="hi")
         (item,) = oai.responses.input_items.list(stored.id).data
         assert item.type == "message" and item.role == "user"  # type: ignore[union-attr]
-        with pytest.raises(openai.NotFoundError, match="routing.passthrough_provider"):
+        with pytest.raises(openai.NotFoundError, match=r"routing\.passthrough_provider"):
             oai.responses.input_items.list("resp_not_here")
-        with pytest.raises(openai.NotFoundError, match="routing.passthrough_provider"):
+        with pytest.raises(openai.NotFoundError, match=r"routing\.passthrough_provider"):
             oai.responses.retrieve("resp_not_here")
     finally:
         gateway.stop()

@@ -69,7 +69,10 @@ class ResponsesBridge(Provider):
             return await self.inner.send(ex, attempt)
         view = await self._view(ex, attempt, draft)
         self.inner.check(view)
-        return await self.inner.send(view, attempt)
+        try:
+            return await self.inner.send(view, attempt)
+        except InvalidRequest as err:  # the provider's path refused a chat parameter
+            raise responses_request.name_as_sent(err) from None
 
     async def _view(self, ex: Exchange, attempt: Attempt, draft: Draft) -> Exchange:
         """The chat request this attempt sends, as an exchange of the chat dialect."""
@@ -83,6 +86,7 @@ class ResponsesBridge(Provider):
             attempt.deployment,
             self.name,
             self.kind,
+            body=ex.body,
         )
         view = Exchange(
             ex.request_id,

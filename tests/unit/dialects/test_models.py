@@ -34,12 +34,16 @@ def test_anthropic_model_and_first_page() -> None:
     assert json.loads(CATALOG.anthropic_model("b")) == {
         "type": "model", "id": "b", "display_name": "b", "created_at": "2023-11-14T22:13:20Z"
     }  # fmt: skip
-    assert page("") == page("limit=20") == {
-        "data": [json.loads(CATALOG.anthropic_model(n)) for n in "abcde"],
-        "has_more": False,
-        "first_id": "a",
-        "last_id": "e",
-    }
+    assert (
+        page("")
+        == page("limit=20")
+        == {
+            "data": [json.loads(CATALOG.anthropic_model(n)) for n in "abcde"],
+            "has_more": False,
+            "first_id": "a",
+            "last_id": "e",
+        }
+    )
 
 
 def test_anthropic_paging_both_ways() -> None:

@@ -69,6 +69,8 @@ def name_as_sent(err: InvalidRequest) -> InvalidRequest:
         err.args = (err.message,)
         err.param = sent
     return err
+
+
 # Built-in tools of OpenAI's platform: only OpenAI runs them.
 _FUNCTION = "function"
 

@@ -2,10 +2,10 @@
 client that sends ``anthropic-version`` (every Anthropic SDK does), in Anthropic's.
 
 OpenAI: ``{"object": "list", "data": [{"id", "object": "model", "created", "owned_by"}]}``.
-Anthropic: ``{"data": [{"type": "model", "id", "display_name", "created_at"}], "has_more",
-"first_id", "last_id"}``, a page of ``limit`` models (default 20, 1 to 1000) after ``after_id``
-or before ``before_id``, as Anthropic pages its list. Both are built once per worker; only an
-Anthropic page other than the first is encoded per request.
+Anthropic: ``{"data": [{"type": "model", "id", "display_name", "created_at", "lifecycle"}],
+"has_more", "first_id", "last_id"}``, a page of ``limit`` models (default 20, 1 to 1000) after
+``after_id`` or before ``before_id``, as Anthropic pages its list. Both are built once per
+worker; only an Anthropic page other than the first is encoded per request.
 """
 
 from __future__ import annotations
@@ -38,7 +38,13 @@ class ModelCatalog:
             for name, owner in owners.items()
         }
         self._anthropic: dict[str, dict[str, Any]] = {
-            name: {"type": "model", "id": name, "display_name": name, "created_at": stamp}
+            name: {
+                "type": "model",
+                "id": name,
+                "display_name": name,
+                "created_at": stamp,
+                "lifecycle": "active",
+            }
             for name in owners
         }
         self.openai_list = b'{"object":"list","data":[' + b",".join(self._openai.values()) + b"]}"

@@ -32,7 +32,8 @@ def test_openai_shapes() -> None:
 
 def test_anthropic_model_and_first_page() -> None:
     assert json.loads(CATALOG.anthropic_model("b")) == {
-        "type": "model", "id": "b", "display_name": "b", "created_at": "2023-11-14T22:13:20Z"
+        "type": "model", "id": "b", "display_name": "b", "created_at": "2023-11-14T22:13:20Z",
+        "lifecycle": "active",
     }  # fmt: skip
     assert (
         page("")

@@ -209,7 +209,10 @@ def test_answer_text_calls_usage_and_incomplete() -> None:
     )  # fmt: skip
     # Every prompt token once: cached ones are part of input_tokens.
     assert response["usage"]["input_tokens"] == 10
-    assert response["usage"]["input_tokens_details"] == {"cached_tokens": 6}
+    assert response["usage"]["input_tokens_details"] == {
+        "cached_tokens": 6,
+        "cache_write_tokens": 0,
+    }
     assert response["usage"]["total_tokens"] == 14
     assert response["metadata"] == {"k": "v"} and response["max_output_tokens"] == 5
     assert attempt.usage == Usage(10, 4, 6)

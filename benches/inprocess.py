@@ -21,8 +21,7 @@ from collections.abc import AsyncGenerator, Mapping
 
 from relay.app import Extensions, RelayApp
 from relay.config import parse_config
-from relay.exchange import Attempt, Exchange
-from relay.providers.openai_wire import OpenAIWire
+from relay.exchange import Exchange
 
 REPLY = (
     b'{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,'
@@ -80,14 +79,29 @@ class Canned:
         pass
 
 
-class InMemory(OpenAIWire):
-    """The OpenAI pass-through adapter with the network replaced by canned answers."""
+class InMemoryPool:
+    """The upstream pool with the network replaced by canned answers: the adapter still
+    builds the real request (body edits included); nothing is sent."""
 
-    kind = "openai"
+    async def send(
+        self,
+        provider: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeouts: object,
+        *,
+        stream: bool,
+        url_encoded: bool = False,
+    ) -> Canned:
+        long = b'"max_tokens":%d' % (len(LONG_FRAMES) - 4) in body
+        return Canned(stream, LONG_FRAMES if long else FRAMES)
 
-    async def send(self, ex: Exchange, attempt: Attempt) -> Canned:
-        long = getattr(ex.request, "max_tokens", None) == len(LONG_FRAMES) - 4
-        return Canned(ex.stream, LONG_FRAMES if long else FRAMES)
+
+def in_memory(app: RelayApp) -> RelayApp:
+    """``app`` with its attempt loop sending to canned answers."""
+    app.attempts.pool = InMemoryPool()  # type: ignore[assignment]
+    return app
 
 
 class Scope:
@@ -166,7 +180,7 @@ async def with_ledger(ledger: bool, n: int, tmp: str) -> float:
     database = f"database: {{url: 'sqlite:///{tmp}/{ledger:d}-{time.monotonic_ns()}.db'"
     database += "}\n" if ledger else ", ledger: {enabled: false}}\n"
     app = RelayApp(parse_config(CONFIG + database, "bench"))
-    app.attempts.providers = {"up": InMemory("up", app.config.providers["up"], app.pool)}
+    in_memory(app)
     await app.tenancy.start()
     body = body_of(20, False)
     scope, proto = Scope(len(body)), Proto(body)
@@ -212,7 +226,7 @@ def main() -> None:
     hook = NoOp()
     extensions = Extensions(stream_hooks=(hook,), answer_hooks=(hook,)) if args.hook else None
     app = RelayApp(parse_config(CONFIG + CORE, "bench"), extensions)
-    app.attempts.providers = {"up": InMemory("up", app.config.providers["up"], app.pool)}
+    in_memory(app)
     cases = [
         ("JSON, tiny body", body_of(20, False), args.requests),
         ("JSON, 4 KB prompt", body_of(4096, False), args.requests),

@@ -47,7 +47,6 @@ from relay.providers import openai_responses  # noqa: E402
 from relay.providers.openai_compat import OpenAICompatible  # noqa: E402
 from relay.providers.openai_wire import OpenAIStreamMapper, upstream_body  # noqa: E402
 from relay.providers.responses import ResponsesBridge  # noqa: E402
-from relay.upstream import UpstreamPool  # noqa: E402
 from tests.fakes.openai_responses import answer, events  # noqa: E402
 
 SYSTEM = "You are a helpful assistant. Answer briefly."
@@ -78,7 +77,7 @@ RESPONSES_BODY = msgspec.json.encode(
 WORDS = [f"w{i}" for i in range(18)]  # "Echo:" + 18 words + finish = 20 content chunks
 TEXT = "Echo: " + " ".join(WORDS)
 PROVIDER = ProviderConfig(kind="vllm", base_url="http://h/v1", api_key="k")
-VENDOR = OpenAICompatible("vendor", PROVIDER, UpstreamPool())
+VENDOR = OpenAICompatible("vendor", PROVIDER)
 BRIDGE = ResponsesBridge(VENDOR, None)
 
 

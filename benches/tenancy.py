@@ -192,9 +192,7 @@ def inprocess_added_us(tmp: Path, n: int, rounds: int = 3) -> dict[str, float]:
         for name, extra in cases.items():
             for collect in (True, False):
                 app = ip.RelayApp(parse_config(ip.CONFIG + extra % tmp, "bench"))
-                app.attempts.providers = {
-                    "up": ip.InMemory("up", app.config.providers["up"], app.pool)
-                }
+                ip.in_memory(app)
                 loop.run_until_complete(app.tenancy.start())
                 scope, proto = ip.Scope(len(body)), ip.Proto(body)
                 if name.startswith("keys"):

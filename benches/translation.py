@@ -43,7 +43,6 @@ from relay.providers.anthropic import EventRelay  # noqa: E402
 from relay.providers.openai_compat import OpenAICompatible  # noqa: E402
 from relay.providers.openai_wire import OpenAIStreamMapper, upstream_body  # noqa: E402
 from relay.providers.translate import anthropic_to_openai, openai_to_anthropic  # noqa: E402
-from relay.upstream import UpstreamPool  # noqa: E402
 
 CONTRACTS = ROOT / "tests" / "contracts"
 CHAT_BODY = msgspec.json.encode(
@@ -60,7 +59,7 @@ CHAT_BODY = msgspec.json.encode(
     }
 )
 OPENAI = OpenAICompatible(
-    "openai", ProviderConfig(kind="openai", base_url="http://h/v1", api_key="k"), UpstreamPool()
+    "openai", ProviderConfig(kind="openai", base_url="http://h/v1", api_key="k")
 )
 
 
@@ -130,7 +129,6 @@ def in_process(turns: int, seconds: float) -> dict[str, float]:
     def run(mapper: Any, frames: list[bytes]) -> None:
         for frame in frames:
             mapper.feed(frame)
-        mapper.text()
 
     attempt = Attempt(Deployment("p", "upstream-model", "m"))
     cases: dict[str, Callable[[], object]] = {

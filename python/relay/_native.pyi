@@ -180,7 +180,13 @@ class StreamScan:
 
     @property
     def text(self) -> str:
-        """Generated text this read added (see :meth:`OpenAIStreamScanner.text`)."""
+        """Generated text this read added, concatenated: per choice, the
+        ``delta`` (or ``message``) ``content``, ``refusal``, each
+        ``tool_calls[].function`` ``name`` and ``arguments``, the
+        ``function_call`` ``name`` and ``arguments``, then the legacy
+        completions ``text``. Choices of another shape add nothing. The
+        scanner keeps no text across reads: a stream's text is counted as it
+        arrives (:mod:`relay.stream.tally`), never held whole."""
 
 @final
 class OpenAIStreamScanner:
@@ -209,21 +215,14 @@ class OpenAIStreamScanner:
         event, whose frames still have to be sent.
         """
 
-    def text(self) -> str:
-        """All generated text so far, concatenated: per choice, the
-        ``delta`` (or ``message``) ``content``, ``refusal``, each
-        ``tool_calls[].function`` ``name`` and ``arguments``, the
-        ``function_call`` ``name`` and ``arguments``, then the legacy
-        completions ``text``. Choices of another shape add nothing."""
-
     @property
     def events(self) -> int:
         """Events relayed so far."""
 
     def close(self) -> bool:
         """End of stream: returns True if an incomplete event was discarded
-        (bytes after the end of the stream do not count). ``text()`` and
-        ``events`` stay readable."""
+        (bytes after the end of the stream do not count). ``events`` stays
+        readable."""
 
 @final
 class TokenCounter:
@@ -251,6 +250,21 @@ class TokenCounter:
         counted as 3 + the tokens of its raw JSON text (an over-estimate,
         never 0). Raises InvalidJson for invalid JSON or a body without a
         ``messages`` array of objects."""
+
+    def count_messages(self, body: bytes) -> int:
+        """Prompt tokens of an Anthropic Messages request body, on the
+        conventions of :meth:`count_chat`: 3 priming the reply; ``system`` (a
+        string or blocks) as a system message (3 + ``"system"`` + its text);
+        per message 3 + its ``role`` + its content: a string, or blocks by
+        type (``text``; ``thinking``; ``tool_use``/``server_tool_use``: the
+        ``name`` and the compact JSON of ``input``; ``tool_result``: its
+        ``content``, a string or blocks; a ``document`` with a text source:
+        its data; images are not counted); a ``tools`` array as its compact
+        JSON text (keys sorted), approximately.
+
+        JSON too deep to build is counted as its raw text, never 0. Raises
+        InvalidJson for invalid JSON or a body without a ``messages`` array
+        of objects."""
 
 def top_level_value(body: bytes, key: str) -> bytes | None:
     """Raw bytes of the value of the top-level member ``key`` of the JSON

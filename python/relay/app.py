@@ -108,10 +108,11 @@ class RelayApp:
         self.settlers: Sequence[Settler] = extensions.settlers
         self.settle_timeout_s = config.server.settle_timeout_s
         # Every adapter also serves /v1/responses (passed through or translated to chat).
-        providers = bridge(build_providers(config, self.pool), self.tenancy.responses)
+        providers = bridge(build_providers(config), self.tenancy.responses)
         self.passthrough = Passthrough(config, providers, self.pool, self.accountant.settle)
         self.attempts = AttemptLoop(
             providers,
+            self.pool,
             relay=StreamRelay,
             settle=self.accountant.settle,
             hooks=self.hooks,
@@ -123,6 +124,7 @@ class RelayApp:
             for dialect in (*OPENAI_DIALECTS, *ANTHROPIC_DIALECTS, *RESPONSES_DIALECTS)
         }
         self.max_body = config.server.max_body_bytes
+        self.body_timeout = config.server.body_timeout_s
         self.draining = False
         self._inflight: set[asyncio.Task[Any]] = set()
         self._drain_task: asyncio.Task[None] | None = None
@@ -169,8 +171,7 @@ class RelayApp:
         dialect = self.routes.get(path)
         if dialect is not None:
             if scope.method != "POST":
-                err = MethodNotAllowed(f"{scope.method} is not allowed on {path}; use POST")
-                return self._error(proto, Exchange(_new_id(scope), dialect.endpoint, b"", {}), err)
+                return await self._wrong_method(scope, proto, dialect)
             return await self._proxy(scope, proto, dialect)
         if path.startswith("/admin/"):
             return await self._admin(scope, proto)
@@ -178,11 +179,21 @@ class RelayApp:
             return await self._passthrough(scope, proto)
         return self._local(scope, proto, path)
 
+    async def _wrong_method(self, scope: Any, proto: Any, dialect: Dialect) -> None:
+        """Another method than POST on an API route: a 405 in that API's envelope, recorded
+        like every request."""
+        ex = Exchange(_new_id(scope), dialect.endpoint, b"", scope.headers, dialect=dialect)
+        err = MethodNotAllowed(f"{scope.method} is not allowed on {scope.path}; use POST")
+        self._fail(ex, proto, err)
+        await self._finish(ex)
+
     async def _admin(self, scope: Any, proto: Any) -> None:
         """The admin API (its own authentication, OpenAI's error envelope)."""
         request_id = _new_id(scope)
         try:
-            body = await read_body(proto, scope.headers.get("content-length"), self.max_body)
+            body = await read_body(
+                proto, scope.headers.get("content-length"), self.max_body, self.body_timeout
+            )
         except GatewayError as err:
             return self._render(proto, request_id, _DEFAULT_DIALECT, err, [])
         status, headers, payload = await self.tenancy.admin.handle(
@@ -241,9 +252,11 @@ class RelayApp:
                 for gate in self.gates:
                     gate.admit(ex)
             except GatewayError:
-                await discard_body(proto, self.max_body)
+                await discard_body(proto, self.max_body, self.body_timeout)
                 raise
-            ex.body = await read_body(proto, headers.get("content-length"), self.max_body)
+            ex.body = await read_body(
+                proto, headers.get("content-length"), self.max_body, self.body_timeout
+            )
             dialect.parse(ex)
             if await self._answered_by_stage(ex, proto):
                 return
@@ -300,7 +313,7 @@ class RelayApp:
                 for gate in self.gates:  # a gateway key, before any upload is read
                     gate.admit(ex)
             except GatewayError:
-                await discard_body(proto, self.max_body)
+                await discard_body(proto, self.max_body, self.body_timeout)
                 raise
             body = await self.passthrough.open(ex, scope, proto)
             if not await self._answered_by_stage(ex, proto):

@@ -49,6 +49,13 @@ class BodyTooLarge(InvalidRequest):
     code = "request_too_large"
 
 
+class RequestTimeout(InvalidRequest):
+    """The request body did not arrive within ``server.body_timeout_s`` (408)."""
+
+    status = 408
+    code = "request_timeout"
+
+
 class NotFound(InvalidRequest):
     """No such route (404)."""
 

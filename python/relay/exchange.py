@@ -94,9 +94,16 @@ class Attempt:
     ready_at: float = 0.0
     ended: float = 0.0
     usage: Usage | None = None
-    # The generated text as relayed, for local counting when the provider reports no usage;
-    # None until a response arrived. A callable so a stream's text is only joined if needed.
+    # The generated text not counted yet, for local counting when the provider reports no
+    # usage; None until a response arrived. A callable so a stream's text is only joined if
+    # needed.
     text: Callable[[], str] | None = None
+    # Tokens of generated text already counted and no longer kept: a long stream is counted as
+    # it arrives (``stream/tally.py``), never held whole.
+    text_tokens: int = 0
+    # Prompt tokens counted locally before the answer was mapped (a translated Messages
+    # stream's ``message_start`` reports them); settlement reuses them rather than recount.
+    prompt_tokens: int | None = None
     # The provider answered with the caller's own credential (passthrough): its account
     # headers (organisation, rate-limit state) describe the caller and may be shown to it.
     caller_credential: bool = False

@@ -10,12 +10,13 @@ other: ``app.py`` wires them together through these contracts.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
 
+from relay.config.model import ProviderConfig, Timeouts
 from relay.errors import GatewayError
-from relay.exchange import Endpoint, Exchange
+from relay.exchange import Attempt, Endpoint, Exchange
 from relay.wire.usage import Usage
 
 
@@ -51,6 +52,67 @@ class UpstreamResponse(Protocol):
     def close(self) -> None:
         """Abort: drop the connection so the provider stops generating."""
         ...
+
+
+@dataclass(slots=True, frozen=True)
+class Outbound:
+    """A request a provider adapter built; the attempt loop sends it, under the timeouts the
+    policy chose for the attempt (the model's, the request's ``x-relay-timeout``).
+
+    ``url_encoded``: send the URL exactly as given, its percent-escapes untouched (a request
+    signed with AWS SigV4 must reach the server as it was signed).
+    """
+
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+    url_encoded: bool = False
+
+
+class Provider(Protocol):
+    """A provider adapter as the attempt loop and pass-through use it: it builds requests and
+    maps answers; it never sends (``providers/base.py`` has the shared implementation)."""
+
+    name: str
+    kind: ClassVar[str]
+    config: ProviderConfig
+
+    def check(self, ex: Exchange) -> None:
+        """Refuse, before any network call, a request this provider cannot serve."""
+        ...
+
+    async def prepare(self, ex: Exchange, attempt: Attempt) -> Outbound | UpstreamResponse:
+        """The request to send for ``attempt``, or an answer made in process (the ``echo``
+        kind, a count of tokens done locally)."""
+        ...
+
+    def map_json(self, ex: Exchange, attempt: Attempt, body: bytes) -> bytes:
+        """The client's body from a successful JSON answer; fills the attempt's usage."""
+        ...
+
+    def stream_mapper(self, ex: Exchange, attempt: Attempt) -> StreamMapper:
+        """A fresh mapper for one streamed answer."""
+        ...
+
+    def stream_error_for(self, attempt: Attempt) -> Callable[[bytes], GatewayError]:
+        """The error a provider reported in the middle of ``attempt``'s stream."""
+        ...
+
+    def answer_error(
+        self, attempt: Attempt, status: int, body: bytes, headers: Mapping[str, str]
+    ) -> GatewayError:
+        """A non-2xx answer as the client may see it."""
+        ...
+
+    def passthrough(self, ex: Exchange, attempt: Attempt) -> tuple[str, dict[str, str]] | None:
+        """For a pass-through route: the API root and the authenticating headers (None: this
+        provider takes no other routes)."""
+        ...
+
+
+def timeouts_of(provider: Provider, attempt: Attempt) -> Timeouts:
+    """What ``attempt`` runs under: the policy's choice, else the provider's own."""
+    return attempt.timeouts or provider.config.timeouts
 
 
 class Transport(Protocol):
@@ -137,7 +199,8 @@ class StreamStep(Protocol):
 
     @property
     def text(self) -> str:
-        """Generated text added by this read."""
+        """Generated text added by this read (content, refusals, tool names and arguments),
+        for local token counting."""
         ...
 
 
@@ -160,11 +223,9 @@ class StreamMapper(Protocol):
     """Turns a provider's stream, read by read, into the client's dialect (one per attempt)."""
 
     def feed(self, chunk: bytes) -> StreamStep:
-        """Map one network read; raise a :class:`~relay.errors.GatewayError` on bad bytes."""
-        ...
-
-    def text(self) -> str:
-        """All generated text so far (for local token counting)."""
+        """Map one network read; raise a :class:`~relay.errors.GatewayError` on bad bytes.
+        The step's ``text`` is what this read generated: the relay counts it as it arrives,
+        so a mapper keeps no text of its own beyond what its dialect needs."""
         ...
 
 

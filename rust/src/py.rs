@@ -275,6 +275,11 @@ impl TokenCounter {
         no_panic(|| maybe_detached(py, body.len(), || enc.count_chat(body)).map_err(json_err))
     }
 
+    fn count_messages(&self, py: Python<'_>, body: &[u8]) -> PyResult<usize> {
+        let enc = self.enc;
+        no_panic(|| maybe_detached(py, body.len(), || enc.count_messages(body)).map_err(json_err))
+    }
+
     fn __repr__(&self) -> String {
         format!("TokenCounter('{}')", self.enc.name())
     }

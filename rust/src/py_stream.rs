@@ -29,7 +29,7 @@ pub struct StreamScan {
 
 impl StreamScan {
     fn new(py: Python<'_>, scanner: &os::OpenAIStreamScanner, scan: os::Scan) -> Self {
-        let text = &scanner.text()[scan.text_start..];
+        let text = scanner.text();
         let text = if text.is_empty() {
             intern!(py, "").clone().unbind()
         } else {
@@ -107,10 +107,6 @@ impl OpenAIStreamScanner {
                 Err(err)
             }
         }
-    }
-
-    fn text(&self) -> &str {
-        self.inner.text()
     }
 
     #[getter]

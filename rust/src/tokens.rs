@@ -164,11 +164,108 @@ impl Encoding {
         }
         if let Some(tools) = member("tools").filter(|t| t.value.get() != "null") {
             n += match serde_json::from_str::<Value>(tools.value.get()) {
-                Ok(v) => self.count(&serde_json::to_string(&v).expect("a Value always serializes")),
+                Ok(v) => self.count(&compact(&v)),
                 Err(_) => self.count(tools.value.get()), // too deep: its raw text
             };
         }
         Ok(n)
+    }
+
+    /// Prompt tokens of an Anthropic Messages request body, on the same
+    /// conventions as [`Encoding::count_chat`] (Anthropic publishes no
+    /// tokenizer; this is the model's encoding applied to the same text):
+    ///
+    /// * 3 tokens priming the reply;
+    /// * `system`, a string or an array of blocks: 3 + the tokens of
+    ///   `"system"` + its text, as a chat request's system message;
+    /// * 3 tokens per message, plus the tokens of its `role` and content: a
+    ///   string, or blocks counted by type: `text` (its text), `thinking`
+    ///   (its thinking), `tool_use` and `server_tool_use` (its `name` and the
+    ///   compact JSON of its `input`), `tool_result` (its `content`, a string
+    ///   or blocks counted the same way), a `document` whose source is text
+    ///   (its data); images and other sources are not counted;
+    /// * `tools`, if present: the tokens of its compact JSON text (the same
+    ///   approximation as for chat tools).
+    ///
+    /// As for chat, JSON too deep to build is counted as its raw text (3 +
+    /// the raw message, the raw `system` or `tools`), never as 0.
+    pub fn count_messages(self, body: &[u8]) -> Result<usize, JsonError> {
+        let (_, members) = json::object_members(body)?;
+        let member = |name: &str| members.iter().rev().find(|m| m.key == name);
+        let messages = member("messages")
+            .and_then(|m| serde_json::from_str::<Vec<&RawValue>>(m.value.get()).ok())
+            .ok_or_else(|| JsonError::shape("messages", "an array"))?;
+        let mut n = 3; // the reply's priming, as for chat
+        if let Some(system) = member("system").filter(|s| s.value.get() != "null") {
+            n += 3 + self.count("system");
+            n += match serde_json::from_str::<Value>(system.value.get()) {
+                Ok(v) => self.count_content(&v),
+                Err(_) => self.count(system.value.get()), // too deep: its raw text
+            };
+        }
+        for (i, raw) in messages.iter().enumerate() {
+            n += 3;
+            let msg = match serde_json::from_str::<Value>(raw.get()) {
+                Ok(msg) => msg,
+                Err(_) => {
+                    n += self.count(raw.get()); // valid but too deep to build
+                    continue;
+                }
+            };
+            let msg = msg
+                .as_object()
+                .ok_or_else(|| JsonError::shape(&format!("messages[{i}]"), "an object"))?;
+            if let Some(role) = msg.get("role").and_then(Value::as_str) {
+                n += self.count(role);
+            }
+            if let Some(content) = msg.get("content") {
+                n += self.count_content(content);
+            }
+        }
+        if let Some(tools) = member("tools").filter(|t| t.value.get() != "null") {
+            n += match serde_json::from_str::<Value>(tools.value.get()) {
+                Ok(v) => self.count(&compact(&v)),
+                Err(_) => self.count(tools.value.get()),
+            };
+        }
+        Ok(n)
+    }
+
+    /// A Messages `content` (or `system`, or a `tool_result`'s content): a
+    /// string, or an array of blocks.
+    fn count_content(self, content: &Value) -> usize {
+        match content {
+            Value::String(s) => self.count(s),
+            Value::Array(blocks) => blocks.iter().map(|b| self.count_block(b)).sum(),
+            _ => 0,
+        }
+    }
+
+    fn count_block(self, block: &Value) -> usize {
+        let text = |key: &str| {
+            block
+                .get(key)
+                .and_then(Value::as_str)
+                .map_or(0, |s| self.count(s))
+        };
+        match block.get("type").and_then(Value::as_str) {
+            Some("text") => text("text"),
+            Some("thinking") => text("thinking"),
+            Some("tool_use" | "server_tool_use") => {
+                text("name") + block.get("input").map_or(0, |v| self.count(&compact(v)))
+            }
+            Some("tool_result") => block.get("content").map_or(0, |c| self.count_content(c)),
+            Some("document") => match block.get("source") {
+                Some(source) if source.get("type").and_then(Value::as_str) == Some("text") => {
+                    source
+                        .get("data")
+                        .and_then(Value::as_str)
+                        .map_or(0, |s| self.count(s))
+                }
+                _ => 0,
+            },
+            _ => 0,
+        }
     }
 
     fn count_function(self, f: &Value) -> usize {
@@ -178,6 +275,11 @@ impl Encoding {
             .map(|s| self.count(s))
             .sum()
     }
+}
+
+/// Compact JSON text of a value (keys sorted, as serde_json's map keeps them).
+fn compact(v: &Value) -> String {
+    serde_json::to_string(v).expect("a Value always serializes")
 }
 
 /// The encoding a model uses; unknown models get `o200k_base`.
@@ -414,6 +516,62 @@ mod tests {
             "]".repeat(100)
         );
         assert_eq!(enc.count_chat(ok.as_bytes()).unwrap(), shallow);
+    }
+
+    #[test]
+    fn count_messages_system_blocks_tools_by_hand() {
+        let enc = O200kBase;
+        let c = |s: &str| enc.count(s);
+        let body = br#"{"model":"claude","max_tokens":10,
+            "system":[{"type":"text","text":"You are terse."},{"type":"text","text":"Answer in French."}],
+            "messages":[
+              {"role":"user","content":"What is the weather in Paris?"},
+              {"role":"assistant","content":[{"type":"thinking","thinking":"Use the tool.","signature":"x"},
+                {"type":"text","text":"Let me look."},
+                {"type":"tool_use","id":"toolu_1","name":"get_weather","input":{"unit":"c","city":"Paris"}}]},
+              {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1",
+                  "content":[{"type":"text","text":"sunny, 21 degrees"},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"AAAA"}}]},
+                {"type":"tool_result","tool_use_id":"toolu_2","content":"no rain","is_error":false},
+                {"type":"document","source":{"type":"text","media_type":"text/plain","data":"a memo"}},
+                {"type":"image","source":{"type":"url","url":"https://example.com/a.png"}}]}],
+            "tools":[{"name":"get_weather","input_schema":{"type":"object"}}]}"#;
+        let want = 3
+            + (3 + c("system") + c("You are terse.") + c("Answer in French."))
+            + (3 + c("user") + c("What is the weather in Paris?"))
+            + (3 + c("assistant")
+                + c("Use the tool.")
+                + c("Let me look.")
+                + c("get_weather")
+                + c(r#"{"city":"Paris","unit":"c"}"#))
+            + (3 + c("user") + c("sunny, 21 degrees") + c("no rain") + c("a memo"))
+            + c(r#"[{"input_schema":{"type":"object"},"name":"get_weather"}]"#);
+        assert_eq!(enc.count_messages(body).unwrap(), want);
+        // A string system prompt; no tools; null members are absent.
+        let body =
+            br#"{"system":"be brief","messages":[{"role":"user","content":"hi"}],"tools":null}"#;
+        assert_eq!(
+            enc.count_messages(body).unwrap(),
+            3 + (3 + c("system") + c("be brief")) + (3 + c("user") + c("hi"))
+        );
+    }
+
+    #[test]
+    fn count_messages_errors_and_deep_json() {
+        let enc = O200kBase;
+        assert!(enc
+            .count_messages(b"{}")
+            .unwrap_err()
+            .message
+            .contains("messages"));
+        let e = enc.count_messages(br#"{"messages":[1]}"#).unwrap_err();
+        assert!(e.message.contains("messages[0]"), "{}", e.message);
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let msg = format!(r#"{{"role":"user","content":"hi","x":{deep}}}"#);
+        let body = format!(r#"{{"messages":[{msg}]}}"#);
+        assert_eq!(
+            enc.count_messages(body.as_bytes()).unwrap(),
+            3 + 3 + enc.count(&msg)
+        );
     }
 
     #[test]

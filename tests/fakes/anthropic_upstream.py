@@ -43,8 +43,12 @@ Answers, by ``model``:
 * ``cut-stream``: message_start + 3 word deltas, then the TCP connection is closed.
 * ``empty-object``, ``no-type``, ``no-content`` (non-streamed): a 200 whose JSON is ``{}``, or
   a message without its ``type`` or its ``content``.
+* ``slow-<ms>``: wait <ms> before the headers, then answer normally.
 * ``split-events``: a normal stream written 5 bytes at a time, ``\\r\\n`` line endings on every
   odd event.
+* ``flood-<events>-<bytes>[-<tag>]`` (streamed): one text block of ``<events>`` deltas of
+  ``<bytes>`` characters each (the OpenAI fake's ``flood_piece``), as fast as the reader takes
+  them; ``output_tokens`` in ``message_delta`` is the words of the whole text.
 
 Tokens are words: ``input_tokens`` = words of the system text and of every text and tool
 result in the messages; ``output_tokens`` = words of the answer's text (a tool call counts 2).
@@ -76,7 +80,7 @@ from aiohttp.typedefs import Handler
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.fakes.openai_upstream import FakeUpstream, count_words, pieces
+from tests.fakes.openai_upstream import FLOOD_RE, FakeUpstream, count_words, flood_piece, pieces
 
 Json = dict[str, Any]
 
@@ -433,6 +437,11 @@ class FakeAnthropic:
             return failed
         if model in MALFORMED and not body.get("stream"):
             return web.json_response(MALFORMED[model])
+        if model.startswith("slow-") and model[5:].isdigit():
+            await asyncio.sleep(int(model[5:]) / 1000)
+        if (flood := FLOOD_RE.fullmatch(model)) and body.get("stream"):
+            events, size = int(flood[1]), int(flood[2])
+            return await self.flood(request, model, events, size, input_tokens(body))
         last = body["messages"][-1]
         content = last.get("content")
         results = block_text(content, ("tool_result",)) if isinstance(content, list) else ""
@@ -465,6 +474,43 @@ class FakeAnthropic:
                 }
             )
         return await self.stream(request, model, message_id, text, tool, stop, prompt, output)
+
+    async def flood(
+        self, request: web.Request, model: str, events: int, size: int, prompt: int
+    ) -> web.StreamResponse:
+        """``flood-<events>-<bytes>``: a long text block; the delta is encoded once."""
+        piece = flood_piece(size)
+        start = {
+            "message": {
+                "id": f"msg_fake{request['rid']:06d}", "type": "message", "role": "assistant",
+                "model": model, "content": [], "stop_reason": None, "stop_sequence": None,
+                "usage": usage_of(model, prompt, 1),
+            }
+        }  # fmt: skip
+        block = {"index": 0, "content_block": {"type": "text", "text": ""}}
+        delta = {"index": 0, "delta": {"type": "text_delta", "text": piece}}
+        end = {"delta": {"stop_reason": "end_turn", "stop_sequence": None}}
+        resp = web.StreamResponse(headers={"content-type": "text/event-stream; charset=utf-8"})
+        await resp.prepare(request)
+        self.active_streams += 1
+        try:
+            for frame in (event("message_start", start), event("content_block_start", block)):
+                await resp.write(frame)
+            frame = event("content_block_delta", delta)
+            for _ in range(events):
+                await resp.write(frame)
+            await resp.write(event("content_block_stop", {"index": 0}))
+            usage = {"output_tokens": count_words(piece) * events}
+            await resp.write(event("message_delta", end | {"usage": usage}))
+            await resp.write(event("message_stop", {}))
+        except (ConnectionError, asyncio.CancelledError):
+            self.cancelled_streams += 1
+            raise
+        else:
+            self.completed_streams += 1
+        finally:
+            self.active_streams -= 1
+        return resp
 
     async def stream(
         self, request: web.Request, model: str, message_id: str, text: str,

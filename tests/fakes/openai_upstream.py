@@ -60,6 +60,9 @@ Behaviour is chosen by the request's ``model``:
   two words, then the connection drops; non-stream: half the body).
   ``GET /_fake/calls`` returns the calls per model name.
 * ``trickle-<ms>[-<tag>]``: a normal answer, streamed with ``<ms>`` between events.
+* ``flood-<events>-<bytes>[-<tag>]``: a stream of ``<events>`` content chunks of
+  ``<bytes>`` characters each (:func:`flood_piece`, lorem words), as fast as the reader takes
+  them, never with usage. Non-stream: the whole content in one answer, no usage.
 * ``split-events``: a normal stream written 7 bytes at a time with 2 ms pauses, every odd
   event using ``\\r\\n`` line endings (UTF-8 characters of the echo may be split too).
 
@@ -136,6 +139,7 @@ FAULT_STATUSES = {"400", "401", "403", "404", "422", "429", "500", "502", "503",
 BIG_RE = re.compile(r"big-(\d+)")
 GZIP_RE = re.compile(r"gzip-(pad|error)-(\d+)")
 MIB = 1024 * 1024
+FLOOD_RE = re.compile(r"flood-(\d+)-(\d+)(?:-[A-Za-z0-9_.]+)?")
 DONE = b"data: [DONE]\n\n"
 HTML_502 = (
     "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
@@ -293,6 +297,16 @@ def pieces(text: str) -> list[str]:
 def lorem(n: int) -> str:
     """n lorem words."""
     return " ".join(LOREM[i % len(LOREM)] for i in range(n))
+
+
+def flood_piece(size: int) -> str:
+    """The content of one ``flood-*`` chunk: ``size`` characters of lorem words, beginning with
+    a space and ending with a letter, so that no token spans two pieces: the tokens of ``n``
+    pieces are ``n`` times those of one."""
+    if size < 2:
+        return "x" * size
+    text = lorem(size // 3 + 2)[: size - 1]
+    return " " + (text[:-1] + "x" if text.endswith(" ") else text)
 
 
 @dataclass
@@ -668,6 +682,8 @@ class FakeOpenAI:
         model, stream = body["model"], body.get("stream") is True
         if early := await self.prelude(request, model, stream):
             return early
+        if m := FLOOD_RE.fullmatch(model):
+            return await self.flood(request, model, stream, int(m[1]), int(m[2]))
         messages = [m for m in messages if isinstance(m, dict)]
         prompt_tokens = sum(count_words(content_text(m.get("content"))) + 3 for m in messages)
         n = choice_count(body)
@@ -733,6 +749,53 @@ class FakeOpenAI:
         if include_usage:
             plan.tail.append({**base, "choices": [], "usage": reply.usage(detailed=True)})
         return await self.stream(request, model, plan)
+
+    async def flood(
+        self, request: web.Request, model: str, stream: bool, events: int, size: int
+    ) -> web.StreamResponse:
+        """``flood-<events>-<bytes>``: a long stream of equal content chunks, no usage. The
+        chunk is encoded once, so the fake itself stays small whatever the length."""
+        base: Json = {
+            "id": f"chatcmpl-fake{request['rid']:08d}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+        }
+        piece = flood_piece(size)
+
+        def chunk(delta: Json, finish: str | None = None) -> bytes:
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            return sse({**base, "choices": [choice]})
+
+        if not stream:
+            message = {"role": "assistant", "content": piece * events, "refusal": None}
+            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+            return json_response(200, {**base, "object": "chat.completion", "choices": [choice]})
+        resp = web.StreamResponse(
+            status=200, headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await resp.prepare(request)
+        self.active_streams += 1
+        cancelled = False
+        try:
+            await resp.write(chunk({"role": "assistant", "content": ""}))
+            event = chunk({"content": piece})
+            for _ in range(events):
+                await resp.write(event)
+            await resp.write(chunk({}, "stop"))
+            await resp.write(DONE)
+        except ConnectionError:
+            cancelled = True
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
+        finally:
+            self.active_streams -= 1
+            if cancelled:
+                self.cancelled_streams += 1
+            else:
+                self.completed_streams += 1
+        return resp
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
         """``POST /v1/completions`` (legacy text completions)."""

@@ -71,6 +71,12 @@ def gw(
         "gpt": {"provider": "openai", "model": "gpt-4o-mini", "pricing": {"input": 1, "output": 2}},
         "gpt-no-usage": {"provider": "openai", "model": "no-usage"},
         "echo": {"provider": "echo"},
+        "claude-slow": {"provider": "claude", "model": "slow-3000"},
+        "claude-slow-capped": {
+            "provider": "claude",
+            "model": "slow-3000",
+            "timeouts": {"read_s": 0.3},
+        },
     }
     models |= {name: {"provider": "claude", "pricing": PRICES} for name in SCENARIOS}
     config = {
@@ -734,6 +740,23 @@ def test_messages_parameters_translated_or_refused(
     assert len(sent_to(fake_upstream)) == 1  # refused before anything was sent
 
 
+@pytest.mark.parametrize("model", ["gpt", "gpt-no-usage", "echo"])
+def test_translated_message_start_reports_the_prompt_tokens(gw: Gateway, model: str) -> None:
+    """As Anthropic's own stream does: ``message_start`` carries the prompt's tokens (counted
+    by the gateway, as ``count_tokens`` counts them), not 0."""
+    system = "You answer in one short sentence, in plain English, and never use lists."
+    with ant(gw).messages.stream(
+        model=model, max_tokens=100, messages=HELLO, system=system
+    ) as stream:
+        starts = [e for e in stream if e.type == "message_start"]
+        final = stream.get_final_message()
+    counted = ant(gw).messages.count_tokens(model=model, messages=HELLO, system=system)
+    assert counted.input_tokens > 20
+    assert starts[0].message.usage.input_tokens == counted.input_tokens
+    if model == "gpt-no-usage":  # the end reports the same count
+        assert final.usage.input_tokens == counted.input_tokens
+
+
 def test_messages_tools_translated_to_openai(gw: Gateway, fake_upstream: FakeUpstream) -> None:
     fake_upstream.reset()
     tools: Any = [{"name": "lookup", "description": "d", "input_schema": {"type": "object"}}]
@@ -829,3 +852,18 @@ def test_unknown_model_and_wrong_method_on_messages(gw: Gateway) -> None:
     response = conn.getresponse()
     assert response.status == 405
     assert json.loads(response.read())["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_policys_timeouts_hold_for_anthropic(gw: Gateway, stream: bool) -> None:
+    """The loop sends every attempt under the timeouts routing chose: a model's own
+    ``timeouts`` and the request's ``x-relay-timeout`` bound an Anthropic call as any other
+    (the provider answers after 3 s; both limits are far shorter)."""
+    body = {"model": "claude-slow-capped", "max_tokens": 5, "stream": stream, "messages": HELLO}
+    with pytest.raises(anthropic.APIStatusError) as capped:
+        ant(gw).messages.create(**body)
+    assert capped.value.status_code == 504
+    body["model"] = "claude-slow"
+    with pytest.raises(anthropic.APIStatusError) as header:
+        ant(gw).messages.create(**body, extra_headers={"x-relay-timeout": "0.3"})
+    assert header.value.status_code == 504

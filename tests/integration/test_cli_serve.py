@@ -64,7 +64,7 @@ def test_startup_says_what_is_served(found: Gateway) -> None:
         "config: configs/config.yaml (found in the working directory)",
         "models: from-configs-dir, other",
         "auth: none (no client authentication: every caller is accepted)",
-        f"serving http://0.0.0.0:{found.port}/v1",
+        f"serving http://0.0.0.0:{found.port}/v1 (listening on 0.0.0.0, every IPv4 interface)",
     ]
 
 
@@ -158,3 +158,38 @@ def test_reuse_port_shares_the_port(found: Gateway, tmp_path: Path) -> None:
         finally:
             second.send_signal(signal.SIGTERM)
             assert second.wait(20) == 0
+
+
+def test_colon_port_listens_on_every_interface(tmp_path: Path) -> None:
+    # `port: ":8080"`, as a Go user or a container writes it: every interface, said at start.
+    config = {"server": {"port": ":8080"}, "providers": {"e": {"kind": "echo"}}}
+    config["models"] = {"m": {"provider": "e"}}
+    gateway = Gateway(config, tmp_path)  # its --port replaces the port, not the interfaces
+    try:
+        infos = [r["msg"] for r in relay_lines(gateway) if r["level"] == "info"]
+        assert (
+            f"serving http://0.0.0.0:{gateway.port}/v1 (listening on 0.0.0.0, every IPv4 interface)"
+            in infos
+        )
+        # 127.0.0.2 is this machine too, but a socket bound to 127.0.0.1 does not answer it
+        with urllib.request.urlopen(f"http://127.0.0.2:{gateway.port}/healthz", timeout=5) as r:
+            assert r.status == 200
+    finally:
+        gateway.stop()
+
+
+def test_an_explicit_host_wins_over_colon_port(tmp_path: Path) -> None:
+    config = {
+        "server": {"host": "127.0.0.1", "port": ":8080"},
+        "providers": {"e": {"kind": "echo"}},
+    }
+    config["models"] = {"m": {"provider": "e"}}
+    gateway = Gateway(config, tmp_path)
+    try:
+        infos = [r["msg"] for r in relay_lines(gateway) if r["level"] == "info"]
+        line = f"serving http://127.0.0.1:{gateway.port}/v1 (listening on 127.0.0.1, loopback: this machine only)"
+        assert line in infos
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.2:{gateway.port}/healthz", timeout=5)
+    finally:
+        gateway.stop()

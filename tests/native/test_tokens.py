@@ -234,6 +234,106 @@ def test_count_chat_invalid(o200k: TokenCounter, raw: bytes, match: str) -> None
         o200k.count_chat(raw)
 
 
+def messages_body() -> tuple[bytes, dict[str, object]]:
+    """An agent's Messages request: system blocks, thinking, tool use and results, tools."""
+    request: dict[str, object] = {
+        "model": "claude",
+        "max_tokens": 100,
+        "system": [
+            {"type": "text", "text": "You are a careful agent. " * 40},
+            {"type": "text", "text": "Cite sources.", "cache_control": {"type": "ephemeral"}},
+        ],
+        "messages": [
+            {"role": "user", "content": "Find the weather in Paris."},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "I need the tool.", "signature": "c2ln"},
+                    {"type": "text", "text": "Looking it up."},
+                    {
+                        "type": "tool_use",
+                        "id": "toolu_1",
+                        "name": "get_weather",
+                        "input": {"units": "metric", "city": "Paris"},
+                    },
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "toolu_1",
+                        "content": [
+                            {"type": "text", "text": "Sunny, 21 degrees. " * 50},
+                            {
+                                "type": "image",
+                                "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
+                            },
+                        ],
+                    },
+                    {"type": "tool_result", "tool_use_id": "toolu_2", "content": "No rain today."},
+                    {
+                        "type": "document",
+                        "source": {"type": "text", "media_type": "text/plain", "data": "A memo."},
+                    },
+                    {"type": "text", "text": "Summarise."},
+                ],
+            },
+        ],
+        "tools": [
+            {
+                "name": "get_weather",
+                "description": "Weather for a city",
+                "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+            }
+        ],
+    }  # fmt: skip
+    return json.dumps(request).encode(), request
+
+
+def test_count_messages_by_hand(o200k: TokenCounter) -> None:
+    c = o200k.count
+    raw, request = messages_body()
+    want = (
+        3
+        + (3 + c("system") + c("You are a careful agent. " * 40) + c("Cite sources."))
+        + (3 + c("user") + c("Find the weather in Paris."))
+        + (
+            3
+            + c("assistant")
+            + c("I need the tool.")
+            + c("Looking it up.")
+            + c("get_weather")
+            + c('{"city":"Paris","units":"metric"}')
+        )
+        + (
+            3
+            + c("user")
+            + c("Sunny, 21 degrees. " * 50)
+            + c("No rain today.")
+            + c("A memo.")
+            + c("Summarise.")
+        )
+        + c(json.dumps(request["tools"], separators=(",", ":"), sort_keys=True))
+    )
+    assert o200k.count_messages(raw) == want
+    # The chat count misses the system prompt, the blocks and the tool results.
+    assert o200k.count_chat(raw) < want // 4
+
+
+def test_count_messages_string_system_and_invalid(o200k: TokenCounter) -> None:
+    c = o200k.count
+    raw = body(system="be brief", messages=[{"role": "user", "content": "hi"}])
+    assert o200k.count_messages(raw) == 3 + (3 + c("system") + c("be brief")) + (
+        3 + c("user") + c("hi")
+    )
+    with pytest.raises(InvalidJson, match="messages"):
+        o200k.count_messages(b'{"system": "x"}')
+    with pytest.raises(InvalidJson, match=r"messages\[0\]"):
+        o200k.count_messages(b'{"messages": ["hi"]}')
+
+
 @pytest.mark.parametrize(
     ("model", "encoding"),
     [

@@ -137,3 +137,18 @@ def test_request_ids_are_unique_across_forked_workers() -> None:
     mine, again = new_id("req_"), new_id("req_")
     assert child.startswith("req_") and child[:20] != mine[:20]
     assert mine != again and mine[:20] == again[:20]
+
+
+def test_wrong_method_on_an_api_route_uses_its_envelope_and_is_recorded() -> None:
+    app = RelayApp(CONFIG)
+    tap = Recorder()
+    app.taps = (tap,)
+    for path, shape in (("/v1/messages", {"type", "error"}), ("/v1/chat/completions", {"error"})):
+        proto = Proto(b"")
+        asyncio.run(app.__rsgi__(Scope(path, method="GET"), proto))
+        body = msgspec.json.decode(proto.sent[0])
+        assert proto.status == 405 and set(body) == shape
+        assert "GET is not allowed on " + path in proto.sent[0].decode()
+    # one ledger row (a tap run) per request, 405s included
+    assert [ex.status for ex in tap.finished] == [405, 405]
+    assert msgspec.json.decode(proto.sent[0])["error"]["code"] == "method_not_allowed"

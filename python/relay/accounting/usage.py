@@ -1,23 +1,22 @@
 """Usage from the provider's report, or counted locally when it reported none; cost from prices.
 
-Local counting runs the native tokenizer, about 0.4 us per byte: a large prompt or completion
-is counted on a worker thread (the extension releases the GIL) so the event loop never stalls.
+Local counting runs the native tokenizer: a large prompt or completion is counted on a worker
+thread (``native.count_off_loop``, sized by the text counted), so the event loop never stalls. A
+stream's text is counted as it arrives (``stream/tally.py``): what is left to count at the end is
+its last, uncounted part.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from relay.config.model import Pricing
 from relay.exchange import Attempt, Endpoint, Exchange, Usage
-from relay.native import NativeError, TokenCounter, counter_for
+from relay.native import NativeError, TokenCounter, count_off_loop, counter_for
 
 _PER_MILLION = 1_000_000.0
-# Below this many bytes of text, counting on the loop costs well under a millisecond.
-ON_LOOP_BYTES = 2048
 log = logging.getLogger("relay")
 
 
@@ -35,14 +34,24 @@ def cost_usd(usage: Usage, pricing: Pricing) -> float:
     ) / _PER_MILLION
 
 
-def count_locally(ex: Exchange, encoding: str, completion: str) -> Usage:
-    """Count prompt and completion tokens with the native tokenizer (any thread)."""
+def count_locally(
+    ex: Exchange, encoding: str, completion: str, prompt_tokens: int | None = None
+) -> Usage:
+    """Count prompt (unless already counted) and completion tokens with the native tokenizer
+    (any thread)."""
     counter = counter_for(encoding)
     return Usage(
-        prompt_tokens=_count_prompt(ex, counter),
+        prompt_tokens=_count_prompt(ex, counter) if prompt_tokens is None else prompt_tokens,
         completion_tokens=counter.count(completion) if completion else 0,
         counted_locally=True,
     )
+
+
+def prompt_size(ex: Exchange) -> int:
+    """Bytes of the request whose prompt :func:`count_locally` counts (for a translated
+    Responses request, the chat request sent, stored history included)."""
+    chat = getattr(ex.translation, "chat", None) if ex.endpoint is Endpoint.RESPONSES else None
+    return len(chat.body) if isinstance(chat, Exchange) else len(ex.body)
 
 
 def _count_prompt(ex: Exchange, counter: TokenCounter) -> int:
@@ -52,9 +61,9 @@ def _count_prompt(ex: Exchange, counter: TokenCounter) -> int:
             return _count_prompt(chat, counter)
         return counter.count(ex.body.decode("utf-8", "replace"))  # an upper bound
     if ex.endpoint is Endpoint.CHAT or ex.endpoint is Endpoint.MESSAGES:
-        # An Anthropic body has a ``messages`` array of the same shape (role, string or text
-        # parts): the chat count fits it.
         try:
+            if ex.endpoint is Endpoint.MESSAGES:  # system, blocks, tool use and results, tools
+                return counter.count_messages(ex.body)
             return counter.count_chat(ex.body)
         except NativeError:
             # Never price a prompt at 0: count the whole body as text (an upper bound).
@@ -94,9 +103,13 @@ class Accountant:
     @staticmethod
     async def _count(ex: Exchange, attempt: Attempt) -> Usage:
         assert attempt.text is not None
+        # Read together: a stream's tally moves text into text_tokens only between awaits.
+        counted = attempt.text_tokens  # counted as the stream arrived
         completion = attempt.text() if ex.endpoint is not Endpoint.EMBEDDINGS else ""
-        encoding = attempt.deployment.encoding
-        if len(ex.body) + len(completion) <= ON_LOOP_BYTES:
-            return count_locally(ex, encoding, completion)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, count_locally, ex, encoding, completion)
+        prompt = attempt.prompt_tokens
+        size = len(completion) + (prompt_size(ex) if prompt is None else 0)
+        usage = await count_off_loop(
+            size, count_locally, ex, attempt.deployment.encoding, completion, prompt
+        )
+        usage.completion_tokens += counted
+        return usage

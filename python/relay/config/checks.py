@@ -67,6 +67,10 @@ def _check_server(config: Config, problems: Problems) -> None:
             "server.upstream_connections_per_host",
             f"expected 0 (no cap) or more, got {server.upstream_connections_per_host}",
         )
+    if not server.body_timeout_s > 0:
+        problems.add(
+            "server.body_timeout_s", f"expected more than 0 seconds, got {server.body_timeout_s}"
+        )
     if server.drain_timeout_s < 0:
         problems.add(
             "server.drain_timeout_s", f"expected 0 or more seconds, got {server.drain_timeout_s}"

@@ -80,8 +80,15 @@ def apply_overrides(
             _set(raw, "server", key, given, flag, problems)
 
 
+# ``":PORT"`` names no host: every interface, as a Go program (and a container) reads it.
+EVERY_INTERFACE = "0.0.0.0"
+
+
 def normalise_server(raw: dict[str, Any], problems: Problems) -> None:
-    """Accept ``port: ":8080"`` / ``"0.0.0.0:8080"`` and ``host: localhost`` as users write them."""
+    """Accept ``port: ":8080"`` / ``"0.0.0.0:8080"`` and ``host: localhost`` as users write them.
+
+    ``":8080"`` listens on every interface unless ``server.host`` (or ``--host``) names one.
+    """
     server = raw.get("server")
     if not isinstance(server, dict):
         return
@@ -94,7 +101,9 @@ def normalise_server(raw: dict[str, Any], problems: Problems) -> None:
             server.pop("port")
         else:
             server["port"] = number
-            if host is not None:
+            if host == "":
+                server.setdefault("host", EVERY_INTERFACE)
+            elif host is not None:
                 given = server.get("host")
                 if given is not None and given != host and "server.host" not in problems.origins:
                     problems.add("server.port", f"names host {host} but server.host is {given}")
@@ -106,11 +115,12 @@ def normalise_server(raw: dict[str, Any], problems: Problems) -> None:
 
 
 def split_address(text: str) -> tuple[str | None, int]:
-    """``"8080"``, ``":8080"``, ``"0.0.0.0:8080"`` or ``"[::]:8080"`` -> (host or None, port)."""
+    """``"8080"``, ``":8080"``, ``"0.0.0.0:8080"`` or ``"[::]:8080"`` -> (host, port): the host
+    is None when only a port is given, ``""`` for ``":PORT"`` (every interface)."""
     host, sep, port = text.strip().rpartition(":")
     if not port.strip().isdigit():
         raise ValueError(f'expected a port number, ":PORT" or "HOST:PORT", got {text!r}')
-    return (host.strip("[] ") or None) if sep else None, int(port)
+    return host.strip("[] ") if sep else None, int(port)
 
 
 def _set_address(raw: dict[str, Any], text: str, origin: str, problems: Problems) -> None:
@@ -122,7 +132,11 @@ def _set_address(raw: dict[str, Any], text: str, origin: str, problems: Problems
         return
     server = _section(raw, "server")
     server["port"] = port
-    if host is not None:
+    if host == "":
+        if server.get("host") is None:  # a host the file names wins
+            server["host"] = EVERY_INTERFACE
+            problems.origins["server.host"] = origin
+    elif host is not None:
         # The variable's host wins over the file's: it is the more specific instruction.
         server["host"] = host
         problems.origins["server.host"] = origin

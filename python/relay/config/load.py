@@ -78,6 +78,9 @@ def parse_config(
     if raw is None:
         raise ConfigError(source, problems.lines())
     raw = expand_refs(raw, env, "", problems)
+    # The file's own `port: ":8080"` first, so that overriding only the port (--port,
+    # SERVER_PORT=9000) keeps the interfaces the file chose.
+    normalise_server(raw, problems)
     apply_overrides(raw, env, flags or {}, problems)
     if is_simple_form(raw):
         raw = simple_to_full(raw, problems)

@@ -18,6 +18,9 @@ class ServerConfig(Struct, frozen=True, forbid_unknown_fields=True):
     port: int = 8080
     workers: int = 1
     max_body_bytes: int = 4 * 1024 * 1024
+    # A request body read whole (JSON) must arrive within this time; a streamed upload may not
+    # pause longer than this between two reads. Then the answer is a 408.
+    body_timeout_s: float = 30.0
     drain_timeout_s: float = 10.0
     log_level: str = "info"
     # Cap on pooled upstream connections per provider host and worker (0: no cap).

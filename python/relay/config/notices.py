@@ -41,8 +41,22 @@ def summary(config: Config) -> list[str]:
     if config.default_provider is not None:
         lines.append(f"unlisted models go to provider {config.default_provider!r}")
     lines.append(f"auth: {auth_mode(config)}")
-    lines.append(f"serving {base_url(config)}")
+    lines.append(f"serving {base_url(config)} (listening on {listening_on(config.server.host)})")
     return lines
+
+
+def listening_on(host: str) -> str:
+    """The address bound and who can reach it: the start-up line says it plainly, since
+    ``port: ":8080"`` alone means every interface."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if address.is_unspecified:
+        return f"{host}, every {'IPv4 ' if address.version == 4 else ''}interface"
+    if address.is_loopback:
+        return f"{host}, loopback: this machine only"
+    return host
 
 
 def warnings(config: Config) -> list[str]:

@@ -56,6 +56,12 @@ class AnthropicDialect(Dialect):
             if empty and not (message.role == "assistant" and i == last):
                 where = f"messages[{i}].content"
                 raise InvalidRequest(f"{where}: must not be empty", param=where)
+            if isinstance(message.content, list):
+                check_blocks(message.content, f"messages[{i}].content")
+        if isinstance(request.system, list):
+            check_blocks(request.system, "system")
+        for i, tool in enumerate(request.tools or ()):
+            _check_str(tool, "name", f"tools[{i}]")
         if isinstance(request, MessagesRequest):
             if request.max_tokens < 1:
                 raise InvalidRequest(
@@ -93,6 +99,43 @@ class AnthropicDialect(Dialect):
         if ex.cost_usd is not None:
             out += f": x-relay-cost-usd {ex.cost_usd:.8f}\n\n".encode()
         return out + MESSAGE_STOP
+
+
+def check_blocks(blocks: list[dict[str, Any]], where: str) -> None:
+    """Content blocks have the types a reader relies on: a string ``type``, a string ``text``
+    in text blocks, string ids and names and an object ``input`` in ``tool_use``, a string or
+    blocks as ``tool_result`` content. Other members pass through unchecked."""
+    for j, block in enumerate(blocks):
+        here = f"{where}[{j}]"
+        kind = block.get("type")
+        if not isinstance(kind, str):
+            raise InvalidRequest(f"{here}.type: expected a string", param=f"{here}.type")
+        if kind == "text":
+            _check_str(block, "text", here, required=True)
+        elif kind == "tool_use":
+            _check_str(block, "id", here)
+            _check_str(block, "name", here)
+            if "input" in block and not isinstance(block["input"], dict):
+                raise InvalidRequest(f"{here}.input: expected an object", param=f"{here}.input")
+        elif kind == "tool_result":
+            _check_str(block, "tool_use_id", here)
+            content = block.get("content")
+            if isinstance(content, list):
+                nested = f"{here}.content"
+                if not all(isinstance(part, dict) for part in content):
+                    raise InvalidRequest(f"{nested}: expected an array of blocks", param=nested)
+                check_blocks(content, nested)
+            elif content is not None and not isinstance(content, str):
+                raise InvalidRequest(
+                    f"{here}.content: expected a string or an array of blocks",
+                    param=f"{here}.content",
+                )
+
+
+def _check_str(obj: dict[str, Any], name: str, where: str, *, required: bool = False) -> None:
+    value = obj.get(name)
+    if (value is not None or required) and not isinstance(value, str):
+        raise InvalidRequest(f"{where}.{name}: expected a string", param=f"{where}.{name}")
 
 
 def _error(err: GatewayError) -> dict[str, str]:

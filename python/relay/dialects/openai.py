@@ -16,6 +16,12 @@ from relay.wire.openai import ChatRequest, CompletionRequest, EmbeddingRequest
 DONE_FRAME = b"data: [DONE]\n\n"
 _encode = msgspec.json.encode
 
+# Parameters that multiply the work of one request, bounded as OpenAI bounds them: choices
+# per request, candidates per legacy completion, inputs per embeddings request.
+MAX_CHOICES = 128
+MAX_BEST_OF = 20
+MAX_EMBEDDING_INPUTS = 2048
+
 
 class OpenAIDialect(Dialect):
     """``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings``."""
@@ -35,12 +41,16 @@ class OpenAIDialect(Dialect):
         # None or "": routing sends it to routing.default_model, or answers 400.
         ex.model = request.model or ""
         if self.endpoint is Endpoint.EMBEDDINGS:
+            _check_embedding_input(request.input)
             return
         ex.stream = bool(request.stream)
         options = request.stream_options
         ex.client_wants_usage = bool(options and options.include_usage)
         if self.endpoint is Endpoint.CHAT and not request.messages:
             raise InvalidRequest("messages: must contain at least one message", param="messages")
+        _check_range("n", request.n, 1, MAX_CHOICES)
+        if self.endpoint is Endpoint.COMPLETIONS:
+            _check_range("best_of", request.best_of, 0, MAX_BEST_OF)
 
     def error_body(self, err: GatewayError) -> bytes:
         return _encode(
@@ -83,6 +93,32 @@ class OpenAIDialect(Dialect):
                 },
             }
         )
+
+
+def _check_range(name: str, value: int | None, low: int, high: int) -> None:
+    if value is not None and not low <= value <= high:
+        raise InvalidRequest(f"{name}: expected {low} to {high}, got {value}", param=name)
+
+
+def _check_embedding_input(value: str | list[Any]) -> None:
+    """``input``: a string, or an array of strings, of token ids, or of token-id arrays (one
+    kind throughout, as OpenAI requires), of at most ``MAX_EMBEDDING_INPUTS`` entries."""
+    if isinstance(value, str):
+        return
+    if not value:
+        raise InvalidRequest("input: must not be an empty array", param="input")
+    if len(value) > MAX_EMBEDDING_INPUTS:
+        raise InvalidRequest(
+            f"input: at most {MAX_EMBEDDING_INPUTS} entries, got {len(value)}", param="input"
+        )
+    kind = type(value[0])
+    for i, item in enumerate(value):
+        if type(item) is not kind:
+            expected = {str: "a string", int: "a token id", list: "an array of token ids"}[kind]
+            raise InvalidRequest(
+                f"input[{i}]: expected {expected} like input[0] (one kind of input per request)",
+                param=f"input[{i}]",
+            )
 
 
 OPENAI_DIALECTS: tuple[OpenAIDialect, ...] = (

@@ -11,13 +11,13 @@ commit point is an ``error`` event numbered after the last event sent, and nothi
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import msgspec
 
 from relay.dialects.base import Dialect
 from relay.dialects.openai import OPENAI_DIALECTS
-from relay.errors import GatewayError
+from relay.errors import GatewayError, InvalidRequest
 from relay.exchange import Endpoint, Exchange, Usage
 from relay.wire.decode import decode_body
 from relay.wire.responses import ResponsesRequest
@@ -41,6 +41,11 @@ class ResponsesDialect(Dialect):
 
     def parse(self, ex: Exchange) -> None:
         request: ResponsesRequest = decode_body(_DECODER, ex.body)
+        if isinstance(request.input, list):
+            for i, item in enumerate(request.input):
+                _check_item(item, f"input[{i}]")
+        for i, tool in enumerate(request.tools or ()):
+            _check_strings(tool, ("type", "name"), f"tools[{i}]")
         ex.request = request
         # None or "": routing sends it to routing.default_model, or answers 400.
         ex.model = request.model or ""
@@ -69,12 +74,43 @@ class ResponsesDialect(Dialect):
         if draft is None or not draft.translated:
             return out  # the provider's own response.completed was relayed
         response = draft.response(ex, ex.usage)
-        kind = "response.completed" if draft.status == "completed" else "response.incomplete"
-        data = (
-            b'{"type":"' + kind.encode() + b'","sequence_number":'
-            + str(draft.next_seq()).encode() + b',"response":' + response + b"}"
+        kind = b"response.completed" if draft.status == "completed" else b"response.incomplete"
+        seq = str(draft.next_seq()).encode()
+        # Joined once: the Response holds the whole answer, and is not copied per piece.
+        return b"".join(
+            (out, b"event: ", kind, b'\ndata: {"type":"', kind, b'","sequence_number":', seq,
+             b',"response":', response, b"}\n\n")
         )  # fmt: skip
-        return out + frame(kind.encode(), data)
+
+
+def _check_item(item: dict[str, Any], where: str) -> None:
+    """An input item's ``type`` and ``role``, and its content parts' ``type``, are strings
+    when present (the rest of an item is checked by whoever reads it, a translator naming the
+    item, or the provider)."""
+    _check_strings(item, ("type", "role"), where)
+    content = item.get("content")
+    if isinstance(content, list):
+        for j, part in enumerate(content):
+            here = f"{where}.content[{j}]"
+            if not isinstance(part, dict):
+                raise InvalidRequest(f"{here}: expected an object", param=here)
+            _check_strings(part, ("type",), here)
+
+
+def _check_strings(obj: dict[str, Any], names: tuple[str, ...], where: str) -> None:
+    for name in names:
+        value = obj.get(name)
+        if value is not None and not isinstance(value, str):
+            here = f"{where}.{name}"
+            raise InvalidRequest(f"{here}: expected a string, got {_kind(value)}", param=here)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
 
 
 RESPONSES_DIALECTS: tuple[ResponsesDialect, ...] = (ResponsesDialect(),)

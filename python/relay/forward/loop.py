@@ -12,17 +12,24 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from relay.config.model import Timeouts
 from relay.errors import GatewayError, InvalidRequest
 from relay.exchange import Attempt, Deployment, Exchange
-from relay.stage import AnswerHook, Relay, StreamHook, Transport, UpstreamResponse
+from relay.stage import (
+    AnswerHook,
+    Outbound,
+    Provider,
+    Relay,
+    StreamHook,
+    Transport,
+    UpstreamResponse,
+    timeouts_of,
+)
+from relay.upstream import UpstreamPool
 
 log = logging.getLogger("relay")
-
-if TYPE_CHECKING:  # types only: the composition root wires the real objects
-    from relay.providers.base import Provider
 
 
 @dataclass(slots=True, frozen=True)
@@ -104,6 +111,7 @@ class AttemptLoop:
     def __init__(
         self,
         providers: Mapping[str, Provider],
+        pool: UpstreamPool,
         relay: RelayFactory,
         settle: Callable[[Exchange], Awaitable[None]],
         hooks: Sequence[StreamHook] = (),
@@ -111,6 +119,7 @@ class AttemptLoop:
         answer_hooks: Sequence[AnswerHook] = (),
     ) -> None:
         self.providers = providers
+        self.pool = pool
         self.relay = relay
         self.settle = settle
         self.hooks = tuple(hooks)
@@ -226,7 +235,7 @@ class AttemptLoop:
             headers: dict[str, str] | None = None
             try:
                 provider.check(ex)
-                upstream = await provider.send(ex, attempt)
+                upstream = await self._send(ex, provider, attempt)
                 attempt.headers_at = time.perf_counter()
                 attempt.status = upstream.status
                 if upstream.status < 300:
@@ -243,6 +252,22 @@ class AttemptLoop:
             except BaseException:
                 policy.abandoned(ex, attempt)
                 raise
+
+    async def _send(self, ex: Exchange, provider: Provider, attempt: Attempt) -> UpstreamResponse:
+        """Send what the provider built, under the timeouts the policy chose for the attempt
+        (an adapter never picks its own: model timeouts and ``x-relay-timeout`` hold for all)."""
+        request = await provider.prepare(ex, attempt)
+        if not isinstance(request, Outbound):
+            return request  # answered in process
+        return await self.pool.send(
+            provider.name,
+            request.url,
+            request.headers,
+            request.body,
+            timeouts_of(provider, attempt),
+            stream=ex.stream,
+            url_encoded=request.url_encoded,
+        )
 
     def _failed(
         self,

@@ -1,10 +1,11 @@
-"""Reading the request body within ``server.max_body_bytes``."""
+"""Reading the request body within ``server.max_body_bytes`` and ``server.body_timeout_s``."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from relay.errors import BodyTooLarge, InvalidRequest
+from relay.errors import BodyTooLarge, InvalidRequest, RequestTimeout
 
 # An oversized body up to this size is read and discarded before the 413 is sent, so that the
 # client, still busy uploading, sees the answer instead of a broken pipe. Beyond it the
@@ -12,8 +13,17 @@ from relay.errors import BodyTooLarge, InvalidRequest
 DISCARD_LIMIT = 64 * 1024 * 1024
 
 
-async def read_body(proto: Any, content_length: str | None, limit: int) -> bytes:
-    """Read the whole body, refusing it once it is known to exceed ``limit``."""
+def too_slow(timeout_s: float) -> RequestTimeout:
+    """The 408 for a body that stopped arriving (or arrives too slowly)."""
+    return RequestTimeout(
+        f"the request body did not arrive within {timeout_s:g}s (server.body_timeout_s)"
+    )
+
+
+async def read_body(proto: Any, content_length: str | None, limit: int, timeout_s: float) -> bytes:
+    """Read the whole body, refusing it once it is known to exceed ``limit``, or when it has
+    not arrived whole within ``timeout_s`` (a framing that promises more than is sent would
+    otherwise hold the request open for as long as the client likes)."""
     if content_length is not None:
         try:
             declared = int(content_length)
@@ -21,11 +31,20 @@ async def read_body(proto: Any, content_length: str | None, limit: int) -> bytes
             raise InvalidRequest("content-length header is not a number") from None
         if declared > limit:
             if declared <= DISCARD_LIMIT:
-                await discard_body(proto)
+                await discard_body(proto, DISCARD_LIMIT, timeout_s)
             raise BodyTooLarge(f"request body is {declared} bytes; the limit is {limit} bytes")
-        body: bytes = await proto()
-        return body
-    # Chunked upload: count as it arrives so a huge body is never held whole.
+    try:
+        async with asyncio.timeout(timeout_s):
+            if content_length is not None:
+                body: bytes = await proto()
+                return body
+            return await _read_chunked(proto, limit)
+    except TimeoutError:
+        raise too_slow(timeout_s) from None
+
+
+async def _read_chunked(proto: Any, limit: int) -> bytes:
+    # Count as it arrives so a huge body is never held whole.
     parts: list[bytes] = []
     size = 0
     async for part in proto:
@@ -41,11 +60,15 @@ async def read_body(proto: Any, content_length: str | None, limit: int) -> bytes
     return b"".join(parts)
 
 
-async def discard_body(proto: Any, limit: int = DISCARD_LIMIT) -> None:
-    """Read and drop the body (up to ``limit`` bytes) so a refused client still uploading
-    sees the answer rather than a broken pipe."""
+async def discard_body(proto: Any, limit: int, timeout_s: float) -> None:
+    """Read and drop the body (up to ``limit`` bytes, for at most ``timeout_s``) so a refused
+    client still uploading sees the answer rather than a broken pipe."""
     seen = 0
-    async for part in proto:
-        seen += len(part)
-        if seen > limit:
-            break
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for part in proto:
+                seen += len(part)
+                if seen > limit:
+                    break
+    except TimeoutError:
+        pass  # the answer is sent anyway; the connection is not reused

@@ -5,32 +5,40 @@ member, replaced by the provider's name for it without re-encoding the rest. Mul
 (file and audio uploads) are never held whole: the first parts are read until the ``model``
 field has passed, a file part starts, or 64 KiB were seen; the rest streams from the client to
 the provider as it arrives, counted against ``server.max_upload_bytes``. Any other body streams.
+A streamed body that pauses longer than ``server.body_timeout_s`` between two reads is a 408.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
 
-from relay.errors import BodyTooLarge, InvalidRequest
+from relay.errors import BodyTooLarge, GatewayError, InvalidRequest
+from relay.ingress.body import too_slow
 from relay.native import InvalidJson, splice_top_level, top_level_value
+from relay.wire.decode import check_utf8, string_value
 
 PEEK_BYTES = 64 * 1024
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
 _NAME = re.compile(rb'\bname="([^"]*)"', re.IGNORECASE)
 
 
-async def chunks(reader: Any) -> AsyncIterator[bytes]:
+async def chunks(reader: Any, timeout_s: float) -> AsyncIterator[bytes]:
     """The client's body chunks from granian's reader (one per request: granian's protocol
-    cannot be iterated twice, so a peek and the rest share one reader)."""
+    cannot be iterated twice, so a peek and the rest share one reader); a 408 when the next
+    one takes longer than ``timeout_s``."""
     while True:
         try:
-            part: bytes = await reader.__anext__()
+            async with asyncio.timeout(timeout_s):
+                part: bytes = await reader.__anext__()
         except StopAsyncIteration:
             return
+        except TimeoutError:
+            raise too_slow(timeout_s) from None
         if part:
             yield part
 
@@ -38,14 +46,19 @@ async def chunks(reader: Any) -> AsyncIterator[bytes]:
 class Body:
     """The request body on its way upstream: a prefix already read, then the client's rest."""
 
-    def __init__(self, reader: Any, prefix: list[bytes], limit: int, streaming: bool) -> None:
+    def __init__(
+        self, reader: Any, prefix: list[bytes], limit: int, streaming: bool, timeout_s: float
+    ) -> None:
         self._reader = reader
         self.prefix = prefix
         self.limit = limit
+        self.timeout_s = timeout_s
         # False: the prefix is the whole body (JSON, or none).
         self.streaming = streaming
         self.size = sum(map(len, prefix))
-        self.too_large = False
+        # Why the client's upload was cut (too large, too slow): the client's answer, whatever
+        # error the upstream request ended with.
+        self.failure: GatewayError | None = None
 
     def payload(self) -> bytes | AsyncIterator[bytes] | None:
         """What the upstream client sends."""
@@ -56,12 +69,15 @@ class Body:
     async def _stream(self) -> AsyncIterator[bytes]:
         for part in self.prefix:
             yield part
-        async for part in chunks(self._reader):
-            self.size += len(part)
-            if self.size > self.limit:
-                self.too_large = True
-                raise BodyTooLarge(f"request body exceeds the limit of {self.limit} bytes")
-            yield part
+        try:
+            async for part in chunks(self._reader, self.timeout_s):
+                self.size += len(part)
+                if self.size > self.limit:
+                    raise BodyTooLarge(f"request body exceeds the limit of {self.limit} bytes")
+                yield part
+        except GatewayError as err:
+            self.failure = err
+            raise
 
 
 def check_length(declared: str | None, limit: int) -> int | None:
@@ -78,15 +94,18 @@ def check_length(declared: str | None, limit: int) -> int | None:
 
 
 def json_model(body: bytes) -> str | None:
-    """The top-level ``model`` of a JSON body (None when absent or not a string)."""
+    """The top-level ``model`` of a JSON body (None when absent or null); a body that is not
+    UTF-8 throughout, or a ``model`` that is not a string, is a 400."""
+    check_utf8(body)
     try:
         raw = top_level_value(body, "model")
-    except InvalidJson:
-        raise InvalidRequest("invalid JSON in request body") from None
-    if raw is None:
-        return None
-    value = msgspec.json.decode(raw)
-    return value if isinstance(value, str) else None
+    except InvalidJson as exc:
+        raise InvalidRequest(f"invalid JSON in request body: {_detail(exc)}") from None
+    return None if raw is None else string_value(raw, "model")
+
+
+def _detail(exc: InvalidJson) -> str:
+    return str(exc).removeprefix("invalid JSON: ")
 
 
 def json_with_model(body: bytes, model: str) -> bytes:
@@ -95,7 +114,7 @@ def json_with_model(body: bytes, model: str) -> bytes:
 
 
 async def peek_multipart(
-    reader: Any, content_type: str, limit: int
+    reader: Any, content_type: str, limit: int, timeout_s: float
 ) -> tuple[list[bytes], str | None]:
     """Read the first parts of a multipart body: (the chunks read, the ``model`` field)."""
     match = _BOUNDARY.search(content_type)
@@ -104,7 +123,7 @@ async def peek_multipart(
     delimiter = b"--" + match.group(1).encode()
     read: list[bytes] = []
     buffer = b""
-    async for part in chunks(reader):
+    async for part in chunks(reader, timeout_s):
         read.append(part)
         buffer += part
         if len(buffer) > limit:

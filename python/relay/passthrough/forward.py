@@ -20,12 +20,12 @@ import msgspec
 
 from relay.config.model import Config
 from relay.egress.headers import gateway_headers, passed_upstream_headers, usage_headers
-from relay.errors import BodyTooLarge, GatewayError, InvalidRequest
+from relay.errors import GatewayError, InvalidRequest
 from relay.exchange import Attempt, Endpoint, Exchange, Usage
 from relay.ingress.body import read_body
 from relay.passthrough import body as bodies
 from relay.passthrough.paths import request_headers, response_headers, route
-from relay.providers.base import Provider
+from relay.stage import Provider, timeouts_of
 from relay.upstream import UpstreamPool
 
 # A JSON answer up to this size is also read for its usage while it is relayed.
@@ -62,6 +62,7 @@ class Passthrough:
         self.pool = pool
         self.max_json = config.server.max_body_bytes
         self.max_upload = config.server.max_upload_bytes
+        self.body_timeout = config.server.body_timeout_s
 
     async def open(self, ex: Exchange, scope: Any, proto: Any) -> PendingBody:
         """Check the route and read what the stages need (a JSON body, a form's ``model``
@@ -86,7 +87,7 @@ class Passthrough:
         if ex.model and deployment.upstream_model != ex.model:
             self._rename(ex, body, deployment.upstream_model, scope.headers)
         provider = self.providers[deployment.provider]
-        attempt = Attempt(deployment, 0, started=time.perf_counter())
+        attempt = Attempt(deployment, 0, started=time.perf_counter(), timeouts=deployment.timeouts)
         ex.attempts.append(attempt)
         target = provider.passthrough(ex, attempt)
         if target is None:
@@ -98,7 +99,7 @@ class Passthrough:
         headers.update(request_headers(scope.headers))
         if body.length is not None:
             headers["content-length"] = str(body.length)
-        timeouts = provider.timeouts_for(attempt)
+        timeouts = timeouts_of(provider, attempt)
         try:
             upstream = await self.pool.request(
                 provider.name, method, root + path, headers, body.payload(), timeouts
@@ -106,8 +107,8 @@ class Passthrough:
         except GatewayError as err:
             attempt.ended = time.perf_counter()
             attempt.error = err.code or err.type
-            if body.too_large:
-                raise BodyTooLarge(str(body.too_large_message)) from None
+            if body.stream.failure is not None:
+                raise body.stream.failure from None
             raise
         attempt.headers_at = time.perf_counter()
         attempt.status = upstream.status
@@ -129,19 +130,23 @@ class Passthrough:
         content_type = (headers.get("content-type") or "").lower()
         declared = headers.get("content-length")
         if content_type.startswith("application/json"):
-            raw = await read_body(proto, declared, self.max_json)
+            raw = await read_body(proto, declared, self.max_json, self.body_timeout)
             ex.body = raw
             ex.model = (bodies.json_model(raw) or "") if raw.strip() else ""
-            return PendingBody(bodies.Body(None, [raw] if raw else [], self.max_json, False), None)
+            whole = bodies.Body(None, [raw] if raw else [], self.max_json, False, self.body_timeout)
+            return PendingBody(whole, None)
         length = bodies.check_length(declared, self.max_upload)
         if scope.method in ("GET", "HEAD", "DELETE") and not length:
-            return PendingBody(bodies.Body(None, [], 0, False), None)
+            return PendingBody(bodies.Body(None, [], 0, False, self.body_timeout), None)
         reader = proto.__aiter__()
         prefix: list[bytes] = []
         if content_type.startswith("multipart/form-data"):
-            prefix, model = await bodies.peek_multipart(reader, content_type, self.max_upload)
+            prefix, model = await bodies.peek_multipart(
+                reader, content_type, self.max_upload, self.body_timeout
+            )
             ex.model = model or ""
-        return PendingBody(bodies.Body(reader, prefix, self.max_upload, True), length)
+        stream = bodies.Body(reader, prefix, self.max_upload, True, self.body_timeout)
+        return PendingBody(stream, length)
 
     @staticmethod
     def _rename(ex: Exchange, body: PendingBody, model: str, headers: Mapping[str, str]) -> None:
@@ -203,14 +208,6 @@ class PendingBody:
         self.stream = stream
         self.length = length
         self.target = ""
-
-    @property
-    def too_large(self) -> bool:
-        return self.stream.too_large
-
-    @property
-    def too_large_message(self) -> str:
-        return f"request body exceeds the limit of {self.stream.limit} bytes"
 
     def payload(self) -> Any:
         return self.stream.payload()

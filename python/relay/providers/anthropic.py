@@ -25,11 +25,10 @@ from relay.errors import (
 )
 from relay.exchange import Attempt, Endpoint, Exchange, Usage
 from relay.native import InvalidJson, splice_top_level
-from relay.providers.base import Provider
+from relay.providers.base import ProviderBase
 from relay.providers.sse import events_of, new_decoder
 from relay.providers.translate import openai_to_anthropic
-from relay.stage import Step, StreamMapper
-from relay.upstream import UpstreamPool, UpstreamResponse
+from relay.stage import Outbound, Step, StreamMapper
 from relay.wire.anthropic import (
     ERROR_DECODER,
     ERROR_DETAIL_DECODER,
@@ -46,7 +45,7 @@ _CONTENT_EVENTS = frozenset({"content_block_delta", "message_delta"})
 _QUIET_EVENTS = frozenset({"message_start", "content_block_start", "content_block_stop", "ping"})
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(ProviderBase):
     """``base_url`` is the API root with its version (default ``https://api.anthropic.com/v1``)."""
 
     kind = "anthropic"
@@ -55,8 +54,8 @@ class AnthropicProvider(Provider):
         {Endpoint.CHAT, Endpoint.MESSAGES, Endpoint.COUNT_TOKENS}
     )
 
-    def __init__(self, name: str, config: ProviderConfig, pool: UpstreamPool) -> None:
-        super().__init__(name, config, pool)
+    def __init__(self, name: str, config: ProviderConfig) -> None:
+        super().__init__(name, config)
         spec = kinds.spec(self.kind)
         default = spec.default_base_url if spec is not None else None
         base = (config.base_url or default or "").rstrip("/")
@@ -97,7 +96,7 @@ class AnthropicProvider(Provider):
         headers.pop("content-type", None)
         return self._urls[Endpoint.COUNT_TOKENS].removesuffix(Endpoint.COUNT_TOKENS.value), headers
 
-    async def send(self, ex: Exchange, attempt: Attempt) -> UpstreamResponse:
+    async def prepare(self, ex: Exchange, attempt: Attempt) -> Outbound:
         native = ex.dialect is not None and ex.dialect.wire == self.wire
         if native:
             body = self._native_body(ex, attempt)
@@ -105,14 +104,7 @@ class AnthropicProvider(Provider):
             body = openai_to_anthropic.request(
                 ex, attempt, self.config.max_tokens_default, self.name
             )
-        return await self.pool.send(
-            self.name,
-            self._urls[ex.endpoint],
-            self.headers_for(ex, attempt, native),
-            body,
-            self.config.timeouts,
-            stream=ex.stream,
-        )
+        return Outbound(self._urls[ex.endpoint], self.headers_for(ex, attempt, native), body)
 
     @staticmethod
     def _native_body(ex: Exchange, attempt: Attempt) -> bytes:
@@ -149,15 +141,11 @@ class AnthropicProvider(Provider):
         return body
 
     def stream_mapper(self, ex: Exchange, attempt: Attempt) -> StreamMapper:
-        mapper: StreamMapper
         if ex.dialect is not None and ex.dialect.wire == self.wire:
-            mapper = EventRelay(self.name, attempt)
-        else:
-            mapper = openai_to_anthropic.ChunkStream(
-                self.name, attempt, include_usage=ex.client_wants_usage
-            )
-        attempt.text = mapper.text
-        return mapper
+            return EventRelay(self.name, attempt)
+        return openai_to_anthropic.ChunkStream(
+            self.name, attempt, include_usage=ex.client_wants_usage
+        )
 
     def stream_error(self, raw: bytes) -> GatewayError:
         try:
@@ -195,43 +183,41 @@ class AnthropicProvider(Provider):
         )
 
 
-class _Kind(msgspec.Struct):
+class _DeltaText(msgspec.Struct):
+    text: str | None = None
+    partial_json: str | None = None
+
+
+class _Delta(msgspec.Struct):
+    """A delta (or ping) event: its type and the text it adds, nothing else built."""
+
     type: str
+    delta: _DeltaText | None = None
 
 
-_CHECK = msgspec.json.Decoder(_Kind)
+_DELTA = msgspec.json.Decoder(_Delta)
 
 
 class EventRelay:
     """A Messages stream relayed event by event to a Messages client.
 
     Each event is re-framed (``event:`` and ``data:`` lines; the data bytes are never
-    re-encoded). Deltas, the bulk of a stream, are only checked to be JSON: their raw data is
-    kept and read if the text is ever needed (local counting when the provider reported no usage). The
-    other events are read once for what the gateway needs: usage (``message_start``, then the
+    re-encoded). Deltas, the bulk of a stream, are decoded only for their type and the text
+    they add (the step's ``text``, counted by the relay as it arrives). The other events are read once for what the gateway needs: usage (``message_start``, then the
     cumulative ``message_delta``), the stop reason, a ``tool_use`` block start (content), a
     provider's ``error`` event (not relayed: the dialect writes the error event) and
     ``message_stop``, which ends the stream and is written by the dialect after the cost
     comment. The first delta is the commit point.
     """
 
-    __slots__ = ("_attempt", "_decoder", "_deltas", "_ended", "_provider", "_usage")
+    __slots__ = ("_attempt", "_decoder", "_ended", "_provider", "_usage")
 
     def __init__(self, provider: str, attempt: Attempt) -> None:
         self._provider = provider
         self._attempt = attempt
         self._decoder = new_decoder()
-        self._deltas: list[bytes] = []  # raw data of text and tool input deltas, in order
         self._usage: Usage | None = None
         self._ended = False
-
-    def text(self) -> str:
-        parts = []
-        for raw in self._deltas:
-            delta = EVENT_DECODER.decode(raw).delta
-            if delta is not None:
-                parts.append((delta.text or "") + (delta.partial_json or ""))
-        return "".join(parts)
 
     def feed(self, chunk: bytes) -> Step:
         step = Step()
@@ -244,9 +230,10 @@ class EventRelay:
             kind = event.event
             try:
                 if kind == "content_block_delta" or kind == "ping":
-                    _CHECK.decode(raw)  # valid JSON, nothing built: the text is read lazily
+                    delta = _DELTA.decode(raw).delta  # valid JSON; only the text is built
                     if kind != "ping":
-                        self._deltas.append(raw)
+                        if delta is not None:
+                            step.text += (delta.text or "") + (delta.partial_json or "")
                         step.content = True
                     out.append(b"event: " + kind.encode() + b"\ndata: " + raw + b"\n\n")
                     continue
@@ -267,7 +254,8 @@ class EventRelay:
                 self._ended = True
                 break
             if kind == "content_block_delta":  # an event without its ``event:`` line
-                self._deltas.append(raw)
+                if data.delta is not None:
+                    step.text += (data.delta.text or "") + (data.delta.partial_json or "")
             elif kind == "message_start" and data.message is not None:
                 if data.message.usage is not None:
                     self._usage = usage_from_wire(data.message.usage)
@@ -280,10 +268,7 @@ class EventRelay:
                 block = data.content_block
                 if block.type != "text" or block.text:
                     step.content = True
-                    text = (block.text or "") + (block.name or "")
-                    self._deltas.append(
-                        msgspec.json.encode({"type": kind, "delta": {"text": text}})
-                    )
+                    step.text += (block.text or "") + (block.name or "")
             if kind in _CONTENT_EVENTS or kind not in _QUIET_EVENTS:
                 step.content = True
             if b"\n" in raw:

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import ClassVar
 
-from relay.config.model import ProviderConfig, Timeouts
+from relay.config.model import ProviderConfig
 from relay.errors import (
     GatewayError,
     InvalidRequest,
@@ -20,14 +20,14 @@ from relay.errors import (
     without_account,
 )
 from relay.exchange import Attempt, Endpoint, Exchange
-from relay.stage import StreamMapper
-from relay.upstream import UpstreamPool, UpstreamResponse
+from relay.stage import Outbound, StreamMapper, UpstreamResponse
 
 
-class Provider(ABC):
-    """A provider adapter. Adapters hold configuration only (no per-request state), so one
-    instance serves every request of a worker; per-request state lives on the
-    :class:`~relay.exchange.Attempt`."""
+class ProviderBase(ABC):
+    """The shared implementation of the :class:`~relay.stage.Provider` contract. Adapters hold
+    configuration only (no per-request state, no connection), so one instance serves every
+    request of a worker; per-request state lives on the :class:`~relay.exchange.Attempt`.
+    The attempt loop sends what :meth:`prepare` builds."""
 
     kind: ClassVar[str] = ""
     # The wire format the provider speaks ("openai", later "anthropic", "bedrock").
@@ -37,10 +37,9 @@ class Provider(ABC):
     # Responses request is translated to this provider's chat API.
     native_responses: bool = False
 
-    def __init__(self, name: str, config: ProviderConfig, pool: UpstreamPool) -> None:
+    def __init__(self, name: str, config: ProviderConfig) -> None:
         self.name = name
         self.config = config
-        self.pool = pool
 
     def check(self, ex: Exchange) -> None:
         """Refuse, before any network call, a request this provider cannot serve."""
@@ -49,11 +48,6 @@ class Provider(ABC):
                 f"provider '{self.name}' (kind {self.kind}) does not serve /v1{ex.endpoint.value}"
             )
 
-    def timeouts_for(self, attempt: Attempt) -> Timeouts:
-        """The timeouts to send ``attempt`` with: routing's (the model's, the request's) or
-        this provider's own."""
-        return attempt.timeouts or self.config.timeouts
-
     def passthrough(self, ex: Exchange, attempt: Attempt) -> tuple[str, dict[str, str]] | None:
         """For a pass-through route (files, images, audio, ...): the API root the route under
         ``/v1`` is appended to, and the headers that authenticate the gateway (or the caller,
@@ -61,8 +55,9 @@ class Provider(ABC):
         return None
 
     @abstractmethod
-    async def send(self, ex: Exchange, attempt: Attempt) -> UpstreamResponse:
-        """Send the request; return once the response status and headers are known."""
+    async def prepare(self, ex: Exchange, attempt: Attempt) -> Outbound | UpstreamResponse:
+        """The request to send for ``attempt`` (the loop sends it), or an answer made in
+        process."""
 
     @abstractmethod
     def map_json(self, ex: Exchange, attempt: Attempt, body: bytes) -> bytes:

@@ -21,10 +21,11 @@ import msgspec
 from relay.config.model import ProviderConfig
 from relay.errors import GatewayError, InvalidRequest, UpstreamStatusError, scrub_secrets
 from relay.exchange import Attempt, Endpoint, Exchange
-from relay.providers.base import Provider
+from relay.providers.base import ProviderBase
 from relay.providers.bedrock_request import converse_body
 from relay.providers.bedrock_response import ConverseStreamMapper, chat_completion
-from relay.upstream import UpstreamPool, UpstreamResponse
+from relay.stage import Outbound
+from relay.wire.decode import decode_json
 
 _EVENT_STREAM = "application/vnd.amazon.eventstream"
 # AWS error types (x-amzn-ErrorType, or an exception event's type) -> status for the client.
@@ -40,15 +41,15 @@ _STATUS = {
 _AUTH_ERRORS = ("accessdeniedexception", "unrecognizedclientexception", "invalidsignature")
 
 
-class Bedrock(Provider):
+class Bedrock(ProviderBase):
     """Converse for OpenAI-dialect chat clients; see the module docstring."""
 
     kind = "bedrock"
     wire: ClassVar[str] = "bedrock"
     endpoints = frozenset({Endpoint.CHAT})
 
-    def __init__(self, name: str, config: ProviderConfig, pool: UpstreamPool) -> None:
-        super().__init__(name, config, pool)
+    def __init__(self, name: str, config: ProviderConfig) -> None:
+        super().__init__(name, config)
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
         from botocore.credentials import Credentials
@@ -99,8 +100,8 @@ class Bedrock(Provider):
         self._signer_type(self._credentials, "bedrock", self.region).add_auth(request)
         return dict(request.headers.items())
 
-    async def send(self, ex: Exchange, attempt: Attempt) -> UpstreamResponse:
-        request: dict[str, Any] = msgspec.json.decode(ex.body)
+    async def prepare(self, ex: Exchange, attempt: Attempt) -> Outbound:
+        request: dict[str, Any] = decode_json(ex.body)
         deployment = attempt.deployment
         body = converse_body(
             request,
@@ -112,15 +113,7 @@ class Bedrock(Provider):
         url = f"{self.endpoint}/model/{quote(deployment.upstream_model, safe='')}/{operation}"
         headers = self.signed_headers(url, body, ex.stream)
         headers["x-request-id"] = ex.request_id
-        return await self.pool.send(
-            self.name,
-            url,
-            headers,
-            body,
-            self.timeouts_for(attempt),
-            stream=ex.stream,
-            url_encoded=True,
-        )
+        return Outbound(url, headers, body, url_encoded=True)
 
     def map_json(self, ex: Exchange, attempt: Attempt, body: bytes) -> bytes:
         out, usage, text = chat_completion(
@@ -140,7 +133,6 @@ class Bedrock(Provider):
             model=attempt.upstream_model,
             include_usage=ex.client_wants_usage,
         )
-        attempt.text = mapper.text
         return mapper
 
     def stream_error(self, raw: bytes) -> GatewayError:

@@ -131,11 +131,7 @@ class ConverseStreamMapper:
         )
         self._include_usage = include_usage
         self._tools: dict[int, int] = {}
-        self._texts: list[str] = []
         self._ended = False
-
-    def text(self) -> str:
-        return "".join(self._texts)
 
     def feed(self, chunk: bytes) -> Step:
         step = Step()
@@ -229,7 +225,6 @@ class ConverseStreamMapper:
     def _content(self, step: Step, frames: list[bytes], delta: Json, text: str) -> None:
         step.content = True
         step.text += text
-        self._texts.append(text)
         frames.append(self._chunk(delta))
 
     def _chunk(self, delta: Json, finish: str | None = None) -> bytes:

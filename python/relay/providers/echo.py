@@ -4,6 +4,10 @@ It exists so anyone can try the gateway without a key, and so tests and benches 
 that needs no network. It answers ``You said: <last user text>``, streams one word per chunk as
 real SSE (role chunk, content chunks, finish chunk, usage chunk, ``[DONE]``), and reports usage
 counted with the real tokenizer.
+
+What one request can cost is bounded: the echoed text is cut at ``MAX_REPLY_CHARS`` (finish
+reason ``length``, as a model stops at its output limit), the dialects bound ``n`` and the
+number of embedding inputs, and stream frames are built as they are sent, not all at once.
 """
 
 from __future__ import annotations
@@ -14,19 +18,22 @@ import hashlib
 import math
 import struct
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping
 from typing import Any
 
 import msgspec
 
 from relay.exchange import Attempt, Endpoint, Exchange
-from relay.native import counter_for
+from relay.native import count_off_loop, counter_for
 from relay.providers.openai_wire import OpenAIWire
 from relay.providers.translate import anthropic_to_openai
 from relay.upstream import UpstreamResponse
+from relay.wire.decode import decode_json
 
 _ENCODING = "o200k_base"
 _EMBEDDING_DIMENSIONS = 16
+# The longest text echoed back; the rest is cut as a model's output limit would cut it.
+MAX_REPLY_CHARS = 4096
 _JSON = {"content-type": "application/json"}
 _SSE = {"content-type": "text/event-stream"}
 _encode = msgspec.json.encode
@@ -38,12 +45,12 @@ class EchoResponse:
     __slots__ = ("_body", "_delay", "_frames", "headers", "status")
 
     def __init__(
-        self, body: bytes = b"", frames: list[bytes] | None = None, delay_s: float = 0.0
+        self, body: bytes = b"", frames: Iterable[bytes] | None = None, delay_s: float = 0.0
     ) -> None:
         self.status = 200
         self.headers: Mapping[str, str] = _SSE if frames is not None else _JSON
         self._body = body
-        self._frames = frames or []
+        self._frames: Iterable[bytes] = frames if frames is not None else ()
         self._delay = delay_s
 
     async def read(self) -> bytes:
@@ -56,7 +63,7 @@ class EchoResponse:
             yield frame
 
     def close(self) -> None:
-        self._frames = []
+        self._frames = ()
 
 
 class EchoProvider(OpenAIWire):
@@ -64,29 +71,33 @@ class EchoProvider(OpenAIWire):
 
     kind = "echo"
 
-    async def send(self, ex: Exchange, attempt: Attempt) -> UpstreamResponse:
+    async def prepare(self, ex: Exchange, attempt: Attempt) -> UpstreamResponse:
         endpoint, body = ex.endpoint, ex.body
         if endpoint is Endpoint.COUNT_TOKENS:
-            return anthropic_to_openai.count_tokens(ex, attempt)
+            return await anthropic_to_openai.count_tokens(ex, attempt)
         if endpoint is Endpoint.MESSAGES:  # an Anthropic client: answer its chat translation
             body = anthropic_to_openai.request(ex, attempt, provider=self.name, kind=self.kind)
             endpoint = Endpoint.CHAT
-        request: dict[str, Any] = msgspec.json.decode(body)
+        request: dict[str, Any] = decode_json(body)
         model = attempt.deployment.upstream_model
         if endpoint is Endpoint.EMBEDDINGS:
-            return EchoResponse(_embeddings(request, model))
+            return EchoResponse(await count_off_loop(len(body), _embeddings, request, model))
         counter = counter_for(_ENCODING)
+        # Counted off the loop when large, like every local count (``native.count_off_loop``).
         if endpoint is Endpoint.CHAT:
-            prompt_tokens = counter.count_chat(body)
-            reply = "You said: " + (_last_user_text(request.get("messages")) or "nothing")
+            prompt_tokens = await count_off_loop(len(body), counter.count_chat, body)
+            echoed = _last_user_text(request.get("messages"))
+            if ex.endpoint is Endpoint.MESSAGES:  # for the translated stream's message_start
+                attempt.prompt_tokens = prompt_tokens
         else:
             prompt = request.get("prompt")
-            text = prompt if isinstance(prompt, str) else " ".join(map(str, prompt or []))
-            prompt_tokens = counter.count(text)
-            reply = "You said: " + (text or "nothing")
-        words = reply.split(" ")
-        limit = request.get("max_completion_tokens") or request.get("max_tokens")
+            echoed = prompt if isinstance(prompt, str) else " ".join(map(str, prompt or []))
+            prompt_tokens = await count_off_loop(len(echoed), counter.count, echoed)
         finish = "stop"
+        if len(echoed) > MAX_REPLY_CHARS:
+            echoed, finish = echoed[:MAX_REPLY_CHARS], "length"
+        words = ("You said: " + (echoed or "nothing")).split(" ")
+        limit = request.get("max_completion_tokens") or request.get("max_tokens")
         if isinstance(limit, int) and 0 < limit < len(words):
             words, finish = words[:limit], "length"
         requested_n = request.get("n")
@@ -94,10 +105,11 @@ class EchoProvider(OpenAIWire):
         created = int(time.time())
         ident = ("chatcmpl-" if endpoint is Endpoint.CHAT else "cmpl-") + ex.request_id[-24:]
         text = " ".join(words)
+        completion_tokens = await count_off_loop(len(text), counter.count, text) * n
         usage = {
             "prompt_tokens": prompt_tokens,
-            "completion_tokens": counter.count(text) * n,
-            "total_tokens": prompt_tokens + counter.count(text) * n,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
         }
         shape = _Shape(endpoint is Endpoint.CHAT, ident, created, model)
         if not ex.stream:
@@ -132,23 +144,20 @@ class _Shape:
             obj = "text_completion"
         return self._object(obj, choices, usage)
 
-    def frames(self, words: list[str], finish: str, n: int, usage: dict[str, int]) -> list[bytes]:
-        frames: list[bytes] = []
+    def frames(
+        self, words: list[str], finish: str, n: int, usage: dict[str, int]
+    ) -> Iterator[bytes]:
+        """The stream's frames, each built when it is sent."""
         if self.chat:
-            frames.extend(
-                self._chunk(
-                    [self._choice(i, {"role": "assistant", "content": ""}) for i in range(n)]
-                )
+            yield self._chunk(
+                [self._choice(i, {"role": "assistant", "content": ""}) for i in range(n)]
             )
         for position, word in enumerate(words):
             piece = word if position == 0 else " " + word
-            frames.extend(
-                self._chunk([self._choice(i, {"content": piece}, text=piece) for i in range(n)])
-            )
-        frames.extend(self._chunk([self._choice(i, {}, finish=finish) for i in range(n)]))
-        frames.extend(self._chunk([], usage))
-        frames.append(b"data: [DONE]\n\n")
-        return frames
+            yield self._chunk([self._choice(i, {"content": piece}, text=piece) for i in range(n)])
+        yield self._chunk([self._choice(i, {}, finish=finish) for i in range(n)])
+        yield self._chunk([], usage)
+        yield b"data: [DONE]\n\n"
 
     def _choice(
         self, index: int, delta: dict[str, Any], *, text: str = "", finish: str | None = None
@@ -157,11 +166,9 @@ class _Shape:
             return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
         return {"index": index, "text": text, "logprobs": None, "finish_reason": finish}
 
-    def _chunk(
-        self, choices: list[dict[str, Any]], usage: dict[str, int] | None = None
-    ) -> list[bytes]:
+    def _chunk(self, choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> bytes:
         obj = "chat.completion.chunk" if self.chat else "text_completion"
-        return [b"data: " + self._object(obj, choices, usage) + b"\n\n"]
+        return b"data: " + self._object(obj, choices, usage) + b"\n\n"
 
     def _object(
         self, obj: str, choices: list[dict[str, Any]], usage: dict[str, int] | None

@@ -17,7 +17,7 @@ from relay.exchange import Attempt, Endpoint, Exchange
 from relay.providers.openai_wire import OpenAIWire, upstream_body
 from relay.providers.params import NO_RULES, ParamRules
 from relay.providers.translate import anthropic_to_openai
-from relay.upstream import UpstreamPool, UpstreamResponse
+from relay.stage import Outbound, UpstreamResponse
 
 # Caller headers that scope an OpenAI key to an organisation or project: forwarded with the
 # caller's own key (passthrough), never with the gateway's.
@@ -33,8 +33,8 @@ class OpenAICompatible(OpenAIWire):
     # The vendor takes stream_options.include_usage (else it reports usage on its own).
     forces_usage: ClassVar[bool] = True
 
-    def __init__(self, name: str, config: ProviderConfig, pool: UpstreamPool) -> None:
-        super().__init__(name, config, pool)
+    def __init__(self, name: str, config: ProviderConfig) -> None:
+        super().__init__(name, config)
         self.base_url = (config.base_url or self.default_base_url() or "").rstrip("/")
         self._urls = {endpoint: self.base_url + endpoint.value for endpoint in Endpoint}
         # Anthropic Messages clients are translated to chat completions.
@@ -97,15 +97,12 @@ class OpenAICompatible(OpenAIWire):
         headers.pop("content-type", None)
         return self.base_url, headers
 
-    async def send(self, ex: Exchange, attempt: Attempt) -> UpstreamResponse:
+    async def prepare(self, ex: Exchange, attempt: Attempt) -> Outbound | UpstreamResponse:
         if ex.endpoint is Endpoint.COUNT_TOKENS:
-            return anthropic_to_openai.count_tokens(ex, attempt)
+            return await anthropic_to_openai.count_tokens(ex, attempt)
         body = self.body_for(ex, attempt)
-        return await self.pool.send(
-            self.name,
-            self.url_for(ex, attempt),
-            self.headers_for(ex, attempt),
-            body,
-            self.timeouts_for(attempt),
-            stream=ex.stream,
-        )
+        if ex.stream and ex.endpoint is Endpoint.MESSAGES:
+            # A translated Messages stream reports the prompt's tokens in its first event,
+            # before the provider reports any: counted here (off the loop when large).
+            attempt.prompt_tokens = await anthropic_to_openai.prompt_tokens(attempt, body)
+        return Outbound(self.url_for(ex, attempt), self.headers_for(ex, attempt), body)

@@ -48,17 +48,13 @@ def map_json(provider: str, attempt: Attempt, body: bytes) -> bytes:
 class EventRelay:
     """A Responses stream relayed to a Responses client (see the module docstring)."""
 
-    __slots__ = ("_decoder", "_ended", "_ex", "_provider", "_texts")
+    __slots__ = ("_decoder", "_ended", "_ex", "_provider")
 
     def __init__(self, provider: str, ex: Exchange) -> None:
         self._provider = provider
         self._ex = ex
         self._decoder = new_decoder()
-        self._texts: list[str] = []
         self._ended = False
-
-    def text(self) -> str:
-        return "".join(self._texts)
 
     def feed(self, chunk: bytes) -> Step:
         step = Step()
@@ -102,7 +98,5 @@ class EventRelay:
                     step.usage = (u.prompt_tokens, u.completion_tokens, u.cached_tokens)
                 step.done = self._ended = True
                 break
-        if step.text:
-            self._texts.append(step.text)
         step.out = b"".join(out)
         return step

@@ -25,7 +25,7 @@ from relay.native import (
     top_level_value,
 )
 from relay.providers import openai_responses
-from relay.providers.base import Provider
+from relay.providers.base import ProviderBase
 from relay.providers.params import NO_RULES, ParamRules, apply_rules
 from relay.providers.sse import MAX_EVENT_BYTES
 from relay.providers.translate import anthropic_to_openai
@@ -97,7 +97,7 @@ def _with_usage(raw: bytes | None) -> bytes:
     return msgspec.json.encode(options)
 
 
-class OpenAIWire(Provider):
+class OpenAIWire(ProviderBase):
     """Maps OpenAI-shaped answers for an OpenAI-dialect client: bytes pass through. A client
     of another dialect (Anthropic's Messages) is translated both ways."""
 
@@ -134,7 +134,6 @@ class OpenAIWire(Provider):
             mapper = anthropic_to_openai.EventStream(self.name, attempt)
         else:
             mapper = OpenAIStreamMapper(self.name, strip_usage=not ex.client_wants_usage)
-        attempt.text = mapper.text
         return mapper
 
     def stream_error(self, raw: bytes) -> GatewayError:
@@ -242,6 +241,3 @@ class OpenAIStreamMapper:
             raise StreamProtocolError(
                 f"provider '{self._provider}' sent a bad stream: {exc}", partial=exc.scan
             ) from None
-
-    def text(self) -> str:
-        return self._scanner.text()

@@ -21,12 +21,11 @@ from relay.dialects.openai import OPENAI_DIALECTS
 from relay.errors import GatewayError, InvalidRequest
 from relay.exchange import Attempt, Endpoint, Exchange
 from relay.ledger.responses import ResponseStore, scope
-from relay.providers.base import Provider
+from relay.providers.base import ProviderBase
 from relay.providers.translate import responses_answer, responses_request, responses_stream
 from relay.providers.translate.common import encode
 from relay.providers.translate.responses_answer import Draft
-from relay.stage import StreamMapper
-from relay.upstream import UpstreamResponse
+from relay.stage import Outbound, StreamMapper, UpstreamResponse
 from relay.wire.responses import ResponsesRequest
 
 _CHAT = OPENAI_DIALECTS[0]
@@ -42,15 +41,14 @@ def draft_of(ex: Exchange, store: ResponseStore | None) -> Draft:
     return draft
 
 
-class ResponsesBridge(Provider):
+class ResponsesBridge(ProviderBase):
     """An adapter plus the Responses API (see the module docstring)."""
 
-    def __init__(self, inner: Provider, store: ResponseStore | None) -> None:
+    def __init__(self, inner: ProviderBase, store: ResponseStore | None) -> None:
         # No super().__init__: the wrapped adapter holds the configuration.
         self.inner = inner
         self.name = inner.name
         self.config = inner.config
-        self.pool = inner.pool
         self.kind = inner.kind  # type: ignore[misc]
         self.native_responses = inner.native_responses
         self.store = store
@@ -60,17 +58,17 @@ class ResponsesBridge(Provider):
             self.inner.check(ex)
         # A translated request is checked as the chat request it becomes, in send().
 
-    async def send(self, ex: Exchange, attempt: Attempt) -> UpstreamResponse:
+    async def prepare(self, ex: Exchange, attempt: Attempt) -> Outbound | UpstreamResponse:
         if ex.endpoint is not Endpoint.RESPONSES:
-            return await self.inner.send(ex, attempt)
+            return await self.inner.prepare(ex, attempt)
         draft = draft_of(ex, self.store)
         draft.translated = not self.native_responses
         if not draft.translated:
-            return await self.inner.send(ex, attempt)
+            return await self.inner.prepare(ex, attempt)
         view = await self._view(ex, attempt, draft)
         self.inner.check(view)
         try:
-            return await self.inner.send(view, attempt)
+            return await self.inner.prepare(view, attempt)
         except InvalidRequest as err:  # the provider's path refused a chat parameter
             raise responses_request.name_as_sent(err) from None
 
@@ -158,6 +156,8 @@ class ResponsesBridge(Provider):
         return self.inner.error_from(attempt, status, body, headers)
 
 
-def bridge(providers: Mapping[str, Provider], store: ResponseStore | None) -> dict[str, Provider]:
+def bridge(
+    providers: Mapping[str, ProviderBase], store: ResponseStore | None
+) -> dict[str, ProviderBase]:
     """Every adapter wrapped for the Responses API."""
     return {name: ResponsesBridge(provider, store) for name, provider in providers.items()}

@@ -16,8 +16,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from relay.errors import GatewayError, StreamFailed, StreamProtocolError, UpstreamUnreachable
 from relay.exchange import Attempt, Exchange, Usage
 from relay.stage import StreamHook, StreamMapper, StreamStep, Transport, UpstreamResponse
+from relay.stream.tally import TextTally
 
 log = logging.getLogger("relay")
+
+# Frames held before the first content beyond this many bytes commit the stream anyway: a
+# provider that sends only pings or empty chunks must not make the gateway hold them without end.
+HELD_LIMIT = 1 << 20
 
 
 class ClientGone(Exception):
@@ -49,8 +54,11 @@ class StreamRelay:
         self.transport: Transport | None = None
         # The error that ended the stream after the commit point (with the error event).
         self.failure: GatewayError | None = None
-        # Frames held back until the first content (the commit point).
+        # Frames held back until the first content (the commit point), and their size.
         self._held: list[bytes] = []
+        self._held_bytes = 0
+        # The generated text, counted as it arrives (the attempt's ``text`` and ``text_tokens``).
+        self._tally = TextTally(attempt)
 
     @property
     def committed(self) -> bool:
@@ -105,16 +113,19 @@ class StreamRelay:
         """Relay one read's frames: held until the commit point, then sent as they come."""
         if step.usage is not None:
             self.attempt.usage = Usage(*step.usage)
+        if step.text and self._tally.add(step.text):
+            await self._tally.count_block()
         out = step.out
         if self.hooks and out:
             out = self._hooked(out)
         if self.transport is not None:
             if out:
                 await self._send(out)
-        elif step.content:
+        elif step.content or self._held_bytes + len(out) > HELD_LIMIT:
             await self._commit(out)
         elif out:
             self._held.append(out)
+            self._held_bytes += len(out)
 
     def _hooked(self, out: bytes) -> bytes:
         """Pass each event of ``out`` through the hooks, in order. The frames the mappers
@@ -153,6 +164,7 @@ class StreamRelay:
             held = self._flush_hooks()
             if held:
                 await (self._send(held) if self.transport is not None else self._commit(held))
+        await self._tally.drain()  # the last block's count, rather than counting it again
         await self.settle(ex)
         usage_chunk = None
         if ex.client_wants_usage and self.attempt.usage is None and ex.usage is not None:

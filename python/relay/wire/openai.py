@@ -28,6 +28,21 @@ class RequestMetadata(Struct, frozen=True):
     use_case: str | None = None
 
 
+class FunctionCallParam(Struct, frozen=True):
+    """``function`` of an assistant message's tool call: a name and JSON arguments as text."""
+
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ToolCallParam(Struct, frozen=True):
+    """One tool call of an assistant message (``function``; other kinds pass through)."""
+
+    id: str | None = None
+    type: str | None = None
+    function: FunctionCallParam | None = None
+
+
 class ChatMessage(Struct, frozen=True):
     """One chat message: a role and its content (string, array of parts, or null)."""
 
@@ -35,6 +50,39 @@ class ChatMessage(Struct, frozen=True):
     role: str
     content: str | list[dict[str, Any]] | None = None
     name: str | None = None
+    tool_calls: list[ToolCallParam] | None = None
+
+
+# The shapes below are declared so that a translator (or the echo provider), which reads the
+# whole body, never meets a string where OpenAI's API requires an object or an array: such a
+# request is the client's error (a 400 naming the field) on every provider alike.
+
+
+class FunctionName(Struct, frozen=True):
+    """A tool's ``function``: only its name is checked (its schema passes through)."""
+
+    name: str
+
+
+class ToolParam(Struct, frozen=True):
+    """One entry of ``tools`` (``function``; other kinds, such as ``custom``, pass through)."""
+
+    type: str | None = None
+    function: FunctionName | None = None
+
+
+class ToolChoiceParam(Struct, frozen=True):
+    """``tool_choice`` as an object (``{"type": "function", "function": {"name": ...}}``)."""
+
+    type: str | None = None
+    function: FunctionName | None = None
+
+
+class ResponseFormatParam(Struct, frozen=True):
+    """``response_format``: ``text``, ``json_object`` or ``json_schema``."""
+
+    type: str
+    json_schema: dict[str, Any] | None = None
 
 
 class ChatRequest(Struct, frozen=True, kw_only=True):
@@ -51,6 +99,10 @@ class ChatRequest(Struct, frozen=True, kw_only=True):
     temperature: float | None = None
     top_p: float | None = None
     metadata: RequestMetadata | None = None
+    tools: list[ToolParam] | None = None
+    tool_choice: str | ToolChoiceParam | None = None
+    stop: str | list[str] | None = None
+    response_format: ResponseFormatParam | None = None
 
 
 class CompletionRequest(Struct, frozen=True, kw_only=True):
@@ -62,6 +114,8 @@ class CompletionRequest(Struct, frozen=True, kw_only=True):
     stream: bool | None = None
     stream_options: StreamOptions | None = None
     max_tokens: int | None = None
+    n: int | None = None
+    best_of: int | None = None
     metadata: RequestMetadata | None = None
 
 

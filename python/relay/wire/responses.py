@@ -4,7 +4,8 @@ probes it reads from a provider's own Responses answers and events.
 Only fields the gateway checks or translates are declared; on a pass-through every other field
 goes upstream untouched (the client's bytes are forwarded). Input items stay dicts: an item
 without ``type`` is a message (the SDK's "easy" form), so they are checked by the translator,
-which names the item it refuses (``input[2].type: ...``).
+which names the item it refuses (``input[2].type: ...``); the dialect only checks that the
+members everything reads (``type``, ``role``, content parts' ``type``) are strings.
 """
 
 from __future__ import annotations

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import random
+import threading
 import time
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from relay.accounting.usage import ON_LOOP_BYTES, Accountant, cost_usd, count_locally
+from relay.accounting import usage as usage_module
+from relay.accounting.usage import Accountant, cost_usd, count_locally
 from relay.config.model import Pricing
+from relay.dialects import ANTHROPIC_DIALECTS, OPENAI_DIALECTS
 from relay.exchange import Attempt, Deployment, Endpoint, Exchange, Usage
-from relay.native import counter_for
+from relay.native import ON_LOOP_BYTES, counter_for
 
 
 def test_cost_splits_cached_prompt_tokens() -> None:
@@ -29,9 +36,8 @@ PRICED = Deployment("p", "m", "m", Pricing(input=1.0, output=2.0))
 
 
 def answered(body: bytes, text: str | None, endpoint: Endpoint = Endpoint.CHAT) -> Exchange:
-    from relay.dialects import OPENAI_DIALECTS
-
-    dialect = next(d for d in OPENAI_DIALECTS if d.endpoint is endpoint)
+    dialects = (*OPENAI_DIALECTS, *ANTHROPIC_DIALECTS)
+    dialect = next(d for d in dialects if d.endpoint is endpoint)
     ex = Exchange("r", endpoint, body, {}, dialect=dialect)
     dialect.parse(ex)
     attempt = Attempt(PRICED)
@@ -152,3 +158,98 @@ def test_body_nested_too_deeply_for_the_counter_is_never_free() -> None:
     ex = answered(deep, "ok")
     asyncio.run(Accountant().settle(ex))
     assert ex.usage is not None and ex.usage.prompt_tokens > 0
+
+
+def test_messages_prompt_counts_system_blocks_tool_use_results_and_tools() -> None:
+    """An Anthropic request is counted as one: not with the chat counter, which saw none of
+    ``system``, the blocks, ``tool_use`` or ``tool_result`` (19 tokens for about 3,500)."""
+    system = "You are a coding agent working in a large repository. " * 60
+    result = "def handler(request):\n    return respond(request.body)\n" * 80
+    request: dict[str, Any] = {
+        "model": "m",
+        "max_tokens": 10,
+        "system": system,
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Fix the bug."}]},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": "t1", "name": "read_file", "input": {"path": "app.py"}}
+                ],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "t1", "content": result}],
+            },
+        ],
+        "tools": [{"name": "read_file", "input_schema": {"type": "object"}}],
+    }  # fmt: skip
+    ex = answered(json.dumps(request).encode(), "done", Endpoint.MESSAGES)
+    asyncio.run(Accountant().settle(ex))
+    c = counter_for("o200k_base").count
+    want = (
+        3
+        + (3 + c("system") + c(system))
+        + (3 + c("user") + c("Fix the bug."))
+        + (3 + c("assistant") + c("read_file") + c('{"path":"app.py"}'))
+        + (3 + c("user") + c(result))
+        + c('[{"input_schema":{"type":"object"},"name":"read_file"}]')
+    )
+    assert want > 1500
+    assert ex.usage is not None and ex.usage.prompt_tokens == want
+
+
+def _on_loop_or_thread(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Records, for every local count, whether it ran on the event loop's thread."""
+    on_loop: list[bool] = []
+    count = usage_module.count_locally
+    loop_thread = threading.get_ident()
+
+    def spy(*args: Any) -> Usage:
+        on_loop.append(threading.get_ident() == loop_thread)
+        return count(*args)
+
+    monkeypatch.setattr(usage_module, "count_locally", spy)
+    return on_loop
+
+
+def test_off_loop_decision_is_sized_by_the_text_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A translated Responses request is small, but its chat request carries the stored
+    history: that is what is counted, so that is what decides."""
+    rng = random.Random(7)
+    history = "".join(rng.choice("abcdefghij klmnop,.0123") for _ in range(1 << 20))
+    chat_body = json.dumps(
+        {"model": "m", "messages": [{"role": "user", "content": history}]}
+    ).encode()
+    chat = Exchange("r", Endpoint.CHAT, chat_body, {})
+    ex = Exchange("r", Endpoint.RESPONSES, b'{"model":"m","input":"and now?"}', {})
+    ex.translation = SimpleNamespace(chat=chat)
+    attempt = Attempt(PRICED)
+    attempt.text = lambda: "fine"
+    ex.attempts.append(attempt)
+    ex.answer = attempt
+    on_loop = _on_loop_or_thread(monkeypatch)
+
+    async def settle() -> None:
+        await Accountant().settle(ex)
+
+    asyncio.run(settle())
+    assert on_loop == [False]
+    assert ex.usage is not None and ex.usage.prompt_tokens == counter_for("o200k_base").count_chat(
+        chat_body
+    )
+    # A small request and answer are still counted in place.
+    small = answered(BODY, "Hi")
+    asyncio.run(Accountant().settle(small))
+    assert on_loop == [False, True]
+
+
+def test_stream_text_counted_as_it_arrived_and_an_early_prompt_count_are_used() -> None:
+    ex = answered(BODY, "tail")
+    attempt = ex.attempts[0]
+    attempt.text_tokens = 1000  # counted by the stream's tally, its text dropped
+    attempt.prompt_tokens = 77  # counted before the answer (a translated message_start)
+    asyncio.run(Accountant().settle(ex))
+    assert ex.usage is not None
+    assert ex.usage.completion_tokens == 1000 + counter_for("o200k_base").count("tail")
+    assert ex.usage.prompt_tokens == 77

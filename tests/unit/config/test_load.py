@@ -90,6 +90,13 @@ def test_every_server_problem_at_once() -> None:
     ]
 
 
+def test_body_timeout_must_be_positive() -> None:
+    assert problems(ECHO + "server: {body_timeout_s: 0}") == [
+        "server.body_timeout_s: expected more than 0 seconds, got 0.0"
+    ]
+    assert parse_config(ECHO, "t", {}).server.body_timeout_s == 30.0
+
+
 def test_what_serve_would_trip_over_is_refused() -> None:
     assert problems(ECHO + "server: {log_level: loud, host: not a host}") == [
         "server.host: expected an IP address to listen on (127.0.0.1, 0.0.0.0, ::1, ::), got 'not a host'",
@@ -294,3 +301,27 @@ def test_shipped_example_configs_are_valid() -> None:
     root = Path(__file__).resolve().parents[3] / "configs"
     for path in sorted(root.glob("*.yaml")):
         load_config(path, env={"OPENAI_API_KEY": "sk-x"})
+
+
+def test_colon_port_means_every_interface_unless_a_host_is_named() -> None:
+    # As a Go user (and a container) reads ":8080".
+    def address(
+        text: str, env: dict[str, str] | None = None, flags: dict[str, object] | None = None
+    ) -> tuple[str, int]:
+        server = parse_config(text, "t", env or {}, flags).server
+        return server.host, server.port
+
+    assert address(ECHO + "server: {port: ':8080'}") == ("0.0.0.0", 8080)
+    assert address(SIMPLE) == ("0.0.0.0", 8081)  # the simple form's own example
+    assert address(ECHO + "server: {host: 127.0.0.1, port: ':8080'}") == ("127.0.0.1", 8080)
+    assert address(ECHO + "server: {port: ':8080'}", flags={"--host": "::1"}) == ("::1", 8080)
+    assert address(ECHO + "server: {port: '8080'}") == ("127.0.0.1", 8080)
+    assert address(ECHO, {"SERVER_PORT": ":9000"}) == ("0.0.0.0", 9000)
+    assert address(ECHO + "server: {host: 127.0.0.1}", {"SERVER_PORT": ":9000"}) == (
+        "127.0.0.1",
+        9000,
+    )
+    assert address(ECHO, {"SERVER_PORT": ":9000"}, {"--host": "127.0.0.1"}) == ("127.0.0.1", 9000)
+    # overriding only the port keeps the interfaces the file chose
+    assert address(ECHO + "server: {port: ':8080'}", flags={"--port": 9001}) == ("0.0.0.0", 9001)
+    assert address(ECHO + "server: {port: ':8080'}", {"SERVER_PORT": "9002"}) == ("0.0.0.0", 9002)

@@ -17,7 +17,7 @@ def test_summary_of_the_simple_form() -> None:
         "unlisted models go to provider 'upstream'",
         "auth: passthrough (no client authentication by Relay; each caller's Authorization is "
         "forwarded to: upstream)",
-        "serving http://[::1]:8080/v1",
+        "serving http://[::1]:8080/v1 (listening on ::1, loopback: this machine only)",
     ]
 
 
@@ -38,3 +38,25 @@ def test_no_models_and_sections_not_enforced() -> None:
         "ratelimit.enabled is set, but this version does not enforce rate limits yet",
         "redis.enabled is set, but this version does not use Redis yet",
     ]
+
+
+def test_the_serving_line_says_who_can_connect() -> None:
+    def line(server: str) -> str:
+        return summary(parse_config(KEYED + server, "t", {}))[-1]
+
+    assert (
+        line("")
+        == "serving http://127.0.0.1:8080/v1 (listening on 127.0.0.1, loopback: this machine only)"
+    )
+    assert (
+        line("server: {port: ':9000'}")
+        == "serving http://0.0.0.0:9000/v1 (listening on 0.0.0.0, every IPv4 interface)"
+    )
+    assert (
+        line("server: {host: '::'}")
+        == "serving http://[::]:8080/v1 (listening on ::, every interface)"
+    )
+    assert (
+        line("server: {host: 10.1.2.3}")
+        == "serving http://10.1.2.3:8080/v1 (listening on 10.1.2.3)"
+    )

@@ -79,9 +79,10 @@ def test_malformed_json_says_where() -> None:
     assert "byte" in err.message
 
 
-def test_non_utf8_bytes_say_which_byte() -> None:
+def test_non_utf8_bytes_say_which_field_and_byte() -> None:
     err = refused(b'{"model":"\xff\xfe","messages":[]}')
-    assert err.message == "request body is not valid UTF-8: invalid byte 0xff at byte 10"
+    assert err.message == "model: not valid UTF-8 (invalid byte 0xff at byte 10)"
+    assert err.param == "model"
 
 
 def test_not_an_object() -> None:
@@ -153,3 +154,73 @@ def test_end_frames_carry_local_usage_cost_and_done() -> None:
         "counted_locally": True,
     }
     assert cost == b": x-relay-cost-usd 0.50000000" and done == b"data: [DONE]"
+
+
+CHAT_HI = b'{"model":"m","messages":[{"role":"user","content":"hi"}]%s}'
+
+
+@pytest.mark.parametrize(("value", "ok"), [(b"1", True), (b"128", True), (b"0", False), (b"129", False), (b"200000", False)])  # fmt: skip
+def test_n_is_bounded_as_openai_bounds_it(value: bytes, ok: bool) -> None:
+    body = CHAT_HI % (b',"n":' + value)
+    if ok:
+        parsed(body)
+    else:
+        err = refused(body)
+        assert err.message == f"n: expected 1 to 128, got {int(value)}"
+        assert err.param == "n"
+
+
+def test_legacy_completions_bound_n_and_best_of() -> None:
+    base = b'{"model":"m","prompt":"hi"%s}'
+    assert refused(base % b',"n":1000', Endpoint.COMPLETIONS).param == "n"
+    assert refused(base % b',"best_of":21', Endpoint.COMPLETIONS).param == "best_of"
+    parsed(base % b',"n":2,"best_of":20', Endpoint.COMPLETIONS)
+
+
+def test_embedding_inputs_are_one_kind_and_bounded() -> None:
+    base = b'{"model":"m","input":%s}'
+    err = refused(base % b'["a",5]', Endpoint.EMBEDDINGS)
+    assert err.message.startswith("input[1]: expected a string like input[0]")
+    assert refused(base % b"[[1,2],3]", Endpoint.EMBEDDINGS).param == "input[1]"
+    assert refused(base % b"[]", Endpoint.EMBEDDINGS).param == "input"
+    many = b"[" + b",".join([b'"a"'] * 2049) + b"]"
+    assert "at most 2048" in refused(base % many, Endpoint.EMBEDDINGS).message
+    for good in (b'"a"', b'["a","b"]', b"[1,2]", b"[[1],[2,3]]"):
+        parsed(base % good, Endpoint.EMBEDDINGS)
+
+
+@pytest.mark.parametrize(
+    ("member", "param"),
+    [
+        (b'"tools":"x"', "tools"),
+        (b'"tools":[5]', "tools[0]"),
+        (b'"tools":[{"type":"function","function":"x"}]', "tools[0].function"),
+        (b'"tool_choice":{"type":"function","function":"f"}', "tool_choice.function"),
+        (b'"stop":5', "stop"),
+        (b'"response_format":"json"', "response_format"),
+    ],
+)
+def test_shapes_a_translator_reads_are_checked(member: bytes, param: str) -> None:
+    # Sent to an Anthropic model, these crashed the translation (a 500): a 400 for everyone.
+    err = refused(CHAT_HI % (b"," + member))
+    assert err.param == param
+
+
+def test_tool_calls_of_assistant_messages_are_checked() -> None:
+    body = (
+        b'{"model":"m","messages":[{"role":"user","content":"hi"},'
+        b'{"role":"assistant","tool_calls":[{"id":"c","function":{"name":"f","arguments":{}}}]}]}'
+    )
+    assert refused(body).param == "messages[1].tool_calls[0].function.arguments"
+
+
+def test_documented_tool_shapes_pass() -> None:
+    parsed(
+        CHAT_HI
+        % (
+            b',"tools":[{"type":"function","function":{"name":"f","parameters":{}}},'
+            b'{"type":"custom","custom":{"name":"g"}}],'
+            b'"tool_choice":{"type":"allowed_tools","allowed_tools":{"mode":"auto","tools":[]}},'
+            b'"stop":["a"],"response_format":{"type":"json_schema","json_schema":{"name":"s"}}'
+        )
+    )

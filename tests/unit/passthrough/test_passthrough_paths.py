@@ -99,7 +99,7 @@ async def pieces(data: bytes, size: int) -> AsyncIterator[bytes]:
 def test_multipart_model_found_at_any_split(size: int) -> None:
     async def run() -> tuple[bytes, str | None, bytes]:
         reader = pieces(FORM, size).__aiter__()
-        read, model = await peek_multipart(reader, "multipart/form-data; boundary=XB", 10**6)
+        read, model = await peek_multipart(reader, "multipart/form-data; boundary=XB", 10**6, 30.0)
         rest = b"".join([part async for part in reader])
         return b"".join(read), model, rest
 
@@ -111,7 +111,9 @@ def test_multipart_model_found_at_any_split(size: int) -> None:
 def test_multipart_without_model_stops_at_the_file() -> None:
     form = FORM.replace(b'name="model"', b'name="purpose"')
     reader = pieces(form, 16).__aiter__()
-    read, model = asyncio.run(peek_multipart(reader, 'multipart/form-data; boundary="XB"', 10**6))
+    read, model = asyncio.run(
+        peek_multipart(reader, 'multipart/form-data; boundary="XB"', 10**6, 30.0)
+    )
     assert model is None
     assert len(b"".join(read)) < len(form)
 
@@ -122,7 +124,9 @@ def test_multipart_model_renamed_and_limits() -> None:
     assert renamed.replace(b"whisper-large", b"whisper-1") == FORM
     with pytest.raises(BodyTooLarge):
         asyncio.run(
-            peek_multipart(pieces(FORM, 8).__aiter__(), "multipart/form-data; boundary=XB", 20)
+            peek_multipart(
+                pieces(FORM, 8).__aiter__(), "multipart/form-data; boundary=XB", 20, 30.0
+            )
         )
     with pytest.raises(InvalidRequest):
-        asyncio.run(peek_multipart(pieces(FORM, 8).__aiter__(), "multipart/form-data", 10**6))
+        asyncio.run(peek_multipart(pieces(FORM, 8).__aiter__(), "multipart/form-data", 10**6, 30.0))

@@ -4,6 +4,7 @@ types, and the request rules that need no server."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,6 @@ from relay.errors import GatewayError, InvalidRequest, ModelNotFound, UpstreamUn
 from relay.exchange import Attempt, Deployment, Endpoint, Exchange, Usage
 from relay.providers.anthropic import AnthropicProvider, EventRelay
 from relay.providers.translate import anthropic_to_openai, openai_to_anthropic
-from relay.upstream import UpstreamPool
 from relay.wire.anthropic import WireUsage, usage_from_wire
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
@@ -26,7 +26,6 @@ CHAT, MESSAGES = OPENAI_DIALECTS[0], ANTHROPIC_DIALECTS[0]
 PROVIDER = AnthropicProvider(
     "claude",
     ProviderConfig(kind="anthropic", base_url="http://h/v1", api_key="sk-ant-secret-1"),
-    UpstreamPool(),
 )
 
 
@@ -54,6 +53,12 @@ def feed_all(mapper: Any, data: bytes, size: int | None = None) -> tuple[bytes, 
         if step.error is not None or step.done:
             break
     return out, step
+
+
+def text_of(mapper: Any, data: bytes, size: int | None = None) -> str:
+    """The generated text of each read (what the relay counts), joined."""
+    pieces = [data] if size is None else [data[i : i + size] for i in range(0, len(data), size)]
+    return "".join(mapper.feed(piece).text for piece in pieces)
 
 
 def sse_json(out: bytes) -> list[Any]:
@@ -120,7 +125,11 @@ def test_anthropic_stream_as_chat_chunks_split_anywhere(size: int | None) -> Non
     assert chunks[-1]["usage"]["prompt_tokens"] == 2572
     assert chunks[-1]["usage"]["prompt_tokens_details"] == {"cached_tokens": 2000}
     assert step.usage == (2572, 89, 2000, 100)
-    assert "get_weather" in mapper.text() and "San Fra" in mapper.text()
+    text = text_of(
+        openai_to_anthropic.ChunkStream("claude", attempt(), include_usage=True),
+        fixture("anthropic_stream_tool_use.sse"),
+    )
+    assert "get_weather" in text and "San Fra" in text
 
 
 def test_stream_without_include_usage_has_no_usage_chunk_and_commits_at_first_text() -> None:
@@ -157,11 +166,9 @@ def test_pass_through_relays_every_event_but_message_stop(size: int | None) -> N
     assert out == data.replace(b'event: message_stop\ndata: {"type":"message_stop"}\n\n', b"")
     assert step.usage == (2572, 89, 2000, 100)
     assert a.stop_reason == "tool_use"
-    assert a.text is None  # set by the provider's stream_mapper, read only when counting
-    relay = EventRelay("claude", a)
-    feed_all(relay, data, size)
+    assert a.text is None  # the relay counts each read's text: the mapper keeps none
     assert (
-        relay.text()
+        text_of(EventRelay("claude", a), data, size)
         == 'Okay, let me check.get_weather{"location": "San Francisco, CA", "unit": "fahrenheit"}'
     )
 
@@ -220,6 +227,52 @@ def test_chat_tool_stream_as_messages_events(size: int | None) -> None:
         "cache_read_input_tokens": 10,
     }
     assert a.stop_reason == "tool_use"
+
+
+def test_message_start_reports_the_prompt_counted_by_the_gateway() -> None:
+    """Anthropic reports the prompt's tokens in ``message_start``; an OpenAI provider reports
+    none before the end, so the gateway's count of the request sent is used (not 0)."""
+    a = attempt()
+    a.prompt_tokens = 1234  # counted while the request was on its way (OpenAIWire.send)
+    out, _ = feed_all(anthropic_to_openai.EventStream("gpt", a), fixture("openai_stream_text.sse"))
+    start = sse_json(out)[0]
+    assert start["type"] == "message_start"
+    assert start["message"]["usage"] == {"input_tokens": 1234, "output_tokens": 0}
+
+
+def test_count_tokens_counts_a_large_request_off_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``count_tokens`` for an OpenAI-shaped provider is the gateway's own work: a 4 MB
+    request must not stall the worker while it is counted."""
+    import threading
+
+    from relay.native import counter_for
+
+    threads: list[int] = []
+
+    class Spy:
+        def __init__(self, encoding: str) -> None:
+            self._counter = counter_for(encoding)
+
+        def count_chat(self, body: bytes) -> int:
+            threads.append(threading.get_ident())
+            return self._counter.count_chat(body)
+
+    monkeypatch.setattr(anthropic_to_openai, "counter_for", Spy)
+    big = "lorem ipsum dolor sit amet " * (4 * 1024 * 1024 // 27)
+    ex = exchange(
+        {"model": "m", "messages": [{"role": "user", "content": big}]}, ANTHROPIC_DIALECTS[1]
+    )
+
+    async def count(ex: Exchange) -> Any:
+        return json.loads(await (await anthropic_to_openai.count_tokens(ex, attempt())).read())
+
+    assert asyncio.run(count(ex))["input_tokens"] > 500_000
+    small = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    assert asyncio.run(count(exchange(small, ANTHROPIC_DIALECTS[1])))["input_tokens"] > 0
+    loop_thread = threading.get_ident()  # asyncio.run's loop runs on this thread
+    assert [t == loop_thread for t in threads] == [False, True]  # the small one in place
 
 
 def test_chat_stream_without_usage_leaves_the_message_delta_to_the_dialect() -> None:
@@ -397,7 +450,6 @@ def test_openai_shaped_kinds_serve_messages_through_chat_completions() -> None:
         ProviderConfig(
             kind="azure", base_url="https://r.openai.azure.com", api_version="2024-10-21"
         ),
-        UpstreamPool(),
     )
     ex = exchange(
         {"model": "claude", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
@@ -407,7 +459,7 @@ def test_openai_shaped_kinds_serve_messages_through_chat_completions() -> None:
     assert azure.url_for(ex, attempt()) == (
         "https://r.openai.azure.com/openai/deployments/claude-up/chat/completions?api-version=2024-10-21"
     )
-    Mistral("m", ProviderConfig(kind="mistral", api_key="k"), UpstreamPool()).check(ex)
+    Mistral("m", ProviderConfig(kind="mistral", api_key="k")).check(ex)
 
 
 # -- parameters by allow-list ------------------------------------------------------------------

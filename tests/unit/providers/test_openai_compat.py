@@ -8,14 +8,13 @@ from relay.config.model import ProviderConfig
 from relay.exchange import Attempt, Deployment, Endpoint, Exchange, Principal
 from relay.providers.openai_compat import OpenAICompatible
 from relay.providers.openai_wire import upstream_body
-from relay.upstream import UpstreamPool
 
 BODY = b'{"model":"public","messages":[{"role":"user","content":"hi"}],"seed":1}'
 
 
 def adapter(**config: object) -> OpenAICompatible:
     settings = ProviderConfig(kind="openai", base_url="http://up/v1/", api_key="sk-conf", **config)  # type: ignore[arg-type]
-    return OpenAICompatible("up", settings, UpstreamPool())
+    return OpenAICompatible("up", settings)
 
 
 def exchange(

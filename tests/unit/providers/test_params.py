@@ -13,7 +13,6 @@ from relay.exchange import Attempt, Deployment, Endpoint, Exchange
 from relay.providers.azure import AzureOpenAI
 from relay.providers.bedrock_request import converse_body
 from relay.providers.vendors import Mistral, Ollama
-from relay.upstream import UpstreamPool
 
 
 def exchange(
@@ -27,7 +26,7 @@ def exchange(
 
 
 def test_mistral_renames_strips_and_refuses() -> None:
-    mistral = Mistral("m", ProviderConfig(kind="mistral", api_key="k"), UpstreamPool())
+    mistral = Mistral("m", ProviderConfig(kind="mistral", api_key="k"))
     assert mistral.base_url == "https://api.mistral.ai/v1"
     ex, attempt = exchange(
         {"model": "pub", "messages": [], "seed": 1, "stream": True,
@@ -44,7 +43,7 @@ def test_mistral_renames_strips_and_refuses() -> None:
 
 
 def test_values_keep_the_clients_bytes_when_rules_apply() -> None:
-    ollama = Ollama("o", ProviderConfig(kind="ollama"), UpstreamPool())
+    ollama = Ollama("o", ProviderConfig(kind="ollama"))
     assert ollama.base_url == "http://localhost:11434/v1"
     ex, attempt = exchange({"model": "pub", "messages": [], "n": 2}, drop=True)
     ex.body = b'{"model":"pub","n":2,"messages":[{"role":"user","content":"caf\\u00e9 1.50"}]}'
@@ -57,7 +56,7 @@ def test_azure_url_and_headers() -> None:
     config = ProviderConfig(
         kind="azure", base_url="https://r.openai.azure.com/", api_key="k1", api_version="2024-10-21"
     )
-    azure = AzureOpenAI("a", config, UpstreamPool())
+    azure = AzureOpenAI("a", config)
     ex, attempt = exchange({"model": "pub", "messages": []}, endpoint=Endpoint.EMBEDDINGS)
     assert azure.url_for(ex, attempt) == (
         "https://r.openai.azure.com/openai/deployments/up-model/embeddings?api-version=2024-10-21"
@@ -127,7 +126,7 @@ def test_bedrock_refuses_image_links_and_bad_tool_arguments() -> None:
 
 def test_safety_identifier_is_attribution() -> None:
     """OpenAI's newer name for who is calling: recorded, and dropped where there is no field."""
-    mistral = Mistral("m", ProviderConfig(kind="mistral", api_key="k"), UpstreamPool())
+    mistral = Mistral("m", ProviderConfig(kind="mistral", api_key="k"))
     ex, attempt = exchange({"model": "pub", "messages": [], "safety_identifier": "u-1"})
     assert msgspec.json.decode(mistral.body_for(ex, attempt)) == {
         "model": "up-model", "messages": []

@@ -9,16 +9,15 @@ import pytest
 
 from relay import kinds
 from relay.config import ConfigError, parse_config
-from relay.providers import Provider, build_providers
+from relay.providers import ProviderBase, build_providers
 from relay.providers.echo import EchoProvider
 from relay.providers.registry import PluginError, adapter_class
-from relay.upstream import UpstreamPool
 
 
 def test_every_builtin_kind_loads_an_adapter_of_that_kind() -> None:
     for name in kinds.BUILTIN:
         cls = adapter_class(name)
-        assert issubclass(cls, Provider)
+        assert issubclass(cls, ProviderBase)
         assert cls.kind == name
 
 
@@ -29,7 +28,7 @@ def test_one_adapter_per_configured_provider() -> None:
         "t",
         {},
     )
-    providers = build_providers(config, UpstreamPool())
+    providers = build_providers(config)
     assert {name: p.kind for name, p in providers.items()} == {
         "e": "echo",
         "o": "openai",
@@ -74,7 +73,7 @@ def test_a_plugin_cannot_shadow_a_builtin_kind(plugin: EntryPoint) -> None:
 
 
 def test_a_plugin_that_is_not_an_adapter_is_refused_by_name(plugin: EntryPoint) -> None:
-    with pytest.raises(PluginError, match=r"'broken'.*subclass of relay\.providers\.Provider"):
+    with pytest.raises(PluginError, match=r"'broken'.*subclass of relay\.providers\.ProviderBase"):
         adapter_class("broken")
 
 

@@ -263,6 +263,13 @@ def test_stream_text_then_tool_call_then_completed() -> None:
         "response.completed",
     ]  # fmt: skip
     final = events[-1]["response"]
+    item = final["output"][0]
+    part = {"type": "output_text", "text": "Hello", "annotations": [], "logprobs": []}
+    assert item == {"id": item["id"], "type": "message", "status": "completed", "role": "assistant", "content": [part]}  # fmt: skip
+    ids = {"item_id": item["id"], "output_index": 0, "content_index": 0}
+    assert events[6] == {"type": "response.output_text.done", "sequence_number": 6, **ids, "text": "Hello", "logprobs": []}  # fmt: skip
+    assert events[7] == {"type": "response.content_part.done", "sequence_number": 7, **ids, "part": part}  # fmt: skip
+    assert events[8] == {"type": "response.output_item.done", "sequence_number": 8, "output_index": 0, "item": item}  # fmt: skip
     assert final["status"] == "completed"
     assert final["output"][0]["content"][0]["text"] == "Hello"
     assert final["output"][1]["arguments"] == '{"x":1}'

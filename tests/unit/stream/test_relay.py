@@ -97,7 +97,6 @@ def relay_for(
     ex.attempts.append(attempt)
     upstream = Upstream(pieces)
     mapper = OpenAIStreamMapper("p", strip_usage=not wants_usage)
-    attempt.text = mapper.text
 
     async def open_client() -> Client:
         client.opened += 1
@@ -160,6 +159,22 @@ def test_nothing_is_committed_before_content() -> None:
     with pytest.raises(UpstreamUnreachable):
         asyncio.run(relay.run())
     assert client.opened == 0 and upstream.closed and not relay.committed
+
+
+def test_frames_held_before_content_are_bounded() -> None:
+    """A provider that sends only empty chunks cannot make the gateway hold them without end:
+    past HELD_LIMIT bytes the stream commits and they go to the client."""
+    from relay.stream.relay import HELD_LIMIT
+
+    empty = sse(chunk(role=True))
+    reads = [empty] * (2 * HELD_LIMIT // len(empty))
+    client = Client()
+    _, _, relay = relay_for(reads, client)
+    asyncio.run(relay.run())  # committed, so the cut ends with an error event, not a raise
+    assert relay.committed and client.opened == 1
+    out = b"".join(client.sent)
+    assert out.startswith(empty * 10) and out.count(empty) == len(reads)
+    assert b'"code":"upstream_unreachable"' in out.rsplit(b"\n\n", 2)[-2]
 
 
 def test_cut_after_content_ends_with_error_event_and_no_done() -> None:
@@ -330,3 +345,20 @@ def test_events_before_a_bad_one_in_the_same_read_still_reach_the_client() -> No
     out = b"".join(client.sent)
     assert b"before" in out and ex.truncated and b"[DONE]" not in out
     assert b"upstream_bad_response" in out
+
+
+def test_a_long_streams_text_is_counted_as_it_arrives_not_kept() -> None:
+    """The relay keeps at most a block of text, whatever the stream's length; what it dropped
+    was counted, and the counts add up to the whole text's."""
+    from relay.native import counter_for
+    from relay.stream.tally import BLOCK_CHARS
+
+    piece = " the quick brown fox jumps over the lazy dog" * 90  # ~4 KB per event
+    events = 3 * BLOCK_CHARS // len(piece)
+    reads = [sse(chunk(role=True))] + [sse(chunk(piece))] * events + [sse(b"[DONE]")]
+    ex, _, _ = run(reads, wants_usage=False)
+    attempt = ex.attempts[0]
+    assert attempt.text is not None and len(attempt.text()) <= BLOCK_CHARS
+    counter = counter_for("o200k_base")
+    assert attempt.text_tokens > 0
+    assert attempt.text_tokens + counter.count(attempt.text()) == counter.count(piece * events)

@@ -12,7 +12,7 @@ from msgspec import Struct
 
 from relay.errors import InvalidRequest, StreamProtocolError, UpstreamProtocolError
 from relay.exchange import Attempt, Deployment, Exchange, Usage
-from relay.native import counter_for
+from relay.native import count_off_loop, counter_for
 from relay.providers.params import NO_RULES, ParamRules, apply_to_request, unsupported_error
 from relay.providers.sse import events_of, new_decoder
 from relay.providers.translate.common import (
@@ -300,11 +300,19 @@ class LocalResponse:
         pass
 
 
-def count_tokens(ex: Exchange, attempt: Attempt) -> LocalResponse:
-    """``{"input_tokens": N}`` counted with the model's tokenizer (tools included)."""
-    chat = chat_request(ex.request, attempt.deployment.upstream_model, stream=False)
-    tokens = counter_for(attempt.deployment.encoding).count_chat(encode(chat))
+async def count_tokens(ex: Exchange, attempt: Attempt) -> LocalResponse:
+    """``{"input_tokens": N}`` counted with the model's tokenizer (tools included), off the
+    event loop when the request is large."""
+    body = encode(chat_request(ex.request, attempt.deployment.upstream_model, stream=False))
+    tokens = await prompt_tokens(attempt, body)
     return LocalResponse(b'{"input_tokens":' + str(tokens).encode() + b"}")
+
+
+async def prompt_tokens(attempt: Attempt, body: bytes) -> int:
+    """Prompt tokens of a chat request ``body`` with the attempt's tokenizer (off the loop when
+    large): ``count_tokens``, and the ``message_start`` of a translated stream."""
+    counter = counter_for(attempt.deployment.encoding)
+    return await count_off_loop(len(body), counter.count_chat, body)
 
 
 # -- JSON answer ----------------------------------------------------------------------------
@@ -390,7 +398,8 @@ def _event(kind: bytes, data: bytes) -> bytes:
 class EventStream:
     """Chat chunks as a Messages stream.
 
-    The first chunk opens the message (``message_start``); text opens a text block, each new
+    The first chunk opens the message (``message_start``, with the prompt's tokens as counted
+    by the gateway: ``Attempt.prompt_tokens``); text opens a text block, each new
     tool call closes the open block and opens a ``tool_use`` block whose ``arguments`` pieces
     are ``input_json_delta`` events; the finish reason closes the open block. At ``[DONE]``
     the ``message_delta`` carries the stop reason and the usage; when the provider reported
@@ -401,7 +410,6 @@ class EventStream:
         self._provider = provider
         self._attempt = attempt
         self._decoder = new_decoder()
-        self._texts: list[str] = []
         self._started = False
         self._block = -1  # index of the open content block, -1 when none is open
         self._kind = ""  # "text" or "tool" for the open block
@@ -410,9 +418,6 @@ class EventStream:
         self._finish: str | None = None
         self._usage: Usage | None = None
         self._ended = False
-
-    def text(self) -> str:
-        return "".join(self._texts)
 
     def feed(self, chunk: bytes) -> Step:
         step = Step()
@@ -462,8 +467,6 @@ class EventStream:
                     self._finish = choice.finish_reason
                     self._close(out)
                     step.content = True
-        if step.text:
-            self._texts.append(step.text)
         if self._usage is not None:
             step.usage = self._usage.counts()
         step.out = b"".join(out)
@@ -472,8 +475,6 @@ class EventStream:
     def _partial(self, step: Step, out: list[bytes]) -> Step:
         """The step as far as the read went (before a bad event)."""
         step.out = b"".join(out)
-        if step.text:
-            self._texts.append(step.text)
         self._ended = True
         return step
 
@@ -487,7 +488,9 @@ class EventStream:
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {"input_tokens": 0, "output_tokens": 0},
+            # As Anthropic does, the prompt's tokens: the provider reports none before the end,
+            # so the gateway's count of the request sent (``prepare``).
+            "usage": {"input_tokens": self._attempt.prompt_tokens or 0, "output_tokens": 0},
         }
         return _event(b"message_start", encode({"type": "message_start", "message": message}))
 

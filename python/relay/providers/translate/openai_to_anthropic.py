@@ -35,6 +35,7 @@ from relay.wire.anthropic import (
     MessageProbe,
     usage_from_wire,
 )
+from relay.wire.decode import decode_json
 
 # Chat parameters this translation takes (each mapped below); every other one is a 400 naming
 # it, unless its value asks for nothing (_NOTHING) or the model sets drop_unsupported_params.
@@ -70,7 +71,7 @@ def request(
     ex: Exchange, attempt: Attempt, max_tokens_default: int, provider: str = "anthropic"
 ) -> bytes:
     """The Messages request for the client's chat request."""
-    chat: dict[str, Any] = msgspec.json.decode(ex.body)
+    chat: dict[str, Any] = decode_json(ex.body)
     deployment = attempt.deployment
     drop = deployment.drop_unsupported_params
     for name in sorted(chat.keys() - HANDLED):
@@ -348,15 +349,11 @@ class ChunkStream:
         self._attempt = attempt
         self._include_usage = include_usage
         self._decoder = new_decoder()
-        self._texts: list[str] = []
         self._tools: dict[int, int] = {}  # content block index -> tool call index
         self._usage: Usage | None = None
         self._head = self._base = b""
         self._ended = False
         self._start(MessageProbe(id="msg_relay", model=attempt.upstream_model))
-
-    def text(self) -> str:
-        return "".join(self._texts)
 
     def feed(self, chunk: bytes) -> Step:
         step = Step()
@@ -431,8 +428,6 @@ class ChunkStream:
                 step.error = bytes(data.error) or b"{}"
                 self._ended = True
                 break
-        if step.text:
-            self._texts.append(step.text)
         if self._usage is not None:
             step.usage = self._usage.counts()
         step.out = b"".join(out)
@@ -441,8 +436,6 @@ class ChunkStream:
     def _partial(self, step: Step, out: list[bytes]) -> Step:
         """The step as far as the read went (before a bad event)."""
         step.out = b"".join(out)
-        if step.text:
-            self._texts.append(step.text)
         self._ended = True
         return step
 

@@ -41,6 +41,12 @@ _HEADS: dict[str, bytes] = {}
 
 def event(draft: Draft, kind: str, fields: bytes) -> bytes:
     """One numbered event: ``fields`` are the JSON members after ``type`` and the number."""
+    return b"".join(event_parts(draft, kind, fields))
+
+
+def event_parts(draft: Draft, kind: str, *fields: bytes) -> list[bytes]:
+    """One numbered event as parts, joined with the rest of the read's frames: a field as long
+    as the whole answer (the ``...done`` events) is not copied once more per event."""
     head = _HEADS.get(kind)
     if head is None:
         name = kind.encode()
@@ -49,7 +55,7 @@ def event(draft: Draft, kind: str, fields: bytes) -> bytes:
         )
     seq = draft.seq
     draft.seq = seq + 1
-    return head + str(seq).encode() + fields + b"}\n\n"
+    return [head, str(seq).encode(), *fields, b"}\n\n"]
 
 
 class Step:
@@ -81,9 +87,6 @@ class EventStream:
         # Open function calls by chat tool call index: [output index, item id, call id,
         # name, argument pieces].
         self._calls: dict[int, list[Any]] = {}
-
-    def text(self) -> str:
-        return self._inner.text()
 
     def feed(self, chunk: bytes) -> Step:
         try:
@@ -200,32 +203,26 @@ class EventStream:
         self._calls = {}
 
     def _close_message(self, out: list[bytes]) -> None:
+        """The three events that carry the whole text. The Response keeps the text (for
+        ``response.completed`` and storage); it is encoded once, and the events share it."""
         assert self._message is not None
         index, item_id, texts, _ = self._message
         self._message = None
-        text = "".join(texts)
-        ids = b',"item_id":"' + item_id.encode() + b'","output_index":' + str(index).encode()
-        out.append(
-            event(
-                self._draft,
-                "response.output_text.done",
-                ids + b',"content_index":0,"text":' + encode(text) + b',"logprobs":[]',
-            )
+        draft = self._draft
+        draft.output[index] = message_item(item_id, "".join(texts))
+        texts.clear()
+        text = encode(draft.output[index]["content"][0]["text"])
+        where = b',"output_index":' + str(index).encode()
+        ids = b',"item_id":"' + item_id.encode() + b'"' + where + b',"content_index":0'
+        part, part_end = b'{"type":"output_text","text":', b',"annotations":[],"logprobs":[]}'
+        out += event_parts(
+            draft, "response.output_text.done", ids + b',"text":', text, b',"logprobs":[]'
         )
-        part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-        out.append(
-            event(
-                self._draft,
-                "response.content_part.done",
-                ids + b',"content_index":0,"part":' + encode(part),
-            )
+        out += event_parts(
+            draft, "response.content_part.done", ids + b',"part":' + part, text, part_end
         )
-        item = message_item(item_id, text)
-        self._draft.output[index] = item
-        out.append(
-            event(
-                self._draft,
-                "response.output_item.done",
-                b',"output_index":' + str(index).encode() + b',"item":' + encode(item),
-            )
-        )
+        item = (
+            where + b',"item":{"id":' + encode(item_id)
+            + b',"type":"message","status":"completed","role":"assistant","content":[' + part
+        )  # fmt: skip
+        out += event_parts(draft, "response.output_item.done", item, text, part_end + b"]}")

@@ -21,11 +21,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
-
 from relay.accounting.usage import Accountant
 from relay.config import Config, load_config
 from relay.dialects import ANTHROPIC_DIALECTS, OPENAI_DIALECTS, RESPONSES_DIALECTS, Dialect
+from relay.dialects.models import ModelCatalog
 from relay.egress.headers import (
     JSON,
     SSE_HEADERS,
@@ -33,7 +32,7 @@ from relay.egress.headers import (
     passed_upstream_headers,
     usage_headers,
 )
-from relay.errors import GatewayError, MethodNotAllowed, ModelNotFound, NotFound, ShuttingDown
+from relay.errors import GatewayError, MethodNotAllowed, NotFound, ShuttingDown
 from relay.exchange import Attempt, Endpoint, Exchange
 from relay.forward import AttemptLoop
 from relay.ids import new_id
@@ -129,10 +128,7 @@ class RelayApp:
         self.draining = False
         self._inflight: set[asyncio.Task[Any]] = set()
         self._drain_task: asyncio.Task[None] | None = None
-        self._models = _models(config)
-        self._models_body = msgspec.json.encode(
-            {"object": "list", "data": list(self._models.values())}
-        )
+        self.models = ModelCatalog({n: m.owned_by for n, m in config.models.items()})
 
     # -- lifecycle (granian calls these on the worker's loop) ------------------------------
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -218,20 +214,29 @@ class RelayApp:
             body = b'{"status":"ready"}' if ready else b'{"status":"not ready"}'
             proto.response_bytes(200 if ready else 503, headers, body)
         elif path == "/v1/models" or path.startswith("/v1/models/"):
-            if method != "GET":
-                err: GatewayError = MethodNotAllowed(f"{method} is not allowed on {path}; use GET")
-            elif path == "/v1/models":
-                return proto.response_bytes(200, headers, self._models_body)  # type: ignore[no-any-return]
-            elif (model := self._models.get(path[len("/v1/models/") :])) is not None:
-                return proto.response_bytes(200, headers, msgspec.json.encode(model))  # type: ignore[no-any-return]
-            else:
-                name = path[len("/v1/models/") :]
-                err = ModelNotFound(f"model '{name}' is not configured on this gateway")
-            self._render(proto, request_id, _DEFAULT_DIALECT, err, [])
+            # Anthropic's SDKs send anthropic-version: they get Anthropic's shapes and errors.
+            anthropic = "anthropic-version" in scope.headers
+            dialect = ANTHROPIC_DIALECTS[0] if anthropic else _DEFAULT_DIALECT
+            if anthropic:
+                headers.append(("request-id", request_id))
+            try:
+                if method != "GET":
+                    raise MethodNotAllowed(f"{method} is not allowed on {path}; use GET")
+                proto.response_bytes(200, headers, self._models_answer(scope, path, anthropic))
+            except GatewayError as err:
+                self._render(proto, request_id, dialect, err, headers[2:])
         else:
             self._render(
                 proto, request_id, _DEFAULT_DIALECT, NotFound(f"no route for {method} {path}"), []
             )
+
+    def _models_answer(self, scope: Any, path: str, anthropic: bool) -> bytes:
+        """``/v1/models`` or ``/v1/models/{id}``, in OpenAI's or Anthropic's shape."""
+        models = self.models
+        if path == "/v1/models":
+            return models.anthropic_list(scope.query_string) if anthropic else models.openai_list
+        name = path[len("/v1/models/") :]
+        return models.anthropic_model(name) if anthropic else models.openai_model(name)
 
     async def _proxy(self, scope: Any, proto: Any, dialect: Dialect) -> None:
         headers = scope.headers
@@ -492,14 +497,6 @@ def _new_id(scope: Any) -> str:
     if given and _REQUEST_ID.match(given):
         return str(given)
     return new_id("req_")
-
-
-def _models(config: Config) -> dict[str, dict[str, object]]:
-    created = int(time.time())
-    return {
-        name: {"id": name, "object": "model", "created": created, "owned_by": model.owned_by}
-        for name, model in config.models.items()
-    }
 
 
 def create_app(config: Config | None = None, extensions: Extensions | None = None) -> RelayApp:

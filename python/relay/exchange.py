@@ -185,9 +185,11 @@ class Exchange:
     # State of an inbound API served by translation (a Responses request sent to a chat
     # provider: the chat view of the request, the response being built, event numbering).
     translation: Any = None
-    # The route under /v1 of a pass-through request (``Endpoint.PASSTHROUGH``), its method.
+    # The route under /v1 of a pass-through request (``Endpoint.PASSTHROUGH``), its method
+    # and its query string.
     path: str = ""
     method: str = "POST"
+    query: str = ""
     # The attempt whose answer the client received: set by the attempt loop when a JSON
     # answer was mapped or a stream committed; None when no attempt answered (failures).
     answer: Attempt | None = None

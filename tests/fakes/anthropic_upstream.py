@@ -21,7 +21,9 @@ every ``tool_use`` answered); ``system`` a string or a list of text blocks (neve
 role); ``tools`` with ``name`` and ``input_schema``; ``tool_choice`` of type
 auto/any/none/tool; ``stop_sequences`` a list of strings; ``temperature`` and ``top_p`` in
 0..1; no OpenAI-only top-level field (``n``, ``stop``, ``stream_options``, ``response_format``,
-``user``, ``max_completion_tokens``, ``tool_calls``, ...).
+``user``, ``max_completion_tokens``, ``tool_calls``, ...); ``thinking`` enabled with a
+``budget_tokens`` of at least 1024 and under ``max_tokens``; ``service_tier`` ``auto`` or
+``standard_only``.
 
 Answers, by ``model``:
 
@@ -161,6 +163,10 @@ def check_request(body: Any, count_only: bool) -> None:
         value = body.get(name)
         if value is not None and not (isinstance(value, int | float) and 0 <= value <= 1):
             raise Invalid(f"{name}: Input should be between 0 and 1")
+    check_thinking(body, count_only)
+    tier = body.get("service_tier")
+    if tier is not None and tier not in ("auto", "standard_only"):
+        raise Invalid("service_tier: Input should be 'auto' or 'standard_only'")
     stops = body.get("stop_sequences")
     if stops is not None and not (
         isinstance(stops, list) and all(isinstance(s, str) for s in stops)
@@ -174,6 +180,21 @@ def check_request(body: Any, count_only: bool) -> None:
             raise Invalid("system: Input should be a string or a list of text blocks")
     check_tools(body)
     check_messages(body.get("messages"))
+
+
+def check_thinking(body: Json, count_only: bool) -> None:
+    thinking = body.get("thinking")
+    if thinking is None:
+        return
+    kind = thinking.get("type") if isinstance(thinking, dict) else None
+    if kind not in ("enabled", "disabled", "adaptive"):
+        raise Invalid("thinking.type: Input should be 'enabled', 'disabled' or 'adaptive'")
+    if kind == "enabled":
+        budget = thinking.get("budget_tokens")
+        if not isinstance(budget, int) or budget < 1024:
+            raise Invalid("thinking.enabled.budget_tokens: Input should be >= 1024")
+        if not count_only and budget >= body["max_tokens"]:
+            raise Invalid("max_tokens: must be greater than thinking.budget_tokens")
 
 
 def check_tools(body: Json) -> None:

@@ -63,6 +63,11 @@ def gw(
         "claude": {"provider": "claude", "model": "claude-fake-1", "pricing": PRICES},
         "claude-wrong-key": {"provider": "claude-badkey", "model": "claude-fake-1"},
         "claude-own-key": {"provider": "claude-own", "model": "claude-fake-1"},
+        "claude-lenient": {
+            "provider": "claude",
+            "model": "claude-fake-1",
+            "drop_unsupported_params": True,
+        },
         "gpt": {"provider": "openai", "model": "gpt-4o-mini", "pricing": {"input": 1, "output": 2}},
         "gpt-no-usage": {"provider": "openai", "model": "no-usage"},
         "echo": {"provider": "echo"},
@@ -99,6 +104,10 @@ def oai(gw: Gateway) -> openai.OpenAI:
 
 def ant(gw: Gateway, key: str = "unused") -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0, timeout=20)
+
+
+def sent_to(up: FakeUpstream) -> list[dict[str, Any]]:
+    return [r for r in up.requests() if r["path"].startswith("/v1/")]
 
 
 def last(up: FakeUpstream) -> dict[str, Any]:
@@ -277,6 +286,57 @@ def test_response_format_json_schema_and_json_object(gw: Gateway, claude_up: Fak
         response_format={"type": "json_object"},
     )
     assert "JSON object" in last(claude_up)["body"]["system"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("web_search_options", {}),
+        ("verbosity", "low"),
+        ("prompt_cache_key", "k-1"),
+        ("store", True),
+        ("service_tier", "flex"),
+    ],
+)
+def test_chat_parameters_without_an_equivalent_are_a_400_unless_dropped(
+    gw: Gateway, claude_up: FakeUpstream, name: str, value: Any
+) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        oai(gw).chat.completions.create(model="claude", messages=HELLO, extra_body={name: value})
+    assert info.value.param == name and info.value.code == "unsupported_parameter"
+    assert "claude-fake-1" not in info.value.message and not sent_to(claude_up)
+    reply = oai(gw).chat.completions.create(
+        model="claude-lenient", messages=HELLO, extra_body={name: value}
+    )
+    assert reply.choices[0].message.content == "Echo: hello world"
+    assert name not in last(claude_up)["body"]
+
+
+def test_chat_parameters_with_an_equivalent_are_mapped(
+    gw: Gateway, claude_up: FakeUpstream
+) -> None:
+    oai(gw).chat.completions.create(
+        model="claude",
+        messages=HELLO,
+        extra_body={
+            "reasoning_effort": "low",
+            "safety_identifier": "u-1",
+            "service_tier": "default",
+        },
+    )
+    body = last(claude_up)["body"]
+    # the budget comes on top of max_tokens_default (256), which stays for the answer
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+    assert body["max_tokens"] == 256 + 2048
+    assert body["metadata"] == {"user_id": "u-1"} and body["service_tier"] == "standard_only"
+    oai(gw).chat.completions.create(
+        model="claude",
+        messages=HELLO,
+        max_completion_tokens=3000,
+        extra_body={"reasoning_effort": "high"},
+    )
+    body = last(claude_up)["body"]
+    assert (body["max_tokens"], body["thinking"]["budget_tokens"]) == (3000, 2999)
 
 
 def test_openai_stream_from_anthropic_events(gw: Gateway, claude_up: FakeUpstream) -> None:
@@ -567,6 +627,59 @@ def test_messages_mid_stream_error_event(gw: Gateway, claude_up: FakeUpstream) -
     assert b"message_stop" not in data
 
 
+def test_request_ids_reach_the_anthropic_sdk(gw: Gateway, claude_up: FakeUpstream) -> None:
+    """``request-id`` (what the SDK reads) is the gateway's id, on answers, streams and errors;
+    Anthropic's own id comes back as ``x-upstream-request-id``."""
+    raw = ant(gw).messages.with_raw_response.create(model="claude", max_tokens=10, messages=HELLO)
+    message = raw.parse()
+    assert message._request_id is not None
+    assert message._request_id == raw.headers["x-request-id"]
+    assert raw.headers["x-upstream-request-id"].startswith("req_fake")
+    with ant(gw).messages.stream(model="claude", max_tokens=10, messages=HELLO) as stream:
+        assert stream.request_id is not None and stream.request_id.startswith("req_")
+        assert stream.response.headers["x-upstream-request-id"].startswith("req_fake")
+        stream.get_final_message()
+    with pytest.raises(anthropic.RateLimitError) as info:
+        ant(gw).messages.create(model="error-429", max_tokens=10, messages=HELLO)
+    assert info.value.request_id == info.value.response.headers["x-request-id"]
+    translated = ant(gw).messages.create(model="echo", max_tokens=10, messages=HELLO)
+    assert translated._request_id is not None and translated._request_id.startswith("req_")
+    # an OpenAI client served by Anthropic: Anthropic's id under the gateway's usual name
+    chat = oai(gw).chat.completions.with_raw_response.create(model="claude", messages=HELLO)
+    assert chat.headers["x-upstream-request-id"].startswith("req_fake")
+    assert "request-id" not in chat.headers  # OpenAI's SDK reads x-request-id
+
+
+def test_models_list_in_anthropic_shape_for_the_anthropic_sdk(gw: Gateway) -> None:
+    """An Anthropic client (it sends anthropic-version) gets Anthropic's list, paged."""
+    configured = [m.id for m in oai(gw).models.list()]
+    assert len(configured) > 5
+    page = ant(gw).models.list(limit=5)
+    assert [m.id for m in page.data] == configured[:5]
+    assert page.has_more and page.first_id == configured[0] and page.last_id == configured[4]
+    assert [m.id for m in page] == configured  # the SDK follows after_id to the end
+    model = ant(gw).models.retrieve("claude")
+    assert (model.type, model.id, model.display_name) == ("model", "claude", "claude")
+    assert model.created_at.tzinfo is not None
+    back = ant(gw).models.list(before_id=configured[3], limit=2)
+    assert [m.id for m in back.data] == configured[1:3] and back.has_more
+    raw = ant(gw).models.with_raw_response.list()
+    assert raw.headers["request-id"] == raw.headers["x-request-id"]
+    assert set(raw.http_response.json()) == {"data", "has_more", "first_id", "last_id"}
+    with pytest.raises(anthropic.NotFoundError) as missing:
+        ant(gw).models.retrieve("nope")
+    assert missing.value.body == {
+        "type": "error",
+        "error": {
+            "type": "not_found_error",
+            "message": "model 'nope' is not configured on this gateway",
+        },
+    }
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        ant(gw).models.list(limit=0)
+    assert "limit: expected an integer from 1 to 1000" in bad.value.message
+
+
 # -- the anthropic SDK on /v1/messages, translated to OpenAI-shaped providers ----------------
 
 
@@ -595,6 +708,36 @@ def test_messages_translated_to_openai_providers(
         assert [r["path"] for r in sent] == ["/v1/chat/completions"] * 2  # counting is local
         assert sent[0]["body"]["messages"][0] == {"role": "system", "content": "be brief"}
         assert sent[1]["body"]["stream_options"] == {"include_usage": True}
+
+
+def test_messages_parameters_translated_or_refused(
+    gw: Gateway, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.reset()
+    ant(gw).messages.create(
+        model="gpt",
+        max_tokens=100,
+        messages=HELLO,
+        thinking={"type": "enabled", "budget_tokens": 8192},
+        service_tier="standard_only",
+    )
+    body = last(fake_upstream)["body"]
+    assert (body["reasoning_effort"], body["service_tier"]) == ("medium", "default")
+    assert "thinking" not in body
+    for model in ("gpt", "echo"):
+        with pytest.raises(anthropic.BadRequestError) as info:
+            ant(gw).messages.create(
+                model=model, max_tokens=100, messages=HELLO, extra_body={"top_k": 5}
+            )
+        assert info.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+        assert f"top_k: not supported by provider '{'openai' if model == 'gpt' else 'echo'}'" in (
+            info.value.message
+        )
+    with pytest.raises(anthropic.BadRequestError, match="container"):
+        ant(gw).messages.create(
+            model="gpt", max_tokens=100, messages=HELLO, extra_body={"container": "c-1"}
+        )
+    assert len(sent_to(fake_upstream)) == 1  # refused before anything was sent
 
 
 @pytest.mark.parametrize("model", ["gpt", "gpt-no-usage", "echo"])

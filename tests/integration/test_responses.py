@@ -237,6 +237,30 @@ def test_translated_tools_round_trip(
         assert messages[2] == {"role": "tool", "tool_call_id": calls[0].call_id, "content": "sunny"}
 
 
+def test_translated_parameters_mapped_or_refused_by_their_responses_name(
+    gw: Gateway, up: FakeUpstream, claude_up: FakeUpstream
+) -> None:
+    oai = client(gw)
+    oai.responses.create(model="claude", input="hi", reasoning={"effort": "medium"})
+    body = sent(claude_up)[-1]["body"]
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 8192}
+    oai.responses.create(model="vendor-gpt", input="hi", text={"verbosity": "low"})
+    body = sent(up)[-1]["body"]
+    assert body["verbosity"] == "low" and "text" not in body
+    with pytest.raises(openai.BadRequestError) as refused:
+        oai.responses.create(model="claude", input="hi", text={"verbosity": "low"})
+    assert refused.value.param == "text.verbosity"
+    assert "- text.verbosity: not supported by provider 'claude'" in refused.value.message
+    for kwargs, param in (
+        ({"reasoning": {"effort": "low", "summary": "auto"}}, "reasoning.summary"),
+        ({"include": ["reasoning.encrypted_content"]}, "include"),
+        ({"truncation": "auto"}, "truncation"),
+    ):
+        with pytest.raises(openai.BadRequestError) as info:
+            oai.responses.create(model="echo", input="hi", **kwargs)  # type: ignore[arg-type]
+        assert info.value.param == param and info.value.code == "unsupported_parameter"
+
+
 def test_translated_schema_to_anthropic(gw: Gateway, claude_up: FakeUpstream) -> None:
     client(gw).responses.create(model="claude", input="hi", text=SCHEMA, max_output_tokens=40)
     body = sent(claude_up)[-1]["body"]
@@ -309,6 +333,63 @@ def test_previous_response_id_from_the_gateways_store(gw: Gateway, claude_up: Fa
     # Across providers too: the stored conversation is the gateway's.
     third = oai.responses.create(model="echo", input="bye", previous_response_id=second.id)
     assert third.usage is not None and third.usage.input_tokens > second.usage.input_tokens  # type: ignore[union-attr]
+
+
+def test_input_items_of_a_stored_response(gw: Gateway, claude_up: FakeUpstream) -> None:
+    """The conversation a stored response answered, as OpenAI lists it (newest first by
+    default, paged by ``after``), whatever form the client sent it in."""
+    oai = client(gw)
+    first = oai.responses.create(
+        model="claude", input="weather in Paris?", tools=TOOLS, tool_choice="required"
+    )
+    (call,) = [item for item in first.output if item.type == "function_call"]
+    output = {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}
+    second = oai.responses.create(
+        model="claude", input=[output], tools=TOOLS, previous_response_id=first.id
+    )
+    assert second.output_text == "Result: sunny"
+    newest_first = oai.responses.input_items.list(second.id)
+    assert [item.type for item in newest_first.data] == [
+        "function_call_output",
+        *(item.type for item in reversed(first.output)),
+        "message",
+    ]
+    assert newest_first.data[-1].content[0].type == "input_text"  # type: ignore[union-attr]
+    assert newest_first.data[-1].content[0].text == "weather in Paris?"  # type: ignore[union-attr]
+    assert newest_first.data[0].status == "completed"  # type: ignore[union-attr]
+    assert newest_first.data[1].id == first.output[-1].id  # an output item keeps its id
+    assert not newest_first.has_more
+    paged = list(oai.responses.input_items.list(second.id, order="asc", limit=1))
+    assert [item.id for item in paged] == [item.id for item in reversed(newest_first.data)]
+    raw = oai.responses.input_items.with_raw_response.list(first.id, limit=1)
+    assert json.loads(raw.content) == {
+        "object": "list",
+        "data": [json.loads(raw.content)["data"][0]],
+        "first_id": json.loads(raw.content)["data"][0]["id"],
+        "last_id": json.loads(raw.content)["data"][0]["id"],
+        "has_more": False,
+    }
+    with pytest.raises(openai.BadRequestError, match="limit: expected an integer from 1 to 100"):
+        oai.responses.input_items.list(second.id, limit=500)
+
+
+def test_input_items_without_a_passthrough_provider(
+    fake_upstream: FakeUpstream, fake_anthropic: FakeUpstream, tmp_path: Path
+) -> None:
+    cfg = config(fake_upstream.base_url, fake_anthropic.base_url)
+    del cfg["routing"]
+    gateway = Gateway(cfg, tmp_path)
+    try:
+        oai = client(gateway)
+        stored = oai.responses.create(model="echo", input="hi")
+        (item,) = oai.responses.input_items.list(stored.id).data
+        assert item.type == "message" and item.role == "user"  # type: ignore[union-attr]
+        with pytest.raises(openai.NotFoundError, match=r"routing\.passthrough_provider"):
+            oai.responses.input_items.list("resp_not_here")
+        with pytest.raises(openai.NotFoundError, match=r"routing\.passthrough_provider"):
+            oai.responses.retrieve("resp_not_here")
+    finally:
+        gateway.stop()
 
 
 def test_stored_responses_belong_to_their_tenant(gw: Gateway) -> None:

@@ -16,12 +16,25 @@ SSE_HEADERS = (
 # Provider headers that describe the account whose key was used: shown to the caller only
 # when that was the caller's own key (passthrough), never when it was the gateway's.
 _COUNTS = tuple(str(n) for n in range(16))
-_ACCOUNT_PREFIXES = ("x-ratelimit-", "openai-organization", "openai-project")
+_ACCOUNT_PREFIXES = (
+    "x-ratelimit-",
+    "openai-organization",
+    "openai-project",
+    "anthropic-ratelimit-",
+    "anthropic-organization-id",
+    "anthropic-workspace-id",
+)
+# A provider's own request id: OpenAI's and Anthropic's names.
+_UPSTREAM_IDS = ("x-request-id", "request-id")
 
 
 def gateway_headers(ex: Exchange) -> list[tuple[str, str]]:
-    """``x-request-id``, where it went, how the time split, what a stage decided."""
+    """``x-request-id`` (and ``request-id``, the name Anthropic's SDKs read, on Anthropic's
+    routes), where it went, how the time split, what a stage decided."""
     headers = [("x-request-id", ex.request_id)]
+    dialect = ex.dialect
+    if dialect is not None and dialect.wire == "anthropic":
+        headers.append(("request-id", ex.request_id))
     attempt = ex.answered_by
     deployment = attempt.deployment if attempt is not None else ex.deployment
     if deployment is not None:
@@ -43,7 +56,8 @@ def passed_upstream_headers(
     upstream: Mapping[str, str], *, caller_credential: bool
 ) -> list[tuple[str, str]]:
     """Provider headers clients rely on (processing time, and with their own key, the
-    account's rate-limit state); the provider's request id as ``x-upstream-request-id``."""
+    account's rate-limit state); the provider's request id (OpenAI's ``x-request-id``,
+    Anthropic's ``request-id``) as ``x-upstream-request-id``."""
     out = []
     for name, value in upstream.items():
         lower = name.lower()
@@ -52,7 +66,7 @@ def passed_upstream_headers(
                 out.append((lower, value))
         elif lower.startswith("openai-"):
             out.append((lower, value))
-        elif lower == "x-request-id":
+        elif lower in _UPSTREAM_IDS:
             out.append(("x-upstream-request-id", value))
     return out
 

@@ -1,4 +1,5 @@
-"""``GET``/``DELETE /v1/responses/{id}`` of a response the gateway stored, as a stage.
+"""``GET``/``DELETE /v1/responses/{id}`` and ``GET /v1/responses/{id}/input_items`` of a
+response the gateway stored, as a stage.
 
 It runs in the same stage list as every other route (after authentication and the policy
 stages, before routing), so a limit or a block that applies to chat applies here too. A
@@ -12,10 +13,12 @@ import msgspec
 
 from relay.errors import NotFound, PermissionDenied
 from relay.exchange import Endpoint, Exchange
+from relay.ledger.input_items import item_list
 from relay.ledger.responses import ResponseStore, scope
 from relay.stage import Reply
 
 _PREFIX = "/responses/"
+_ITEMS = "input_items"
 
 
 class StoredResponses:
@@ -31,15 +34,19 @@ class StoredResponses:
         path = ex.path
         if not path.startswith(_PREFIX):
             return None
-        response_id = path[len(_PREFIX) :]
-        if not response_id or "/" in response_id:
+        response_id, _, rest = path[len(_PREFIX) :].partition("/")
+        if not response_id or rest not in ("", _ITEMS) or (rest and ex.method != "GET"):
             return None
         org, tenant = scope(ex.principal)
         stored = await self.store.get(response_id, org, tenant, retry=False)
         if stored is None:
             if self.passthrough_provider is not None:
                 return None  # perhaps the provider's own: routing sends it there
-            raise NotFound(f"no stored response '{response_id[:80]}'")
+            raise NotFound(
+                f"no stored response '{response_id[:80]}' (a response of a provider's own "
+                "Responses API is read from that provider through routing.passthrough_provider, "
+                "which this gateway does not set)"
+            )
         allowed = ex.principal.allowed_models
         if allowed is not None and stored.model not in allowed:
             raise PermissionDenied(
@@ -47,7 +54,9 @@ class StoredResponses:
                 f"'{response_id[:80]}'"
             )
         ex.model = stored.model
-        if ex.method == "DELETE":
+        if rest:
+            body = item_list(response_id, stored.conversation, stored.response, ex.query)
+        elif ex.method == "DELETE":
             await self.store.delete(response_id, org, tenant)
             body = msgspec.json.encode({"id": response_id, "object": "response", "deleted": True})
         else:

@@ -73,7 +73,7 @@ class Passthrough:
             raise InvalidRequest("absolute URLs are not accepted as request targets")
         ex.method = scope.method
         path = route(scope.path, scope.query_string)
-        ex.path = path.partition("?")[0]
+        ex.path, _, ex.query = path.partition("?")
         body = await self._body(ex, scope, proto)
         body.target = path
         return body

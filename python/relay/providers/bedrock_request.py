@@ -36,6 +36,7 @@ HANDLED = frozenset(
         "n",
         # attribution: recorded by the gateway, not sent (see params.ATTRIBUTION)
         "user",
+        "safety_identifier",
         "metadata",
     }
 )

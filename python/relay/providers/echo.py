@@ -76,7 +76,8 @@ class EchoProvider(OpenAIWire):
         if endpoint is Endpoint.COUNT_TOKENS:
             return await anthropic_to_openai.count_tokens(ex, attempt)
         if endpoint is Endpoint.MESSAGES:  # an Anthropic client: answer its chat translation
-            endpoint, body = Endpoint.CHAT, anthropic_to_openai.request(ex, attempt)
+            body = anthropic_to_openai.request(ex, attempt, provider=self.name, kind=self.kind)
+            endpoint = Endpoint.CHAT
         request: dict[str, Any] = decode_json(body)
         model = attempt.deployment.upstream_model
         if endpoint is Endpoint.EMBEDDINGS:

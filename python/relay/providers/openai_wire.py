@@ -58,10 +58,10 @@ def upstream_body(
     """The client's bytes, with the upstream model name and ``include_usage`` spliced in when
     they must change; the rest of the body is never decoded or re-encoded. With parameter
     ``rules`` (a vendor's quirks), top-level members are dropped, renamed or refused. A client
-    of another dialect (Anthropic's Messages) gets its request translated instead (the rules
-    do not apply to it)."""
+    of another dialect (Anthropic's Messages) gets its request translated instead, and the
+    rules applied to the translation."""
     if ex.dialect is not None and ex.dialect.wire == "anthropic":
-        return anthropic_to_openai.request(ex, attempt)
+        return anthropic_to_openai.request(ex, attempt, rules, provider=provider, kind=kind)
     rename = attempt.deployment.upstream_model != ex.model or ex.model_defaulted
     force_usage = (
         force_usage

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 
@@ -32,6 +33,9 @@ class ParamRules:
     renamed: Mapping[str, str] = field(default_factory=dict)
     # Removed without a word: the gateway handles them (e.g. stream_options).
     stripped: frozenset[str] = frozenset()
+    # Parameters beyond OpenAI's that the vendor takes under the same name: a translation
+    # from another API may send them (``top_k`` of Anthropic's Messages to vLLM).
+    takes: frozenset[str] = frozenset()
 
     def __bool__(self) -> bool:
         return bool(self.unsupported or self.renamed or self.stripped)
@@ -41,14 +45,20 @@ NO_RULES = ParamRules()
 # Who the caller is, for the provider's abuse monitoring or the caller's own bookkeeping: the
 # gateway records them (ledger, logs) and they never change an answer, so a provider without
 # them gets the request without them rather than a 400 that every SDK user would trip over.
-ATTRIBUTION = frozenset({"user", "metadata"})
+ATTRIBUTION = frozenset({"user", "safety_identifier", "metadata"})
 
 
-def unsupported_error(name: str, provider: str, kind: str, model: str) -> InvalidRequest:
-    """The 400 for a parameter ``provider`` cannot honour."""
+_ANY = object()
+
+
+def unsupported_error(
+    name: str, provider: str, kind: str, model: str, value: object = _ANY
+) -> InvalidRequest:
+    """The 400 for a parameter ``provider`` cannot honour (with ``value``: that value of it)."""
+    what = "" if value is _ANY else f"{msgspec.json.encode(value).decode()[:60]} is "
     return InvalidRequest(
-        f"{name}: not supported by provider '{provider}' (kind {kind}); remove it, or set "
-        f"models.{model}.drop_unsupported_params: true in the gateway's config to drop it",
+        f"{name}: {what}not supported by provider '{provider}' (kind {kind}); remove it, or "
+        f"set models.{model}.drop_unsupported_params: true in the gateway's config to drop it",
         param=name,
         code="unsupported_parameter",
     )
@@ -80,3 +90,24 @@ def apply_rules(
     for key, raw in edits:
         members[key] = msgspec.Raw(raw)
     return msgspec.json.encode(members)
+
+
+def apply_to_request(
+    request: dict[str, Any],
+    rules: ParamRules,
+    *,
+    drop: bool,
+    provider: str,
+    kind: str,
+    model: str,
+) -> None:
+    """``rules`` applied in place to a request a translation built (a dict of values)."""
+    for name in sorted(rules.unsupported & request.keys()):
+        if request.pop(name) is not None and not drop:
+            raise unsupported_error(name, provider, kind, model)
+    for name in rules.stripped:
+        request.pop(name, None)
+    for name, target in rules.renamed.items():
+        if name in request:
+            value = request.pop(name)
+            request.setdefault(target, value)

@@ -67,7 +67,10 @@ class ResponsesBridge(ProviderBase):
             return await self.inner.prepare(ex, attempt)
         view = await self._view(ex, attempt, draft)
         self.inner.check(view)
-        return await self.inner.prepare(view, attempt)
+        try:
+            return await self.inner.prepare(view, attempt)
+        except InvalidRequest as err:  # the provider's path refused a chat parameter
+            raise responses_request.name_as_sent(err) from None
 
     async def _view(self, ex: Exchange, attempt: Attempt, draft: Draft) -> Exchange:
         """The chat request this attempt sends, as an exchange of the chat dialect."""
@@ -81,6 +84,7 @@ class ResponsesBridge(ProviderBase):
             attempt.deployment,
             self.name,
             self.kind,
+            body=ex.body,
         )
         view = Exchange(
             ex.request_id,

@@ -64,7 +64,9 @@ class VLLM(OpenAICompatible):
     kind = "vllm"
     params = {
         Endpoint.CHAT: ParamRules(
-            unsupported=frozenset({"parallel_tool_calls"}), stripped=ATTRIBUTION
+            unsupported=frozenset({"parallel_tool_calls"}),
+            stripped=ATTRIBUTION,
+            takes=frozenset({"top_k"}),
         ),
         Endpoint.COMPLETIONS: ParamRules(unsupported=frozenset({"suffix"}), stripped=ATTRIBUTION),
     }

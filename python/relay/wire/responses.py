@@ -129,10 +129,14 @@ def usage_from_wire(usage: ResponsesUsage) -> Usage:
 
 
 def usage_json(usage: Usage) -> dict[str, Any]:
-    """A Response's ``usage`` from the gateway's (every prompt token once, cached included)."""
+    """A Response's ``usage`` from the gateway's (every prompt token once, cache reads and
+    writes included, and each of them counted apart)."""
     return {
         "input_tokens": usage.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "input_tokens_details": {
+            "cached_tokens": usage.cached_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+        },
         "output_tokens": usage.completion_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": usage.total_tokens,

@@ -460,3 +460,164 @@ def test_openai_shaped_kinds_serve_messages_through_chat_completions() -> None:
         "https://r.openai.azure.com/openai/deployments/claude-up/chat/completions?api-version=2024-10-21"
     )
     Mistral("m", ProviderConfig(kind="mistral", api_key="k")).check(ex)
+
+
+# -- parameters by allow-list ------------------------------------------------------------------
+
+HI = [{"role": "user", "content": "x"}]
+
+
+def lenient() -> Attempt:
+    return Attempt(Deployment("claude", "claude-up", "claude", drop_unsupported_params=True))
+
+
+def to_messages(body: dict[str, Any], a: Attempt | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(
+        openai_to_anthropic.request(
+            exchange({"model": "m", "messages": HI, **body}), a or attempt(), 100
+        )
+    )
+    return out
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("web_search_options", {}),
+        ("verbosity", "low"),
+        ("prompt_cache_key", "k"),
+        ("store", True),
+        ("seed", 0),
+        ("functions", [{"name": "f"}]),
+        ("service_tier", "flex"),
+        ("some_future_parameter", 1),
+    ],
+)
+def test_chat_parameters_without_an_equivalent_are_refused_or_dropped(
+    name: str, value: Any
+) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        to_messages({name: value})
+    assert info.value.param == name and info.value.code == "unsupported_parameter"
+    assert info.value.message.startswith(f"{name}: ")
+    assert "models.claude.drop_unsupported_params" in info.value.message
+    dropped = to_messages({name: value}, lenient())
+    assert name not in dropped and "service_tier" not in dropped
+
+
+def test_chat_parameters_with_an_equivalent_are_mapped() -> None:
+    out = to_messages(
+        {
+            "safety_identifier": "hashed-user",
+            "user": "older-field",
+            "service_tier": "default",
+            "store": False,
+            "logprobs": False,
+            "presence_penalty": 0,
+            "modalities": ["text"],
+            "top_k": 5,
+        }
+    )
+    assert out["metadata"] == {"user_id": "hashed-user"}
+    assert out["service_tier"] == "standard_only" and out["top_k"] == 5
+    assert to_messages({"service_tier": "auto"})["service_tier"] == "auto"
+    assert "thinking" not in out
+
+
+@pytest.mark.parametrize(
+    ("effort", "limit", "max_tokens", "budget"),
+    [
+        ("minimal", None, 100 + 1024, 1024),
+        ("low", None, 100 + 2048, 2048),
+        ("medium", None, 100 + 8192, 8192),
+        ("high", None, 100 + 16384, 16384),
+        ("high", 5000, 5000, 4999),  # the budget fits under the client's limit
+        ("low", 30000, 30000, 2048),
+    ],
+)
+def test_reasoning_effort_is_thinking_with_a_budget(
+    effort: str, limit: int | None, max_tokens: int, budget: int
+) -> None:
+    body: dict[str, Any] = {"reasoning_effort": effort}
+    if limit is not None:
+        body["max_completion_tokens"] = limit
+    out = to_messages(body)
+    assert out["max_tokens"] == max_tokens
+    assert out["thinking"] == {"type": "enabled", "budget_tokens": budget}
+
+
+def test_reasoning_effort_none_bad_or_too_small() -> None:
+    assert "thinking" not in to_messages({"reasoning_effort": "none"})
+    thinking = {"type": "enabled", "budget_tokens": 3000}
+    assert to_messages({"reasoning_effort": "high", "thinking": thinking})["thinking"] == thinking
+    with pytest.raises(InvalidRequest) as info:
+        to_messages({"reasoning_effort": "extreme"})
+    assert info.value.param == "reasoning_effort" and "expected one of none, minimal" in str(
+        info.value
+    )
+    with pytest.raises(InvalidRequest) as small:
+        to_messages({"reasoning_effort": "low", "max_tokens": 1000})
+    assert small.value.param == "reasoning_effort" and "at least 1024" in small.value.message
+
+
+def to_chat(body: dict[str, Any], a: Attempt | None = None, **kw: Any) -> dict[str, Any]:
+    ex = exchange({"model": "claude", "max_tokens": 50, "messages": HI, **body}, MESSAGES)
+    out: dict[str, Any] = json.loads(anthropic_to_openai.request(ex, a or attempt(), **kw))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("thinking", "effort"),
+    [
+        ({"type": "enabled", "budget_tokens": 1024}, "low"),
+        ({"type": "enabled", "budget_tokens": 8191}, "low"),
+        ({"type": "enabled", "budget_tokens": 8192}, "medium"),
+        ({"type": "enabled", "budget_tokens": 16384}, "high"),
+        ({"type": "enabled", "budget_tokens": 60000}, "high"),
+        ({"type": "disabled"}, None),
+        ({"type": "adaptive"}, None),
+    ],
+)
+def test_thinking_is_reasoning_effort(thinking: dict[str, Any], effort: str | None) -> None:
+    assert to_chat({"thinking": thinking}).get("reasoning_effort") == effort
+
+
+def test_messages_parameters_mapped_refused_or_dropped() -> None:
+    out = to_chat(
+        {
+            "service_tier": "standard_only",
+            "cache_control": {"type": "ephemeral"},
+            "thinking": {"type": "enabled", "budget_tokens": 2000},
+            "output_config": {"effort": "xhigh"},
+        }
+    )
+    assert out["service_tier"] == "default"
+    assert out["reasoning_effort"] == "xhigh"  # the explicit effort wins over the budget
+    assert "cache_control" not in out and "thinking" not in out
+    for body, param in (
+        ({"top_k": 5}, "top_k"),
+        ({"container": "c_1"}, "container"),
+        ({"mcp_servers": [{"type": "url"}]}, "mcp_servers"),
+        ({"output_config": {"task_budget": 1}}, "output_config.task_budget"),
+        ({"service_tier": "priority"}, "service_tier"),
+    ):
+        with pytest.raises(InvalidRequest) as info:
+            to_chat(body, provider="gpt", kind="openai")
+        assert info.value.param == param and "provider 'gpt' (kind openai)" in info.value.message
+        assert param.split(".")[0] not in to_chat(body, lenient())
+    with pytest.raises(InvalidRequest, match=r"thinking\.type"):
+        to_chat({"thinking": {"type": "sometimes"}})
+
+
+def test_messages_to_a_vendor_with_its_rules() -> None:
+    from relay.providers.vendors import VLLM, Mistral
+
+    vllm = VLLM.params[Endpoint.CHAT]
+    out = to_chat({"top_k": 7, "metadata": {"user_id": "u"}}, rules=vllm, kind="vllm")
+    assert out["top_k"] == 7 and "user" not in out  # vLLM takes top_k; attribution stripped
+    mistral = Mistral.params[Endpoint.CHAT]
+    ex_stream = to_chat({"stream": True}, rules=mistral, kind="mistral")
+    assert "stream_options" not in ex_stream  # Mistral reports stream usage on its own
+    with pytest.raises(InvalidRequest) as info:
+        to_chat({"service_tier": "auto"}, rules=mistral, provider="m", kind="mistral")
+    assert info.value.param == "service_tier"

@@ -122,3 +122,15 @@ def test_bedrock_refuses_image_links_and_bad_tool_arguments() -> None:
     with pytest.raises(InvalidRequest, match="arguments: expected a JSON object"):
         convert({"messages": [{"role": "user", "content": "x"},
                               {"role": "assistant", "tool_calls": [call]}]})  # fmt: skip
+
+
+def test_safety_identifier_is_attribution() -> None:
+    """OpenAI's newer name for who is calling: recorded, and dropped where there is no field."""
+    mistral = Mistral("m", ProviderConfig(kind="mistral", api_key="k"))
+    ex, attempt = exchange({"model": "pub", "messages": [], "safety_identifier": "u-1"})
+    assert msgspec.json.decode(mistral.body_for(ex, attempt)) == {
+        "model": "up-model", "messages": []
+    }  # fmt: skip
+    body = convert({"model": "pub", "messages": [{"role": "user", "content": "x"}],
+                    "safety_identifier": "u-1"})  # fmt: skip
+    assert "safety_identifier" not in body

@@ -32,7 +32,9 @@ def parsed(body: dict[str, Any]) -> Exchange:
 def chat(body: dict[str, Any]) -> dict[str, Any]:
     ex = parsed(body)
     items = responses_request.input_items(ex.request)
-    return responses_request.chat_request(ex.request, items, "m", DEPLOYMENT, "vendor", "vllm")
+    return responses_request.chat_request(
+        ex.request, items, "m", DEPLOYMENT, "vendor", "vllm", body=ex.body
+    )
 
 
 def test_request_items_to_messages() -> None:
@@ -113,6 +115,61 @@ def test_request_refusals_name_the_field(body: dict[str, Any], where: str) -> No
     assert info.value.param == where
 
 
+def test_parameters_mapped_or_passed_on() -> None:
+    out = chat(
+        {
+            "model": "m",
+            "input": "x",
+            "reasoning": {"effort": "high"},
+            "text": {"verbosity": "low"},
+            "service_tier": "flex",
+            "prompt_cache_key": "k",
+            "safety_identifier": "s",
+            "truncation": "disabled",
+            "include": [],
+            "stream_options": {"include_obfuscation": False},
+        }
+    )
+    assert (out["reasoning_effort"], out["verbosity"]) == ("high", "low")
+    assert (out["service_tier"], out["prompt_cache_key"], out["safety_identifier"]) == (
+        "flex", "k", "s"
+    )  # fmt: skip
+    assert "truncation" not in out and "include" not in out and "stream_options" not in out
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"reasoning": {"effort": "low", "summary": "auto"}}, "reasoning.summary"),
+        ({"reasoning": {"generate_summary": "concise"}}, "reasoning.generate_summary"),
+        ({"include": ["reasoning.encrypted_content"]}, "include"),
+        ({"truncation": "auto"}, "truncation"),
+        ({"max_tool_calls": 3}, "max_tool_calls"),
+        ({"top_logprobs": 2}, "top_logprobs"),
+        ({"context_management": [{"type": "compaction"}]}, "context_management"),
+        ({"some_future_parameter": True}, "some_future_parameter"),
+    ],
+)
+def test_parameters_without_an_equivalent(body: dict[str, Any], where: str) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        chat({"model": "m", "input": "x", **body})
+    assert info.value.param == where and info.value.code == "unsupported_parameter"
+    ex = parsed({"model": "m", "input": "x", **body})
+    lenient = Deployment("vendor", "upstream", "m", drop_unsupported_params=True)
+    out = responses_request.chat_request(
+        ex.request, [{"role": "user", "content": "x"}], "m", lenient, "v", "vllm", body=ex.body
+    )
+    assert where.split(".")[0] not in out and out["messages"] == [{"role": "user", "content": "x"}]
+
+
+def test_refusals_of_the_chat_path_name_the_responses_field() -> None:
+    err = InvalidRequest("verbosity: not supported by provider 'c'", param="verbosity")
+    named = responses_request.name_as_sent(err)
+    assert (named.param, named.message) == (
+        "text.verbosity", "text.verbosity: not supported by provider 'c'"
+    )  # fmt: skip
+
+
 def completion(message: dict[str, Any], finish: str = "stop") -> bytes:
     return msgspec.json.encode(
         {
@@ -152,7 +209,10 @@ def test_answer_text_calls_usage_and_incomplete() -> None:
     )  # fmt: skip
     # Every prompt token once: cached ones are part of input_tokens.
     assert response["usage"]["input_tokens"] == 10
-    assert response["usage"]["input_tokens_details"] == {"cached_tokens": 6}
+    assert response["usage"]["input_tokens_details"] == {
+        "cached_tokens": 6,
+        "cache_write_tokens": 0,
+    }
     assert response["usage"]["total_tokens"] == 14
     assert response["metadata"] == {"k": "v"} and response["max_output_tokens"] == 5
     assert attempt.usage == Usage(10, 4, 6)

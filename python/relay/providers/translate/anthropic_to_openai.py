@@ -11,10 +11,19 @@ import msgspec
 from msgspec import Struct
 
 from relay.errors import InvalidRequest, StreamProtocolError, UpstreamProtocolError
-from relay.exchange import Attempt, Exchange, Usage
+from relay.exchange import Attempt, Deployment, Exchange, Usage
 from relay.native import count_off_loop, counter_for
+from relay.providers.params import NO_RULES, ParamRules, apply_to_request, unsupported_error
 from relay.providers.sse import events_of, new_decoder
-from relay.providers.translate.common import encode, image_url, json_object, stop_reason, text_of
+from relay.providers.translate.common import (
+    EFFORTS,
+    effort_for_budget,
+    encode,
+    image_url,
+    json_object,
+    stop_reason,
+    text_of,
+)
 from relay.stage import Step
 from relay.wire.anthropic import CountTokensRequest, MessagesRequest
 from relay.wire.openai import (
@@ -27,14 +36,121 @@ from relay.wire.openai import (
 )
 
 _JSON = {"content-type": "application/json"}
+_MEMBERS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+# Messages parameters this translation takes; every other one is a 400 naming it unless the
+# model sets drop_unsupported_params. ``cache_control`` (here and on blocks) is dropped:
+# OpenAI-shaped providers cache prompt prefixes on their own, if at all.
+HANDLED = frozenset(
+    {
+        "model", "messages", "max_tokens", "system", "stream", "temperature", "top_p",
+        "stop_sequences", "tools", "tool_choice", "metadata", "output_config", "thinking",
+        "service_tier", "top_k", "cache_control",
+    }
+)  # fmt: skip
+_OUTPUT_CONFIG = frozenset({"format", "effort"})
+# Anthropic service_tier -> OpenAI's.
+SERVICE_TIERS = {"auto": "auto", "standard_only": "default"}
 
 
 # -- request -----------------------------------------------------------------------------------
 
 
-def request(ex: Exchange, attempt: Attempt) -> bytes:
-    """The chat request for the client's Messages request (``ex.request``)."""
-    return encode(chat_request(ex.request, attempt.deployment.upstream_model, ex.stream))
+def request(
+    ex: Exchange,
+    attempt: Attempt,
+    rules: ParamRules = NO_RULES,
+    *,
+    provider: str = "",
+    kind: str = "openai",
+) -> bytes:
+    """The chat request for the client's Messages request (``ex.request``), with the
+    provider's parameter ``rules`` applied to it (as to a chat client's)."""
+    deployment = attempt.deployment
+    out = chat_request(ex.request, deployment.upstream_model, ex.stream)
+    _parameters(_MEMBERS.decode(ex.body), out, rules, deployment, provider or kind, kind)
+    if rules:
+        apply_to_request(
+            out,
+            rules,
+            drop=deployment.drop_unsupported_params,
+            provider=provider or kind,
+            kind=kind,
+            model=deployment.public_model,
+        )
+    return encode(out)
+
+
+def _parameters(
+    members: dict[str, msgspec.Raw],
+    out: dict[str, Any],
+    rules: ParamRules,
+    deployment: Deployment,
+    provider: str,
+    kind: str,
+) -> None:
+    """Refuse what chat cannot express; map ``thinking``, ``output_config.effort``,
+    ``service_tier``, and ``top_k`` where the vendor takes it."""
+    drop = deployment.drop_unsupported_params
+
+    def refuse(name: str, *value: Any) -> None:
+        if not drop:
+            raise unsupported_error(name, provider, kind, deployment.public_model, *value)
+
+    for name in sorted(members.keys() - HANDLED):
+        if bytes(members[name]).strip() != b"null":
+            refuse(name)
+    config = _value(members, "output_config")
+    if isinstance(config, dict):
+        for name in sorted(config.keys() - _OUTPUT_CONFIG):
+            refuse(f"output_config.{name}")
+    effort = config.get("effort") if isinstance(config, dict) else None
+    if effort is not None and (not isinstance(effort, str) or effort not in EFFORTS):
+        raise InvalidRequest(
+            f"output_config.effort: expected one of {', '.join(EFFORTS[2:])}, "
+            f"got {str(effort)[:40]!r}",
+            param="output_config.effort",
+        )
+    if effort is None:
+        effort = _effort(_value(members, "thinking"))
+    if effort is not None:
+        out["reasoning_effort"] = effort
+    tier = _value(members, "service_tier")
+    if tier is not None:
+        if isinstance(tier, str) and tier in SERVICE_TIERS:
+            out["service_tier"] = SERVICE_TIERS[tier]
+        else:
+            refuse("service_tier", tier)
+    top_k = _value(members, "top_k")
+    if top_k is not None:
+        if "top_k" in rules.takes:
+            out["top_k"] = top_k
+        else:
+            refuse("top_k")
+
+
+def _value(members: dict[str, msgspec.Raw], name: str) -> Any:
+    raw = members.get(name)
+    return None if raw is None else msgspec.json.decode(raw)
+
+
+def _effort(thinking: Any) -> str | None:
+    """``reasoning_effort`` for Anthropic's ``thinking`` (None: the provider's default)."""
+    if thinking is None:
+        return None
+    kind = thinking.get("type") if isinstance(thinking, dict) else None
+    if kind == "enabled":
+        budget = thinking.get("budget_tokens")
+        if not isinstance(budget, int) or isinstance(budget, bool):
+            raise InvalidRequest(
+                "thinking.budget_tokens: expected an integer", param="thinking.budget_tokens"
+            )
+        return effort_for_budget(budget)
+    if kind in ("disabled", "adaptive"):
+        return None  # no reasoning asked for, or as much as the model decides
+    raise InvalidRequest(
+        f"thinking.type: expected enabled, disabled or adaptive, got {str(kind)[:40]!r}",
+        param="thinking.type",
+    )
 
 
 def chat_request(

@@ -1,5 +1,6 @@
 """What both directions of the OpenAI <-> Anthropic translation share: stop reasons, image
-sources, tool choices, and a strict JSON decode whose errors name the field."""
+sources, tool choices, reasoning effort and thinking budgets, and a strict JSON decode whose
+errors name the field."""
 
 from __future__ import annotations
 
@@ -28,8 +29,31 @@ STOP_REASONS = {
     "content_filter": "refusal",
 }
 
+# OpenAI's reasoning_effort -> the budget_tokens of Anthropic's extended thinking ("none":
+# no thinking). Anthropic's minimum budget is 1024; each level doubles or quadruples the last.
+THINKING_BUDGETS = {
+    "minimal": 1024,
+    "low": 2048,
+    "medium": 8192,
+    "high": 16384,
+    "xhigh": 24576,
+    "max": 32768,
+}
+EFFORTS = ("none", *THINKING_BUDGETS)
+# And back, a budget to the nearest level at or below it, among the three levels every
+# OpenAI-shaped reasoning model takes (a budget under "medium"'s is "low").
+_EFFORT_FLOORS = ((THINKING_BUDGETS["high"], "high"), (THINKING_BUDGETS["medium"], "medium"))
+
 decode = msgspec.json.decode
 encode = msgspec.json.encode
+
+
+def effort_for_budget(budget: int) -> str:
+    """The ``reasoning_effort`` for a thinking ``budget_tokens``."""
+    for floor, effort in _EFFORT_FLOORS:
+        if budget >= floor:
+            return effort
+    return "low"
 
 
 def finish_reason(stop_reason: str | None) -> str | None:

@@ -20,6 +20,8 @@ from relay.exchange import Attempt, Exchange, Usage
 from relay.providers.params import unsupported_error
 from relay.providers.sse import events_of, new_decoder
 from relay.providers.translate.common import (
+    EFFORTS,
+    THINKING_BUDGETS,
     encode,
     finish_reason,
     image_source,
@@ -35,12 +37,30 @@ from relay.wire.anthropic import (
 )
 from relay.wire.decode import decode_json
 
-# Chat parameters the Messages API has no equivalent for: a 400 naming them, unless the model
-# sets drop_unsupported_params. (``user`` and ``metadata`` only attribute: never refused.)
-UNSUPPORTED = (
-    "seed", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs",
-    "top_logprobs", "audio", "modalities", "prediction",
+# Chat parameters this translation takes (each mapped below); every other one is a 400 naming
+# it, unless its value asks for nothing (_NOTHING) or the model sets drop_unsupported_params.
+# ``user``/``safety_identifier`` become metadata.user_id; ``metadata`` only attributes (the
+# gateway records it). ``top_k`` and ``thinking`` are Anthropic's own, passed as they are.
+HANDLED = frozenset(
+    {
+        "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens",
+        "temperature", "top_p", "stop", "tools", "tool_choice", "parallel_tool_calls",
+        "response_format", "n", "reasoning_effort", "service_tier", "user",
+        "safety_identifier", "metadata", "top_k", "thinking",
+    }
 )  # fmt: skip
+# Values of other parameters that ask for what the Messages API does anyway.
+_NOTHING: dict[str, tuple[Any, ...]] = {
+    "logprobs": (False,),
+    "top_logprobs": (0,),
+    "presence_penalty": (0,),
+    "frequency_penalty": (0,),
+    "logit_bias": ({},),
+    "store": (False,),
+    "modalities": (["text"],),
+}
+# OpenAI service_tier -> Anthropic's (standard capacity only, or priority when available).
+SERVICE_TIERS = {"auto": "auto", "default": "standard_only"}
 JSON_OBJECT_INSTRUCTION = "Respond with a single JSON object and nothing else."
 
 
@@ -53,10 +73,11 @@ def request(
     """The Messages request for the client's chat request."""
     chat: dict[str, Any] = decode_json(ex.body)
     deployment = attempt.deployment
-    if not deployment.drop_unsupported_params:
-        for name in UNSUPPORTED:
-            if chat.get(name) not in (None, False):
-                raise unsupported_error(name, provider, "anthropic", deployment.public_model)
+    drop = deployment.drop_unsupported_params
+    for name in sorted(chat.keys() - HANDLED):
+        value = chat[name]
+        if value is not None and value not in _NOTHING.get(name, ()) and not drop:
+            raise unsupported_error(name, provider, "anthropic", deployment.public_model)
     system: list[str] = []
     turns: list[dict[str, Any]] = []
     for i, message in enumerate(chat["messages"]):
@@ -86,22 +107,64 @@ def request(
     out: dict[str, Any] = {"model": attempt.deployment.upstream_model}
     limit = chat.get("max_completion_tokens") or chat.get("max_tokens")
     out["max_tokens"] = limit if isinstance(limit, int) else max_tokens_default
+    _thinking(chat, out, isinstance(limit, int))
     _response_format(chat.get("response_format"), system, out)
     if system:
         out["system"] = "\n\n".join(system)
     out["messages"] = turns
-    for name in ("temperature", "top_p"):
+    for name in ("temperature", "top_p", "top_k"):
         if chat.get(name) is not None:
             out[name] = chat[name]
     stop = chat.get("stop")
     if stop:
         out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
-    if isinstance(chat.get("user"), str):
-        out["metadata"] = {"user_id": chat["user"]}
+    user = chat.get("safety_identifier") or chat.get("user")
+    if isinstance(user, str):
+        out["metadata"] = {"user_id": user}
+    tier = chat.get("service_tier")
+    if tier is not None:
+        if isinstance(tier, str) and tier in SERVICE_TIERS:
+            out["service_tier"] = SERVICE_TIERS[tier]
+        elif not drop:
+            raise unsupported_error(
+                "service_tier", provider, "anthropic", deployment.public_model, tier
+            )
     _tools(chat, out)
     if ex.stream:
         out["stream"] = True
     return encode(out)
+
+
+def _thinking(chat: dict[str, Any], out: dict[str, Any], limited: bool) -> None:
+    """``reasoning_effort`` as extended thinking with a budget (``thinking`` as sent wins).
+
+    OpenAI counts reasoning tokens within ``max_completion_tokens``, as Anthropic counts the
+    thinking budget within ``max_tokens``: with a client's limit the budget fits under it;
+    without one the budget is added to ``max_tokens_default``, which stays for the answer."""
+    if chat.get("thinking") is not None:
+        out["thinking"] = chat["thinking"]
+        return
+    effort = chat.get("reasoning_effort")
+    if effort is None or effort == "none":
+        return
+    if not isinstance(effort, str) or effort not in THINKING_BUDGETS:
+        raise InvalidRequest(
+            f"reasoning_effort: expected one of {', '.join(EFFORTS)}, got {str(effort)[:40]!r}",
+            param="reasoning_effort",
+        )
+    budget = THINKING_BUDGETS[effort]
+    if not limited:
+        out["max_tokens"] += budget
+    elif out["max_tokens"] <= THINKING_BUDGETS["minimal"]:
+        raise InvalidRequest(
+            f"reasoning_effort: this model's provider thinks with a budget of at least "
+            f"{THINKING_BUDGETS['minimal']} tokens, counted within max_completion_tokens "
+            f"({out['max_tokens']}); raise it, or leave it unset",
+            param="reasoning_effort",
+        )
+    else:
+        budget = min(budget, out["max_tokens"] - 1)
+    out["thinking"] = {"type": "enabled", "budget_tokens": budget}
 
 
 def _add(turns: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:

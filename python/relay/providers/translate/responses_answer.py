@@ -23,8 +23,10 @@ from relay.wire.openai import WireUsage, usage_from_wire
 from relay.wire.responses import ResponsesRequest, usage_json
 
 _MEMBERS = msgspec.json.Decoder(dict[str, msgspec.Raw])
-# Request members a Response echoes back as the client sent them.
-_ECHOED = ("instructions", "metadata", "temperature", "top_p", "max_output_tokens", "user")
+# Request members a Response echoes back as the client sent them (null when absent).
+_ECHOED = ("instructions", "metadata", "temperature", "top_p", "max_output_tokens")
+# And those it carries only when sent: OpenAI's schema has them as strings, never null.
+_ECHOED_IF_SENT = ("user", "safety_identifier", "prompt_cache_key")
 # Chat finish reasons that leave a Response incomplete, and why.
 INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
@@ -98,12 +100,17 @@ class Draft:
             "store": self.store,
             "text": members.get("text") or {"format": {"type": "text"}},
             "tool_choice": members.get("tool_choice") or "auto",
-            "tools": members.get("tools") or [],
+            "tools": _tools(req.tools),
             "truncation": "disabled",
-            "usage": usage_json(usage) if usage is not None and status != "in_progress" else None,
         }
+        if usage is not None and status != "in_progress":  # an object or nothing, never null
+            out["usage"] = usage_json(usage)
         for name in _ECHOED:
             out[name] = members.get(name)
+        for name in _ECHOED_IF_SENT:
+            value = members.get(name)
+            if value is not None and bytes(value) != b"null":
+                out[name] = value
         out["metadata"] = out["metadata"] or {}
         return encode(out)
 
@@ -111,6 +118,23 @@ class Draft:
         """Every item of the conversation so far, this answer's output included, as JSON
         (stored for a later ``previous_response_id``)."""
         return encode([*self.history, *self.output])
+
+
+def _tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """The request's tools as a Response lists them: a function tool with all its members
+    (``strict`` null when the client did not set it: a translated call does not enforce it)."""
+    listed = []
+    for tool in tools or ():
+        if tool.get("type") == "function":
+            tool = {
+                "type": "function",
+                "name": tool.get("name", ""),
+                "description": tool.get("description"),
+                "parameters": tool.get("parameters"),
+                "strict": tool.get("strict"),
+            }
+        listed.append(tool)
+    return listed
 
 
 # -- a chat completion as output items --------------------------------------------------------

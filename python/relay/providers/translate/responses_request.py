@@ -10,11 +10,19 @@ Items: messages (``user``, ``system``, ``developer``, ``assistant``; string cont
 and the assistant text before them, share one message) and ``function_call_output`` items
 ``tool`` messages; ``reasoning`` items are dropped (a chat API cannot take them back).
 ``instructions`` lead as a system message. Anything else is a 400 naming the item.
+
+Parameters are taken by an allow-list (:data:`HANDLED`): each is mapped (``reasoning.effort``
+-> ``reasoning_effort``, ``text.verbosity`` -> ``verbosity``, ``max_output_tokens`` ->
+``max_completion_tokens``, ...) or passed on under the chat name it shares (``service_tier``,
+``prompt_cache_key``, ``safety_identifier``, ...), for the provider's own path to take or
+refuse; any other is a 400 naming it, unless the model sets ``drop_unsupported_params``.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import msgspec
 
 from relay.errors import InvalidRequest
 from relay.exchange import Deployment
@@ -22,6 +30,47 @@ from relay.providers.params import unsupported_error
 from relay.wire.responses import ResponsesRequest
 
 _ROLES = frozenset({"user", "system", "developer", "assistant"})
+_MEMBERS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+# Responses parameters this translation takes (see the module docstring).
+HANDLED = frozenset(
+    {
+        "model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "text",
+        "max_output_tokens", "temperature", "top_p", "metadata", "store", "stream",
+        "stream_options", "previous_response_id", "user", "reasoning",
+        # refused below whatever drop_unsupported_params says
+        "background", "conversation", "prompt",
+    }
+)  # fmt: skip
+# Chat parameters of the same name and meaning, passed on as sent.
+PASSED_ON = ("service_tier", "prompt_cache_key", "prompt_cache_retention", "safety_identifier")
+# Values of other parameters that ask for what a translated call does anyway.
+_NOTHING: dict[str, tuple[Any, ...]] = {
+    "truncation": ("disabled",),
+    "include": ([],),
+    "top_logprobs": (0,),
+}
+_TEXT = frozenset({"format", "verbosity"})
+_REASONING = frozenset({"effort"})
+# Chat parameters a provider's path may refuse -> the Responses field the client sent.
+_SENT_AS = {
+    "verbosity": "text.verbosity",
+    "reasoning_effort": "reasoning.effort",
+    "max_completion_tokens": "max_output_tokens",
+    "response_format": "text.format",
+}
+
+
+def name_as_sent(err: InvalidRequest) -> InvalidRequest:
+    """A refusal of the chat request made from a Responses request, naming the field as the
+    client sent it (``reasoning.effort``, not ``reasoning_effort``)."""
+    sent = _SENT_AS.get(err.param or "")
+    if sent is not None and err.param is not None and err.message.startswith(err.param):
+        err.message = sent + err.message[len(err.param) :]
+        err.args = (err.message,)
+        err.param = sent
+    return err
+
+
 # Built-in tools of OpenAI's platform: only OpenAI runs them.
 _FUNCTION = "function"
 
@@ -43,9 +92,13 @@ def chat_request(
     deployment: Deployment,
     provider: str,
     kind: str,
+    *,
+    body: bytes,
 ) -> dict[str, Any]:
-    """The chat request for ``items`` (earlier turns first) under the request's settings."""
+    """The chat request for ``items`` (earlier turns first) under the request's settings
+    (``req``, decoded from ``body``, whose other members are checked here)."""
     _refuse(req, deployment, provider, kind)
+    members = _MEMBERS.decode(body)
     messages: list[dict[str, Any]] = []
     if req.instructions:
         messages.append({"role": "system", "content": req.instructions})
@@ -60,6 +113,7 @@ def chat_request(
         value = getattr(req, name)
         if value is not None:
             out[name] = value
+    _parameters(members, out, deployment, provider, kind)
     _format(req, out)
     _tools(req, out, deployment, provider, kind)
     if req.stream:
@@ -78,6 +132,40 @@ def _refuse(req: ResponsesRequest, deployment: Deployment, provider: str, kind: 
         if getattr(req, name) not in (None, False):
             # No equivalent in a chat API; dropping them would change the answer.
             raise unsupported_error(name, provider, kind, deployment.public_model)
+
+
+def _parameters(
+    members: dict[str, msgspec.Raw],
+    out: dict[str, Any],
+    deployment: Deployment,
+    provider: str,
+    kind: str,
+) -> None:
+    """Members beyond the typed request: mapped, passed on, or refused (see HANDLED)."""
+    drop = deployment.drop_unsupported_params
+
+    def refuse(name: str) -> None:
+        if not drop:
+            raise unsupported_error(name, provider, kind, deployment.public_model)
+
+    for name in sorted(members.keys() - HANDLED):
+        value = msgspec.json.decode(members[name])
+        if name in PASSED_ON:
+            if value is not None:
+                out[name] = value
+        elif value is not None and value not in _NOTHING.get(name, ()):
+            refuse(name)
+    for parent, known in (("text", _TEXT), ("reasoning", _REASONING)):
+        raw = members.get(parent)
+        settings = msgspec.json.decode(raw) if raw is not None else None
+        if not isinstance(settings, dict):
+            continue
+        for name in sorted(settings.keys() - known):
+            if settings[name] is not None:
+                refuse(f"{parent}.{name}")
+        key = "verbosity" if parent == "text" else "effort"
+        if settings.get(key) is not None:
+            out["verbosity" if parent == "text" else "reasoning_effort"] = settings[key]
 
 
 def _item(messages: list[dict[str, Any]], item: Any, where: str) -> None:

@@ -191,8 +191,8 @@ class EventStream:
                 event(
                     self._draft,
                     "response.function_call_arguments.done",
-                    b',"item_id":"' + item_id.encode() + b'"' + where + b',"arguments":'
-                    + encode(arguments),
+                    b',"item_id":"' + item_id.encode() + b'"' + where + b',"name":'
+                    + encode(name) + b',"arguments":' + encode(arguments),
                 )
             )  # fmt: skip
             item = call_item(item_id, call_id, name, arguments)

@@ -20,6 +20,7 @@ import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
@@ -34,32 +35,34 @@ HEADER = """\
 """
 
 
-def roots() -> list[Requirement]:
-    """pyproject.toml's runtime dependencies, its test extra and its build backend."""
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    names = [
-        *project["project"]["dependencies"],
-        *project["project"]["optional-dependencies"]["test"],
-        *project["build-system"]["requires"],
-    ]
+def _pyproject() -> dict[str, Any]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def dev_requirements() -> list[Requirement]:
+    """What ``make dev`` installs: the runtime dependencies and the test extra."""
+    project = _pyproject()["project"]
+    names = [*project["dependencies"], *project["optional-dependencies"]["test"]]
     return [Requirement(name) for name in names]
 
 
-def closure() -> dict[str, str]:
-    """Installed distribution name -> version, for the roots and all they require."""
+def build_requirements() -> list[Requirement]:
+    """The build backend, which pip installs only in its isolated build environment."""
+    return [Requirement(name) for name in _pyproject()["build-system"]["requires"]]
+
+
+def closure(roots: list[Requirement]) -> dict[str, str]:
+    """Installed distribution name -> version, for ``roots`` and all they require."""
     pinned: dict[str, str] = {}
     followed: set[tuple[str, str]] = set()  # (package, extra) whose requirements were queued
-    todo = [(requirement, "") for requirement in roots()]
+    todo = [(requirement, "") for requirement in roots]
     while todo:
         requirement, extra = todo.pop()
         environment = {**default_environment(), "extra": extra}
         if requirement.marker and not requirement.marker.evaluate(environment):
             continue
         name = canonicalize_name(requirement.name)
-        try:
-            dist = metadata.distribution(requirement.name)
-        except metadata.PackageNotFoundError:
-            sys.exit(f"{requirement.name} is not installed here: run `make dev` first")
+        dist = metadata.distribution(requirement.name)  # not installed: run `make dev` first
         pinned[name] = dist.version
         # A requirement's extras (`pkg[extra]`) bring requirements of their own.
         for wanted in ["", *sorted(requirement.extras)]:
@@ -69,8 +72,29 @@ def closure() -> dict[str, str]:
     return dict(sorted(pinned.items()))
 
 
+def current() -> dict[str, str]:
+    """The pins of constraints.txt as it is."""
+    if not CONSTRAINTS.exists():
+        return {}
+    lines = CONSTRAINTS.read_text(encoding="utf-8").splitlines()
+    pairs = [line.split("==", 1) for line in lines if "==" in line and not line.startswith("#")]
+    return {canonicalize_name(name): version for name, version in pairs}
+
+
 def main() -> int:
-    pins = closure()
+    pins = closure(dev_requirements())
+    # The build backend is not installed by `make dev`: pin it if this interpreter has it (a
+    # build environment's copy is gone), else keep the pin there is.
+    old = current()
+    for requirement in build_requirements():
+        name = canonicalize_name(requirement.name)
+        try:
+            pins.update(closure([requirement]))
+        except metadata.PackageNotFoundError:
+            if name not in old:
+                sys.exit(f"pip install '{requirement}' to pin the build backend")
+            pins[name] = old[name]
+    pins = dict(sorted(pins.items()))
     CONSTRAINTS.write_text(
         HEADER + "".join(f"{name}=={version}\n" for name, version in pins.items()),
         encoding="utf-8",

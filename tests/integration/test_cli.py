@@ -218,6 +218,7 @@ def test_the_readme_check_config_example_is_real_output(tmp_path: Path) -> None:
         b"server: {prot: 8080}\n",  # a wrong field
         b"server: {port: 1\nmodels: [",  # YAML syntax, and no newline at the end of the file
         b"models: {m\x01: {}}\n",  # a character YAML refuses
+        b'server: {"pr\\not": 1}\n',  # a key with a newline in it
         b"\xff\xfe not utf-8",
         b"",
         b"# only a comment",

@@ -210,3 +210,28 @@ def test_the_readme_check_config_example_is_real_output(tmp_path: Path) -> None:
     result = relay("check-config", "bad.yaml", cwd=tmp_path, env={"OPENAI_API_KEY": None})
     assert result.returncode == 1
     assert result.stderr == match.group(2)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"server: {prot: 8080}\n",  # a wrong field
+        b"server: {port: 1\nmodels: [",  # YAML syntax, and no newline at the end of the file
+        b"models: {m\x01: {}}\n",  # a character YAML refuses
+        b'server: {"pr\\not": 1}\n',  # a key with a newline in it
+        b"\xff\xfe not utf-8",
+        b"",
+        b"# only a comment",
+    ],
+)
+def test_check_config_on_a_broken_file_is_one_line_per_problem(
+    content: bytes, tmp_path: Path
+) -> None:
+    (tmp_path / "broken.yaml").write_bytes(content)
+    result = relay("check-config", "broken.yaml", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.endswith("\n"), repr(result.stderr)
+    # Each of these files has one problem: one line, indented under the file's name.
+    first, *problems = result.stderr.splitlines()
+    assert first == "broken.yaml: invalid configuration"
+    assert len(problems) == 1 and problems[0].startswith("  "), result.stderr

@@ -29,7 +29,7 @@ class Problems:
         """
         origin = self.origins.get(path)
         where = f"{path} (from {origin})" if origin else path
-        line = f"{where}: {message}" if where else message
+        line = _one_line(f"{where}: {message}" if where else message)
         if line not in self._items:
             self._items.append(line)
 
@@ -42,6 +42,13 @@ class Problems:
     def lines(self) -> list[str]:
         """Each problem as one line, in the order found."""
         return list(self._items)
+
+
+def _one_line(text: str) -> str:
+    """Escape what is not printable (a key with a newline in it), so a problem stays one line."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 def unknown(what: str, name: str, known: Iterable[str]) -> str:

@@ -25,11 +25,22 @@ def read_yaml(text: str, problems: Problems) -> dict[str, Any] | None:
             return None
         _find_duplicates(root, "", problems)
         tree = yaml.safe_load(text)
+    except yaml.reader.ReaderError as exc:
+        # A character YAML refuses (a control character): its str() spans two lines and
+        # points at a character offset, so say where it is as the other errors do.
+        line, column = _line_column(text, exc.position)
+        problems.add(
+            "",
+            f"line {line}, column {column}: invalid YAML: character #x{exc.character:04x}: "
+            f"{exc.reason}",
+        )
+        return None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        problems.add("", f"{where}invalid YAML: {problem}")
+        # One problem, one line: check-config prints one line per problem.
+        problems.add("", f"{where}invalid YAML: {' '.join(problem.split())}")
         return None
     if not isinstance(tree, dict):
         problems.add(
@@ -37,6 +48,12 @@ def read_yaml(text: str, problems: Problems) -> dict[str, Any] | None:
         )
         return None
     return tree
+
+
+def _line_column(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of a character offset into ``text``."""
+    before = text[:offset]
+    return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
 
 
 def _find_duplicates(node: yaml.Node, path: str, problems: Problems) -> None:

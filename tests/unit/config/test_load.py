@@ -196,6 +196,13 @@ def test_invalid_yaml_says_where() -> None:
     assert problems("server: {port: 1\nmodels: [")[0].startswith("line ")
 
 
+def test_a_character_yaml_refuses_is_one_problem_that_says_where() -> None:
+    # PyYAML's own message spans two lines and counts characters, not lines.
+    assert problems("server: {port: 1}\nmodels: {m\x01: {}}\n") == [
+        "line 2, column 11: invalid YAML: character #x0001: special characters are not allowed"
+    ]
+
+
 def test_unknown_top_level_section() -> None:
     assert problems(ECHO + "servr: {}")[0].startswith(
         "servr: unknown section (known: auth, database, default_provider"

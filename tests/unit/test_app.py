@@ -152,3 +152,18 @@ def test_wrong_method_on_an_api_route_uses_its_envelope_and_is_recorded() -> Non
     # one ledger row (a tap run) per request, 405s included
     assert [ex.status for ex in tap.finished] == [405, 405]
     assert msgspec.json.decode(proto.sent[0])["error"]["code"] == "method_not_allowed"
+
+
+def test_tune_gc_freezes_the_start_up_heap_and_spaces_young_passes() -> None:
+    import gc
+
+    from relay.app import GC_YOUNG_THRESHOLD, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold()[0] == GC_YOUNG_THRESHOLD
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -63,7 +63,8 @@ def test_startup_says_what_is_served(found: Gateway) -> None:
         f"Relay {__version__} (granian {granian.__version__}, Python {platform.python_version()})",
         "config: configs/config.yaml (found in the working directory)",
         "models: from-configs-dir, other",
-        "auth: none (no client authentication: every caller is accepted)",
+        "auth: passthrough (no client authentication: every caller is accepted); auth.mode is "
+        "not set, and no admin key or active gateway key",
         f"serving http://0.0.0.0:{found.port}/v1",
     ]
 

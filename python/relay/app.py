@@ -235,7 +235,8 @@ class RelayApp:
                 raise ShuttingDown("the gateway is shutting down; retry on another instance")
             try:
                 for gate in self.gates:
-                    gate.admit(ex)
+                    if (deciding := gate.admit(ex)) is not None:  # a look-up (new key)
+                        await deciding
             except GatewayError:
                 await discard_body(proto, self.max_body)
                 raise
@@ -294,7 +295,8 @@ class RelayApp:
                 raise ShuttingDown("the gateway is shutting down; retry on another instance")
             try:
                 for gate in self.gates:  # a gateway key, before any upload is read
-                    gate.admit(ex)
+                    if (deciding := gate.admit(ex)) is not None:
+                        await deciding
             except GatewayError:
                 await discard_body(proto, self.max_body)
                 raise

@@ -12,6 +12,7 @@ from typing import Any
 import openai
 import pytest
 
+from relay.auth.tokens import new_key
 from tests.fakes.openai_upstream import FakeUpstream
 from tests.integration.gateway import Gateway
 from tests.integration.tenancy import MASTER, call, keys_config, ledger_entry
@@ -205,7 +206,8 @@ def test_roles_keep_organisations_apart(gw: Gateway) -> None:
 
 def test_a_missing_key_is_a_401_before_the_body_is_judged(gw: Gateway) -> None:
     """An unauthenticated caller learns nothing about its body: 401, not a 400 for bad JSON."""
-    for headers in ({}, {"authorization": "Bearer gw-sk-not-a-key"}):
+    made_up = {"authorization": f"Bearer {new_key()}"}  # well formed: looked up, then refused
+    for headers in ({}, {"authorization": "Bearer gw-sk-not-a-key"}, made_up):
         conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
         conn.request(
             "POST",

@@ -74,7 +74,7 @@ class AdminApi:
     ) -> Response:
         """One admin request -> (status, headers, body)."""
         try:
-            actor = self.authenticate(headers)
+            actor = await self.authenticate(headers)
             route, object_id = _route(method, path)
             if route.admin_only and not actor.is_admin:
                 raise AdminForbidden("only admins can do this")
@@ -97,7 +97,7 @@ class AdminApi:
             failed = GatewayError("the admin API failed; see the gateway's logs")
             return failed.status, list(_JSON), error_body(failed)
 
-    def authenticate(self, headers: Mapping[str, str]) -> Actor:
+    async def authenticate(self, headers: Mapping[str, str]) -> Actor:
         """The master key, or a live key of a user; 401 without one, 403 for a tenant's key."""
         token = None
         authorization = headers.get("authorization")
@@ -111,7 +111,8 @@ class AdminApi:
             )
         if self.admin_key and hmac.compare_digest(token.encode(), self.admin_key.encode()):
             return Actor("master", "admin")
-        record = self.cache.lookup(token)
+        # A user's key made a moment ago on another worker is found in the database.
+        record = await self.cache.find(token)
         if record is None or record.revoked:
             raise AuthenticationError("invalid admin key")
         if record.expires_at is not None and time.time() >= record.expires_at:

@@ -219,3 +219,17 @@ def test_a_missing_key_is_a_401_before_the_body_is_judged(gw: Gateway) -> None:
         assert response.status == 401
         assert json.loads(response.read())["error"]["type"] == "authentication_error"
         conn.close()
+
+
+def test_a_refused_request_is_recorded_with_no_tenant(gw: Gateway) -> None:
+    """A 401 belongs to nobody: the ledger has no tenant for it, not tenant ``default``."""
+    for n, key in enumerate((None, "gw-sk-not-a-key", new_key())):
+        conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+        headers = {"content-type": "application/json", "x-request-id": f"refused-{n}"}
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        conn.request("POST", "/v1/chat/completions", body=b"{}", headers=headers)
+        assert conn.getresponse().status == 401
+        conn.close()
+        entry = ledger_entry(gw, f"refused-{n}")
+        assert (entry["status"], entry["tenant"], entry["key_prefix"]) == (401, "-", None)

@@ -156,6 +156,9 @@ class KeyCache:
         except (DatabaseUnavailable, TimeoutError) as exc:
             log.warning("could not look up an unknown key in the database: %s", exc or "timeout")
             return None
+        except Exception:  # refused (401) rather than failing every request that waits on it
+            log.exception("looking up an unknown key failed")
+            return None
         if not rows:
             self._remember_miss(digest)
             return None

@@ -252,7 +252,8 @@ class RelayApp:
                 raise ShuttingDown("the gateway is shutting down; retry on another instance")
             try:
                 for gate in self.gates:
-                    gate.admit(ex)
+                    if (deciding := gate.admit(ex)) is not None:  # a look-up (new key)
+                        await deciding
             except GatewayError:
                 await discard_body(proto, self.max_body, self.body_timeout)
                 raise
@@ -313,7 +314,8 @@ class RelayApp:
                 raise ShuttingDown("the gateway is shutting down; retry on another instance")
             try:
                 for gate in self.gates:  # a gateway key, before any upload is read
-                    gate.admit(ex)
+                    if (deciding := gate.admit(ex)) is not None:
+                        await deciding
             except GatewayError:
                 await discard_body(proto, self.max_body, self.body_timeout)
                 raise

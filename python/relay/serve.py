@@ -23,6 +23,7 @@ from granian.constants import Interfaces, Loops
 from granian.log import LogLevels
 
 from relay import __version__
+from relay.auth.mode import AuthModeUnknown, resolve_auth, with_mode
 from relay.config import Config, ConfigError, ConfigSource
 from relay.config.handoff import publish, received, withdraw
 from relay.config.notices import summary, warnings
@@ -46,7 +47,6 @@ def serve(
     # Until granian installs its own handlers: SIGTERM unwinds (SIGINT already does), so the
     # clean-up below runs whenever the gateway is asked to stop.
     signal.signal(signal.SIGTERM, _exit_on_signal)
-    publish(config)
     try:
         return _serve(config, source, reload)
     finally:
@@ -66,9 +66,21 @@ def _serve(config: Config, source: ConfigSource, reload: Callable[[], Config]) -
         "Relay %s (granian %s, Python %s)", __version__, granian_version, platform.python_version()
     )
     log.info("config: %s", source.describe())
-    for line in summary(config):
+    try:
+        # auth.mode unset: keys when an admin key is set or the database holds active keys.
+        auth = resolve_auth(config)
+    except AuthModeUnknown as exc:
+        print(
+            "relay: auth.mode is not set and the database could not be asked whether it holds "
+            f"gateway keys ({exc}); set auth.mode, or make the database reachable",
+            file=sys.stderr,
+        )
+        return 1
+    config = with_mode(config, auth)
+    publish(config)
+    for line in summary(config, auth.reason):
         log.info("%s", line)
-    for line in warnings(config):
+    for line in [*warnings(config), *auth.warnings]:
         log.warning("%s", line)
 
     granian = Granian(
@@ -130,9 +142,22 @@ def reload_for_workers(source: ConfigSource, reload: Callable[[], Config]) -> No
         config = msgspec.structs.replace(
             config, server=msgspec.structs.replace(config.server, **kept)
         )
+    try:
+        auth = resolve_auth(config)
+    except AuthModeUnknown as exc:
+        log.error(
+            "SIGHUP: auth.mode is not set and the database could not be asked whether it holds "
+            "gateway keys (%s); workers restart with the configuration already running",
+            exc,
+        )
+        return
+    config = with_mode(config, auth)
+    for line in auth.warnings:
+        log.warning("%s", line)
     publish(config)
     log.info(
-        "SIGHUP: workers restart with %s (models: %s)",
+        "SIGHUP: workers restart with %s (models: %s; auth: %s)",
         source.name,
         ", ".join(config.models) or "none",
+        auth.mode,
     )

@@ -10,7 +10,7 @@ other: ``app.py`` wires them together through these contracts.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
 
@@ -126,8 +126,11 @@ class Transport(Protocol):
 class Gate(Protocol):
     """A check on the headers alone, before the body is read (who is calling)."""
 
-    def admit(self, ex: Exchange) -> None:
-        """Raise a :class:`~relay.errors.GatewayError` to refuse the request."""
+    def admit(self, ex: Exchange) -> Awaitable[None] | None:
+        """Raise a :class:`~relay.errors.GatewayError` to refuse the request. Decided from
+        memory, return None; when the decision needs I/O (a key not in memory, looked up in
+        the database), return an awaitable that decides (raises or not): it is awaited before
+        the body is read. Synchronous by default, so the common case costs no coroutine."""
         ...
 
 

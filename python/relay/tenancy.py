@@ -14,6 +14,7 @@ import logging
 from relay.admin.api import AdminApi, Response, error_body
 from relay.auth.cache import KeyCache
 from relay.auth.keys import KeyAuth, MetadataAuth
+from relay.auth.mode import resolve_auth, with_mode
 from relay.auth.passthrough import PassthroughAuth
 from relay.config import Config
 from relay.config.tenancy import NO_DATABASE
@@ -33,6 +34,14 @@ class Tenancy:
     """The database-backed parts of one worker."""
 
     def __init__(self, config: Config) -> None:
+        if config.auth.mode is None:
+            # Started without `relay serve` (granian directly), which decides it once for all
+            # workers: decide here, the same way.
+            choice = resolve_auth(config)
+            config = with_mode(config, choice)
+            log.info("auth: %s; %s", choice.mode, choice.reason)
+            for line in choice.warnings:
+                log.warning("%s", line)
         self.config = config
         # False with database.url: none (nothing is kept).
         self.kept = config.database.url != NO_DATABASE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import time
@@ -12,6 +13,7 @@ from typing import Any
 import openai
 import pytest
 
+from relay.auth.tokens import new_key
 from tests.fakes.openai_upstream import FakeUpstream
 from tests.integration.gateway import Gateway
 from tests.integration.tenancy import MASTER, call, keys_config, ledger_entry
@@ -205,7 +207,8 @@ def test_roles_keep_organisations_apart(gw: Gateway) -> None:
 
 def test_a_missing_key_is_a_401_before_the_body_is_judged(gw: Gateway) -> None:
     """An unauthenticated caller learns nothing about its body: 401, not a 400 for bad JSON."""
-    for headers in ({}, {"authorization": "Bearer gw-sk-not-a-key"}):
+    made_up = {"authorization": f"Bearer {new_key()}"}  # well formed: looked up, then refused
+    for headers in ({}, {"authorization": "Bearer gw-sk-not-a-key"}, made_up):
         conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
         conn.request(
             "POST",
@@ -217,3 +220,87 @@ def test_a_missing_key_is_a_401_before_the_body_is_judged(gw: Gateway) -> None:
         assert response.status == 401
         assert json.loads(response.read())["error"]["type"] == "authentication_error"
         conn.close()
+
+
+def test_a_refused_request_is_recorded_with_no_tenant(gw: Gateway) -> None:
+    """A 401 belongs to nobody: the ledger has no tenant for it, not tenant ``default``."""
+    for n, key in enumerate((None, "gw-sk-not-a-key", new_key())):
+        conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+        headers = {"content-type": "application/json", "x-request-id": f"refused-{n}"}
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        conn.request("POST", "/v1/chat/completions", body=b"{}", headers=headers)
+        assert conn.getresponse().status == 401
+        conn.close()
+        entry = ledger_entry(gw, f"refused-{n}")
+        assert (entry["status"], entry["tenant"], entry["key_prefix"]) == (401, "-", None)
+
+
+def _cursor(parts: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode()
+
+
+def test_values_the_database_would_refuse_are_a_400_naming_them(gw: Gateway) -> None:
+    """Numbers beyond their column, NUL in text, crafted cursors: a 400 naming the field or
+    parameter on both backends, never a 500 (OverflowError, TypeError, a database error)."""
+    status, tenant = call(gw, "POST", "/admin/tenants", {"name": "svc"})
+    assert status == 201
+    bodies: list[tuple[str, str, Any, str]] = [
+        ("POST", "/admin/tenants", {"name": "a", "rate_limit_rpm": 18446744073709551616}, "rate_limit_rpm"),
+        ("POST", "/admin/tenants", {"name": "a", "rate_limit_rpm": 2**31}, "rate_limit_rpm"),
+        ("POST", "/admin/tenants", {"name": "a", "tokens_per_minute": 2**63}, "tokens_per_minute"),
+        ("PATCH", f"/admin/tenants/{tenant['id']}", {"rate_limit_rpm": 2**40}, "rate_limit_rpm"),
+        ("PATCH", f"/admin/tenants/{tenant['id']}", {"tokens_per_minute": 2**64}, "tokens_per_minute"),
+        ("POST", "/admin/keys", {"tenant_id": tenant["id"], "rate_limit_rpm": 2**31}, "rate_limit_rpm"),
+        ("POST", "/admin/keys", {"tenant_id": tenant["id"], "tokens_per_minute": 2**63}, "tokens_per_minute"),
+        ("POST", "/admin/keys", {"tenant_id": tenant["id"], "name": "a\x00b"}, "name"),
+        ("POST", "/admin/keys", {"tenant_id": "ten_\x00"}, "tenant_id"),
+        ("POST", "/admin/keys", {"user_id": "usr_\x00"}, "user_id"),
+    ]  # fmt: skip
+    for method, path, body, field in bodies:
+        status, error = call(gw, method, path, body)
+        assert (status, error["error"]["param"]) == (400, field), (body, error)
+        assert error["error"]["message"].startswith(field + ":"), error
+    status, error = call(gw, "POST", "/admin/tenants", raw=b'{"name": "a", "budget_usd": 1e400}')
+    assert (status, error["error"]["param"]) == (400, "budget_usd"), error
+    status, error = call(gw, "POST", "/admin/keys", {"tenant_id": tenant["id"], "name": "a\x00"})
+    assert error["error"]["message"] == "name: NUL characters are not allowed"
+
+    queries = [
+        ("/admin/requests?status=4294967296", "status"),
+        ("/admin/requests?status=99999999999999999999", "status"),
+        ("/admin/requests?since=nan", "since"),
+        ("/admin/requests?until=1e999", "until"),
+        ("/admin/requests?tenant=a%00b", "tenant"),
+        ("/admin/usage?model=a%00b", "model"),
+        ("/admin/keys?tenant_id=ten_%00", "tenant_id"),
+    ]
+    for path, param in queries:
+        status, error = call(gw, "GET", path)
+        assert (status, error["error"]["param"]) == (400, param), (path, error)
+    for path in ("/admin/tenants/ten_%00", "/admin/keys/key_%00", "/admin/requests/req_%00"):
+        status, error = call(gw, "GET", path)
+        assert status == 404, (path, error)
+
+
+def test_a_crafted_cursor_is_a_400_naming_it(gw: Gateway) -> None:
+    """Any JSON a client can encode as a cursor: a 400 on ``cursor``, never a TypeError."""
+    cursors = [
+        ("/admin/requests?cursor=" + _cursor([{"a": 1}, "x"]), "cursor"),
+        ("/admin/requests?cursor=" + _cursor([1, None]), "cursor"),
+        ("/admin/requests?cursor=" + _cursor(["1", "x", 3]), "cursor"),
+        ("/admin/audit?cursor=" + _cursor([None]), "cursor"),
+        ("/admin/audit?cursor=" + _cursor([2**70]), "cursor"),
+        ("/admin/audit?cursor=" + _cursor([1.5]), "cursor"),
+        ("/admin/audit?cursor=" + _cursor({"id": 1}), "cursor"),
+    ]
+    for path, param in cursors:
+        status, error = call(gw, "GET", path)
+        assert (status, error["error"]["param"]) == (400, param), (path, error)
+    # The real cursors still page.
+    for n in range(3):
+        call(gw, "POST", "/admin/tenants", {"name": f"page-{n}"})
+    status, page = call(gw, "GET", "/admin/audit?limit=2")
+    assert status == 200 and page["has_more"]
+    status, rest = call(gw, "GET", f"/admin/audit?limit=2&cursor={page['next_cursor']}")
+    assert status == 200 and rest["data"][0]["id"] < page["data"][-1]["id"]

@@ -63,7 +63,8 @@ def test_startup_says_what_is_served(found: Gateway) -> None:
         f"Relay {__version__} (granian {granian.__version__}, Python {platform.python_version()})",
         "config: configs/config.yaml (found in the working directory)",
         "models: from-configs-dir, other",
-        "auth: none (no client authentication: every caller is accepted)",
+        "auth: passthrough (no client authentication: every caller is accepted); auth.mode is "
+        "not set, and no admin key or active gateway key",
         f"ledger: SQLite file {found.log_path.parent / 'relay.db'}, rows kept 30 days",
         f"serving http://0.0.0.0:{found.port}/v1 (listening on 0.0.0.0, every IPv4 interface)",
     ]

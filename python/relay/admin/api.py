@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -22,6 +23,7 @@ import msgspec
 from relay.admin import reports
 from relay.admin.access import Actor, AdminForbidden, ObjectNotFound
 from relay.admin.models import (
+    NO_NUL,
     KeyCreate,
     KeyList,
     TenantCreate,
@@ -43,6 +45,7 @@ Response = tuple[int, list[tuple[str, str]], bytes]
 _JSON = [("content-type", "application/json")]
 _AT = re.compile(r"^(.*?) - at `\$\.?(.*)`$", re.DOTALL)
 _FIELD = re.compile(r"`([^`]*)`")
+_NUL_REFUSED = f"Expected `str` matching regex {NO_NUL!r}"
 _REQUEST_FILTERS = {
     "tenant": "tenant",
     "model": "model",
@@ -74,12 +77,15 @@ class AdminApi:
     ) -> Response:
         """One admin request -> (status, headers, body)."""
         try:
-            actor = self.authenticate(headers)
+            actor = await self.authenticate(headers)
             route, object_id = _route(method, path)
             if route.admin_only and not actor.is_admin:
                 raise AdminForbidden("only admins can do this")
             handler: Callable[..., Awaitable[tuple[int, Any]]] = getattr(self, "_" + route.handler)
-            params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+            if object_id is not None and "\x00" in object_id:
+                # No object has such an id, and PostgreSQL refuses NUL in text.
+                raise ObjectNotFound(f"no object with id {object_id!r}")
+            params = _params(query)
             status, result = await handler(actor, object_id, params, body, route)
             if route.method != "GET":
                 # This worker sees its own change at once; the others at their next poll.
@@ -97,7 +103,7 @@ class AdminApi:
             failed = GatewayError("the admin API failed; see the gateway's logs")
             return failed.status, list(_JSON), error_body(failed)
 
-    def authenticate(self, headers: Mapping[str, str]) -> Actor:
+    async def authenticate(self, headers: Mapping[str, str]) -> Actor:
         """The master key, or a live key of a user; 401 without one, 403 for a tenant's key."""
         token = None
         authorization = headers.get("authorization")
@@ -111,7 +117,8 @@ class AdminApi:
             )
         if self.admin_key and hmac.compare_digest(token.encode(), self.admin_key.encode()):
             return Actor("master", "admin")
-        record = self.cache.lookup(token)
+        # A user's key made a moment ago on another worker is found in the database.
+        record = await self.cache.find(token)
         if record is None or record.revoked:
             raise AuthenticationError("invalid admin key")
         if record.expires_at is not None and time.time() >= record.expires_at:
@@ -211,7 +218,7 @@ class AdminApi:
             filters["org"] = org
         for name, column in _REQUEST_FILTERS.items():
             if (value := params.get(name)) is not None:
-                filters[column] = _int(name, value) if name == "status" else value
+                filters[column] = _status(value) if name == "status" else value
         try:
             page = await reports.list_requests(
                 self.db, limit=_limit(params), cursor=params.get("cursor"), filters=filters,
@@ -291,8 +298,19 @@ def _field_error(message: str) -> InvalidRequest:
     ):
         where = f"{where}.{named.group(1)}" if where else named.group(1)
         what = "required field is missing" if "missing" in what else "unknown field"
-    what = what[:1].lower() + what[1:]
+    what = "NUL characters are not allowed" if what == _NUL_REFUSED else what[:1].lower() + what[1:]
     return InvalidRequest(f"{where or 'request body'}: {what}", param=where or None)
+
+
+def _params(query: str) -> dict[str, str]:
+    """The query's parameters (the last of a repeated one); NUL in one is a 400 (PostgreSQL
+    refuses it in text, and no value the API knows has one)."""
+    params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+    for name, value in params.items():
+        if "\x00" in name or "\x00" in value:
+            shown = name.replace("\x00", "\\x00")
+            raise InvalidRequest(f"{shown}: NUL characters are not allowed", param=shown)
+    return params
 
 
 def _only_known(params: Mapping[str, str], known: tuple[str, ...]) -> None:
@@ -313,6 +331,15 @@ def _int(name: str, value: str) -> int:
         return int(value)
     except ValueError:
         raise InvalidRequest(f"{name}: expected an integer, got {value!r}", param=name) from None
+
+
+def _status(value: str) -> int:
+    status = _int("status", value)
+    if not 100 <= status <= 599:
+        raise InvalidRequest(
+            f"status: expected an HTTP status 100-599, got {value!r}", param="status"
+        )
+    return status
 
 
 def _limit(params: Mapping[str, str]) -> int:
@@ -339,9 +366,12 @@ def _time(params: Mapping[str, str], name: str) -> float | None:
     if value is None:
         return None
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        if math.isfinite(seconds):
+            return seconds
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:

@@ -11,7 +11,9 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
+
+import msgspec
 
 from relay.admin import reports
 from relay.admin.access import CLI
@@ -23,6 +25,7 @@ from relay.ledger.connect import open_database
 from relay.ledger.database import Database, DatabaseUnavailable
 
 _GROUPS = ("tenants", "keys", "usage", "db")
+T = TypeVar("T")
 
 
 def add_admin_commands(commands: Any) -> None:
@@ -135,9 +138,28 @@ async def _tenant_id(store: AdminStore, ref: str) -> str:
     raise GatewayError(f"no tenant '{ref}'")
 
 
+# Body field -> the option (or argument) that sets it, for messages.
+_OPTIONS = {
+    "name": "NAME", "organization": "--organization", "rate_limit_rpm": "--rpm",
+    "tokens_per_minute": "--tpm", "budget_usd": "--budget", "allowed_models": "--models",
+}  # fmt: skip
+
+
+def _checked(kind: type[T], **fields: Any) -> T:
+    """``kind`` built from the options and checked as the admin API checks a body (bounds,
+    names), so a value the database would refuse is an error naming the option."""
+    try:
+        return msgspec.convert(fields, kind)
+    except msgspec.ValidationError as exc:
+        what, _, where = str(exc).partition(" - at `$.")
+        field = where.rstrip("`").split(".")[0].split("[")[0]
+        option = _OPTIONS.get(field, field or "options")
+        raise GatewayError(f"{option}: {what[:1].lower()}{what[1:]}") from None
+
+
 async def _tenants_create(db: Database, args: Any) -> None:
-    body = TenantCreate(
-        name=args.name, organization=args.organization, rate_limit_rpm=args.rpm,
+    body = _checked(
+        TenantCreate, name=args.name, organization=args.organization, rate_limit_rpm=args.rpm,
         tokens_per_minute=args.tpm, budget_usd=args.budget, allowed_models=_models(args.models),
     )  # fmt: skip
     created = await AdminStore(db).create_tenant(CLI, body)
@@ -159,8 +181,8 @@ async def _tenants_list(db: Database, args: Any) -> None:
 async def _keys_create(db: Database, args: Any) -> None:
     store = AdminStore(db)
     expires = datetime.now(UTC) + timedelta(days=args.expires_days) if args.expires_days else None
-    body = KeyCreate(
-        tenant_id=await _tenant_id(store, args.tenant), name=args.name,
+    body = _checked(
+        KeyCreate, tenant_id=await _tenant_id(store, args.tenant), name=args.name,
         allowed_models=_models(args.models), rate_limit_rpm=args.rpm,
         tokens_per_minute=args.tpm, budget_usd=args.budget, expires_at=expires,
     )  # fmt: skip

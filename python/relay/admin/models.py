@@ -16,8 +16,15 @@ Name = Annotated[
         description="letters, digits, '.', '_' and '-', starting with a letter or digit",
     ),
 ]
-Count = Annotated[int, Meta(ge=0)]
+# Bounded by the columns that store them (PostgreSQL's integer and bigint; SQLite's INTEGER
+# is 64-bit), so an out-of-range number is a 400 naming the field, not a database error.
+Rpm = Annotated[int, Meta(ge=0, le=2**31 - 1)]
+Tokens = Annotated[int, Meta(ge=0, le=2**63 - 1)]
+# JSON has no infinity: msgspec refuses a number beyond a double's range (1e400) by itself.
 Usd = Annotated[float, Meta(ge=0)]
+# Text stored as is: PostgreSQL refuses the NUL character in text.
+NO_NUL = r"^[^\x00]*$"
+Id = Annotated[str, Meta(max_length=200, pattern=NO_NUL)]
 Models = Annotated[list[Annotated[str, Meta(min_length=1)]], Meta(max_length=1000)]
 Role = Literal["admin", "user"]
 
@@ -27,8 +34,8 @@ class TenantCreate(Struct, forbid_unknown_fields=True):
 
     name: Name
     organization: Name | None = None
-    rate_limit_rpm: Count | None = None
-    tokens_per_minute: Count | None = None
+    rate_limit_rpm: Rpm | None = None
+    tokens_per_minute: Tokens | None = None
     budget_usd: Usd | None = None
     allowed_models: Models | None = None
 
@@ -36,8 +43,8 @@ class TenantCreate(Struct, forbid_unknown_fields=True):
 class TenantUpdate(Struct, forbid_unknown_fields=True):
     """``PATCH /admin/tenants/{id}``: fields left out stay; ``null`` clears a limit."""
 
-    rate_limit_rpm: Count | UnsetType | None = UNSET
-    tokens_per_minute: Count | UnsetType | None = UNSET
+    rate_limit_rpm: Rpm | UnsetType | None = UNSET
+    tokens_per_minute: Tokens | UnsetType | None = UNSET
     budget_usd: Usd | UnsetType | None = UNSET
     allowed_models: Models | UnsetType | None = UNSET
 
@@ -45,12 +52,12 @@ class TenantUpdate(Struct, forbid_unknown_fields=True):
 class KeyCreate(Struct, forbid_unknown_fields=True):
     """``POST /admin/keys``: a key for a tenant (service key) or for a user (admin/user key)."""
 
-    tenant_id: str | None = None
-    user_id: str | None = None
-    name: Annotated[str, Meta(max_length=200)] | None = None
+    tenant_id: Id | None = None
+    user_id: Id | None = None
+    name: Annotated[str, Meta(max_length=200, pattern=NO_NUL)] | None = None
     allowed_models: Models | None = None
-    rate_limit_rpm: Count | None = None
-    tokens_per_minute: Count | None = None
+    rate_limit_rpm: Rpm | None = None
+    tokens_per_minute: Tokens | None = None
     budget_usd: Usd | None = None
     expires_at: datetime | None = None
 

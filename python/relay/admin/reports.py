@@ -10,9 +10,10 @@ import base64
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
+from msgspec import Meta
 
 from relay.admin.models import (
     Attempt,
@@ -112,15 +113,25 @@ def encode_cursor(*parts: object) -> str:
     return base64.urlsafe_b64encode(msgspec.json.encode(parts)).decode()
 
 
-def decode_cursor(text: str) -> list[Any]:
-    """The parts of a cursor; ValueError if it was not made by :func:`encode_cursor`."""
+# What each listing's cursor holds, typed and bounded as the columns it is compared with: a
+# crafted cursor (any JSON a client can encode) fails here, never as a TypeError or in the
+# database. The ledger's: (ts, id); the audit log's: (id,).
+_TS = Annotated[float, Meta(ge=0, le=1e12)]
+_TEXT = Annotated[str, Meta(max_length=200, pattern=r"^[^\x00]*$")]
+REQUEST_CURSOR: msgspec.json.Decoder[tuple[float, str]] = msgspec.json.Decoder(tuple[_TS, _TEXT])
+AUDIT_CURSOR: msgspec.json.Decoder[tuple[int]] = msgspec.json.Decoder(
+    tuple[Annotated[int, Meta(ge=0, le=2**63 - 1)]]
+)
+T = TypeVar("T")
+
+
+def decode_cursor(text: str, decoder: msgspec.json.Decoder[T]) -> T:
+    """The parts of a cursor, as ``decoder`` types them; ValueError if it was not made by
+    :func:`encode_cursor` for that listing."""
     try:
-        parts = msgspec.json.decode(base64.urlsafe_b64decode(text.encode()))
-    except (ValueError, msgspec.DecodeError) as exc:
+        return decoder.decode(base64.urlsafe_b64decode(text.encode()))
+    except (ValueError, msgspec.DecodeError) as exc:  # binascii.Error is a ValueError
         raise ValueError("not a cursor from this API") from exc
-    if not isinstance(parts, list):
-        raise ValueError("not a cursor from this API")
-    return parts
 
 
 async def list_requests(
@@ -144,9 +155,9 @@ async def list_requests(
         where.append("ts < ?")
         args.append(until)
     if cursor is not None:
-        ts, rid = decode_cursor(cursor)
+        ts, rid = decode_cursor(cursor, REQUEST_CURSOR)
         where.append("(ts < ? OR (ts = ? AND id < ?))")
-        args += [float(ts), float(ts), str(rid)]
+        args += [ts, ts, rid]
     sql = (
         f"SELECT {_REQUEST_COLS} FROM requests WHERE {' AND '.join(where)} "
         f"ORDER BY ts DESC, id DESC LIMIT {int(limit) + 1}"
@@ -197,9 +208,9 @@ async def list_audit(
         where.append("organization = ?")
         args.append(organization)
     if cursor is not None:
-        (before,) = decode_cursor(cursor)
+        (before,) = decode_cursor(cursor, AUDIT_CURSOR)
         where.append("id < ?")
-        args.append(int(before))
+        args.append(before)
     rows = await db.fetch(
         "SELECT id, ts, actor, organization, action, object_type, object_id, detail "
         f"FROM audit_log WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT {int(limit) + 1}",

@@ -276,10 +276,14 @@ class AdminStore:
         return [_key(r) for r in await self.db.fetch(sql + " ORDER BY k.created_at DESC", args)]
 
     async def revoke_key(self, actor: Actor, key_id: str) -> Key:
-        """Revoke a key; every worker refuses it within the refresh interval."""
+        """Revoke a key; every worker refuses it within the refresh interval. A user may revoke
+        its organisation's tenant keys and its own keys, as it may create them; another user's
+        key (an admin's above all) only an admin may revoke."""
         key = await self.get_key(actor, key_id)
         if key is None:
             raise ObjectNotFound(f"no key with id '{key_id}'")
+        if key.user_id is not None and not actor.is_admin and key.user_id != actor.user_id:
+            raise AdminForbidden("only admins can revoke other users' keys")
         if key.revoked_at is None:
             now = time.time()
             await self._run(

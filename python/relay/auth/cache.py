@@ -5,31 +5,44 @@ and reloads only the keys and tenants whose ``seq`` is past the marker it last s
 revoked, expired or edited on any host is therefore seen by every worker within
 ``auth.key_refresh_s`` plus one small query. When the database is away, the last loaded state
 keeps serving and the poller retries.
+
+A key not in memory may be newer than the last poll (created a moment ago through another
+worker): :meth:`KeyCache.find` asks the database for it before it is refused, so a key works
+on every worker as soon as the admin API returns it. Only strings shaped like a key are asked
+about, one query per key at a time, a miss is remembered for a few seconds, and each worker
+asks at most ``lookups_per_s`` times a second (beyond that an unknown key is refused from
+memory, and works after the next poll): random keys cannot turn into a flood of queries.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 import msgspec
 
-from relay.auth.tokens import hash_key
+from relay.auth.tokens import hash_key, looks_like_key
 from relay.exchange import Limits
 from relay.ledger.database import Database, DatabaseUnavailable
 
 log = logging.getLogger("relay.auth")
 
 _MARKER = "SELECT value FROM change_marker WHERE id = 1"
-_KEYS = (
+_KEY_SELECT = (
     "SELECT k.id, k.hash, k.prefix, o.name, k.tenant_id, t.name, k.user_id, u.role, "
     "k.allowed_models, t.allowed_models, k.rate_limit_rpm, k.tokens_per_minute, k.budget_usd, "
     "t.rate_limit_rpm, t.tokens_per_minute, t.budget_usd, k.expires_at, k.revoked_at, "
     "t.deleted_at FROM api_keys k JOIN organizations o ON o.id = k.org_id "
     "LEFT JOIN tenants t ON t.id = k.tenant_id LEFT JOIN users u ON u.id = k.user_id "
-    "WHERE k.seq > ? OR t.seq > ?"
 )
+_KEYS = _KEY_SELECT + "WHERE k.seq > ? OR t.seq > ?"
+_KEY_BY_HASH = _KEY_SELECT + "WHERE k.hash = ?"
+# A key the database did not know is not asked about again for this long.
+MISS_TTL_S = 5.0
+# A look-up that takes longer than this refuses the key (the poller will still load it).
+LOOKUP_TIMEOUT_S = 2.0
 _TENANTS = (
     "SELECT t.id, t.name, o.name, t.allowed_models, t.rate_limit_rpm, t.tokens_per_minute, "
     "t.budget_usd, t.deleted_at FROM tenants t JOIN organizations o ON o.id = t.org_id "
@@ -90,7 +103,7 @@ def _allowed(key: frozenset[str] | None, tenant: frozenset[str] | None) -> froze
 class KeyCache:
     """Keys by hash and tenants by name, kept in step with the database by :meth:`run`."""
 
-    def __init__(self, db: Database, refresh_s: float = 1.0) -> None:
+    def __init__(self, db: Database, refresh_s: float = 1.0, lookups_per_s: float = 50.0) -> None:
         self.db = db
         self.refresh_s = refresh_s
         self._by_hash: dict[str, CachedKey] = {}
@@ -98,10 +111,74 @@ class KeyCache:
         self._seen = -1
         self._task: asyncio.Task[None] | None = None
         self._failing = False
+        # Keys asked about and not found: hash -> monotonic time the miss expires (in order).
+        self._misses: dict[str, float] = {}
+        self._asking: dict[str, asyncio.Task[CachedKey | None]] = {}
+        # A token bucket of database look-ups (full at start).
+        self._rate = lookups_per_s
+        self._tokens = lookups_per_s
+        self._filled_at = time.monotonic()
 
     def lookup(self, key: str) -> CachedKey | None:
         """The key's record, or None if no such key exists (as of the last refresh)."""
         return self._by_hash.get(hash_key(key))
+
+    async def find(self, key: str) -> CachedKey | None:
+        """The key's record, from memory or else from the database (see the module's notes);
+        None when no such key exists, or when the database may not be asked now."""
+        digest = hash_key(key)
+        record = self._by_hash.get(digest)
+        if record is not None or not looks_like_key(key):
+            return record
+        asking = self._asking.get(digest)
+        if asking is None:
+            now = time.monotonic()
+            if self._misses.get(digest, 0.0) > now or not self._take_token(now):
+                return None
+            asking = asyncio.get_running_loop().create_task(self._ask(digest))
+            self._asking[digest] = asking
+            asking.add_done_callback(lambda _: self._asking.pop(digest, None))
+        # Shielded: a caller that leaves does not cancel the answer others wait for.
+        return await asyncio.shield(asking)
+
+    def _take_token(self, now: float) -> bool:
+        self._tokens = min(self._rate, self._tokens + (now - self._filled_at) * self._rate)
+        self._filled_at = now
+        if self._tokens < 1.0:
+            log.debug("unknown key refused without a database look-up (look-up rate reached)")
+            return False
+        self._tokens -= 1.0
+        return True
+
+    async def _ask(self, digest: str) -> CachedKey | None:
+        try:
+            rows = await asyncio.wait_for(self.db.fetch(_KEY_BY_HASH, [digest]), LOOKUP_TIMEOUT_S)
+        except (DatabaseUnavailable, TimeoutError) as exc:
+            log.warning("could not look up an unknown key in the database: %s", exc or "timeout")
+            return None
+        except Exception:  # refused (401) rather than failing every request that waits on it
+            log.exception("looking up an unknown key failed")
+            return None
+        if not rows:
+            self._remember_miss(digest)
+            return None
+        # The poller's copy wins. This row may already be stale (revoked since it was read),
+        # and a refresh that saw the revocation would not bring it again; a stale copy of the
+        # poller's is corrected by its next refresh.
+        if digest not in self._by_hash:
+            self._put_key(rows[0])
+        return self._by_hash[digest]
+
+    def _remember_miss(self, digest: str) -> None:
+        now = time.monotonic()
+        misses = self._misses
+        while misses:  # entries are in time order: the expired ones come first
+            first = next(iter(misses))
+            if misses[first] > now:
+                break
+            del misses[first]
+        misses.pop(digest, None)
+        misses[digest] = now + MISS_TTL_S
 
     def tenant(self, name: str) -> CachedTenant | None:
         """A live tenant by ``name`` (default organisation) or ``organization/name``."""

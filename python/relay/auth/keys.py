@@ -10,8 +10,10 @@ In both modes ``metadata.use_case`` is recorded, and never used to authorise.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
+from typing import NoReturn
 
-from relay.auth.cache import KeyCache
+from relay.auth.cache import CachedKey, KeyCache
 from relay.errors import AuthenticationError, InvalidRequest, PermissionDenied
 from relay.exchange import Exchange, Principal
 from relay.stage import Reply
@@ -50,21 +52,34 @@ class KeyAuth:
     def __init__(self, cache: KeyCache) -> None:
         self.cache = cache
 
-    def admit(self, ex: Exchange) -> None:
+    def admit(self, ex: Exchange) -> Awaitable[None] | None:
         """Who is calling, from the headers alone: runs before the body is read, so an
-        unauthenticated caller gets its 401 without the gateway reading or judging its body."""
+        unauthenticated caller gets its 401 without the gateway reading or judging its body.
+
+        Decided from memory (None) for every key the worker knows; a key it does not know
+        yet may have been created since the last poll, and is looked up in the database
+        (the awaitable returned, still before the body)."""
         key = presented_key(ex)
         if key is None:
-            raise AuthenticationError(
-                "missing gateway key: send it as 'Authorization: Bearer gw-sk-...'"
-            )
+            _refuse(ex, "missing gateway key: send it as 'Authorization: Bearer gw-sk-...'")
         record = self.cache.lookup(key)
         if record is None:
-            raise AuthenticationError("invalid gateway key")
+            return self._admit_found(ex, key)
+        self._admit(ex, record)
+        return None
+
+    async def _admit_found(self, ex: Exchange, key: str) -> None:
+        record = await self.cache.find(key)
+        if record is None:
+            _refuse(ex, "invalid gateway key")
+        self._admit(ex, record)
+
+    @staticmethod
+    def _admit(ex: Exchange, record: CachedKey) -> None:
         if record.revoked:
-            raise AuthenticationError(f"gateway key {record.prefix}... has been revoked")
+            _refuse(ex, f"gateway key {record.prefix}... has been revoked")
         if record.expires_at is not None and time.time() >= record.expires_at:
-            raise AuthenticationError(f"gateway key {record.prefix}... has expired")
+            _refuse(ex, f"gateway key {record.prefix}... has expired")
         ex.principal = Principal(
             tenant=record.tenant or "",
             key_id=record.id,
@@ -81,7 +96,9 @@ class KeyAuth:
     async def __call__(self, ex: Exchange) -> Reply | None:
         """After the body is decoded: the use case, and the key's allow-list (403)."""
         if ex.principal.key_id is None:  # not admitted at the gate (called on its own)
-            self.admit(ex)
+            pending = self.admit(ex)
+            if pending is not None:
+                await pending
         principal = ex.principal
         _, principal.use_case = read_metadata(ex)
         allowed = principal.allowed_models  # after the principal: refusals are attributed
@@ -93,6 +110,12 @@ class KeyAuth:
                 param="model",
             )
         return None
+
+
+def _refuse(ex: Exchange, message: str) -> NoReturn:
+    """A 401, recorded with no tenant: a refused caller is nobody's (not ``default``'s)."""
+    ex.principal.tenant = ""
+    raise AuthenticationError(message)
 
 
 class MetadataAuth:

@@ -21,6 +21,16 @@ def new_key() -> str:
     return KEY_PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(43))
 
 
+def looks_like_key(key: str) -> bool:
+    """Whether ``key`` has the shape :func:`new_key` gives (anything else cannot be stored)."""
+    return (
+        len(key) == len(KEY_PREFIX) + 43
+        and key.startswith(KEY_PREFIX)
+        and key[len(KEY_PREFIX) :].isascii()
+        and key[len(KEY_PREFIX) :].isalnum()
+    )
+
+
 def hash_key(key: str) -> str:
     """The stored form of a key. A fast hash suffices: the key is random, not a password."""
     return hashlib.sha256(key.encode()).hexdigest()

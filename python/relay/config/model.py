@@ -194,15 +194,20 @@ class RateLimitConfig(Struct, frozen=True, forbid_unknown_fields=True):
     burst: int = 20
 
 
+AuthMode = Literal["passthrough", "keys", "none"]
+
+
 class AuthConfig(Struct, frozen=True, forbid_unknown_fields=True):
     """Who may call the gateway, and with what.
 
     ``passthrough``: the caller's own provider key is forwarded (no gateway identity).
     ``keys``: callers present a gateway key ``gw-sk-...``; provider keys come from the config.
     ``none``: no caller identity; the body's ``metadata.tenant`` names the tenant.
+    Not set: ``keys`` when an admin key is set or the database holds active keys, else
+    ``passthrough`` (decided at start by :mod:`relay.auth.mode`).
     """
 
-    mode: Literal["passthrough", "keys", "none"] = "passthrough"
+    mode: AuthMode | None = None
     # The master key of the admin API (also RELAY_ADMIN_KEY); None: only admin users' keys.
     admin_key: str | None = None
     # How often each worker asks the database whether keys changed (revocation delay bound).

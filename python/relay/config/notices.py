@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import ipaddress
 
-from relay.config.model import Config
+import msgspec
+
+from relay.config.model import AuthMode, Config
 from relay.config.tenancy import NO_DATABASE, ledger_location
 
 
 def auth_mode(config: Config) -> str:
-    """How callers are authenticated (``auth.mode``)."""
+    """How callers are authenticated (``auth.mode``, as decided at start when not set)."""
+    if config.auth.mode is None:
+        if config.auth.admin_key:
+            return auth_mode(_with_mode(config, "keys"))
+        return (
+            "not set (keys when the database holds active gateway keys, else "
+            + auth_mode(_with_mode(config, "passthrough"))
+            + ")"
+        )
     if config.auth.mode == "keys":
         return "keys (callers present gateway keys gw-sk-...; provider keys come from the config)"
     if config.auth.mode == "none":
@@ -25,7 +35,7 @@ def auth_mode(config: Config) -> str:
             "passthrough (no client authentication by Relay; each caller's Authorization is "
             f"forwarded to: {', '.join(forwarding)})"
         )
-    return "none (no client authentication: every caller is accepted)"
+    return "passthrough (no client authentication: every caller is accepted)"
 
 
 def base_url(config: Config) -> str:
@@ -35,13 +45,18 @@ def base_url(config: Config) -> str:
     return f"http://{shown}:{config.server.port}/v1"
 
 
-def summary(config: Config) -> list[str]:
-    """The start-up lines about the configuration (the source is said by the caller)."""
+def _with_mode(config: Config, mode: AuthMode) -> Config:
+    return msgspec.structs.replace(config, auth=msgspec.structs.replace(config.auth, mode=mode))
+
+
+def summary(config: Config, auth_reason: str | None = None) -> list[str]:
+    """The start-up lines about the configuration (the source is said by the caller);
+    ``auth_reason`` says why the auth mode was chosen when the config did not set it."""
     models = ", ".join(config.models) or "none"
     lines = [f"models: {models}"]
     if config.default_provider is not None:
         lines.append(f"unlisted models go to provider {config.default_provider!r}")
-    lines.append(f"auth: {auth_mode(config)}")
+    lines.append(f"auth: {auth_mode(config)}" + (f"; {auth_reason}" if auth_reason else ""))
     lines.append(f"ledger: {ledger_location(config)}")
     lines.append(f"serving {base_url(config)} (listening on {listening_on(config.server.host)})")
     return lines
@@ -66,7 +81,8 @@ def warnings(config: Config) -> list[str]:
     out: list[str] = []
     if not config.models and config.default_provider is None:
         out.append("no models are configured and no default_provider: every request will get a 404")
-    if not _is_loopback(config.server.host) and config.auth.mode != "keys":
+    keys = config.auth.mode == "keys" or (config.auth.mode is None and config.auth.admin_key)
+    if not _is_loopback(config.server.host) and not keys:
         keyed = sorted(n for n, p in config.providers.items() if p.api_key)
         if keyed:
             out.append(

@@ -53,13 +53,17 @@ def check_tenancy(config: Config, problems: Problems) -> None:
         problems.add("auth.key_refresh_s", "expected more than 0 and at most 1.5 seconds")
     if auth.admin_key is not None and len(auth.admin_key) < 16:
         problems.add("auth.admin_key", "expected at least 16 characters")
-    if auth.mode == "keys":
+    defaults_to_keys = auth.mode is None and auth.admin_key and config.database.url != NO_DATABASE
+    if auth.mode == "keys" or defaults_to_keys:
+        # Unset with an admin key, the mode is keys (relay.auth.mode): the same conflict.
+        why = "auth.mode keys" if auth.mode else "auth.mode keys (the default with an admin key)"
         for name, provider in config.providers.items():
             if provider.forward_client_auth:
                 problems.add(
                     f"providers.{name}.forward_client_auth",
-                    "cannot forward the caller's key in auth.mode keys (callers present "
-                    "gateway keys); set the provider's api_key",
+                    f"cannot forward the caller's key in {why}: callers present gateway keys; "
+                    "set the provider's api_key"
+                    + ("" if auth.mode else ", or set auth.mode: passthrough"),
                 )
 
 

@@ -58,3 +58,21 @@ def test_cli_round_trip(
     assert code == 1 and "no tenant 'nope'" in err
     code, out, _ = run(capsys, "usage", "--by", "tenant,day")
     assert code == 0 and out.splitlines()[1].split()[:3] == ["tenant", "day", "requests"]
+
+
+def test_cli_options_are_checked_like_the_admin_api(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A value the database would refuse is an error naming the option, not a traceback."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.delenv("RELAY_CONFIG", raising=False)
+    for argv, message in (
+        (["--rpm", str(2**64)], "error: --rpm: expected `int` <= 2147483647"),
+        (["--tpm", str(2**63)], "error: --tpm: expected `int` <= 9223372036854775807"),
+        (["--rpm", "-5"], "error: --rpm: expected `int` >= 0"),
+    ):
+        code, _, err = run(capsys, "tenants", "create", "svc", *argv)
+        assert (code, err.strip()) == (1, message)
+    assert run(capsys, "tenants", "create", "svc", "--rpm", str(2**31 - 1))[0] == 0
+    code, _, err = run(capsys, "keys", "create", "--tenant", "svc", "--rpm", str(2**31))
+    assert (code, err.strip()) == (1, "error: --rpm: expected `int` <= 2147483647")

@@ -49,9 +49,14 @@ def test_key_auth_follows_the_database(database_url: str) -> None:
         narrow = await store.create_key(
             MASTER, KeyCreate(tenant_id=tenant.id, allowed_models=["b", "c"])
         )
-        # Not visible until the cache refreshes (the poller does it every second).
-        with pytest.raises(AuthenticationError):
-            await auth(exchange("a", {"authorization": f"Bearer {tenant.api_key}"}))
+        # Made after the last poll: the gate looks the key up in the database (an awaitable,
+        # still before the body); from then on it is known and decided from memory.
+        ex = exchange("a", {"authorization": f"Bearer {tenant.api_key}"})
+        deciding = auth.admit(ex)
+        assert deciding is not None
+        await deciding
+        assert tenant.key is not None and ex.principal.key_id == tenant.key.id
+        assert auth.admit(exchange("a", {"authorization": f"Bearer {tenant.api_key}"})) is None
         assert await cache.refresh() and not await cache.refresh()
 
         body = b'{"metadata": {"use_case": "triage", "tenant": "ignored"}}'

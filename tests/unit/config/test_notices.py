@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from relay.auth.mode import choose_mode, with_mode
 from relay.config import parse_config
 from relay.config.notices import summary, warnings
 
@@ -15,7 +16,8 @@ def test_summary_of_the_simple_form() -> None:
         "s",
         {},
     )
-    assert summary(config) == [
+    # serve states the mode it decided (with no database keys: passthrough).
+    assert summary(with_mode(config, choose_mode(config, 0))) == [
         "models: a",
         "unlisted models go to provider 'upstream'",
         "auth: passthrough (no client authentication by Relay; each caller's Authorization is "

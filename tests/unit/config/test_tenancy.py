@@ -11,7 +11,8 @@ from relay.config import ConfigError, parse_config
 
 def test_defaults_need_no_setup() -> None:
     config = parse_config("providers: {echo: {kind: echo}}", "t", {})
-    assert config.auth.mode == "passthrough" and config.auth.admin_key is None
+    # Not set: decided at start (keys with an admin key or active keys, else passthrough).
+    assert config.auth.mode is None and config.auth.admin_key is None
     assert config.database.url == "sqlite:///relay.db" and config.database.ledger.enabled
 
 
@@ -144,3 +145,26 @@ def test_the_start_up_line_states_the_sqlite_file(
         {},
     )
     assert "ledger: SQLite file /x/y.db, kept forever" in summary(forever)
+
+
+def test_an_admin_key_without_a_mode_means_keys() -> None:
+    """Unset, the mode is keys once an admin key is set: what start-up, the warnings and the
+    checks say (a provider cannot forward the caller's key then)."""
+    from relay.config.notices import auth_mode, warnings
+
+    base = "providers: {o: {kind: openai, base_url: 'http://x', api_key: sk-1}}\nserver: {host: 0.0.0.0}\n"
+    keyed = parse_config(base + "auth: {admin_key: a-long-enough-admin-key}", "t", {})
+    assert auth_mode(keyed).startswith("keys (")
+    assert not any("no client authentication" in w for w in warnings(keyed))
+    unset = parse_config(base, "t", {})
+    assert auth_mode(unset).startswith("not set (keys when the database holds active")
+    forwarding = "providers: {p: {kind: openai, base_url: 'http://x', forward_client_auth: true}}\n"
+    with pytest.raises(ConfigError) as err:
+        parse_config(forwarding + "auth: {admin_key: a-long-enough-admin-key}", "t", {})
+    assert err.value.problems == [
+        "providers.p.forward_client_auth: cannot forward the caller's key in auth.mode keys "
+        "(the default with an admin key): callers present gateway keys; set the provider's "
+        "api_key, or set auth.mode: passthrough"
+    ]
+    explicit = "auth: {mode: passthrough, admin_key: a-long-enough-admin-key}"
+    assert parse_config(forwarding + explicit, "t", {}).auth.mode == "passthrough"

@@ -37,7 +37,8 @@ from relay.errors import GatewayError, MethodNotAllowed, NotFound, ShuttingDown
 from relay.exchange import Attempt, Endpoint, Exchange
 from relay.forward import AttemptLoop
 from relay.ids import new_id
-from relay.ingress.body import discard_body, read_body
+from relay.ingress.body import discard_body, read_body, too_slow
+from relay.ingress.watch import RequestWatch
 from relay.ledger.stored import StoredResponses
 from relay.native import counter_for
 from relay.obs.log import configure_logging, log_exchange
@@ -246,7 +247,7 @@ class RelayApp:
         task = asyncio.current_task()
         assert task is not None
         self._inflight.add(task)
-        watch = DisconnectWatch(proto, ex, task)
+        watch = RequestWatch(proto, ex, task, self.body_timeout)
         try:
             if self.draining:
                 raise ShuttingDown("the gateway is shutting down; retry on another instance")
@@ -257,9 +258,9 @@ class RelayApp:
             except GatewayError:
                 await discard_body(proto, self.max_body, self.body_timeout)
                 raise
-            ex.body = await read_body(
-                proto, headers.get("content-length"), self.max_body, self.body_timeout
-            )
+            watch.reading_body = True
+            ex.body = await read_body(proto, headers.get("content-length"), self.max_body)
+            watch.body_read()
             dialect.parse(ex)
             if await self._answered_by_stage(ex, proto):
                 return
@@ -285,6 +286,9 @@ class RelayApp:
         except asyncio.CancelledError:
             if ex.client_gone:
                 ex.status = 499
+            elif watch.body_expired:
+                task.uncancel()
+                self._fail(ex, proto, too_slow(self.body_timeout))
             elif self.draining:
                 await self._end_on_shutdown(ex, proto)
             else:
@@ -308,7 +312,7 @@ class RelayApp:
         task = asyncio.current_task()
         assert task is not None
         self._inflight.add(task)
-        watch = DisconnectWatch(proto, ex, task)
+        watch = RequestWatch(proto, ex, task, self.body_timeout)
         try:
             if self.draining:
                 raise ShuttingDown("the gateway is shutting down; retry on another instance")
@@ -449,13 +453,6 @@ class RelayApp:
             log.debug("could not send error for %s", request_id)
 
 
-# Granian's disconnect signal costs about 30 us of CPU per request (a native watcher and a
-# cross-thread wake-up), more than all of Relay's own policy. Requests that are over within
-# this delay never pay it; a longer one (every real model call) is watched from then on, so a
-# client that leaves is noticed at most this late and its upstream dropped.
-WATCH_AFTER_S = 0.05
-
-
 # Python's cyclic collector runs a young-generation pass every 700 net allocations. Under load
 # every request leaves objects that live a little while (queued ledger rows, pooled
 # connections' buffers), and they reach the old generation and trigger full passes over the
@@ -477,41 +474,6 @@ def tune_gc() -> None:
 def _is_local(path: str) -> bool:
     """Routes under /v1 the gateway answers itself."""
     return path == "/v1/models" or path.startswith("/v1/models/")
-
-
-class DisconnectWatch:
-    """Cancels the request's task when its client disconnects, from ``WATCH_AFTER_S`` on."""
-
-    __slots__ = ("_ex", "_future", "_proto", "_task", "_timer")
-
-    def __init__(self, proto: Any, ex: Exchange, task: asyncio.Task[Any]) -> None:
-        self._proto, self._ex, self._task = proto, ex, task
-        self._future: Any = None
-        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
-            WATCH_AFTER_S, self._start
-        )
-
-    def _start(self) -> None:
-        self._timer = None
-        if self._task.done() or self._ex.finished:
-            return
-        self._future = future = asyncio.ensure_future(self._proto.client_disconnect())
-        future.add_done_callback(self._fired)
-
-    def _fired(self, future: Any) -> None:
-        ex, task = self._ex, self._task
-        if not future.cancelled() and not task.done() and not ex.finished:
-            ex.client_gone = True
-            task.cancel("relay: client disconnected")
-
-    def cancel(self) -> None:
-        """The request is over: stop watching."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._future is not None:
-            self._future.cancel()
-            self._future = None
 
 
 def _new_id(scope: Any) -> str:

@@ -20,10 +20,13 @@ def too_slow(timeout_s: float) -> RequestTimeout:
     )
 
 
-async def read_body(proto: Any, content_length: str | None, limit: int, timeout_s: float) -> bytes:
+async def read_body(
+    proto: Any, content_length: str | None, limit: int, timeout_s: float | None = None
+) -> bytes:
     """Read the whole body, refusing it once it is known to exceed ``limit``, or when it has
     not arrived whole within ``timeout_s`` (a framing that promises more than is sent would
-    otherwise hold the request open for as long as the client likes)."""
+    otherwise hold the request open for as long as the client likes). ``timeout_s`` None: the
+    caller bounds the read itself (the API routes' :class:`~relay.ingress.watch.RequestWatch`)."""
     if content_length is not None:
         try:
             declared = int(content_length)
@@ -33,11 +36,16 @@ async def read_body(proto: Any, content_length: str | None, limit: int, timeout_
             if declared <= DISCARD_LIMIT:
                 await discard_body(proto, DISCARD_LIMIT, timeout_s)
             raise BodyTooLarge(f"request body is {declared} bytes; the limit is {limit} bytes")
+    if timeout_s is None:
+        if content_length is not None:
+            body: bytes = await proto()
+            return body
+        return await _read_chunked(proto, limit)
     try:
         async with asyncio.timeout(timeout_s):
             if content_length is not None:
-                body: bytes = await proto()
-                return body
+                whole: bytes = await proto()
+                return whole
             return await _read_chunked(proto, limit)
     except TimeoutError:
         raise too_slow(timeout_s) from None
@@ -60,9 +68,10 @@ async def _read_chunked(proto: Any, limit: int) -> bytes:
     return b"".join(parts)
 
 
-async def discard_body(proto: Any, limit: int, timeout_s: float) -> None:
-    """Read and drop the body (up to ``limit`` bytes, for at most ``timeout_s``) so a refused
-    client still uploading sees the answer rather than a broken pipe."""
+async def discard_body(proto: Any, limit: int, timeout_s: float | None) -> None:
+    """Read and drop the body (up to ``limit`` bytes, for at most ``timeout_s``; None: the
+    caller bounds it) so a refused client still uploading sees the answer rather than a broken
+    pipe."""
     seen = 0
     try:
         async with asyncio.timeout(timeout_s):

@@ -1,9 +1,11 @@
-"""Tenants, keys and the ledger as one unit the composition root starts and stops.
+"""Tenants, keys and the ledger: the database-backed parts of a worker, started and stopped as
+one unit.
 
-Owns the database, the key cache and its poller, the ledger writer, the auth stage chosen by
-``auth.mode``, the ledger tap, the retention purge and the admin API. ``app.py`` needs four
-lines for all of it. With ``database.url: none`` there is no database: no ledger, no stored
-responses, and the admin API answers 404.
+Owns the database, the key cache and its poller, the ledger writer, the stored responses, the
+retention purge and the admin API. What of it sits on the request path (the auth stage chosen
+by ``auth.mode``, its gate, the ledger and responses taps) is listed in ``app.py``. With
+``database.url: none`` there is no database: no ledger, no stored responses, and the admin API
+answers 404.
 """
 
 from __future__ import annotations
@@ -13,19 +15,15 @@ import logging
 
 from relay.admin.api import AdminApi, Response, error_body
 from relay.auth.cache import KeyCache
-from relay.auth.keys import KeyAuth, MetadataAuth
 from relay.auth.mode import resolve_auth, with_mode
-from relay.auth.passthrough import PassthroughAuth
 from relay.config import Config
 from relay.config.tenancy import NO_DATABASE
 from relay.errors import NotFound
 from relay.ledger.connect import open_database
 from relay.ledger.database import DatabaseUnavailable
-from relay.ledger.responses import ResponsesTap, ResponseStore
+from relay.ledger.responses import ResponseStore
 from relay.ledger.retention import Purger
-from relay.ledger.tap import LedgerTap
 from relay.ledger.writer import LedgerWriter
-from relay.stage import Gate, Stage, Tap
 
 log = logging.getLogger("relay")
 
@@ -57,19 +55,8 @@ class Tenancy:
         self.admin: AdminApi | NoAdminApi = (
             AdminApi(self.db, self.cache, config.auth.admin_key) if self.kept else NoAdminApi()
         )
-        mode = config.auth.mode
-        self.auth: Stage = (
-            KeyAuth(self.cache)
-            if mode == "keys"
-            else MetadataAuth(self.cache)
-            if mode == "none"
-            else PassthroughAuth()
-        )
-        # Keys are checked from the headers before the body is read.
-        self.gates: tuple[Gate, ...] = (self.auth,) if isinstance(self.auth, KeyAuth) else ()
-        self.taps: tuple[Tap, ...] = (
-            (LedgerTap(self.writer),) if ledger.enabled and self.kept else ()
-        )
+        # The ledger's rows are written (a tap feeds self.writer).
+        self.ledger = ledger.enabled and self.kept
         stored = config.database.responses
         # Responses answered by translation, stored for previous_response_id (None: refused).
         self.responses = (
@@ -79,8 +66,6 @@ class Tenancy:
         )
         # Rows past their retention: the ledger's, and expired stored responses.
         self.purger = Purger(self.db, ledger_days=config.database.retention_days, responses=True)
-        if self.responses is not None:
-            self.taps += (ResponsesTap(self.responses),)
 
     async def start(self, attempts: int = 20) -> None:
         """Connect (retrying for ~10 s), upgrade the schema, load the keys, start the pollers."""

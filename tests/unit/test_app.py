@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from relay.app import RelayApp
+from relay.app import Extensions, RelayApp
 from relay.config import parse_config
 from relay.exchange import Exchange
 from relay.stage import Reply
@@ -81,10 +81,8 @@ class Recorder:
 
 
 def serve(stream: bool) -> tuple[Proto, Answering, Recorder]:
-    app = RelayApp(CONFIG)
     stage, tap = Answering(stream), Recorder()
-    app.stages = (stage, *app.stages)
-    app.taps = (tap,)
+    app = RelayApp(CONFIG, Extensions(stages=(stage,), taps=(tap,)))
     proto = Proto(BODY)
     scope = Scope("/v1/chat/completions", headers={"content-length": str(len(BODY))})
     asyncio.run(app.__rsgi__(scope, proto))
@@ -113,8 +111,7 @@ def test_a_failing_tap_does_not_fail_the_request() -> None:
         def on_finish(self, ex: Exchange) -> None:
             raise RuntimeError("tap bug")
 
-    app = RelayApp(CONFIG)
-    app.taps = (Broken(),)
+    app = RelayApp(CONFIG, Extensions(taps=(Broken(),)))
     proto = Proto(BODY)
     scope = Scope("/v1/chat/completions", headers={"content-length": str(len(BODY))})
     asyncio.run(app.__rsgi__(scope, proto))
@@ -140,9 +137,8 @@ def test_request_ids_are_unique_across_forked_workers() -> None:
 
 
 def test_wrong_method_on_an_api_route_uses_its_envelope_and_is_recorded() -> None:
-    app = RelayApp(CONFIG)
     tap = Recorder()
-    app.taps = (tap,)
+    app = RelayApp(CONFIG, Extensions(taps=(tap,)))
     for path, shape in (("/v1/messages", {"type", "error"}), ("/v1/chat/completions", {"error"})):
         proto = Proto(b"")
         asyncio.run(app.__rsgi__(Scope(path, method="GET"), proto))

@@ -24,6 +24,9 @@ FORBIDDEN = [
     ("wire", "exchange"),
     ("dialects", "providers"),
     *((a, b) for a in STAGES for b in STAGES if a != b),
+    # Route handling is composed by app.py alone: nothing on the path reaches back up to it.
+    *((part, "handlers") for part in ("stream", "forward", "providers", "dialects", *STAGES)),
+    *((part, "app") for part in ("handlers", "stream", "forward", "providers", *STAGES)),
 ]
 
 

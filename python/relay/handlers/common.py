@@ -1,0 +1,173 @@
+"""What every route family shares: request ids, the in-flight set and the drain, and the
+pipeline's ends (gates, the stage list, replies, errors, taps and settlers)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from relay.dialects import OPENAI_DIALECTS
+from relay.egress.headers import JSON, SSE_HEADERS, gateway_headers
+from relay.errors import GatewayError
+from relay.exchange import Exchange
+from relay.ids import new_id
+from relay.ingress.body import discard_body
+from relay.obs.log import log_exchange
+from relay.stage import Dialect, Gate, Reply, Settler, Stage, Tap
+
+log = logging.getLogger("relay")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+INTERNAL = GatewayError("the gateway failed while handling this request; see its logs")
+# Errors outside any dialect's route (unknown paths, /v1/models, /admin) use OpenAI's envelope.
+DEFAULT_DIALECT: Dialect = OPENAI_DIALECTS[0]
+
+
+def request_id(scope: Any) -> str:
+    """The client's ``x-request-id`` when it is a sane one, else a new id."""
+    given = scope.headers.get("x-request-id")
+    if given and _REQUEST_ID.match(given):
+        return str(given)
+    return new_id("req_")
+
+
+def render(
+    proto: Any, rid: str, dialect: Dialect, err: GatewayError, extra: list[tuple[str, str]]
+) -> None:
+    """Answer ``err`` in ``dialect``'s envelope (nothing when the answer had started)."""
+    headers = [JSON, ("x-request-id", rid), *extra, *err.headers]
+    try:
+        proto.response_bytes(err.status, headers, dialect.error_body(err))
+    except Exception:  # the client response was already started or the client left
+        log.debug("could not send error for %s", rid)
+
+
+class Inflight:
+    """The requests a worker is serving, and its drain on shutdown."""
+
+    def __init__(self) -> None:
+        self.draining = False
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    async def drain(self, grace_s: float) -> None:
+        """Stop taking requests; let in-flight ones finish within ``grace_s``, then end the
+        rest (their handlers answer: streams with an error event, others with a 503)."""
+        self.draining = True
+        if not self.tasks:
+            return
+        log.info("draining %d in-flight requests (up to %.1fs)", len(self.tasks), grace_s)
+        _, left = await asyncio.wait(set(self.tasks), timeout=grace_s)
+        if left:
+            log.warning("ending %d requests still running after the drain timeout", len(left))
+            for task in left:
+                task.cancel("relay: shutdown")
+            await asyncio.wait(left, timeout=2.0)
+
+
+class Pipeline:
+    """The parts ``app.py`` listed, as every route runs them: gates, stages in order, the
+    answer of a stage, errors, and after the last byte the taps and the settlers."""
+
+    def __init__(
+        self,
+        gates: Sequence[Gate],
+        stages: Sequence[Stage],
+        taps: Sequence[Tap],
+        settlers: Sequence[Settler],
+        *,
+        settle_timeout_s: float,
+        max_body: int,
+        body_timeout_s: float,
+    ) -> None:
+        self.gates = tuple(gates)
+        self.stages = tuple(stages)
+        self.taps = tuple(taps)
+        self.settlers = tuple(settlers)
+        self.settle_timeout_s = settle_timeout_s
+        self.max_body = max_body
+        self.body_timeout_s = body_timeout_s
+
+    async def admit(self, ex: Exchange, proto: Any) -> None:
+        """The gates, on the headers alone; a refused request's body is read and dropped
+        (within its limits) so that a client still uploading sees the answer."""
+        try:
+            for gate in self.gates:
+                if (deciding := gate.admit(ex)) is not None:  # a look-up (a new key)
+                    await deciding
+        except GatewayError:
+            await discard_body(proto, self.max_body, self.body_timeout_s)
+            raise
+
+    async def answered_by_stage(self, ex: Exchange, proto: Any) -> bool:
+        """Run the stages in order; True when one answered (its reply is sent)."""
+        for stage in self.stages:
+            reply = await stage(ex)
+            if reply is not None:
+                await self.reply(ex, proto, reply)
+                return True
+        return False
+
+    @staticmethod
+    async def reply(ex: Exchange, proto: Any, reply: Reply) -> None:
+        """A stage answered: JSON, or a stream of frames already in the client's dialect."""
+        ex.status = reply.status
+        if reply.stream is None:
+            proto.response_bytes(
+                reply.status, [JSON, *gateway_headers(ex), *reply.headers], reply.body
+            )
+            return
+        transport = proto.response_stream(
+            reply.status, [*SSE_HEADERS, *gateway_headers(ex), *reply.headers]
+        )
+        try:
+            async for frames in reply.stream:
+                await transport.send_bytes(frames)
+        except OSError:
+            ex.client_gone = True
+            ex.status = 499
+
+    @staticmethod
+    def fail(ex: Exchange, proto: Any, err: GatewayError) -> None:
+        """Answer ``err`` in the exchange's dialect and record it."""
+        ex.status = err.status
+        ex.error_type = ex.error_type or err.code or err.type
+        render(proto, ex.request_id, ex.dialect or DEFAULT_DIALECT, err, gateway_headers(ex)[1:])
+
+    async def finish(self, ex: Exchange) -> None:
+        """Run every tap exactly once, then await the settlers (the client has its answer)."""
+        if ex.finished:
+            return
+        ex.finished = time.perf_counter()
+        for tap in self.taps:
+            try:
+                tap.on_finish(ex)
+            except Exception:
+                log.exception("tap %s failed for request %s", type(tap).__name__, ex.request_id)
+        log_exchange(ex)
+        if self.settlers:
+            await self._settle(ex)
+
+    async def _settle(self, ex: Exchange) -> None:
+        settlers = self.settlers
+        results = asyncio.gather(*(s.settle(ex) for s in settlers), return_exceptions=True)
+        try:
+            outcomes = await asyncio.wait_for(results, self.settle_timeout_s)
+        except TimeoutError:
+            log.warning(
+                "request %s: settling took over %.1fs and was abandoned",
+                ex.request_id,
+                self.settle_timeout_s,
+            )
+            return
+        for settler, outcome in zip(settlers, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                log.error(
+                    "settler %s failed for request %s",
+                    type(settler).__name__,
+                    ex.request_id,
+                    exc_info=outcome,
+                )

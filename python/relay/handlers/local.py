@@ -1,0 +1,93 @@
+"""Routes the gateway answers itself: health, readiness, the model list; and ``/admin``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from relay.admin.api import Response
+from relay.dialects import ANTHROPIC_DIALECTS
+from relay.dialects.models import ModelCatalog
+from relay.egress.headers import JSON
+from relay.errors import GatewayError, MethodNotAllowed, NotFound
+from relay.handlers.common import DEFAULT_DIALECT, render, request_id
+from relay.ingress.body import read_body
+
+
+def is_local(path: str) -> bool:
+    """Routes under /v1 the gateway answers itself."""
+    return path == "/v1/models" or path.startswith("/v1/models/")
+
+
+class LocalRoutes:
+    """``/healthz``, ``/readyz``, ``/v1/models[/{id}]``, and the 404 of every unknown path."""
+
+    def __init__(self, models: ModelCatalog, ready: Callable[[], bool]) -> None:
+        self.models = models
+        self.ready = ready
+
+    def __call__(self, scope: Any, proto: Any, path: str) -> None:
+        rid = request_id(scope)
+        headers = [JSON, ("x-request-id", rid)]
+        method = scope.method
+        if path == "/healthz":
+            proto.response_bytes(200, headers, b'{"status":"ok"}')
+        elif path == "/readyz":
+            ready = self.ready()
+            body = b'{"status":"ready"}' if ready else b'{"status":"not ready"}'
+            proto.response_bytes(200 if ready else 503, headers, body)
+        elif is_local(path):
+            # Anthropic's SDKs send anthropic-version: they get Anthropic's shapes and errors.
+            anthropic = "anthropic-version" in scope.headers
+            dialect = ANTHROPIC_DIALECTS[0] if anthropic else DEFAULT_DIALECT
+            if anthropic:
+                headers.append(("request-id", rid))
+            try:
+                if method != "GET":
+                    raise MethodNotAllowed(f"{method} is not allowed on {path}; use GET")
+                proto.response_bytes(200, headers, self._models(scope, path, anthropic))
+            except GatewayError as err:
+                render(proto, rid, dialect, err, headers[2:])
+        else:
+            render(proto, rid, DEFAULT_DIALECT, NotFound(f"no route for {method} {path}"), [])
+
+    def _models(self, scope: Any, path: str, anthropic: bool) -> bytes:
+        """``/v1/models`` or ``/v1/models/{id}``, in OpenAI's or Anthropic's shape."""
+        models = self.models
+        if path == "/v1/models":
+            return models.anthropic_list(scope.query_string) if anthropic else models.openai_list
+        name = path[len("/v1/models/") :]
+        return models.anthropic_model(name) if anthropic else models.openai_model(name)
+
+
+class AdminApi(Protocol):
+    """The admin API as a route sees it (the real one, or the 404 of a gateway without a
+    database)."""
+
+    async def handle(
+        self, method: str, path: str, query: str, headers: Any, body: bytes
+    ) -> Response:
+        """One admin request -> status, headers, body."""
+        ...
+
+
+class AdminRoute:
+    """``/admin/...``: its own authentication, OpenAI's error envelope."""
+
+    def __init__(self, admin: AdminApi, max_body: int, body_timeout_s: float) -> None:
+        self.admin = admin
+        self.max_body = max_body
+        self.body_timeout_s = body_timeout_s
+
+    async def __call__(self, scope: Any, proto: Any) -> None:
+        rid = request_id(scope)
+        try:
+            length = scope.headers.get("content-length")
+            body = await read_body(proto, length, self.max_body, self.body_timeout_s)
+        except GatewayError as err:
+            return render(proto, rid, DEFAULT_DIALECT, err, [])
+        status, headers, payload = await self.admin.handle(
+            scope.method, scope.path, scope.query_string, scope.headers, body
+        )
+        proto.response_bytes(status, [*headers, ("x-request-id", rid)], payload)
+        return None

@@ -2,11 +2,12 @@
 
 Everything here is implemented in ``rust/src`` (pure core modules plus the
 binding layer ``py.rs``). Inputs of 8 KiB or more are processed with the GIL
-released (``LocalLimiter`` always releases it around its lock).
+released (``LocalLimiter`` always releases it around its lock;
+``SharedLimitTable`` never does: it takes no lock and decides in microseconds).
 """
 
-from collections.abc import Sequence
-from typing import Self, final
+from collections.abc import Callable, Sequence
+from typing import Protocol, Self, TypeVar, final
 
 __all__ = [
     "EventStreamDecoder",
@@ -15,9 +16,11 @@ __all__ = [
     "InvalidEventStream",
     "InvalidJson",
     "InvalidStreamEvent",
+    "LimitTableFull",
     "LocalLimiter",
     "NativeError",
     "OpenAIStreamScanner",
+    "SharedLimitTable",
     "SseDecoder",
     "SseEvent",
     "SseEventTooLarge",
@@ -56,6 +59,11 @@ class InvalidStreamEvent(NativeError):
 
 class UnknownEncoding(NativeError):
     """The tokenizer encoding name is not supported."""
+
+class LimitTableFull(NativeError):
+    """Every slot a key may use in a :class:`SharedLimitTable` (the 32 of its
+    bucket) holds a limit that has not reset: the key cannot be given a cell.
+    Nothing was charged."""
 
 class InvalidEventStream(NativeError):
     """An AWS event-stream frame is corrupt: a prelude or message CRC mismatch,
@@ -378,3 +386,95 @@ class LocalLimiter:
 def monotonic() -> float:
     """The clock LocalLimiter uses: CLOCK_MONOTONIC seconds, the same clock
     as ``time.monotonic()`` on Unix."""
+
+_Cell = TypeVar("_Cell")
+_Decision = TypeVar("_Decision")
+
+class _Limit(Protocol):
+    @property
+    def rate(self) -> float: ...
+    @property
+    def period_s(self) -> float: ...
+    @property
+    def burst(self) -> float: ...
+
+class _Charge(Protocol):
+    """What :class:`SharedLimitTable` reads of a charge (``relay.storage.limits.Charge``):
+    ``cost`` units against the cell ``key`` at ``limit.rate`` per ``limit.period_s``
+    seconds, in bursts of ``limit.burst``."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def limit(self) -> _Limit: ...
+    @property
+    def cost(self) -> float: ...
+
+@final
+class SharedLimitTable:
+    """GCRA cells in POSIX shared memory (``/dev/shm/<name>`` on Linux), the
+    same for every process that maps it, forked or spawned.
+
+    A fixed table of slots in buckets of 32, each holding a key's 128-bit
+    hash and its TAT, updated with compare-and-swap and no lock (see
+    rust/src/shared_table.rs). The decisions are those of :func:`gcra` and
+    :class:`LocalLimiter`. ``now`` defaults to :func:`monotonic`
+    (CLOCK_MONOTONIC, one clock for the whole host); when given (tests), it
+    must not go back. Invalid parameters raise NativeError before anything
+    is charged; a key that cannot get a cell raises :class:`LimitTableFull`.
+    """
+
+    @staticmethod
+    def create(name: str, slots: int) -> SharedLimitTable:
+        """Make the segment ``name`` (1 to 200 of ``A-Za-z0-9._-``), mode
+        0600, for at least ``slots`` cells (rounded up to buckets of 32; 1 to
+        2**30). FileExistsError if the name is taken."""
+
+    @staticmethod
+    def attach(name: str) -> SharedLimitTable:
+        """Map the table another process created. FileNotFoundError if there
+        is none; NativeError if the segment is not such a table."""
+
+    @staticmethod
+    def unlink(name: str) -> bool:
+        """Remove the name (mappings stay valid); False if there was none."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def slots(self) -> int: ...
+    @property
+    def evictions(self) -> int:
+        """Keys given the slot of a cell that had fully reset, since creation."""
+
+    @property
+    def full_refusals(self) -> int:
+        """Times :class:`LimitTableFull` was raised, since creation."""
+
+    def take(
+        self,
+        charges: Sequence[_Charge],
+        cell: Callable[[float, float], _Cell],
+        decision: Callable[[bool, tuple[_Cell, ...], float], _Decision],
+        now: float | None = None,
+    ) -> _Decision:
+        """Charge every one of ``charges`` if all fit, else none, and answer
+        ``decision(allowed, (cell(remaining, reset_after), ...), retry_after)``,
+        one cell per charge (built once every cell is decided: no Python runs
+        while cells are read and charged, and an exception from ``cell`` or
+        ``decision`` leaves the charges made). Allowed: each
+        cell after its charge, retry_after 0. Refused: each cell as it was,
+        and retry_after when every refused charge would fit (inf if one never
+        can: its cost is above its burst). A cost of 0 is a peek."""
+
+    def adjust(self, charges: Sequence[_Charge], now: float | None = None) -> None:
+        """Settle earlier charges: a negative cost gives back (a cell never
+        goes below empty), a positive one charges over the burst. Each is its
+        own change; LimitTableFull (a positive one found no cell) is raised
+        after the others are made."""
+
+    def tat(self, key: str) -> float | None:
+        """The TAT stored for ``key``, None when it has no cell."""
+
+    def __len__(self) -> int:
+        """Slots holding a key (a scan of the whole table)."""

@@ -2,7 +2,9 @@
 configuration to the workers, and run granian.
 
 Workers never read the YAML file (see :mod:`relay.config.handoff`: a file only the gateway's
-user can read, removed when the main process exits). On SIGHUP granian restarts
+user can read, removed when the main process exits). The main process also makes the shared
+memory that holds the limits' cells for every worker (:mod:`relay.storage.memory`), removed
+when it exits. On SIGHUP granian restarts
 the workers; just before, the main process reads the file again: when it is valid, the workers
 start from it; when it is broken, the problems are logged and the workers start from the
 configuration already running, so a broken file never stops a running gateway.
@@ -28,7 +30,9 @@ from relay.config import Config, ConfigError, ConfigSource
 from relay.config.handoff import publish, received, withdraw
 from relay.config.notices import summary, warnings
 from relay.listen import CannotListen, check_listen
+from relay.native import NativeError
 from relay.obs.log import configure_logging
+from relay.storage.memory import create_served, withdraw_served
 
 log = logging.getLogger("relay")
 
@@ -48,11 +52,25 @@ def serve(
     # clean-up below runs whenever the gateway is asked to stop.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
+        # The limits' cells, shared by every worker: made before granian starts them, found
+        # by name by each (first start, respawn or SIGHUP restart alike), so they outlive
+        # any one worker and go with the gateway.
+        _share_limits()
         return _serve(config, source, reload)
     finally:
         # Granian returns (or raises SystemExit) after SIGTERM or SIGINT: the file with the
-        # provider keys goes with the gateway.
+        # provider keys and the shared memory go with the gateway.
+        withdraw_served()
         withdraw()
+
+
+def _share_limits() -> None:
+    """Make the shared memory of the limits; without it (no ``/dev/shm`` in some sandboxes)
+    the gateway still serves, and says so."""
+    try:
+        create_served()
+    except (OSError, NativeError) as exc:
+        log.warning("shared memory for limits unavailable (%s): workers cannot share limits", exc)
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:

@@ -3,11 +3,14 @@
 //! The pure core (no Python types, unit-tested with `cargo test`):
 //! [`sse`], [`openai_chunk`] and [`openai_stream`] (the stream relay's
 //! per-read work), [`tokens`], [`cache_key`], [`json_edit`], [`gcra`],
-//! [`limiter`], [`eventstream`] (AWS event-stream framing) and the shared
-//! [`json`] helpers. The binding layer is `py`
+//! [`limiter`], [`eventstream`] (AWS event-stream framing), the shared
+//! [`json`] helpers, and the limiter shared by processes: [`shm`] (POSIX
+//! shared memory), [`shared_table`] (its table of TAT words), [`siphash`]
+//! and [`shared_limiter`] (GCRA over that table). The binding layer is `py`
 //! (and `py_stream` for the stream scanner, `py_eventstream` for the AWS
-//! event-stream decoder); its GIL policy (release the GIL
-//! for inputs of 8 KiB or more) is `py::maybe_detached`.
+//! event-stream decoder, `py_shared` for the shared limiter); its GIL
+//! policy (release the GIL for inputs of 8 KiB or more) is
+//! `py::maybe_detached`.
 
 pub mod cache_key;
 pub mod eventstream;
@@ -17,11 +20,16 @@ pub mod json_edit;
 pub mod limiter;
 pub mod openai_chunk;
 pub mod openai_stream;
+pub mod shared_limiter;
+pub mod shared_table;
+pub mod shm;
+pub mod siphash;
 pub mod sse;
 pub mod tokens;
 
 mod py;
 mod py_eventstream;
+mod py_shared;
 mod py_stream;
 
 use pyo3::prelude::*;
@@ -30,5 +38,6 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     py::register(m)?;
     py_stream::register(m)?;
-    py_eventstream::register(m)
+    py_eventstream::register(m)?;
+    py_shared::register(m)
 }

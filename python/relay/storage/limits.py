@@ -13,12 +13,16 @@ bursts of up to ``burst`` through. Every backend computes exactly the same decis
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
+import msgspec
 
-@dataclass(frozen=True, slots=True)
-class Limit:
+# msgspec Structs rather than frozen dataclasses: the same fields, order, defaults, equality,
+# hashing and immutability, built in a fifth of the time (a frozen dataclass sets each field
+# through object.__setattr__: some 0.4 us per object, more than a whole shared-memory decision).
+
+
+class Limit(msgspec.Struct, frozen=True):
     """``rate`` per ``period_s`` seconds, in bursts of at most ``burst``."""
 
     rate: float
@@ -31,8 +35,7 @@ class Limit:
         return self.period_s / self.rate
 
 
-@dataclass(frozen=True, slots=True)
-class Charge:
+class Charge(msgspec.Struct, frozen=True):
     """``cost`` units against the cell ``key`` under ``limit`` (keys are the store's own
     namespace: ``"k:<key id>:rpm"``, ``"t:<tenant id>:tpm"``, ...)."""
 
@@ -41,16 +44,14 @@ class Charge:
     cost: float = 1.0
 
 
-@dataclass(frozen=True, slots=True)
-class CellState:
+class CellState(msgspec.Struct, frozen=True):
     """One cell after a decision: what is left of its burst and when it is full again."""
 
     remaining: float
     reset_after_s: float
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(msgspec.Struct, frozen=True):
     """All charges made (``allowed``) or none; ``cells`` in the order of the charges;
     ``retry_after_s``: when the charges that were refused would fit (0 when allowed; infinity
     when a charge can never fit: its cost is above its burst)."""

@@ -130,6 +130,7 @@ def test_secrets_reach_workers_in_a_private_file_not_the_environment(
         "models": {"m": {"provider": "o"}, "echo": {"provider": "e"}},
         "auth": {"mode": "keys", "admin_key": admin},
         "database": {"url": f"sqlite:///{tmp_path / 'relay.db'}"},
+        "server": {"drain_timeout_s": 1.0},
     }
     gateway = Gateway(config, tmp_path, workers=2, env=env)
     try:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
@@ -15,7 +17,7 @@ import pytest
 from relay.config.model import RedisConfig
 from relay.storage.failover import FailoverStore, Mode
 from relay.storage.limits import Charge, Decision, Limit
-from relay.storage.local import InProcessStore
+from relay.storage.memory import SharedMemoryStore
 from relay.storage.redis import RedisStore
 from tests.services.redis import RedisServer, StallingProxy
 
@@ -50,6 +52,10 @@ def server() -> Iterator[RedisServer]:
     server.destroy()
 
 
+def fresh_name() -> str:
+    return f"relay-test-{os.getpid()}-{secrets.token_hex(4)}"
+
+
 def run(
     address: str,
     mode: Mode,
@@ -60,12 +66,14 @@ def run(
         config = RedisConfig(address=address, timeout_ms=TIMEOUT_MS)
         primary = CountingStore.from_config(config)
         assert isinstance(primary, CountingStore)
-        local = InProcessStore() if mode == "local" else None
+        local = SharedMemoryStore.create(fresh_name(), 4096) if mode == "local" else None
         store = FailoverStore(primary, local, mode, replicas)
         try:
             return await body(store, primary)
         finally:
             await store.close()
+            if local is not None:
+                local.unlink()
 
     return asyncio.run(main())
 
@@ -252,5 +260,9 @@ def test_local_mode_needs_a_local_store(server: RedisServer) -> None:
     primary = RedisStore.from_config(RedisConfig(address=server.address))
     with pytest.raises(ValueError, match="needs a local store"):
         FailoverStore(primary, None, "local")
-    with pytest.raises(ValueError, match="replicas must be at least 1"):
-        FailoverStore(primary, InProcessStore(), "local", 0)
+    local = SharedMemoryStore.create(fresh_name(), 64)
+    try:
+        with pytest.raises(ValueError, match="replicas must be at least 1"):
+            FailoverStore(primary, local, "local", 0)
+    finally:
+        local.unlink()

@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import math
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -19,8 +20,8 @@ from hypothesis import strategies as st
 
 from relay.config.model import RedisConfig
 from relay.native import gcra
-from relay.storage.limits import CellState, Charge, Decision, Limit
-from relay.storage.local import InProcessStore
+from relay.storage.limits import CellState, Charge, Decision, Limit, LimitStore
+from relay.storage.memory import SharedMemoryStore
 from relay.storage.redis import EPOCH_S, RedisStore
 from tests.services.redis import RedisServer, resp
 from tests.unit.storage.gcra_cases import CASES
@@ -92,28 +93,36 @@ operation = st.tuples(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(st.lists(operation, min_size=1, max_size=12), st.sampled_from([0.0, 86_400.0, 3.3e7]))
-def test_redis_and_the_in_process_store_decide_alike(
+def test_redis_and_shared_memory_decide_alike(
     redis_server: RedisServer,
     operations: list[tuple[float, bool, list[Charge], list[Charge]]],
     start: float,
 ) -> None:
-    local = InProcessStore()
+    shared = SharedMemoryStore.create(f"relay-test-{os.getpid()}-{secrets.token_hex(4)}", 4096)
+    others: list[LimitStore] = [shared]
 
     async def body(store: RedisStore) -> None:
         now = start
         for elapsed, is_take, takes, adjusts in operations:
             now += elapsed
             if is_take:
-                expected = await local.take(takes, now=now)
-                assert await store.take(takes, now=now) == expected
+                decision = await store.take(takes, now=now)
+                for other in others:
+                    assert await other.take(takes, now=now) == decision  # type: ignore[call-arg]
             else:
-                await local.adjust(adjusts, now=now)
                 await store.adjust(adjusts, now=now)
+                for other in others:
+                    await other.adjust(adjusts, now=now)  # type: ignore[call-arg]
         # the cells hold the same TATs (a peek at cost 0 reports them)
         peek = [Charge(key, LIMITS[0], 0.0) for key in KEYS]
-        assert await store.take(peek, now=now) == await local.take(peek, now=now)
+        decision = await store.take(peek, now=now)
+        for other in others:
+            assert await other.take(peek, now=now) == decision  # type: ignore[call-arg]
 
-    run(redis_server, body)
+    try:
+        run(redis_server, body)
+    finally:
+        shared.unlink()
 
 
 def test_a_decision_is_all_or_nothing(redis_server: RedisServer) -> None:

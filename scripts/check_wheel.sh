@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the abi3 wheel, install it into a fresh venv, and serve the embedded default config from
-# an unrelated directory: proves the wheel carries the extension, the tokenizer ranks and the
-# default config, and that `relay serve` needs no file of the checkout.
+# an unrelated directory: proves the wheel carries the extension, the tokenizer ranks, the
+# default config and the Redis script, and that `relay serve` needs no file of the checkout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -17,6 +17,8 @@ $PYTHON -m venv "$work/venv"
 
 cd "$work"
 "$work/venv/bin/relay" check-config
+# the Lua script of the Redis limits ships beside its module (read at import)
+"$work/venv/bin/python" -c 'import relay.storage.redis'
 port=$("$work/venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$work/venv/bin/relay" serve --port "$port" > "$work/serve.log" 2>&1 &
 server=$!

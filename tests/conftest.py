@@ -1,4 +1,5 @@
-"""Session-wide services: a throwaway PostgreSQL cluster, and a database URL per backend."""
+"""Shared services: a throwaway PostgreSQL cluster and a database URL per backend; a
+redis-server per test module."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.services.postgres import PostgresServer
+from tests.services.redis import RedisServer
 
 _names = itertools.count()
 
@@ -28,3 +30,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'relay.db'}"
     server: PostgresServer = request.getfixturevalue("postgres_server")
     return server.create_database(f"relay_{next(_names)}_{id(request) % 100000}")
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    """One redis-server per test module (tests keep to their own keys, or flush)."""
+    server = RedisServer()
+    yield server
+    server.destroy()

@@ -8,6 +8,7 @@ positive rates, provider names that exist.
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections.abc import Collection
 
 from relay import kinds
@@ -17,6 +18,7 @@ from relay.config.routing import check_routing
 
 KNOWN_ENCODINGS = ("o200k_base", "cl100k_base")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 def check_config(config: Config, declared_providers: Collection[str], problems: Problems) -> None:
@@ -152,12 +154,21 @@ def _check_models(config: Config, declared: Collection[str], problems: Problems)
 def _check_stores(config: Config, problems: Problems) -> None:
     redis, limit = config.redis, config.ratelimit
     host, sep, port = redis.address.rpartition(":")
-    if "://" not in redis.address and (
-        not sep or not host or not port.isdigit() or not 0 < int(port) < 65536
-    ):
+    scheme, url, _ = redis.address.partition("://")
+    if url and scheme not in REDIS_SCHEMES:
+        problems.add(
+            "redis.address",
+            f"expected HOST:PORT or a {', '.join(s + '://' for s in REDIS_SCHEMES)} URL, "
+            f"got {redis.address!r}",
+        )
+    elif not url and (not sep or not host or not port.isdigit() or not 0 < int(port) < 65536):
         problems.add("redis.address", f"expected HOST:PORT, got {redis.address!r}")
     if redis.db < 0:
         problems.add("redis.db", f"expected a database number of 0 or more, got {redis.db}")
+    if not 0 < redis.timeout_ms < math.inf:
+        problems.add("redis.timeout_ms", f"expected more than 0, got {redis.timeout_ms}")
+    if config.limits.replicas < 1:
+        problems.add("limits.replicas", f"expected at least 1, got {config.limits.replicas}")
     if limit.requests_per_second <= 0:
         problems.add(
             "ratelimit.requests_per_second",

@@ -106,6 +106,8 @@ def _describe(annotation: Any) -> str:
         return f"a list of {_describe(typing.get_args(annotation)[0]).removeprefix('a ').removeprefix('an ')}s"
     if _is_struct(annotation):
         return "a mapping"
+    if typing.get_origin(annotation) is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(annotation))
     return {
         int: "an integer",
         float: "a number",

@@ -178,12 +178,19 @@ class ModelConfig(Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class RedisConfig(Struct, frozen=True, forbid_unknown_fields=True):
-    """Redis connection (used by the limits and cache work; accepted and validated now)."""
+    """Redis connection, shared by every worker and replica (limits now, the cache later).
+
+    ``address`` is ``HOST:PORT`` or a URL (``redis://``, ``rediss://``, ``unix://``; a URL's
+    own password and database win over ``password`` and ``db``).
+    """
 
     enabled: bool = False
     address: str = "127.0.0.1:6379"
     password: str | None = None
     db: int = 0
+    # Every Redis call (connecting included) waits at most this long; then the limits follow
+    # ``limits.on_redis_failure`` until Redis answers again.
+    timeout_ms: float = 50.0
 
 
 class RateLimitConfig(Struct, frozen=True, forbid_unknown_fields=True):
@@ -192,6 +199,17 @@ class RateLimitConfig(Struct, frozen=True, forbid_unknown_fields=True):
     enabled: bool = False
     requests_per_second: float = 10.0
     burst: int = 20
+
+
+class LimitsConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    """How limits and budgets are kept when they live in Redis."""
+
+    # While Redis fails or does not answer in ``redis.timeout_ms``: ``local`` decides in this
+    # host's memory at each limit divided by ``replicas``; ``open`` lets every request through;
+    # ``closed`` refuses every request a limit applies to.
+    on_redis_failure: Literal["local", "open", "closed"] = "local"
+    # Gateway replicas sharing the Redis (what ``local`` divides each limit by).
+    replicas: int = 1
 
 
 AuthMode = Literal["passthrough", "keys", "none"]
@@ -296,6 +314,7 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
     default_provider: str | None = None
     redis: RedisConfig = RedisConfig()
     ratelimit: RateLimitConfig = RateLimitConfig()
+    limits: LimitsConfig = LimitsConfig()
     auth: AuthConfig = AuthConfig()
     database: DatabaseConfig = DatabaseConfig()
     routing: RoutingConfig = RoutingConfig()

@@ -19,7 +19,7 @@ from typing import Any
 from relay.config.problems import Problems, shown
 
 SIMPLE_PROVIDER = "upstream"
-_SIMPLE_KEYS = {"server", "proxy", "ratelimit", "redis", "models", "database"}
+_SIMPLE_KEYS = {"server", "proxy", "ratelimit", "redis", "limits", "models", "database"}
 
 
 def is_simple_form(raw: dict[str, Any]) -> bool:
@@ -71,7 +71,7 @@ def simple_to_full(raw: dict[str, Any], problems: Problems) -> dict[str, Any]:
         "models": models,
         "default_provider": SIMPLE_PROVIDER,
     }
-    for key in ("server", "ratelimit", "redis", "database"):
+    for key in ("server", "ratelimit", "redis", "limits", "database"):
         if key in raw:
             full[key] = raw[key]
     return full

@@ -24,14 +24,10 @@ from relay.wire.anthropic import (
     error_type_for,
 )
 from relay.wire.decode import decode_body
+from relay.wire.sse import frame
 
-MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+MESSAGE_STOP = frame(b"message_stop", b'{"type":"message_stop"}')
 _encode = msgspec.json.encode
-
-
-def event_frame(kind: bytes, data: bytes) -> bytes:
-    """One SSE event of a Messages stream."""
-    return b"event: " + kind + b"\ndata: " + data + b"\n\n"
 
 
 class AnthropicDialect(Dialect):
@@ -79,7 +75,7 @@ class AnthropicDialect(Dialect):
         return _encode({"type": "error", "error": _error(err)})
 
     def error_frame(self, err: GatewayError, ex: Exchange | None = None) -> bytes:
-        return event_frame(b"error", self.error_body(err))
+        return frame(b"error", self.error_body(err))
 
     def end_frames(self, ex: Exchange, usage_chunk: Usage | None) -> bytes:
         out = b""
@@ -95,7 +91,7 @@ class AnthropicDialect(Dialect):
                     "counted_locally": True,
                 },
             }
-            out = event_frame(b"message_delta", _encode(delta))
+            out = frame(b"message_delta", _encode(delta))
         if ex.cost_usd is not None:
             out += f": x-relay-cost-usd {ex.cost_usd:.8f}\n\n".encode()
         return out + MESSAGE_STOP

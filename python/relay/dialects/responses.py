@@ -21,14 +21,10 @@ from relay.errors import GatewayError, InvalidRequest
 from relay.exchange import Endpoint, Exchange, Usage
 from relay.wire.decode import decode_body
 from relay.wire.responses import ResponsesRequest
+from relay.wire.sse import frame, frame_parts
 
 _DECODER = msgspec.json.Decoder(ResponsesRequest)
 _encode = msgspec.json.encode
-
-
-def frame(kind: bytes, data: bytes) -> bytes:
-    """One SSE event of a Responses stream."""
-    return b"event: " + kind + b"\ndata: " + data + b"\n\n"
 
 
 class ResponsesDialect(Dialect):
@@ -77,10 +73,8 @@ class ResponsesDialect(Dialect):
         kind = b"response.completed" if draft.status == "completed" else b"response.incomplete"
         seq = str(draft.next_seq()).encode()
         # Joined once: the Response holds the whole answer, and is not copied per piece.
-        return b"".join(
-            (out, b"event: ", kind, b'\ndata: {"type":"', kind, b'","sequence_number":', seq,
-             b',"response":', response, b"}\n\n")
-        )  # fmt: skip
+        data = (b'{"type":"', kind, b'","sequence_number":', seq, b',"response":', response, b"}")
+        return b"".join((out, *frame_parts(kind, *data)))
 
 
 def _check_item(item: dict[str, Any], where: str) -> None:

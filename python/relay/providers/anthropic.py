@@ -18,15 +18,14 @@ from relay import kinds
 from relay.config.model import ProviderConfig
 from relay.errors import (
     GatewayError,
-    StreamProtocolError,
     UpstreamProtocolError,
     UpstreamStatusError,
     scrub_secrets,
 )
 from relay.exchange import Attempt, Endpoint, Exchange, Usage
-from relay.native import InvalidJson, splice_top_level
+from relay.native import InvalidJson, SseEvent, splice_top_level
 from relay.providers.base import ProviderBase
-from relay.providers.sse import events_of, new_decoder
+from relay.providers.sse import SseMapper
 from relay.providers.translate import openai_to_anthropic
 from relay.stage import Outbound, Step, StreamMapper
 from relay.wire.anthropic import (
@@ -36,6 +35,7 @@ from relay.wire.anthropic import (
     MESSAGE_DECODER,
     usage_from_wire,
 )
+from relay.wire.sse import frame
 
 # Client headers that choose the API's behaviour: forwarded on a pass-through.
 _CLIENT_HEADERS = ("anthropic-version", "anthropic-beta")
@@ -198,89 +198,62 @@ class _Delta(msgspec.Struct):
 _DELTA = msgspec.json.Decoder(_Delta)
 
 
-class EventRelay:
+class EventRelay(SseMapper):
     """A Messages stream relayed event by event to a Messages client.
 
     Each event is re-framed (``event:`` and ``data:`` lines; the data bytes are never
     re-encoded). Deltas, the bulk of a stream, are decoded only for their type and the text
-    they add (the step's ``text``, counted by the relay as it arrives). The other events are read once for what the gateway needs: usage (``message_start``, then the
-    cumulative ``message_delta``), the stop reason, a ``tool_use`` block start (content), a
-    provider's ``error`` event (not relayed: the dialect writes the error event) and
-    ``message_stop``, which ends the stream and is written by the dialect after the cost
-    comment. The first delta is the commit point.
+    they add (the step's ``text``, counted by the relay as it arrives). The other events are
+    read once for what the gateway needs: usage (``message_start``, then the cumulative
+    ``message_delta``), the stop reason, a ``tool_use`` block start (content), a provider's
+    ``error`` event (not relayed: the dialect writes the error event) and ``message_stop``,
+    which ends the stream and is written by the dialect after the cost comment. The first
+    delta is the commit point.
     """
 
-    __slots__ = ("_attempt", "_decoder", "_ended", "_provider", "_usage")
+    __slots__ = ("_attempt",)
+    expected = "a Messages stream event"
 
     def __init__(self, provider: str, attempt: Attempt) -> None:
-        self._provider = provider
+        super().__init__(provider)
         self._attempt = attempt
-        self._decoder = new_decoder()
-        self._usage: Usage | None = None
-        self._ended = False
 
-    def feed(self, chunk: bytes) -> Step:
-        step = Step()
-        if self._ended:
-            return step
-        events = events_of(self._decoder, chunk, self._provider)
-        out: list[bytes] = []
-        for number, event in enumerate(events):
-            raw = event.data
-            kind = event.event
-            try:
-                if kind == "content_block_delta" or kind == "ping":
-                    delta = _DELTA.decode(raw).delta  # valid JSON; only the text is built
-                    if kind != "ping":
-                        if delta is not None:
-                            step.text += (delta.text or "") + (delta.partial_json or "")
-                        step.content = True
-                    out.append(b"event: " + kind.encode() + b"\ndata: " + raw + b"\n\n")
-                    continue
-                data = EVENT_DECODER.decode(raw)
-            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
-                # What the read carried before the bad event still goes to the client first.
-                raise StreamProtocolError(
-                    f"provider '{self._provider}' sent a bad stream: event {number + 1} "
-                    f"is not a Messages stream event ({exc})",
-                    partial=self._partial(step, out),
-                ) from None
-            kind = data.type
-            if kind == "message_stop":
-                step.done = self._ended = True
-                break
-            if kind == "error":
-                step.error = bytes(data.error) or b"{}"
-                self._ended = True
-                break
-            if kind == "content_block_delta":  # an event without its ``event:`` line
-                if data.delta is not None:
-                    step.text += (data.delta.text or "") + (data.delta.partial_json or "")
-            elif kind == "message_start" and data.message is not None:
-                if data.message.usage is not None:
-                    self._usage = usage_from_wire(data.message.usage)
-            elif kind == "message_delta":
-                if data.usage is not None:
-                    self._usage = usage_from_wire(data.usage, self._usage)
-                if data.delta is not None and data.delta.stop_reason is not None:
-                    self._attempt.stop_reason = data.delta.stop_reason
-            elif kind == "content_block_start" and data.content_block is not None:
-                block = data.content_block
-                if block.type != "text" or block.text:
-                    step.content = True
-                    step.text += (block.text or "") + (block.name or "")
-            if kind in _CONTENT_EVENTS or kind not in _QUIET_EVENTS:
+    def on_event(self, event: SseEvent, step: Step, out: list[bytes]) -> bool:
+        raw = event.data
+        kind = event.event
+        if kind == "content_block_delta" or kind == "ping":
+            delta = _DELTA.decode(raw).delta  # valid JSON; only the text is built
+            if kind != "ping":
+                if delta is not None:
+                    step.text += (delta.text or "") + (delta.partial_json or "")
                 step.content = True
-            if b"\n" in raw:
-                raw = raw.replace(b"\n", b"\ndata: ")
-            out.append(b"event: " + kind.encode() + b"\ndata: " + raw + b"\n\n")
-        if self._usage is not None:
-            step.usage = self._usage.counts()
-        step.out = b"".join(out)
-        return step
-
-    def _partial(self, step: Step, out: list[bytes]) -> Step:
-        """The step as far as the read went (before a bad event)."""
-        step.out = b"".join(out)
-        self._ended = True
-        return step
+            out.append(frame(kind.encode(), raw))
+            return False
+        data = EVENT_DECODER.decode(raw)
+        kind = data.type
+        if kind == "message_stop":
+            step.done = True
+            return True
+        if kind == "error":
+            step.error = bytes(data.error) or b"{}"
+            return True
+        if kind == "content_block_delta":  # an event without its ``event:`` line
+            if data.delta is not None:
+                step.text += (data.delta.text or "") + (data.delta.partial_json or "")
+        elif kind == "message_start" and data.message is not None:
+            if data.message.usage is not None:
+                self._usage = usage_from_wire(data.message.usage)
+        elif kind == "message_delta":
+            if data.usage is not None:
+                self._usage = usage_from_wire(data.usage, self._usage)
+            if data.delta is not None and data.delta.stop_reason is not None:
+                self._attempt.stop_reason = data.delta.stop_reason
+        elif kind == "content_block_start" and data.content_block is not None:
+            block = data.content_block
+            if block.type != "text" or block.text:
+                step.content = True
+                step.text += (block.text or "") + (block.name or "")
+        if kind in _CONTENT_EVENTS or kind not in _QUIET_EVENTS:
+            step.content = True
+        out.append(frame(kind.encode(), raw))
+        return False

@@ -12,7 +12,8 @@ from typing import Any
 import msgspec
 
 from relay.errors import UpstreamProtocolError
-from relay.native import EventStreamDecoder, InvalidEventStream
+from relay.native import EventStreamDecoder, EventStreamMessage, InvalidEventStream
+from relay.providers.mapper import EventMapper
 from relay.stage import Step
 from relay.wire.usage import Usage
 
@@ -108,7 +109,7 @@ def chat_completion(
     return _encode(completion), usage[0] if usage else None, text
 
 
-class ConverseStreamMapper:
+class ConverseStreamMapper(EventMapper[EventStreamMessage]):
     """ConverseStream events -> ``chat.completion.chunk`` frames, one read at a time.
 
     messageStart is the role chunk; text and toolUse deltas are content chunks (a toolUse
@@ -118,7 +119,7 @@ class ConverseStreamMapper:
     """
 
     def __init__(self, provider: str, *, ident: str, model: str, include_usage: bool) -> None:
-        self._provider = provider
+        super().__init__(provider)
         self._decoder = EventStreamDecoder()
         self._head = (
             b'{"id":'
@@ -131,9 +132,9 @@ class ConverseStreamMapper:
         )
         self._include_usage = include_usage
         self._tools: dict[int, int] = {}
-        self._ended = False
 
     def feed(self, chunk: bytes) -> Step:
+        """Map one network read (nothing once the stream ended)."""
         step = Step()
         if self._ended:
             return step
@@ -143,10 +144,7 @@ class ConverseStreamMapper:
         except InvalidEventStream as exc:
             messages, failure = list(exc.messages), str(exc)
         frames: list[bytes] = []
-        for message in messages:
-            if self._ended:
-                break
-            self._event(message.headers, message.payload, step, frames)
+        self.map_events(messages, step, frames)
         if failure is not None and step.error is None:
             step.error = _encode(
                 {
@@ -158,25 +156,25 @@ class ConverseStreamMapper:
         step.out = b"".join(frames)
         return step
 
-    def _event(self, headers: Any, payload: bytes, step: Step, frames: list[bytes]) -> None:
+    def on_event(self, message: EventStreamMessage, step: Step, frames: list[bytes]) -> bool:
+        headers: dict[str, Any] = message.headers  # values of any wire type
+        payload = message.payload
         kind = headers.get(":message-type")
         if kind != "event":
-            self._ended = True
             name = headers.get(":exception-type") or headers.get(":error-code") or "error"
             step.error = _error_json(payload, str(name), headers.get(":error-message"))
-            return
+            return True
         event = headers.get(":event-type")
         try:
             data = msgspec.json.decode(payload) if payload else {}
         except msgspec.DecodeError:
-            self._ended = True
             step.error = _encode(
                 {
                     "message": f"provider '{self._provider}' sent a {event} event that is not JSON",
                     "type": "upstream_bad_response",
                 }
             )
-            return
+            return True
         if not isinstance(data, dict):
             data = {}
         if event == "messageStart":
@@ -219,8 +217,9 @@ class ConverseStreamMapper:
                         b"data: " + self._head + b'[],"usage":' + _encode(usage[1]) + b"}\n\n"
                     )
             step.done = True
-            self._ended = True
+            return True
         # contentBlockStop and events this version does not know carry nothing for the client.
+        return False
 
     def _content(self, step: Step, frames: list[bytes], delta: Json, text: str) -> None:
         step.content = True

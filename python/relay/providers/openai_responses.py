@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import msgspec
 
-from relay.errors import StreamProtocolError, UpstreamProtocolError
+from relay.errors import UpstreamProtocolError
 from relay.exchange import Attempt, Exchange
-from relay.providers.sse import events_of, new_decoder
+from relay.native import SseEvent
+from relay.providers.sse import SseMapper
 from relay.stage import Step
 from relay.wire.responses import EVENT_DECODER, RESPONSE_DECODER, usage_from_wire
+from relay.wire.sse import frame
 
 _QUIET = frozenset({"response.created", "response.queued", "response.in_progress"})
 _END = frozenset({"response.completed", "response.incomplete", "response.failed"})
@@ -45,58 +47,39 @@ def map_json(provider: str, attempt: Attempt, body: bytes) -> bytes:
     return body
 
 
-class EventRelay:
+class EventRelay(SseMapper):
     """A Responses stream relayed to a Responses client (see the module docstring)."""
 
-    __slots__ = ("_decoder", "_ended", "_ex", "_provider")
+    __slots__ = ("_ex",)
+    expected = "a Responses stream event"
 
     def __init__(self, provider: str, ex: Exchange) -> None:
-        self._provider = provider
+        super().__init__(provider)
         self._ex = ex
-        self._decoder = new_decoder()
-        self._ended = False
 
-    def feed(self, chunk: bytes) -> Step:
-        step = Step()
-        if self._ended:
-            return step
-        events = events_of(self._decoder, chunk, self._provider)
-        out: list[bytes] = []
-        draft = self._ex.translation
-        for number, sse in enumerate(events):
-            raw = sse.data
-            try:
-                data = EVENT_DECODER.decode(raw)
-            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
-                step.out = b"".join(out)
-                self._ended = True
-                raise StreamProtocolError(
-                    f"provider '{self._provider}' sent a bad stream: event {number + 1} "
-                    f"is not a Responses stream event ({exc})",
-                    partial=step,
-                ) from None
-            kind = data.type
-            if kind == "error":
-                step.error = raw
-                self._ended = True
-                break
-            if data.sequence_number is not None and draft is not None:
+    def on_event(self, event: SseEvent, step: Step, out: list[bytes]) -> bool:
+        raw = event.data
+        data = EVENT_DECODER.decode(raw)
+        kind = data.type
+        if kind == "error":
+            step.error = raw
+            return True
+        if data.sequence_number is not None:
+            draft = self._ex.translation
+            if draft is not None:
                 draft.seq = data.sequence_number + 1
-            if kind in _TEXT_DELTAS and data.delta:
-                step.text += data.delta
-            elif kind == "response.output_item.added" and data.item is not None:
-                step.text += data.item.name or ""
-            if kind not in _QUIET:
-                step.content = True
-            if b"\n" in raw:
-                raw = raw.replace(b"\n", b"\ndata: ")
-            out.append(b"event: " + kind.encode() + b"\ndata: " + raw + b"\n\n")
-            if kind in _END:
-                response = data.response
-                if response is not None and response.usage is not None:
-                    u = usage_from_wire(response.usage)
-                    step.usage = (u.prompt_tokens, u.completion_tokens, u.cached_tokens)
-                step.done = self._ended = True
-                break
-        step.out = b"".join(out)
-        return step
+        if kind in _TEXT_DELTAS and data.delta:
+            step.text += data.delta
+        elif kind == "response.output_item.added" and data.item is not None:
+            step.text += data.item.name or ""
+        if kind not in _QUIET:
+            step.content = True
+        out.append(frame(kind.encode(), raw))
+        if kind in _END:
+            response = data.response
+            if response is not None and response.usage is not None:
+                u = usage_from_wire(response.usage)
+                step.usage = (u.prompt_tokens, u.completion_tokens, u.cached_tokens)
+            step.done = True
+            return True
+        return False

@@ -142,7 +142,7 @@ class ResponsesBridge(ProviderBase):
         if ex.endpoint is not Endpoint.RESPONSES or not draft.translated:
             return self.inner.stream_mapper(ex, attempt)
         inner = self.inner.stream_mapper(draft.chat, attempt)
-        return responses_stream.EventStream(ex, draft, inner)
+        return responses_stream.EventStream(ex, draft, inner, self.name)
 
     def passthrough(self, ex: Exchange, attempt: Attempt) -> tuple[str, dict[str, str]] | None:
         return self.inner.passthrough(ex, attempt)

@@ -232,7 +232,7 @@ def events_of(out: bytes) -> list[dict[str, Any]]:
 def test_stream_text_then_tool_call_then_completed() -> None:
     ex = parsed({"model": "m", "input": "hi", "stream": True})
     ex.stream = True
-    mapper = EventStream(ex, ex.translation, OpenAIStreamMapper("p", strip_usage=False))
+    mapper = EventStream(ex, ex.translation, OpenAIStreamMapper("p", strip_usage=False), "p")
     frames = [
         chunk({"role": "assistant", "content": ""}),
         chunk({"content": "Hel"}),
@@ -281,7 +281,7 @@ def test_stream_text_then_tool_call_then_completed() -> None:
 
 def test_error_event_is_numbered_after_the_last_event() -> None:
     ex = parsed({"model": "m", "input": "hi", "stream": True})
-    mapper = EventStream(ex, ex.translation, OpenAIStreamMapper("p", strip_usage=False))
+    mapper = EventStream(ex, ex.translation, OpenAIStreamMapper("p", strip_usage=False), "p")
     out = mapper.feed(chunk({"content": "a"})).out
     frame = DIALECT.error_frame(StreamFailed("boom"), ex)
     events = events_of(out + frame)

@@ -10,11 +10,11 @@ from typing import Any
 import msgspec
 from msgspec import Struct
 
-from relay.errors import InvalidRequest, StreamProtocolError, UpstreamProtocolError
+from relay.errors import InvalidRequest, UpstreamProtocolError
 from relay.exchange import Attempt, Deployment, Exchange, Usage
-from relay.native import count_off_loop, counter_for
+from relay.native import SseEvent, count_off_loop, counter_for
 from relay.providers.params import NO_RULES, ParamRules, apply_to_request, unsupported_error
-from relay.providers.sse import events_of, new_decoder
+from relay.providers.sse import SseMapper
 from relay.providers.translate.common import (
     EFFORTS,
     effort_for_budget,
@@ -34,6 +34,7 @@ from relay.wire.openai import (
     WireUsage,
     usage_from_wire,
 )
+from relay.wire.sse import frame
 
 _JSON = {"content-type": "application/json"}
 _MEMBERS = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -391,11 +392,7 @@ def _message_id(upstream: str) -> str:
 # -- stream ---------------------------------------------------------------------------------
 
 
-def _event(kind: bytes, data: bytes) -> bytes:
-    return b"event: " + kind + b"\ndata: " + data + b"\n\n"
-
-
-class EventStream:
+class EventStream(SseMapper):
     """Chat chunks as a Messages stream.
 
     The first chunk opens the message (``message_start``, with the prompt's tokens as counted
@@ -406,77 +403,52 @@ class EventStream:
     none, the dialect's end frames write it with the gateway's count, then ``message_stop``.
     """
 
+    expected = "a chat chunk"
+
     def __init__(self, provider: str, attempt: Attempt) -> None:
-        self._provider = provider
+        super().__init__(provider)
         self._attempt = attempt
-        self._decoder = new_decoder()
         self._started = False
         self._block = -1  # index of the open content block, -1 when none is open
         self._kind = ""  # "text" or "tool" for the open block
         self._blocks = 0
         self._calls: dict[int, int] = {}  # chat tool call index -> content block index
         self._finish: str | None = None
-        self._usage: Usage | None = None
-        self._ended = False
 
-    def feed(self, chunk: bytes) -> Step:
-        step = Step()
-        if self._ended:
-            return step
-        events = events_of(self._decoder, chunk, self._provider)
-        out: list[bytes] = []
-        for number, event in enumerate(events):
-            data = event.data
-            if data == b"[DONE]":
-                self._end(out)
-                step.done = self._ended = True
-                step.content = True
-                break
-            try:
-                chunk_ = _COMPLETION.decode(data)
-            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
-                # What the read carried before the bad event still goes to the client first.
-                raise StreamProtocolError(
-                    f"provider '{self._provider}' sent a bad stream: event {number + 1} "
-                    f"is not a chat chunk ({exc})",
-                    partial=self._partial(step, out),
-                ) from None
-            if chunk_.error and bytes(chunk_.error) != b"null":
-                step.error = bytes(chunk_.error)
-                self._ended = True
-                break
-            if not self._started:
-                out.append(self._start(chunk_))
-            if chunk_.usage is not None:
-                self._usage = usage_from_wire(chunk_.usage)
-            for choice in chunk_.choices:
-                if choice.index != 0:
-                    continue
-                delta = choice.delta
-                if delta is not None:
-                    text = delta.content or delta.refusal
-                    if text:
-                        self._open(out, "text", b'{"type":"text","text":""}')
-                        out.append(self._text_delta(text))
-                        step.text += text
-                        step.content = True
-                    for call in delta.tool_calls or ():
-                        step.text += self._tool(out, call)
-                        step.content = True
-                if choice.finish_reason:
-                    self._finish = choice.finish_reason
-                    self._close(out)
+    def on_event(self, event: SseEvent, step: Step, out: list[bytes]) -> bool:
+        data = event.data
+        if data == b"[DONE]":
+            self._end(out)
+            step.done = True
+            step.content = True
+            return True
+        chunk = _COMPLETION.decode(data)
+        if chunk.error and bytes(chunk.error) != b"null":
+            step.error = bytes(chunk.error)
+            return True
+        if not self._started:
+            out.append(self._start(chunk))
+        if chunk.usage is not None:
+            self._usage = usage_from_wire(chunk.usage)
+        for choice in chunk.choices:
+            if choice.index != 0:
+                continue
+            delta = choice.delta
+            if delta is not None:
+                text = delta.content or delta.refusal
+                if text:
+                    self._open(out, "text", b'{"type":"text","text":""}')
+                    out.append(self._text_delta(text))
+                    step.text += text
                     step.content = True
-        if self._usage is not None:
-            step.usage = self._usage.counts()
-        step.out = b"".join(out)
-        return step
-
-    def _partial(self, step: Step, out: list[bytes]) -> Step:
-        """The step as far as the read went (before a bad event)."""
-        step.out = b"".join(out)
-        self._ended = True
-        return step
+                for call in delta.tool_calls or ():
+                    step.text += self._tool(out, call)
+                    step.content = True
+            if choice.finish_reason:
+                self._finish = choice.finish_reason
+                self._close(out)
+                step.content = True
+        return False
 
     def _start(self, chunk: _Completion) -> bytes:
         self._started = True
@@ -492,7 +464,7 @@ class EventStream:
             # so the gateway's count of the request sent (``prepare``).
             "usage": {"input_tokens": self._attempt.prompt_tokens or 0, "output_tokens": 0},
         }
-        return _event(b"message_start", encode({"type": "message_start", "message": message}))
+        return frame(b"message_start", encode({"type": "message_start", "message": message}))
 
     def _open(self, out: list[bytes], kind: str, block: bytes) -> None:
         if self._kind == kind and kind == "text":
@@ -502,19 +474,19 @@ class EventStream:
         self._blocks += 1
         index = str(self._block).encode()
         data = b'{"type":"content_block_start","index":' + index + b',"content_block":' + block
-        out.append(_event(b"content_block_start", data + b"}"))
+        out.append(frame(b"content_block_start", data + b"}"))
 
     def _close(self, out: list[bytes]) -> None:
         if self._block < 0:
             return
         index = str(self._block).encode()
         out.append(
-            _event(b"content_block_stop", b'{"type":"content_block_stop","index":' + index + b"}")
+            frame(b"content_block_stop", b'{"type":"content_block_stop","index":' + index + b"}")
         )
         self._block, self._kind = -1, ""
 
     def _text_delta(self, text: str) -> bytes:
-        return _event(
+        return frame(
             b"content_block_delta",
             b'{"type":"content_block_delta","index":'
             + str(self._block).encode()
@@ -533,7 +505,7 @@ class EventStream:
         arguments = function.arguments
         if arguments:
             out.append(
-                _event(
+                frame(
                     b"content_block_delta",
                     b'{"type":"content_block_delta","index":'
                     + str(self._calls[call.index]).encode()
@@ -557,4 +529,4 @@ class EventStream:
             "delta": {"stop_reason": stop, "stop_sequence": None},
             "usage": anthropic_usage(self._usage),
         }
-        out.append(_event(b"message_delta", encode(delta)))
+        out.append(frame(b"message_delta", encode(delta)))

@@ -15,10 +15,11 @@ from typing import Any
 
 import msgspec
 
-from relay.errors import InvalidRequest, StreamProtocolError, UpstreamProtocolError
+from relay.errors import InvalidRequest, UpstreamProtocolError
 from relay.exchange import Attempt, Exchange, Usage
+from relay.native import SseEvent
 from relay.providers.params import unsupported_error
-from relay.providers.sse import events_of, new_decoder
+from relay.providers.sse import SseMapper
 from relay.providers.translate.common import (
     EFFORTS,
     THINKING_BUDGETS,
@@ -335,7 +336,7 @@ def usage_json(usage: Usage) -> dict[str, Any]:
 # -- stream ---------------------------------------------------------------------------------
 
 
-class ChunkStream:
+class ChunkStream(SseMapper):
     """A Messages stream as chat completion chunks, event by event.
 
     Text deltas become ``content`` deltas; each ``tool_use`` block becomes a tool call (its
@@ -344,100 +345,75 @@ class ChunkStream:
     (the dialect writes ``[DONE]``) after the usage chunk if the client asked for it.
     """
 
+    expected = "a Messages stream event"
+
     def __init__(self, provider: str, attempt: Attempt, *, include_usage: bool) -> None:
-        self._provider = provider
+        super().__init__(provider)
         self._attempt = attempt
         self._include_usage = include_usage
-        self._decoder = new_decoder()
         self._tools: dict[int, int] = {}  # content block index -> tool call index
-        self._usage: Usage | None = None
         self._head = self._base = b""
-        self._ended = False
         self._start(MessageProbe(id="msg_relay", model=attempt.upstream_model))
 
-    def feed(self, chunk: bytes) -> Step:
-        step = Step()
-        if self._ended:
-            return step
-        events = events_of(self._decoder, chunk, self._provider)
-        out: list[bytes] = []
-        for number, event in enumerate(events):
-            if event.event == "ping":
-                continue
-            try:
-                data = EVENT_DECODER.decode(event.data)
-            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
-                # What the read carried before the bad event still goes to the client first.
-                raise StreamProtocolError(
-                    f"provider '{self._provider}' sent a bad stream: event {number + 1} "
-                    f"is not a Messages stream event ({exc})",
-                    partial=self._partial(step, out),
-                ) from None
-            kind = data.type
-            if kind == "content_block_delta" and data.delta is not None:
-                delta = data.delta
-                if delta.text:
-                    out.append(self._delta(b'{"content":' + encode(delta.text) + b"}"))
-                    step.text += delta.text
-                    step.content = True
-                elif delta.partial_json and data.index in self._tools:
-                    piece = delta.partial_json
-                    function = b'"function":{"arguments":' + encode(piece) + b"}"
-                    out.append(self._tool_delta(self._tools[data.index], function))
-                    step.text += piece
-                    step.content = True
-            elif kind == "content_block_start" and data.content_block is not None:
-                block = data.content_block
-                if block.type == "tool_use" and data.index is not None:
-                    call = len(self._tools)
-                    self._tools[data.index] = call
-                    name = block.name or ""
-                    head = (
-                        b'"id":'
-                        + encode(block.id or f"call_{call}")
-                        + b',"type":"function","function":{"name":'
-                        + encode(name)
-                        + b',"arguments":""}'
-                    )
-                    out.append(self._tool_delta(call, head))
-                    step.text += name
-                    step.content = True
-                elif block.type == "text" and block.text:
-                    out.append(self._delta(b'{"content":' + encode(block.text) + b"}"))
-                    step.text += block.text
-                    step.content = True
-            elif kind == "message_start" and data.message is not None:
-                out.append(self._start(data.message))
-            elif kind == "message_delta":
-                if data.usage is not None:
-                    self._usage = usage_from_wire(data.usage, self._usage)
-                stop = data.delta.stop_reason if data.delta is not None else None
-                if stop is not None:
-                    self._attempt.stop_reason = finish_reason(stop)
-                    finish = encode(finish_reason(stop))
-                    out.append(
-                        self._head + b'{},"logprobs":null,"finish_reason":' + finish + b"}]}\n\n"
-                    )
-                    step.content = True
-            elif kind == "message_stop":
-                if self._include_usage and self._usage is not None:
-                    out.append(self._usage_chunk(self._usage))
-                step.done = self._ended = True
-                break
-            elif kind == "error":
-                step.error = bytes(data.error) or b"{}"
-                self._ended = True
-                break
-        if self._usage is not None:
-            step.usage = self._usage.counts()
-        step.out = b"".join(out)
-        return step
-
-    def _partial(self, step: Step, out: list[bytes]) -> Step:
-        """The step as far as the read went (before a bad event)."""
-        step.out = b"".join(out)
-        self._ended = True
-        return step
+    def on_event(self, event: SseEvent, step: Step, out: list[bytes]) -> bool:
+        if event.event == "ping":
+            return False
+        data = EVENT_DECODER.decode(event.data)
+        kind = data.type
+        if kind == "content_block_delta" and data.delta is not None:
+            delta = data.delta
+            if delta.text:
+                out.append(self._delta(b'{"content":' + encode(delta.text) + b"}"))
+                step.text += delta.text
+                step.content = True
+            elif delta.partial_json and data.index in self._tools:
+                piece = delta.partial_json
+                function = b'"function":{"arguments":' + encode(piece) + b"}"
+                out.append(self._tool_delta(self._tools[data.index], function))
+                step.text += piece
+                step.content = True
+        elif kind == "content_block_start" and data.content_block is not None:
+            block = data.content_block
+            if block.type == "tool_use" and data.index is not None:
+                call = len(self._tools)
+                self._tools[data.index] = call
+                name = block.name or ""
+                head = (
+                    b'"id":'
+                    + encode(block.id or f"call_{call}")
+                    + b',"type":"function","function":{"name":'
+                    + encode(name)
+                    + b',"arguments":""}'
+                )
+                out.append(self._tool_delta(call, head))
+                step.text += name
+                step.content = True
+            elif block.type == "text" and block.text:
+                out.append(self._delta(b'{"content":' + encode(block.text) + b"}"))
+                step.text += block.text
+                step.content = True
+        elif kind == "message_start" and data.message is not None:
+            out.append(self._start(data.message))
+        elif kind == "message_delta":
+            if data.usage is not None:
+                self._usage = usage_from_wire(data.usage, self._usage)
+            stop = data.delta.stop_reason if data.delta is not None else None
+            if stop is not None:
+                self._attempt.stop_reason = finish_reason(stop)
+                finish = encode(finish_reason(stop))
+                out.append(
+                    self._head + b'{},"logprobs":null,"finish_reason":' + finish + b"}]}\n\n"
+                )
+                step.content = True
+        elif kind == "message_stop":
+            if self._include_usage and self._usage is not None:
+                out.append(self._usage_chunk(self._usage))
+            step.done = True
+            return True
+        elif kind == "error":
+            step.error = bytes(data.error) or b"{}"
+            return True
+        return False
 
     def _start(self, message: MessageProbe) -> bytes:
         model = message.model or self._attempt.upstream_model

@@ -20,13 +20,16 @@ from typing import Any
 import msgspec
 from msgspec import Struct
 
+from relay import stage
 from relay.errors import StreamProtocolError
 from relay.exchange import Exchange
-from relay.providers.sse import new_decoder
+from relay.native import SseEvent
+from relay.providers.sse import SseMapper
 from relay.providers.translate.common import encode
 from relay.providers.translate.responses_answer import Draft, call_item, message_item, new_id
 from relay.stage import StreamMapper, StreamStep
 from relay.wire.openai import ChoiceProbe, FunctionProbe, ToolCallProbe
+from relay.wire.sse import frame, frame_parts
 
 
 class _Chunk(Struct, frozen=True):
@@ -36,50 +39,63 @@ class _Chunk(Struct, frozen=True):
 _CHUNK = msgspec.json.Decoder(_Chunk)
 
 
-_HEADS: dict[str, bytes] = {}
+# Per event type: its name, and the start of its data (its type, then the number's key).
+_HEADS: dict[str, tuple[bytes, bytes]] = {}
 
 
 def event(draft: Draft, kind: str, fields: bytes) -> bytes:
     """One numbered event: ``fields`` are the JSON members after ``type`` and the number."""
-    return b"".join(event_parts(draft, kind, fields))
+    name, head = _HEADS.get(kind) or _head(kind)
+    seq = draft.seq
+    draft.seq = seq + 1
+    return frame(name, b"".join((head, str(seq).encode(), fields, b"}")))
 
 
 def event_parts(draft: Draft, kind: str, *fields: bytes) -> list[bytes]:
     """One numbered event as parts, joined with the rest of the read's frames: a field as long
     as the whole answer (the ``...done`` events) is not copied once more per event."""
-    head = _HEADS.get(kind)
-    if head is None:
-        name = kind.encode()
-        head = _HEADS[kind] = (
-            b"event: " + name + b'\ndata: {"type":"' + name + b'","sequence_number":'
-        )
+    name, head = _HEADS.get(kind) or _head(kind)
     seq = draft.seq
     draft.seq = seq + 1
-    return [head, str(seq).encode(), *fields, b"}\n\n"]
+    return frame_parts(name, head, str(seq).encode(), *fields, b"}")
 
 
-class Step:
-    """One network read as Responses events (see :class:`relay.stage.StreamStep`)."""
+def _head(kind: str) -> tuple[bytes, bytes]:
+    name = kind.encode()
+    head = _HEADS[kind] = (name, b'{"type":"' + name + b'","sequence_number":')
+    return head
 
-    __slots__ = ("content", "done", "error", "out", "text", "usage")
 
-    def __init__(self, inner: StreamStep, out: bytes, content: bool) -> None:
-        self.out = out
-        self.content = content
+_DELTA, _DELTA_HEAD = _head("response.output_text.delta")
+_DELTA_END = b',"logprobs":[]}'
+
+
+class Step(stage.Step):
+    """One network read as Responses events: the provider's chat step, whose frames are
+    mapped (see :class:`relay.stage.StreamStep`)."""
+
+    __slots__ = ()
+
+    def __init__(self, inner: StreamStep) -> None:
+        self.out = b""
+        self.content = inner.content
         self.done = inner.done
         self.usage = inner.usage
         self.error = inner.error
         self.text = inner.text
 
 
-class EventStream:
+class EventStream(SseMapper):
     """Wraps the provider's chat stream mapper (see the module docstring)."""
 
-    def __init__(self, ex: Exchange, draft: Draft, inner: StreamMapper) -> None:
+    __slots__ = ("_calls", "_draft", "_ex", "_inner", "_message", "_started")
+    expected = "a chat chunk"
+
+    def __init__(self, ex: Exchange, draft: Draft, inner: StreamMapper, provider: str) -> None:
+        super().__init__(provider)
         self._ex = ex
         self._draft = draft
         self._inner = inner
-        self._decoder = new_decoder()
         self._started = False
         # The open message item: (output index, item id, text so far, the members of its
         # deltas before the text), or None.
@@ -98,59 +114,70 @@ class EventStream:
         return self._map(inner)
 
     def _map(self, inner: StreamStep) -> Step:
+        """The provider's chat frames (the inner mapper's, valid JSON) as Responses events."""
         out: list[bytes] = []
-        content = False
         if not self._started:
             self._started = True
             draft, ex = self._draft, self._ex
             created = draft.response(ex, None, status="in_progress")
             out.append(event(draft, "response.created", b',"response":' + created))
             out.append(event(draft, "response.in_progress", b',"response":' + created))
-        for sse in self._decoder.feed(inner.out) if inner.out else ():
-            if sse.data == b"[DONE]":
-                continue
-            for choice in _CHUNK.decode(sse.data).choices:
-                if choice.index != 0:
-                    continue
-                delta = choice.delta
-                if delta is not None:
-                    text = delta.content or delta.refusal
-                    if text:
-                        self._text(out, text)
-                        content = True
-                    for call in delta.tool_calls or ():
-                        self._tool(out, call)
-                        content = True
-                if choice.finish_reason:
-                    self._draft.finish = choice.finish_reason
-                    self._close(out)
-                    content = True
+        step = Step(inner)
+        if inner.out:
+            self.map_events(self._decoder.feed(inner.out), step, out)
         if inner.done:
             self._close(out)
-        return Step(inner, b"".join(out), content or inner.content)
+        step.out = b"".join(out)
+        return step
 
-    def _text(self, out: list[bytes], text: str) -> None:
-        if self._message is None:
-            self._close(out)
-            index, item_id = len(self._draft.output), new_id("msg_")
-            ids = b',"item_id":"' + item_id.encode() + b'","output_index":' + str(index).encode()
-            self._message = (index, item_id, [], ids + b',"content_index":0,"delta":')
-            self._draft.output.append(message_item(item_id, "", status="in_progress"))
-            item = encode(message_item(item_id, "", status="in_progress"))
-            where = b',"output_index":' + str(index).encode()
-            out.append(event(self._draft, "response.output_item.added", where + b',"item":' + item))
-            out.append(
-                event(
-                    self._draft,
-                    "response.content_part.added",
-                    b',"item_id":"' + item_id.encode() + b'"' + where + b',"content_index":0,'
-                    b'"part":{"type":"output_text","text":"","annotations":[],"logprobs":[]}',
-                )
+    def on_event(self, sse: SseEvent, step: stage.Step, out: list[bytes]) -> bool:
+        data = sse.data
+        if data == b"[DONE]":
+            return False
+        for choice in _CHUNK.decode(data).choices:
+            if choice.index != 0:
+                continue
+            delta = choice.delta
+            if delta is not None:
+                text = delta.content or delta.refusal
+                if text:  # the bulk of a stream: one delta event of the open message
+                    message = self._message or self._open_message(out)
+                    message[2].append(text)
+                    draft = self._draft
+                    seq = draft.seq  # numbered as by event(), written here: the hot path
+                    draft.seq = seq + 1
+                    seq_ = str(seq).encode()
+                    data = b"".join((_DELTA_HEAD, seq_, message[3], encode(text), _DELTA_END))
+                    out.append(frame(_DELTA, data))
+                    step.content = True
+                for call in delta.tool_calls or ():
+                    self._tool(out, call)
+                    step.content = True
+            if choice.finish_reason:
+                self._draft.finish = choice.finish_reason
+                self._close(out)
+                step.content = True
+        return False
+
+    def _open_message(self, out: list[bytes]) -> tuple[int, str, list[str], bytes]:
+        """Close the open items, open a message item: its events, and the item."""
+        self._close(out)
+        index, item_id = len(self._draft.output), new_id("msg_")
+        ids = b',"item_id":"' + item_id.encode() + b'","output_index":' + str(index).encode()
+        message = self._message = (index, item_id, [], ids + b',"content_index":0,"delta":')
+        self._draft.output.append(message_item(item_id, "", status="in_progress"))
+        item = encode(message_item(item_id, "", status="in_progress"))
+        where = b',"output_index":' + str(index).encode()
+        out.append(event(self._draft, "response.output_item.added", where + b',"item":' + item))
+        out.append(
+            event(
+                self._draft,
+                "response.content_part.added",
+                b',"item_id":"' + item_id.encode() + b'"' + where + b',"content_index":0,'
+                b'"part":{"type":"output_text","text":"","annotations":[],"logprobs":[]}',
             )
-        texts, members = self._message[2], self._message[3]
-        texts.append(text)
-        delta = members + encode(text) + b',"logprobs":[]'
-        out.append(event(self._draft, "response.output_text.delta", delta))
+        )
+        return message
 
     def _tool(self, out: list[bytes], call: ToolCallProbe) -> None:
         function = call.function or FunctionProbe()

@@ -259,6 +259,10 @@ def test_wrong_credentials_are_the_operators_problem(gateway: Gateway, fake: Fak
         sdk(gateway).chat.completions.create(model="wrong-key", messages=MESSAGES)
     assert err.value.status_code == 502 and err.value.code == "upstream_auth_failed"
     assert "wrong" not in err.value.message
+    # The same fault as every provider's, naming Bedrock's own settings to check.
+    assert "refused the gateway's credentials (" in err.value.message
+    assert "aws_access_key_id, providers." in err.value.message
+    assert err.value.message.endswith(".aws_secret_access_key and providers.badaws.region")
 
 
 @pytest.mark.parametrize(

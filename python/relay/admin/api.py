@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 import logging
 import math
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -38,14 +37,13 @@ from relay.admin.store import AdminStore
 from relay.auth.cache import KeyCache
 from relay.errors import AuthenticationError, GatewayError, InvalidRequest
 from relay.ledger.database import Database, DatabaseUnavailable
+from relay.wire.decode import schema_problem
 
 log = logging.getLogger("relay.admin")
 
 Response = tuple[int, list[tuple[str, str]], bytes]
 _JSON = [("content-type", "application/json")]
-_AT = re.compile(r"^(.*?) - at `\$\.?(.*)`$", re.DOTALL)
-_FIELD = re.compile(r"`([^`]*)`")
-_NUL_REFUSED = f"Expected `str` matching regex {NO_NUL!r}"
+_NUL_REFUSED = f"expected `str` matching regex {NO_NUL!r}"
 _REQUEST_FILTERS = {
     "tenant": "tenant",
     "model": "model",
@@ -289,16 +287,9 @@ def _decode(body: bytes, kind: type[Any]) -> Any:
 
 
 def _field_error(message: str) -> InvalidRequest:
-    match = _AT.match(message)
-    what, where = (match.group(1), match.group(2)) if match else (message, "")
-    named = _FIELD.search(what)
-    if (
-        what.startswith(("Object missing required field", "Object contains unknown field"))
-        and named
-    ):
-        where = f"{where}.{named.group(1)}" if where else named.group(1)
-        what = "required field is missing" if "missing" in what else "unknown field"
-    what = "NUL characters are not allowed" if what == _NUL_REFUSED else what[:1].lower() + what[1:]
+    where, what = schema_problem(message)
+    if what == _NUL_REFUSED:
+        what = "NUL characters are not allowed"
     return InvalidRequest(f"{where or 'request body'}: {what}", param=where or None)
 
 

@@ -84,14 +84,25 @@ class ProviderBase(ABC):
                 f"provider '{self.name}' answered with a redirect ({status}); check its base_url"
             )
         if status in (401, 403) and not attempt.caller_credential:
-            return UpstreamStatusError(
-                502,
-                f"provider '{self.name}' refused the gateway's credentials ({status}); "
-                f"check providers.{self.name}.api_key",
-                error_type="upstream_error",
-                code="upstream_auth_failed",
-            )
+            return self.credentials_refused(str(status))
         return None
+
+    # The settings that hold this provider's credentials, named when they are refused.
+    credential_settings: ClassVar[tuple[str, ...]] = ("api_key",)
+
+    def credentials_refused(self, detail: str) -> GatewayError:
+        """The gateway's own credentials were refused (``detail``: the status, the provider's
+        error name): a 502 that names the settings to check, never the client's fault."""
+        settings = [f"providers.{self.name}.{key}" for key in self.credential_settings]
+        named = (
+            settings[0] if len(settings) == 1 else ", ".join(settings[:-1]) + " and " + settings[-1]
+        )
+        return UpstreamStatusError(
+            502,
+            f"provider '{self.name}' refused the gateway's credentials ({detail}); check {named}",
+            error_type="upstream_error",
+            code="upstream_auth_failed",
+        )
 
     @abstractmethod
     def error_from(

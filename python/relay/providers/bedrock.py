@@ -45,6 +45,7 @@ class Bedrock(ProviderBase):
     """Converse for OpenAI-dialect chat clients; see the module docstring."""
 
     kind = "bedrock"
+    credential_settings = ("aws_access_key_id", "aws_secret_access_key", "region")
     wire: ClassVar[str] = "bedrock"
     endpoints = frozenset({Endpoint.CHAT})
 
@@ -169,14 +170,7 @@ class Bedrock(ProviderBase):
             message = body[:500].decode("utf-8", "replace").strip() or "(empty body)"
         lowered = name.lower()
         if status in (401, 403) or lowered in _AUTH_ERRORS:
-            return UpstreamStatusError(
-                502,
-                f"provider '{self.name}' refused the gateway's AWS credentials ({status} "
-                f"{name or 'error'}); check providers.{self.name}.aws_access_key_id, "
-                "aws_secret_access_key and region",
-                error_type="upstream_error",
-                code="upstream_auth_failed",
-            )
+            return self.credentials_refused(f"{status} {name or 'error'}")
         error_type = "invalid_request_error" if status in (400, 404, 422) else "upstream_error"
         retry = (("retry-after", headers["retry-after"]),) if "retry-after" in headers else ()
         return UpstreamStatusError(

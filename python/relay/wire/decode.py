@@ -85,20 +85,29 @@ def string_value(raw: bytes, where: str) -> str | None:
     raise InvalidRequest(f"{where}: expected a string", param=where)
 
 
-def schema_error(message: str) -> InvalidRequest:
-    """Turn msgspec's ``Expected X, got Y - at `$.a[0].b``` into ``a[0].b: expected X, got Y``."""
+def schema_problem(message: str) -> tuple[str, str]:
+    """msgspec's ``Expected X, got Y - at `$.a[0].b``` as (``a[0].b``, ``expected X, got Y``);
+    a missing or unknown field is named in the path. The one reading of msgspec's schema
+    errors, for the API bodies and the admin API alike."""
     match = _AT.match(message)
-    if not match:
-        if message.startswith("Object missing required field"):
-            field = message.split("`")[1] if "`" in message else ""
-            return InvalidRequest(f"{field}: required field is missing", param=field or None)
-        return InvalidRequest(f"request body: {_lower_first(message)}")
-    what, where = match.group(1), match.group(2).lstrip(".")
-    if what.startswith("Object missing required field"):
-        field = what.split("`")[1]
-        where = f"{where}.{field}" if where else field
-        return InvalidRequest(f"{where}: required field is missing", param=where)
-    return InvalidRequest(f"{where}: {_lower_first(what)}", param=where or None)
+    what, where = (match.group(1), match.group(2).lstrip(".")) if match else (message, "")
+    for prefix, said in _FIELD_PROBLEMS:
+        if what.startswith(prefix):
+            field = what.split("`")[1] if "`" in what else ""
+            return (f"{where}.{field}" if where and field else field or where), said
+    return where, _lower_first(what)
+
+
+_FIELD_PROBLEMS = (
+    ("Object missing required field", "required field is missing"),
+    ("Object contains unknown field", "unknown field"),
+)
+
+
+def schema_error(message: str) -> InvalidRequest:
+    """A 400 naming where the body does not fit its schema (see :func:`schema_problem`)."""
+    where, what = schema_problem(message)
+    return InvalidRequest(f"{where or 'request body'}: {what}", param=where or None)
 
 
 def _validation_error(message: str, body: bytes) -> InvalidRequest:

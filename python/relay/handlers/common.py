@@ -52,6 +52,12 @@ class Inflight:
     def __init__(self) -> None:
         self.draining = False
         self.tasks: set[asyncio.Task[Any]] = set()
+        # Streamed answers started and not yet ended (metrics sample it).
+        self.streams = 0
+
+    def counts(self) -> tuple[int, int]:
+        """(requests in flight, open streams)."""
+        return len(self.tasks), self.streams
 
     async def drain(self, grace_s: float) -> None:
         """Stop taking requests; let in-flight ones finish within ``grace_s``, then end the

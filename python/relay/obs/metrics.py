@@ -53,6 +53,9 @@ SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 
 OVERHEAD = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 TOKENS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1e6)
 _STATUS_CLASSES = (OTHER, "1xx", "2xx", "3xx", "4xx", "5xx")
+# What the limits stage meters, and whom a limit applies to (relay/limits/rule.py).
+LIMIT_METERS = ("requests", "tokens", "spend")
+LIMIT_SCOPES = ("key", "tenant", "caller", "global", "model", "deployment")
 # A circuit breaker's state as a number: the worst worker's is shown (livemax).
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
@@ -286,6 +289,10 @@ class Metrics:
         self.completion_tokens = b.histogram(f.request_tokens, TOKENS, "completion")
         for name in config.providers:
             self._provider(name)
+        # Present at 0 before the first refusal (dashboards show 0 rather than no data).
+        for scope in LIMIT_SCOPES:
+            for meter in LIMIT_METERS:
+                self._refusals[meter, scope] = self._refusal_buf(meter, scope)
         f.build_info.labels(__version__, platform.python_version()).set(1)
         f.redis_degraded.set(0)
         # Sampled at each flush (see watch()).
@@ -301,10 +308,10 @@ class Metrics:
         """Observe one finished exchange (a :class:`~relay.stage.Tap`)."""
         principal = ex.principal
         model = self.models(ex.model)
-        # A key's tenant is a name an administrator gave; any other (request metadata,
-        # "default") is capped.
+        # A tenant of the database (a key's, or one metadata named) has a name an
+        # administrator gave; any other name (unknown metadata, "default") is capped.
         tenant = (
-            principal.tenant if principal.key_id is not None else self.tenants(principal.tenant)
+            principal.tenant if principal.tenant_id is not None else self.tenants(principal.tenant)
         )
         answer = ex.answer
         deployment = answer.deployment if answer is not None else ex.deployment
@@ -420,11 +427,14 @@ class Metrics:
         key = (cap(meter), cap(scope))
         buf = self._refusals.get(key)
         if buf is None:
-            f, b = self.families, self.buffers
-            buf = self._refusals[key] = (
-                b.counter(f.budget, key[1]) if meter == "spend" else b.counter(f.rate_limited, *key)
-            )
+            buf = self._refusals[key] = self._refusal_buf(*key)
         buf.add()
+
+    def _refusal_buf(self, meter: str, scope: str) -> CountBuf:
+        f, b = self.families, self.buffers
+        if meter == "spend":
+            return b.counter(f.budget, scope)
+        return b.counter(f.rate_limited, meter, scope)
 
     def redis_degraded(self, degraded: bool) -> None:
         """The limits lost Redis (True) or reached it again (False)."""

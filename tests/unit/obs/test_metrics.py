@@ -83,14 +83,19 @@ def test_a_json_request_counts_once_with_its_tokens_cost_and_times(metrics: Metr
         pytest.approx(1.5)
     )
     assert value(metrics, "relay_tokens_total", tenant="default", model="chat", kind="prompt") == 12
-    assert value(metrics, "relay_tokens_total", tenant="default", model="chat", kind="completion") == 30
+    assert (
+        value(metrics, "relay_tokens_total", tenant="default", model="chat", kind="completion")
+        == 30
+    )
     assert value(metrics, "relay_cost_usd_total", tenant="default", model="chat") == 0.002
     assert value(metrics, "relay_request_tokens_sum", kind="prompt") == 12
     assert value(metrics, "relay_request_tokens_sum", kind="completion") == 30
     assert value(metrics, "relay_upstream_latency_seconds_sum", provider="a") == pytest.approx(0.9)
     # Overhead: 1.5 s in all, 0.9 s waiting on the provider (x-relay-overhead-ms's figure).
     assert value(metrics, "relay_gateway_overhead_seconds_sum", provider="a") == pytest.approx(0.6)
-    assert value(metrics, "relay_time_to_first_token_seconds_count", model="chat", provider="a") == 0
+    assert (
+        value(metrics, "relay_time_to_first_token_seconds_count", model="chat", provider="a") == 0
+    )
     attempt = {"provider": "a", "kind": "first", "outcome": "success", "error_class": "none"}
     assert value(metrics, "relay_attempts_total", **attempt) == 1
 
@@ -110,9 +115,7 @@ def test_a_stream_observes_time_to_first_token_and_overhead_until_it(metrics: Me
 
 def test_attempts_by_kind_outcome_and_error_class(metrics: Metrics) -> None:
     # Retried on the same deployment, failed over to another target, fell back to a model.
-    ex = finished(
-        "chat", failed(A), failed(A, "timeout"), failed(A2, None), ok(B), status=200
-    )
+    ex = finished("chat", failed(A), failed(A, "timeout"), failed(A2, None), ok(B), status=200)
     metrics.on_finish(ex)
 
     def attempts(provider: str, kind: str, outcome: str, error_class: str) -> float:
@@ -160,7 +163,14 @@ def test_unconfigured_models_and_metadata_tenants_collapse_to_other(metrics: Met
     tenants = {"team-0": 1, "team-1": 1, "other": 3, "billing": 1}
     for tenant, count in tenants.items():
         got = sum(
-            value(metrics, "relay_requests_total", model=m, provider="a", tenant=tenant, status_class="2xx")
+            value(
+                metrics,
+                "relay_requests_total",
+                model=m,
+                provider="a",
+                tenant=tenant,
+                status_class="2xx",
+            )
             for m in ("ondemand-0", "ondemand-1", "other")
         )
         assert got == count, tenant
@@ -217,7 +227,9 @@ def test_sampled_gauges_ledger_and_breakers(metrics: Metrics) -> None:
     states["a/chat-up"] = "open"
     assert value(metrics, "relay_circuit_breaker_state", deployment="a/chat-up") == 2
     assert (
-        value(metrics, "relay_circuit_breaker_transitions_total", deployment="a/chat-up", state="open")
+        value(
+            metrics, "relay_circuit_breaker_transitions_total", deployment="a/chat-up", state="open"
+        )
         == 1
     )
 
@@ -232,5 +244,8 @@ def test_render_and_stop(metrics: Metrics) -> None:
         return text
 
     text = asyncio.run(run()).decode()
-    assert 'relay_requests_total{model="chat",provider="a",status_class="2xx",tenant="default"} 1.0' in text
+    assert (
+        'relay_requests_total{model="chat",provider="a",status_class="2xx",tenant="default"} 1.0'
+        in text
+    )
     assert 'relay_build_info{python="' in text

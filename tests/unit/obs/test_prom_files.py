@@ -34,7 +34,12 @@ def test_a_dead_workers_live_gauges_are_removed_and_its_counters_kept(tmp_path: 
     prom_files.reap_dead(str(tmp_path))
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == sorted(
-        [f"counter_{dead}.db", f"histogram_{dead}.db", f"gauge_livesum_{alive}.db", f"counter_{alive}.db"]
+        [
+            f"counter_{dead}.db",
+            f"histogram_{dead}.db",
+            f"gauge_livesum_{alive}.db",
+            f"counter_{alive}.db",
+        ]
     )
 
 

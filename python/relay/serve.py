@@ -58,8 +58,9 @@ def serve(
         # by name by each (first start, respawn or SIGHUP restart alike), so they outlive
         # any one worker and go with the gateway.
         _share_limits()
-        # Likewise the metrics' files: every worker writes its own, a scrape sums them all.
-        metrics_dir = make_dir() if config.metrics.enabled else None
+        # Likewise the metrics' files: every worker writes its own, a scrape sums them all
+        # (made even with metrics off: a SIGHUP may turn them on).
+        metrics_dir = make_dir()
         return _serve(config, source, reload)
     finally:
         # Granian returns (or raises SystemExit) after SIGTERM or SIGINT: the file with the

@@ -113,6 +113,7 @@ class RelayApp:
         # Awaited after the taps, bounded in time (reservations, cache writes).
         self.settlers: Sequence[Settler] = extensions.settlers
         server = config.server
+        self.inflight = Inflight()
         pipeline = Pipeline(
             self.gates,
             self.stages,
@@ -121,6 +122,7 @@ class RelayApp:
             settle_timeout_s=server.settle_timeout_s,
             max_body=server.max_body_bytes,
             body_timeout_s=server.body_timeout_s,
+            inflight=self.inflight,
         )
         # Every adapter also serves /v1/responses (passed through or translated to chat).
         providers = bridge(build_providers(config), tenancy.responses)
@@ -139,7 +141,6 @@ class RelayApp:
             dialect.path: dialect
             for dialect in (*OPENAI_DIALECTS, *ANTHROPIC_DIALECTS, *RESPONSES_DIALECTS)
         }
-        self.inflight = Inflight()
         if self.metrics is not None:
             self.metrics.watch(
                 inflight=self.inflight.counts,

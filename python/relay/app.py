@@ -78,6 +78,9 @@ class RelayApp:
         # Every deployment's circuit breaker: states() for metrics, subscribe() for changes.
         self.breakers = self.router.breakers
         self.accountant = Accountant()
+        # Prometheus (GET /metrics): a tap after the last byte, gauges sampled at each flush,
+        # and hooks for the limits (limit_refused, redis_degraded). None when disabled.
+        self.metrics = Metrics(config) if config.metrics.enabled else None
         # Tenants, keys, the ledger, stored responses and /admin: the database-backed parts.
         self.tenancy = tenancy = Tenancy(config)
         # Who is calling, by auth.mode (decided once, before the workers started).
@@ -100,8 +103,6 @@ class RelayApp:
         # output guardrails, cache recording).
         self.answer_hooks: Sequence[AnswerHook] = extensions.answer_hooks
         self.hooks: Sequence[StreamHook] = extensions.stream_hooks
-        # Prometheus (GET /metrics): one tap after the last byte, gauges sampled per flush.
-        self.metrics = Metrics(config) if config.metrics.enabled else None
         # Run once per exchange after its last byte: the ledger row, the stored response, the
         # metrics.
         self.taps: Sequence[Tap] = (

@@ -197,7 +197,7 @@ class Families:
         )
         self.streams = Gauge(
             "relay_open_streams",
-            "Streamed answers being sent to clients (sampled at each flush).",
+            "SSE answers being sent to clients (sampled at each flush).",
             registry=r,
             multiprocess_mode="livesum",
         )

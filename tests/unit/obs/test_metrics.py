@@ -249,3 +249,18 @@ def test_render_and_stop(metrics: Metrics) -> None:
         in text
     )
     assert 'relay_build_info{python="' in text
+
+
+def test_metrics_settings_are_checked() -> None:
+    from relay.config import ConfigError
+
+    text = "metrics: {max_label_values: 0, flush_interval_s: 0, enabled: true}\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "t.yaml", {})
+    assert info.value.problems == [
+        "metrics.max_label_values: expected at least 1, got 0",
+        "metrics.flush_interval_s: expected a positive number of seconds, got 0.0",
+    ]
+    with pytest.raises(ConfigError) as info:
+        parse_config("metrics: {max_labels: 3}\n", "t.yaml", {})
+    assert "max_labels" in info.value.problems[0]

@@ -16,6 +16,7 @@ from typing import Any
 
 import openai
 import pytest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes.openai_upstream import FakeUpstream
@@ -302,13 +303,42 @@ def requests_2xx(samples: Samples, model: str = "counted") -> float:
     return value(samples, "relay_requests_total", **labels)
 
 
+def files_of(gateway: Gateway) -> Path:
+    """The directory the workers write their values to (a worker maps its files)."""
+    pid = min(workers_of(gateway))
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        if "/relay-metrics-" in line and line.endswith(".db"):
+            return Path(line.split()[-1]).parent
+    raise AssertionError(f"worker {pid} maps no metrics file")
+
+
+def own_requests(gateway: Gateway, pid: int) -> float:
+    """What one worker wrote to its own file: its 2xx requests of ``counted``."""
+    path = files_of(gateway) / f"counter_{pid}.db"
+    if not path.exists():
+        return 0.0
+    return sum(
+        sample.value
+        for family in MultiProcessCollector.merge([str(path)])
+        for sample in family.samples
+        if sample.name == "relay_requests_total" and sample.labels.get("model") == "counted"
+    )
+
+
 def test_two_workers_one_truth(gw2: Gateway) -> None:
-    assert len(workers_of(gw2)) == 2
-    used = [chat(gw2, "counted") for _ in range(12)]  # new connections: both workers serve
-    eventually(gw2, lambda s: requests_2xx(s) == 12, "12 requests summed over the workers")
-    for _ in range(6):  # whichever worker answers the scrape, the sum is the same
+    workers = workers_of(gw2)
+    assert len(workers) == 2
+    used = []
+    # New connections until each worker has served some (the kernel spreads them).
+    while not all(own_requests(gw2, pid) for pid in workers):
+        assert len(used) < 60, "one worker served every request"
+        used += [chat(gw2, "counted") for _ in range(4)]
+        time.sleep(0.3)  # each worker writes its file every 0.1 s
+    sent = len(used)
+    assert sum(own_requests(gw2, pid) for pid in workers) == sent
+    for _ in range(6):  # whichever worker answers the scrape, it returns the sum
         samples = scrape(gw2)
-        assert requests_2xx(samples) == 12
+        assert requests_2xx(samples) == sent
         tokens = {"tenant": "default", "model": "counted"}
         assert value(samples, "relay_tokens_total", **tokens, kind="prompt") == sum(
             u[0] for u in used
@@ -335,6 +365,9 @@ def test_a_respawned_workers_counts_are_neither_lost_nor_doubled(gw2: Gateway) -
     gw2._wait_ready()
     samples = scrape(gw2)
     assert requests_2xx(samples, "renamed") == 5  # the dead worker's counts are kept
+    files = {p.name for p in files_of(gw2).iterdir()}
+    assert f"counter_{victim}.db" in files
+    assert f"gauge_livesum_{victim}.db" not in files  # its live gauges left the sum
     for _ in range(3):
         chat(gw2, "renamed")
     samples = eventually(gw2, lambda s: requests_2xx(s, "renamed") >= 8, "8 requests")

@@ -44,7 +44,7 @@ T = TypeVar("T")
 # stored as the integer SQLite would store anyway, None as NULL (``{}.get`` returns None for
 # any key, without a Python frame).
 sqlite3.register_adapter(bool, int)
-sqlite3.register_adapter(type(None), {}.get)
+sqlite3.register_adapter(type(None), {}.get)  # type: ignore[arg-type]
 
 _INSERT_REQUEST = (
     f"INSERT OR IGNORE INTO requests ({', '.join(REQUEST_COLUMNS)}) "

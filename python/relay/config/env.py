@@ -1,7 +1,7 @@
 """``${VAR}`` references, and the settings that the environment and the command line override.
 
 Precedence, lowest first: the file, the environment (``SERVER_PORT``, ``REDIS_ADDRESS``,
-``REDIS_PASSWORD``, ``RELAY_LOG_LEVEL``), command-line flags. Each override is written into the
+``REDIS_PASSWORD``, ``RELAY_LOG_LEVEL``, ``OTEL_*``: see ``ENV_OVERRIDES``), command-line flags. Each override is written into the
 raw tree before validation, so it is checked like the file, and its origin is recorded so that a
 problem names the variable or flag rather than a file line the user never wrote.
 """
@@ -24,6 +24,10 @@ ENV_OVERRIDES = {
     "DATABASE_URL": ("database", "url"),
     "RELAY_ADMIN_KEY": ("auth", "admin_key"),
     "RELAY_AUTH_MODE": ("auth", "mode"),
+    # OpenTelemetry's standard variables (the SDK reads the others itself: headers, timeouts).
+    "OTEL_EXPORTER_OTLP_ENDPOINT": ("telemetry", "endpoint"),
+    "OTEL_TRACES_EXPORTER": ("telemetry", "traces_exporter"),
+    "OTEL_SERVICE_NAME": ("telemetry", "service_name"),
 }
 # `relay serve` flag -> server key (SERVER_PORT and --port take the same forms)
 FLAG_OVERRIDES = {

@@ -299,9 +299,10 @@ def test_metrics_count_requests_duration_and_tokens(inproc: InProcess) -> None:
     }
     assert by_status == {200: 3, 404: 1}
     assert sum(p.count for p in points["relay.request.duration"]) == 4
-    tokens = {p.attributes["gen_ai.token.type"]: p for p in points["gen_ai.client.token.usage"]}
-    assert tokens["input"].count == 3 and tokens["input"].sum == 3 * (2 + 3)  # 2 words + 3
-    assert tokens["output"].count == 3 and tokens["output"].sum == 3 * 3  # "Echo: hello world"
+    tokens = {p.attributes["gen_ai.token.type"]: p.value for p in points["relay.tokens"]}
+    assert tokens == {"input": 3 * (2 + 3), "output": 3 * 3}  # 2 words + 3; "Echo: hello world"
+    (cost,) = points["relay.cost"]
+    assert cost.value == pytest.approx(3 * (5 * 1.0 + 3 * 2.0) / 1e6)
     # An unknown model name is not a label value of its own.
     models = {p.attributes["relay.model"] for p in points["relay.requests"]}
     assert models == {"gpt-4o-mini", "other"}
@@ -407,7 +408,7 @@ def test_spans_and_metrics_reach_an_otlp_collector(
     assert attributes(server)["gen_ai.usage.output_tokens"] > 0
     (request,) = fake_upstream.requests()
     assert request["headers"]["traceparent"] == f"00-{CLIENT_TRACE}-{client_span.span_id.hex()}-01"
-    assert {"relay.request.duration", "gen_ai.client.token.usage"} <= receiver.metric_names()
+    assert {"relay.request.duration", "relay.tokens", "relay.cost"} <= receiver.metric_names()
 
 
 def test_console_exporter_writes_one_json_line_per_span(

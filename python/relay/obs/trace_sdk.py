@@ -15,11 +15,12 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from opentelemetry import trace as trace_api
 from opentelemetry.context import Context
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
@@ -141,20 +142,35 @@ class TelemetryTap:
             self.tracer = self.tracer_provider.get_tracer(SCOPE, __version__)
         reader = reader or metric_reader(config)
         self.meter_provider: MeterProvider | None = None
+        # Counts are kept here, in plain dicts (a request adds to them in about a
+        # microsecond), and read by the exporter's thread at each export; only the duration
+        # is a histogram, recorded through the SDK (some microseconds a measurement).
+        self.requests: dict[tuple[str, str, int], int] = {}
+        self.tokens: dict[tuple[str, str, str], int] = {}
+        self.cost: dict[tuple[str, str], float] = {}
         if reader is not None:
             self.meter_provider = MeterProvider(resource=self.resource, metric_readers=[reader])
             meter = self.meter_provider.get_meter(SCOPE, __version__)
-            self.requests = meter.create_counter(
-                "relay.requests", unit="{request}", description="Requests answered"
+            meter.create_observable_counter(
+                "relay.requests",
+                callbacks=[self._observe_requests],
+                unit="{request}",
+                description="Requests answered, by model, provider and status",
+            )
+            meter.create_observable_counter(
+                "relay.tokens",
+                callbacks=[self._observe_tokens],
+                unit="{token}",
+                description="Tokens of the answered requests, by type (input, output)",
+            )
+            meter.create_observable_counter(
+                "relay.cost",
+                callbacks=[self._observe_cost],
+                unit="USD",
+                description="Cost of the answered requests, in US dollars",
             )
             self.duration = meter.create_histogram(
                 "relay.request.duration", unit="s", description="Request duration, to the last byte"
-            )
-            self.tokens = meter.create_histogram(
-                "gen_ai.client.token.usage", unit="{token}", description="Tokens per request"
-            )
-            self.cost = meter.create_counter(
-                "relay.cost", unit="USD", description="Cost of the requests, in US dollars"
             )
 
     # -- the tap ---------------------------------------------------------------------------
@@ -316,19 +332,61 @@ class TelemetryTap:
         answer = ex.answer
         provider = answer.provider if answer is not None else (OTHER if ex.attempts else "none")
         status = ex.status
-        labels: dict[str, str | int] = {
-            "relay.model": model,
-            "relay.provider": provider,
-            "http.response.status_code": status,
-            "relay.status_class": f"{status // 100}xx" if status else "none",
-        }
-        self.requests.add(1, labels)
+        key = (model, provider, status)
+        requests = self.requests
+        requests[key] = requests.get(key, 0) + 1
         if ex.finished:
-            self.duration.record(max(ex.finished - ex.started, 0.0), labels)
+            self.duration.record(
+                max(ex.finished - ex.started, 0.0),
+                {"relay.model": model, "relay.status_class": _CLASSES.get(status // 100, "none")},
+            )
         usage = ex.usage
         if usage is not None:
-            base = {"gen_ai.request.model": model, "relay.provider": provider}
-            self.tokens.record(usage.prompt_tokens, {**base, "gen_ai.token.type": "input"})
-            self.tokens.record(usage.completion_tokens, {**base, "gen_ai.token.type": "output"})
+            tokens = self.tokens
+            for kind, count in (
+                ("input", usage.prompt_tokens),
+                ("output", usage.completion_tokens),
+            ):
+                tkey = (model, provider, kind)
+                tokens[tkey] = tokens.get(tkey, 0) + count
         if ex.cost_usd:
-            self.cost.add(ex.cost_usd, {"relay.model": model, "relay.provider": provider})
+            cost = self.cost
+            ckey = (model, provider)
+            cost[ckey] = cost.get(ckey, 0.0) + ex.cost_usd
+
+    # Read by the metric reader's thread: list() copies a dict in one step under the GIL.
+    def _observe_requests(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [
+            Observation(
+                n,
+                {
+                    "relay.model": model,
+                    "relay.provider": provider,
+                    "http.response.status_code": status,
+                    "relay.status_class": _CLASSES.get(status // 100, "none"),
+                },
+            )
+            for (model, provider, status), n in list(self.requests.items())
+        ]
+
+    def _observe_tokens(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [
+            Observation(
+                n,
+                {
+                    "gen_ai.request.model": model,
+                    "relay.provider": provider,
+                    "gen_ai.token.type": kind,
+                },
+            )
+            for (model, provider, kind), n in list(self.tokens.items())
+        ]
+
+    def _observe_cost(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [
+            Observation(usd, {"relay.model": model, "relay.provider": provider})
+            for (model, provider), usd in list(self.cost.items())
+        ]
+
+
+_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}

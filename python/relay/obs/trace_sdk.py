@@ -253,7 +253,6 @@ class TelemetryTap:
         attrs: dict[str, Any] = {
             "http.request.method": ex.method,
             "http.route": route,
-            "url.path": route,
             "http.response.status_code": ex.status,
             "relay.request_id": ex.request_id,
             "relay.tenant": principal.tenant,

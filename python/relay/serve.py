@@ -112,7 +112,7 @@ def _serve(config: Config, source: ConfigSource, reload: Callable[[], Config]) -
         log_level=LogLevels(server.log_level),
         log_access=False,  # the gateway's own access line replaces granian's
         # granian's lines go through the gateway's handler, in its format
-        log_dictconfig=granian_log_config(server.log_format),
+        log_dictconfig=granian_log_config(server.log_format, server.log_level),
         respawn_failed_workers=True,
         workers_kill_timeout=int(server.drain_timeout_s) + 5,
     )

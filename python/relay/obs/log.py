@@ -135,7 +135,7 @@ def configure_logging(level: str, fmt: str = "json") -> None:
     for old in [h for h in relay.handlers if isinstance(h, logging.StreamHandler)]:
         relay.removeHandler(old)  # before this module's root handler, Relay had its own
     relay.propagate = True
-    root.setLevel(max(logging.getLevelName(level.upper()), THIRD_PARTY_LEVEL))
+    root.setLevel(_root_level(level))
     # warnings.warn(...) and uncaught exceptions (main thread, other threads) become records
     # of this handler rather than bare tracebacks on stderr.
     logging.captureWarnings(True)
@@ -146,6 +146,12 @@ def configure_logging(level: str, fmt: str = "json") -> None:
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     sys.excepthook = _uncaught
     threading.excepthook = _uncaught_in_thread
+
+
+def _root_level(level: str) -> int:
+    """Third-party loggers: warnings and above, or Relay's level when that is higher."""
+    named: int = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    return max(named, THIRD_PARTY_LEVEL)
 
 
 def _uncaught(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
@@ -166,7 +172,7 @@ def _uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
     )
 
 
-def granian_log_config(fmt: str) -> dict[str, Any]:
+def granian_log_config(fmt: str, level: str = "info") -> dict[str, Any]:
     """granian's ``log_dictconfig``: its loggers (``_granian``, the Rust side's, and
     ``granian.access``) propagate to the root logger, whose handler is the gateway's, in the
     main process and in every worker (made here too: a spawned worker logs before the app
@@ -177,7 +183,7 @@ def granian_log_config(fmt: str) -> dict[str, Any]:
         "disable_existing_loggers": False,
         "formatters": {},
         "handlers": {"relay": {"()": factory}},
-        "root": {"handlers": ["relay"], "level": "WARNING"},
+        "root": {"handlers": ["relay"], "level": logging.getLevelName(_root_level(level))},
         "loggers": {
             "_granian": {"handlers": [], "propagate": True},
             "granian.access": {"handlers": [], "propagate": True},

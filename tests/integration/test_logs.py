@@ -171,15 +171,17 @@ def test_text_format_and_switching_the_access_line_off(
 
 def test_no_secret_and_no_text_in_any_line(tmp_path: Path) -> None:
     """A canary provider key and a canary gateway key, used on every kind of request the
-    gateway logs at debug level (successes, streams, failures, refusals, admin calls); no
-    line of stdout or stderr holds either, nor the prompt or its echo."""
+    gateway logs at debug level (successes, streams, failures, refusals, admin calls,
+    pass-through), spans written to stdout; no line of stdout or stderr holds either, nor
+    the admin key, nor the prompt or its echo."""
     with start_fake_upstream(PROVIDER_CANARY) as up:
         config = keys_config(up, f"sqlite:///{tmp_path / 'relay.db'}")
         for provider in config["providers"].values():
             if provider.get("api_key") == "sk-test-upstream":
                 provider["api_key"] = PROVIDER_CANARY
         config["server"]["log_level"] = "debug"
-        gateway = Gateway(config, tmp_path)
+        # Spans on stdout too: their attributes must hold no secret either.
+        gateway = Gateway(config, tmp_path, env={"OTEL_TRACES_EXPORTER": "console"})
         try:
             gateway_key = tenant_key(gateway, "canary")
             for model in ("gpt-4o-mini", "error-401", "error-500", "wrong-key", "nowhere"):
@@ -189,10 +191,20 @@ def test_no_secret_and_no_text_in_any_line(tmp_path: Path) -> None:
             assert send(gateway, chat(), None) == 401
             call(gateway, "GET", "/admin/tenants", key=gateway_key)  # not an admin
             call(gateway, "GET", "/admin/requests?limit=5")
+            # A pass-through route, with the prompt in its body.
+            status, _ = call(
+                gateway,
+                "POST",
+                "/v1/moderations",
+                {"model": "gpt-4o-mini", "input": PROMPT},
+                key=gateway_key,
+            )
+            assert status < 500
         finally:
             assert gateway.stop() == 0
         logs = gateway.logs()
     assert access_lines(gateway), logs
+    assert '"kind": "SpanKind.SERVER"' in logs  # the spans were written
     for secret in (PROVIDER_CANARY, gateway_key, MASTER, PROMPT):
         assert secret not in logs, secret
     # The key's visible prefix is there, the rest of it never.

@@ -78,6 +78,9 @@ def apply_overrides(
     for var, (section, key) in ENV_OVERRIDES.items():
         if value := env.get(var):
             _set(raw, section, key, value, var, problems)
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":  # OpenTelemetry's off switch
+        _set(raw, "telemetry", "traces_exporter", "none", "OTEL_SDK_DISABLED", problems)
+        _set(raw, "telemetry", "metrics", False, "OTEL_SDK_DISABLED", problems)
     for flag, key in FLAG_OVERRIDES.items():
         given = flags.get(flag)
         if given is not None:

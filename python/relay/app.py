@@ -19,7 +19,7 @@ import gc
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relay.accounting.usage import Accountant
 from relay.auth import auth_stage
@@ -36,8 +36,9 @@ from relay.ledger.responses import ResponsesTap
 from relay.ledger.stored import StoredResponses
 from relay.ledger.tap import LedgerTap
 from relay.native import counter_for
-from relay.obs.log import configure_logging
+from relay.obs.log import AccessLog, configure_logging
 from relay.obs.metrics import Metrics
+from relay.obs.trace import Tracing, telemetry_parts
 from relay.passthrough.forward import Passthrough
 from relay.providers import build_providers
 from relay.providers.responses import bridge
@@ -48,6 +49,9 @@ from relay.stage import AnswerHook, Gate, Settler, Stage, StreamHook, Tap
 from relay.stream.relay import StreamRelay
 from relay.tenancy import Tenancy
 from relay.upstream import UpstreamPool
+
+if TYPE_CHECKING:  # the OpenTelemetry SDK is imported only when telemetry is on
+    from relay.obs.trace_sdk import TelemetryTap
 
 log = logging.getLogger("relay")
 
@@ -103,12 +107,28 @@ class RelayApp:
         # output guardrails, cache recording).
         self.answer_hooks: Sequence[AnswerHook] = extensions.answer_hooks
         self.hooks: Sequence[StreamHook] = extensions.stream_hooks
-        # Run once per exchange after its last byte: the ledger row, the stored response, the
-        # metrics.
+        # OpenTelemetry (the SDK is imported only when telemetry exports something): the
+        # trace context sent upstream with each attempt, and spans and metrics in a tap.
+        telemetry = config.telemetry
+        self.telemetry: TelemetryTap | None
+        tracing: Tracing | None
+        tracing, self.telemetry = (
+            telemetry_parts(
+                telemetry,
+                {name: p.kind for name, p in config.providers.items()},
+                frozenset(config.models),
+            )
+            if telemetry.enabled
+            else (None, None)
+        )
+        # Run once per exchange after its last byte: the ledger row, the stored response,
+        # the access line, the metrics, spans and OTLP metrics.
         self.taps: Sequence[Tap] = (
             *((LedgerTap(tenancy.writer),) if tenancy.ledger else ()),
             *((ResponsesTap(stored),) if stored is not None else ()),
+            *((AccessLog(),) if config.server.access_log else ()),
             *((self.metrics,) if self.metrics is not None else ()),
+            *((self.telemetry,) if self.telemetry is not None else ()),
             *extensions.taps,
         )
         # Awaited after the taps, bounded in time (reservations, cache writes).
@@ -127,7 +147,9 @@ class RelayApp:
         )
         # Every adapter also serves /v1/responses (passed through or translated to chat).
         providers = bridge(build_providers(config), tenancy.responses)
-        self.passthrough = Passthrough(config, providers, self.pool, self.accountant.settle)
+        self.passthrough = Passthrough(
+            config, providers, self.pool, self.accountant.settle, propagate=tracing
+        )
         self.attempts = AttemptLoop(
             providers,
             self.pool,
@@ -136,6 +158,7 @@ class RelayApp:
             hooks=self.hooks,
             policy=RoutingPolicy(self.router),
             answer_hooks=self.answer_hooks,
+            propagate=tracing,
         )
         # The route table: each dialect's path, /admin, the local routes, pass-through.
         self.routes: dict[str, Dialect] = {
@@ -177,6 +200,8 @@ class RelayApp:
         if self.metrics is not None:
             loop.run_until_complete(self.metrics.stop())
         loop.run_until_complete(self.pool.close())
+        if self.telemetry is not None:
+            self.telemetry.shutdown()  # exports what is pending
 
     def _start_drain(self, loop: asyncio.AbstractEventLoop) -> asyncio.Task[None]:
         if self._drain_task is None:
@@ -234,6 +259,6 @@ def create_app(config: Config | None = None, extensions: Extensions | None = Non
     from relay.config.handoff import received
 
     config = config or received() or load_config()
-    configure_logging(config.server.log_level)
+    configure_logging(config.server.log_level, config.server.log_format)
     install_granian_hook()
     return RelayApp(config, extensions)

@@ -31,7 +31,7 @@ from relay.config.handoff import publish, received, withdraw
 from relay.config.notices import summary, warnings
 from relay.listen import CannotListen, check_listen
 from relay.native import NativeError
-from relay.obs.log import configure_logging
+from relay.obs.log import configure_logging, granian_log_config
 from relay.obs.prom_files import make_dir, remove_dir
 from relay.storage.memory import create_served, withdraw_served
 
@@ -48,7 +48,7 @@ def serve(
     except CannotListen as exc:
         print(f"relay: {exc}", file=sys.stderr)
         return 1
-    configure_logging(server.log_level)
+    configure_logging(server.log_level, server.log_format)
     # Until granian installs its own handlers: SIGTERM unwinds (SIGINT already does), so the
     # clean-up below runs whenever the gateway is asked to stop.
     signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -116,7 +116,9 @@ def _serve(config: Config, source: ConfigSource, reload: Callable[[], Config]) -
         port=server.port,
         workers=server.workers,
         log_level=LogLevels(server.log_level),
-        log_access=False,
+        log_access=False,  # the gateway's own access line replaces granian's
+        # granian's lines go through the gateway's handler, in its format
+        log_dictconfig=granian_log_config(server.log_format, server.log_level),
         respawn_failed_workers=True,
         workers_kill_timeout=int(server.drain_timeout_s) + 5,
     )

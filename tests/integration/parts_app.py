@@ -83,7 +83,7 @@ class Hang:
 def create_app() -> RelayApp:
     """granian's factory."""
     config = load_config()
-    configure_logging(config.server.log_level)
+    configure_logging(config.server.log_level, config.server.log_format)
     parts = set(filter(None, os.environ.get("RELAY_TEST_PARTS", "").split(",")))
     shout, hold = Shout(), HoldAll()
     return RelayApp(

@@ -7,6 +7,7 @@ positive rates, provider names that exist.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import math
 from collections.abc import Collection
@@ -32,6 +33,7 @@ def check_config(config: Config, declared_providers: Collection[str], problems: 
     _check_models(config, declared_providers, problems)
     _check_stores(config, problems)
     check_routing(config, problems)
+    _check_telemetry(config, problems)
     _check_metrics(config, problems)
 
 
@@ -93,6 +95,39 @@ def _check_server(config: Config, problems: Problems) -> None:
         )
     if server.log_level not in LOG_LEVELS:
         problems.add("server.log_level", unknown("level", server.log_level, LOG_LEVELS))
+
+
+# Modules the ``otel`` extra installs: the SDK and the OTLP http/protobuf exporter.
+OTEL_MODULES = ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http")
+
+
+def _check_telemetry(config: Config, problems: Problems) -> None:
+    telemetry = config.telemetry
+    endpoint = telemetry.endpoint
+    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+        problems.add("telemetry.endpoint", f"expected an http(s) URL, got {endpoint!r}")
+    if not telemetry.metrics_interval_s > 0:
+        problems.add(
+            "telemetry.metrics_interval_s",
+            f"expected more than 0 seconds, got {telemetry.metrics_interval_s}",
+        )
+    if not 0 <= telemetry.sample_ratio <= 1:
+        problems.add("telemetry.sample_ratio", f"expected 0 to 1, got {telemetry.sample_ratio}")
+    if telemetry.enabled:
+        missing = [m for m in OTEL_MODULES if not _importable(m)]
+        if missing:
+            problems.add(
+                "telemetry",
+                f"exporting traces or metrics needs the OpenTelemetry SDK ({', '.join(missing)} "
+                "not installed): pip install 'relay-gateway[otel]'",
+            )
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
 
 
 def _check_providers(config: Config, problems: Problems) -> None:

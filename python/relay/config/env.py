@@ -1,7 +1,7 @@
 """``${VAR}`` references, and the settings that the environment and the command line override.
 
 Precedence, lowest first: the file, the environment (``SERVER_PORT``, ``REDIS_ADDRESS``,
-``REDIS_PASSWORD``, ``RELAY_LOG_LEVEL``), command-line flags. Each override is written into the
+``REDIS_PASSWORD``, ``RELAY_LOG_LEVEL``, ``OTEL_*``: see ``ENV_OVERRIDES``), command-line flags. Each override is written into the
 raw tree before validation, so it is checked like the file, and its origin is recorded so that a
 problem names the variable or flag rather than a file line the user never wrote.
 """
@@ -24,6 +24,10 @@ ENV_OVERRIDES = {
     "DATABASE_URL": ("database", "url"),
     "RELAY_ADMIN_KEY": ("auth", "admin_key"),
     "RELAY_AUTH_MODE": ("auth", "mode"),
+    # OpenTelemetry's standard variables (the SDK reads the others itself: headers, timeouts).
+    "OTEL_EXPORTER_OTLP_ENDPOINT": ("telemetry", "endpoint"),
+    "OTEL_TRACES_EXPORTER": ("telemetry", "traces_exporter"),
+    "OTEL_SERVICE_NAME": ("telemetry", "service_name"),
 }
 # `relay serve` flag -> server key (SERVER_PORT and --port take the same forms)
 FLAG_OVERRIDES = {
@@ -74,6 +78,9 @@ def apply_overrides(
     for var, (section, key) in ENV_OVERRIDES.items():
         if value := env.get(var):
             _set(raw, section, key, value, var, problems)
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":  # OpenTelemetry's off switch
+        _set(raw, "telemetry", "traces_exporter", "none", "OTEL_SDK_DISABLED", problems)
+        _set(raw, "telemetry", "metrics", False, "OTEL_SDK_DISABLED", problems)
     for flag, key in FLAG_OVERRIDES.items():
         given = flags.get(flag)
         if given is not None:

@@ -23,6 +23,11 @@ class ServerConfig(Struct, frozen=True, forbid_unknown_fields=True):
     body_timeout_s: float = 30.0
     drain_timeout_s: float = 10.0
     log_level: str = "info"
+    # Every line the gateway writes (its own, granian's, third-party libraries'): one JSON
+    # object per line, or ``text`` (one readable line each).
+    log_format: Literal["json", "text"] = "json"
+    # One line per request at ``info`` on the ``relay.access`` logger (false: none).
+    access_log: bool = True
     # Cap on pooled upstream connections per provider host and worker (0: no cap).
     upstream_connections_per_host: int = 512
     # Pass-through routes (files, audio, images, ...): bodies are streamed, never held whole,
@@ -316,6 +321,48 @@ class MetricsConfig(Struct, frozen=True, forbid_unknown_fields=True):
     flush_interval_s: float = 1.0
 
 
+class TelemetryConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    """OpenTelemetry traces and metrics (needs ``relay-gateway[otel]``). Off unless an
+    exporter is chosen or an endpoint is set; the standard ``OTEL_*`` variables override."""
+
+    # Where spans go: ``otlp`` (http/protobuf to ``endpoint``), ``console`` (one JSON line per
+    # span on stdout) or ``none``; unset: ``otlp`` when an endpoint is set, else ``none``.
+    # OTEL_TRACES_EXPORTER.
+    traces_exporter: Literal["otlp", "console", "none"] | None = None
+    # The collector's base URL (``/v1/traces`` and ``/v1/metrics`` are appended; default
+    # http://localhost:4318 when the exporter is otlp). OTEL_EXPORTER_OTLP_ENDPOINT.
+    endpoint: str | None = None
+    # ``service.name`` of every span and metric. OTEL_SERVICE_NAME.
+    service_name: str = "relay"
+    # Also export metrics (requests, duration, tokens) to ``endpoint``.
+    metrics: bool = True
+    # How often metrics are exported.
+    metrics_interval_s: float = 60.0
+    # The share of traces started here that are recorded (a client's ``traceparent`` decides
+    # for its own traces).
+    sample_ratio: float = 1.0
+
+    @property
+    def traces(self) -> str:
+        """Where spans go, resolved: ``otlp``, ``console`` or ``none``."""
+        return self.traces_exporter or ("otlp" if self.endpoint else "none")
+
+    @property
+    def exports_metrics(self) -> bool:
+        """Metrics are exported (to the OTLP endpoint)."""
+        return self.metrics and (self.endpoint is not None or self.traces == "otlp")
+
+    @property
+    def otlp_endpoint(self) -> str:
+        """The collector's base URL (OpenTelemetry's default when none is set)."""
+        return (self.endpoint or "http://localhost:4318").rstrip("/")
+
+    @property
+    def enabled(self) -> bool:
+        """Anything is exported: the OpenTelemetry SDK is loaded (else never imported)."""
+        return self.traces != "none" or self.exports_metrics
+
+
 class Config(Struct, frozen=True, forbid_unknown_fields=True):
     """The whole gateway configuration."""
 
@@ -331,5 +378,6 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
     database: DatabaseConfig = DatabaseConfig()
     routing: RoutingConfig = RoutingConfig()
     metrics: MetricsConfig = MetricsConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
     # Where this config came from, for messages; not read from YAML.
     source: str = "<memory>"

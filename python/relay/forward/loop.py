@@ -103,6 +103,8 @@ class FirstAnswer:
 
 OpenClient = Callable[[Attempt, Mapping[str, str]], Awaitable[Transport]]
 RelayFactory = Callable[..., Relay]
+# Adds headers to an attempt's request just before it is sent (trace context: ``traceparent``).
+Propagate = Callable[[Exchange, Attempt, dict[str, str]], None]
 
 
 class AttemptLoop:
@@ -117,6 +119,7 @@ class AttemptLoop:
         hooks: Sequence[StreamHook] = (),
         policy: AttemptPolicy | None = None,
         answer_hooks: Sequence[AnswerHook] = (),
+        propagate: Propagate | None = None,
     ) -> None:
         self.providers = providers
         self.pool = pool
@@ -125,6 +128,8 @@ class AttemptLoop:
         self.hooks = tuple(hooks)
         self.answer_hooks = tuple(answer_hooks)
         self.policy = policy or FirstAnswer()
+        # None unless tracing is on: then one attribute test per attempt is all it costs.
+        self.propagate = propagate
 
     async def json(self, ex: Exchange) -> JsonAnswer:
         """Until an attempt answers: the provider's body mapped for the client, settled, and
@@ -259,10 +264,14 @@ class AttemptLoop:
         request = await provider.prepare(ex, attempt)
         if not isinstance(request, Outbound):
             return request  # answered in process
+        headers = request.headers
+        if self.propagate is not None:
+            headers = dict(headers)  # an adapter may hand out a shared mapping
+            self.propagate(ex, attempt, headers)
         return await self.pool.send(
             provider.name,
             request.url,
-            request.headers,
+            headers,
             request.body,
             timeouts_of(provider, attempt),
             stream=ex.stream,

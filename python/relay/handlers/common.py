@@ -16,7 +16,6 @@ from relay.errors import GatewayError
 from relay.exchange import Exchange
 from relay.ids import new_id
 from relay.ingress.body import discard_body
-from relay.obs.log import log_exchange
 from relay.stage import Dialect, Gate, Reply, Settler, Stage, Tap
 
 log = logging.getLogger("relay")
@@ -159,7 +158,6 @@ class Pipeline:
                 tap.on_finish(ex)
             except Exception:
                 log.exception("tap %s failed for request %s", type(tap).__name__, ex.request_id)
-        log_exchange(ex)
         if self.settlers:
             await self._settle(ex)
 

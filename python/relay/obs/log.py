@@ -1,20 +1,37 @@
-"""Structured JSON logs. Never a secret: no headers, no bodies, no provider keys."""
+"""Logs: every line the gateway writes, in one format, and the access line of each request.
+
+One handler on the root logger writes to stderr, as JSON (one object per line) or as readable
+text (``server.log_format``), so third-party loggers (asyncpg, aiohttp, asyncio's "exception
+was never retrieved") come out in the same format as Relay's own, and granian's too (see
+:func:`granian_log_config`). A traceback is a field of its line (``exc``), never lines of its
+own. Never a secret: no headers, no bodies, no provider or gateway keys (a key's visible
+prefix only).
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
+from types import TracebackType
+from typing import Any
 
 import msgspec
 
-from relay.exchange import Exchange
+from relay.exchange import Endpoint, Exchange
 
 _access = logging.getLogger("relay.access")
+_encode = msgspec.json.Encoder().encode
+
+FORMATS = ("json", "text")
+# Third-party libraries speak at this level or above (their info lines are not ours to show).
+THIRD_PARTY_LEVEL = logging.WARNING
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line."""
+    """One JSON object per line: ``ts``, ``level``, ``logger``, ``msg``, the record's
+    ``relay`` fields, and ``exc`` (the traceback, one string) when there is one."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -28,43 +45,228 @@ class JsonFormatter(logging.Formatter):
             entry.update(extra)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return msgspec.json.encode(entry).decode()
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return _encode(entry).decode()
 
 
-def configure_logging(level: str) -> None:
-    """Send relay's logs to stderr as JSON lines at ``level``."""
-    root = logging.getLogger("relay")
-    # Always set: a forked worker inherits the main process's handler but may serve a level
+class TextFormatter(logging.Formatter):
+    """One readable line: ``2026-12-03T12:00:00.123Z INFO relay.access request key=value ...``;
+    values with spaces, quotes or line breaks are quoted as JSON strings (a traceback too), so
+    a line is always one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        parts = [
+            f"{stamp}.{int(record.msecs):03d}Z",
+            record.levelname,
+            record.name,
+            _one_line(record.getMessage()),
+        ]
+        extra = getattr(record, "relay", None)
+        if isinstance(extra, dict):
+            parts.extend(f"{k}={_text_value(v)}" for k, v in extra.items() if v is not None)
+        if record.exc_info:
+            parts.append("exc=" + _encode(self.formatException(record.exc_info)).decode())
+        if record.stack_info:
+            parts.append("stack=" + _encode(self.formatStack(record.stack_info)).decode())
+        return " ".join(parts)
+
+
+def _one_line(text: str) -> str:
+    return _encode(text).decode() if "\n" in text or "\r" in text else text
+
+
+def _text_value(value: object) -> str:
+    if isinstance(value, str):
+        if value and not any(c in value for c in ' "=\n\r\t'):
+            return value
+        return _encode(value).decode()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return _encode(value).decode()
+
+
+def formatter_for(fmt: str) -> logging.Formatter:
+    """The formatter of ``server.log_format``."""
+    return TextFormatter() if fmt == "text" else JsonFormatter()
+
+
+class RelayHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The gateway's one handler (on the root logger), writing to stderr. Its own class so
+    that configuring twice (a forked worker, a reload) finds it rather than adding another."""
+
+    def __init__(self, fmt: str = "json") -> None:
+        super().__init__(sys.stderr)
+        self.setFormatter(formatter_for(fmt))
+
+
+def json_handler() -> RelayHandler:
+    """The handler in JSON (granian's log configuration builds it by this name)."""
+    return RelayHandler("json")
+
+
+def text_handler() -> RelayHandler:
+    """The handler in text (granian's log configuration builds it by this name)."""
+    return RelayHandler("text")
+
+
+def configure_logging(level: str, fmt: str = "json") -> None:
+    """Every logger of the process to stderr in ``fmt``; Relay's at ``level``, third-party
+    libraries' at warning and above (or ``level`` when that is higher)."""
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if isinstance(h, RelayHandler)), None)
+    if handler is None:
+        # Plain handlers someone installed first (logging.basicConfig) would print the same
+        # records a second time in their own format.
+        for other in list(root.handlers):
+            if type(other) is logging.StreamHandler:
+                root.removeHandler(other)
+        handler = RelayHandler(fmt)
+        root.addHandler(handler)
+    elif not isinstance(handler.formatter, type(formatter_for(fmt))):
+        handler.setFormatter(formatter_for(fmt))
+    relay = logging.getLogger("relay")
+    # Always set: a forked worker inherits the main process's loggers but may serve a level
     # reloaded since.
-    root.setLevel(level.upper())
-    if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root.addHandler(handler)
-    root.propagate = False
+    relay.setLevel(level.upper())
+    for old in [h for h in relay.handlers if isinstance(h, logging.StreamHandler)]:
+        relay.removeHandler(old)  # before this module's root handler, Relay had its own
+    relay.propagate = True
+    root.setLevel(_root_level(level))
+    # warnings.warn(...) and uncaught exceptions (main thread, other threads) become records
+    # of this handler rather than bare tracebacks on stderr.
+    logging.captureWarnings(True)
+    # Neither format shows the caller's file and line, the thread or the process: skip
+    # collecting them for every record (the logging HOWTO's "Optimization"; finding the
+    # caller walks the stack, a few microseconds on each access line).
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    sys.excepthook = _uncaught
+    threading.excepthook = _uncaught_in_thread
 
 
-def log_exchange(ex: Exchange) -> None:
-    """The access line of a finished proxied request (debug level until the observability work)."""
-    if not _access.isEnabledFor(logging.DEBUG):
+def _root_level(level: str) -> int:
+    """Third-party loggers: warnings and above, or Relay's level when that is higher."""
+    named: int = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    return max(named, THIRD_PARTY_LEVEL)
+
+
+def _uncaught(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, value, tb)
         return
-    usage = ex.usage
-    _access.debug(
-        "request",
-        extra={
-            "relay": {
-                "request_id": ex.request_id,
-                "model": ex.model,
-                "provider": ex.deployment.provider if ex.deployment else None,
-                "status": ex.status,
-                "error": ex.error_type,
-                "stream": ex.stream,
-                "truncated": ex.truncated,
-                "prompt_tokens": usage.prompt_tokens if usage else None,
-                "completion_tokens": usage.completion_tokens if usage else None,
-                "cost_usd": ex.cost_usd,
-                "latency_ms": round((time.perf_counter() - ex.started) * 1000, 3),
-            }
-        },
+    logging.getLogger("relay").critical("uncaught exception", exc_info=(kind, value, tb))
+
+
+def _uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit or args.exc_value is None:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("relay").error(
+        "uncaught exception in thread %s",
+        name,
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
     )
+
+
+def granian_log_config(fmt: str, level: str = "info") -> dict[str, Any]:
+    """granian's ``log_dictconfig``: its loggers (``_granian``, the Rust side's, and
+    ``granian.access``) propagate to the root logger, whose handler is the gateway's, in the
+    main process and in every worker (made here too: a spawned worker logs before the app
+    configures anything)."""
+    factory = f"{__name__}.{'text_handler' if fmt == 'text' else 'json_handler'}"
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {},
+        "handlers": {"relay": {"()": factory}},
+        "root": {"handlers": ["relay"], "level": logging.getLevelName(_root_level(level))},
+        "loggers": {
+            "_granian": {"handlers": [], "propagate": True},
+            "granian.access": {"handlers": [], "propagate": True},
+        },
+    }
+
+
+# -- the access line ---------------------------------------------------------------------------
+
+
+def error_class(ex: Exchange) -> str | None:
+    """What went wrong with a request, in a word: the failed attempt's class (``timeout``,
+    ``rate_limited``, ``server_error``, ...), ``client_gone``, ``rejected`` (the gateway
+    refused it: a 4xx of its own) or ``gateway``; None for a success."""
+    if ex.status < 400 and not ex.truncated:
+        return None
+    if ex.client_gone or ex.status == 499:
+        return "client_gone"
+    attempts = ex.attempts
+    if attempts:
+        last = attempts[-1]
+        if last.error is not None or last.error_class is not None:
+            return last.error_class or last.error
+    return "rejected" if ex.status < 500 else "gateway"
+
+
+def cache_status(ex: Exchange) -> str | None:
+    """The cache's decision on this request (``x-relay-cache``), if a cache stage took one."""
+    for name, value in ex.reply_headers:
+        if name == "x-relay-cache":
+            return str(value)
+    return None
+
+
+def endpoint_of(ex: Exchange) -> str:
+    """The route: ``/v1/chat/completions``, or the pass-through route as requested."""
+    if ex.endpoint is Endpoint.PASSTHROUGH:
+        return "/v1" + ex.path
+    return _ROUTES[ex.endpoint]
+
+
+_ROUTES: dict[Endpoint, str] = {e: f"/v1{e.value}" for e in Endpoint}
+
+
+def access_fields(ex: Exchange) -> dict[str, object]:
+    """The access line's fields for one finished request (no text, no secret)."""
+    usage = ex.usage
+    principal = ex.principal
+    attempt = ex.answer
+    deployment = attempt.deployment if attempt is not None else ex.deployment
+    end = ex.finished or time.perf_counter()
+    total = max(end - ex.started, 0.0)
+    upstream = ex.upstream_seconds
+    return {
+        "request_id": ex.request_id,
+        "method": ex.method,
+        "endpoint": endpoint_of(ex),
+        "tenant": principal.tenant,
+        "key_prefix": principal.key_prefix,
+        "use_case": principal.use_case,
+        "model": ex.model or None,
+        "provider": deployment.provider if deployment else None,
+        "upstream_model": deployment.upstream_model if deployment else None,
+        "status": ex.status,
+        "stream": ex.stream,
+        "prompt_tokens": usage.prompt_tokens if usage else None,
+        "completion_tokens": usage.completion_tokens if usage else None,
+        "cost_usd": ex.cost_usd,
+        "latency_ms": round(total * 1000, 3),
+        "upstream_ms": round(upstream * 1000, 3),
+        "overhead_ms": round(max(total - upstream, 0.0) * 1000, 3),
+        "cache": cache_status(ex),
+        "attempts": len(ex.attempts),
+        "error": ex.error_type,
+        "error_class": error_class(ex),
+        "truncated": ex.truncated,
+    }
+
+
+class AccessLog:
+    """The access line of every request, at ``info`` on ``relay.access`` (a tap: written once
+    the client has its last byte). ``server.access_log: false`` leaves it out of the taps."""
+
+    def on_finish(self, ex: Exchange) -> None:
+        if _access.isEnabledFor(logging.INFO):
+            _access.info("request", extra={"relay": access_fields(ex)})

@@ -55,8 +55,11 @@ class Passthrough:
         providers: Mapping[str, Provider],
         pool: UpstreamPool,
         settle: Callable[[Exchange], Awaitable[None]],
+        propagate: Callable[[Exchange, Attempt, dict[str, str]], None] | None = None,
     ) -> None:
         self.config = config
+        # Trace context for the provider (``traceparent``): None unless tracing is on.
+        self.propagate = propagate
         self.settle = settle
         self.providers = providers
         self.pool = pool
@@ -99,6 +102,8 @@ class Passthrough:
         headers.update(request_headers(scope.headers))
         if body.length is not None:
             headers["content-length"] = str(body.length)
+        if self.propagate is not None:
+            self.propagate(ex, attempt, headers)
         timeouts = timeouts_of(provider, attempt)
         try:
             upstream = await self.pool.request(

@@ -36,7 +36,7 @@ from relay.ledger.responses import ResponsesTap
 from relay.ledger.stored import StoredResponses
 from relay.ledger.tap import LedgerTap
 from relay.native import counter_for
-from relay.obs.log import AccessLog, configure_logging
+from relay.obs.log import ACCESS_LINES, AccessLog, configure_logging
 from relay.obs.metrics import Metrics
 from relay.obs.trace import Tracing, telemetry_parts
 from relay.passthrough.forward import Passthrough
@@ -126,7 +126,7 @@ class RelayApp:
         self.taps: Sequence[Tap] = (
             *((LedgerTap(tenancy.writer),) if tenancy.ledger else ()),
             *((ResponsesTap(stored),) if stored is not None else ()),
-            *((AccessLog(),) if config.server.access_log else ()),
+            *((AccessLog(config.server.log_format),) if config.server.access_log else ()),
             *((self.metrics,) if self.metrics is not None else ()),
             *((self.telemetry,) if self.telemetry is not None else ()),
             *extensions.taps,
@@ -200,6 +200,7 @@ class RelayApp:
         if self.metrics is not None:
             loop.run_until_complete(self.metrics.stop())
         loop.run_until_complete(self.pool.close())
+        ACCESS_LINES.close()  # the last requests' access lines
         if self.telemetry is not None:
             self.telemetry.shutdown()  # exports what is pending
 

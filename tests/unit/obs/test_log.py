@@ -6,7 +6,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import re
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +17,7 @@ import pytest
 from relay.exchange import Attempt, Deployment, Endpoint, Exchange, Principal, Usage
 from relay.obs.log import (
     AccessLog,
+    BufferedLines,
     JsonFormatter,
     RelayHandler,
     TextFormatter,
@@ -133,13 +137,73 @@ def test_access_fields_name_the_request_without_its_text() -> None:
     assert error_class(ex) == "timeout"
 
 
-def test_the_access_line_is_written_at_info(caplog: pytest.LogCaptureFixture) -> None:
-    ex = Exchange("req_7", Endpoint.PASSTHROUGH, b"", {})
+def _finished_exchange(rid: str) -> Exchange:
+    ex = Exchange(rid, Endpoint.PASSTHROUGH, b"", {})
     ex.path, ex.method, ex.status = "/files", "GET", 404
     ex.finished = ex.started
-    with caplog.at_level(logging.INFO, logger="relay.access"):
-        AccessLog().on_finish(ex)
-    (rec,) = caplog.records
-    assert rec.levelno == logging.INFO and rec.name == "relay.access"
-    fields = rec.relay  # type: ignore[attr-defined]
-    assert fields["endpoint"] == "/v1/files" and fields["error_class"] == "rejected"
+    return ex
+
+
+def _read_all(fd: int) -> bytes:
+    os.set_blocking(fd, False)
+    try:
+        return os.read(fd, 1 << 20)
+    except BlockingIOError:
+        return b""
+
+
+@pytest.fixture
+def access_at_info() -> Iterator[logging.Logger]:
+    """``relay.access`` at info, as ``configure_logging`` sets Relay's loggers."""
+    access = logging.getLogger("relay.access")
+    access.setLevel(logging.INFO)
+    yield access
+    access.setLevel(logging.NOTSET)
+
+
+@pytest.mark.usefixtures("access_at_info")
+def test_the_access_line_is_written_at_info_by_a_thread_in_batches() -> None:
+    read, write = os.pipe()
+    lines = BufferedLines(write, interval_s=60, max_pending=1000)
+    log = AccessLog("json", lines)
+    for n in range(3):
+        log.on_finish(_finished_exchange(f"req_{n}"))
+    # Nothing is written on the caller's thread; the writer thread waits for its interval.
+    assert _read_all(read) == b""
+    lines.close()
+    written = _read_all(read).decode().splitlines()
+    entries = [json.loads(line) for line in written]
+    assert [e["request_id"] for e in entries] == ["req_0", "req_1", "req_2"]
+    first = entries[0]
+    assert (first["level"], first["logger"], first["msg"]) == ("info", "relay.access", "request")
+    assert first["endpoint"] == "/v1/files" and first["error_class"] == "rejected"
+    # Past max_pending the thread is woken at once.
+    quick = BufferedLines(write, interval_s=60, max_pending=2)
+    AccessLog("json", quick).on_finish(_finished_exchange("req_a"))
+    AccessLog("json", quick).on_finish(_finished_exchange("req_b"))
+    got = b""
+    deadline = time.monotonic() + 10  # woken, it writes within milliseconds; 60 s if not
+    while b"req_b" not in got and time.monotonic() < deadline:
+        got += _read_all(read)
+        time.sleep(0.01)
+    assert got.count(b"\n") == 2 and b"req_a" in got
+    os.close(read)
+    os.close(write)
+
+
+def test_the_access_line_in_text_and_silenced_above_info(access_at_info: logging.Logger) -> None:
+    read, write = os.pipe()
+    lines = BufferedLines(write, interval_s=60)
+    AccessLog("text", lines).on_finish(_finished_exchange("req_t"))
+    lines.close()
+    (line,) = _read_all(read).decode().splitlines()
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO relay\.access request ", line)
+    assert "request_id=req_t" in line and "endpoint=/v1/files" in line
+    access_at_info.setLevel(logging.WARNING)
+    try:
+        AccessLog("json", lines).on_finish(_finished_exchange("req_quiet"))
+        lines.close()
+        assert _read_all(read) == b""
+    finally:
+        os.close(read)
+        os.close(write)

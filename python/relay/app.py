@@ -103,7 +103,8 @@ class RelayApp:
         rules = limit_rules(config, tenancy.config.auth.mode)
         if rules:
             store = limit_store(config)
-            limits = (LimitsStage(rules, store, Asks(config)),)
+            refused = self.metrics.limit_refused if self.metrics is not None else None
+            limits = (LimitsStage(rules, store, Asks(config), refused),)
         # The request path, in order. Each stage may answer (a Reply) or refuse (raise).
         stored = tenancy.responses
         self.stages: Sequence[Stage] = (

@@ -22,6 +22,7 @@ from tests.fakes.openai_upstream import FakeUpstream
 from tests.integration.conftest import upstream_config
 from tests.integration.gateway import Gateway
 from tests.integration.tenancy import call, keys_config, ledger_entry
+from tests.integration.test_metrics import scrape, value
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 ECHO: dict[str, Any] = {"providers": {"e": {"kind": "echo"}}, "models": {"m": {"provider": "e"}}}
@@ -89,6 +90,10 @@ def test_one_request_in_five_seconds_in_both_dialects(tmp_path: Path) -> None:
         assert "x-ratelimit-reset-requests" in headers
         body = json.loads(data)
         assert body["type"] == "error" and body["error"]["type"] == "rate_limit_error"
+        # Both refusals counted (one worker: its own scrape is exact at once).
+        samples = scrape(gateway)
+        name = "relay_rate_limit_rejections_total"
+        assert value(samples, name, meter="requests", scope="caller") == 2
     finally:
         gateway.stop()
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from relay.errors import RateLimited
 from relay.exchange import Exchange
@@ -52,12 +52,20 @@ class Reservation:
 class LimitsStage:
     """Charge every limit that applies, all or nothing (see the module docstring)."""
 
-    __slots__ = ("_full_logged", "asks", "rules", "store")
+    __slots__ = ("_full_logged", "asks", "on_refused", "rules", "store")
 
-    def __init__(self, rules: Sequence[LimitRule], store: LimitStore, asks: Asks) -> None:
+    def __init__(
+        self,
+        rules: Sequence[LimitRule],
+        store: LimitStore,
+        asks: Asks,
+        on_refused: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.rules = tuple(rules)
         self.store = store
         self.asks = asks
+        # Told (meter, scope) of every refusal: the metrics' ``limit_refused``.
+        self.on_refused = on_refused
         self._full_logged = 0.0
 
     async def __call__(self, ex: Exchange) -> Reply | None:
@@ -95,7 +103,10 @@ class LimitsStage:
             ex.reply_headers.extend(headers)
             ex.own_ratelimit = True
         if not decision.allowed:
-            raise refusal(taken, decision, ask)
+            refused, err = refusal(taken, decision, ask)
+            if self.on_refused is not None:
+                self.on_refused(refused.meter.value, refused.scope)
+            raise err
         if not metered_only_requests:
             ex.limits = Reservation(tuple(m for m in metered if m.meter is not _REQUESTS))
         return None
@@ -156,9 +167,11 @@ _SCOPES = {
 }
 
 
-def refusal(metered: Sequence[Metered], decision: Decision, ask: Ask) -> RateLimited:
-    """The 429 for a refused decision: which limit, and when to retry (never-fitting asks
-    say so, and what to lower)."""
+def refusal(
+    metered: Sequence[Metered], decision: Decision, ask: Ask
+) -> tuple[Metered, RateLimited]:
+    """The charge that refused (the one reported) and the 429 for a refused decision: which
+    limit, and when to retry (never-fitting asks say so, and what to lower)."""
     refused = [
         m
         for m, cell in zip(metered, decision.cells, strict=True)
@@ -181,7 +194,7 @@ def refusal(metered: Sequence[Metered], decision: Decision, ask: Ask) -> RateLim
             )
         else:
             message = f"{who}'s budget is spent; it renews in {retry}s"
-        return RateLimited(
+        return first, RateLimited(
             message, kind="insufficient_quota", code="insufficient_quota", headers=headers
         )
     unit = _UNITS[first.meter]
@@ -194,7 +207,7 @@ def refusal(metered: Sequence[Metered], decision: Decision, ask: Ask) -> RateLim
         )
     else:
         message = f"rate limit reached: {who} may make {rate}; retry in {retry}s"
-    return RateLimited(message, kind=unit, code="rate_limit_exceeded", headers=headers)
+    return first, RateLimited(message, kind=unit, code="rate_limit_exceeded", headers=headers)
 
 
 def _rate(rate: float, period_s: float, burst: float, unit: str) -> str:

@@ -76,4 +76,5 @@ def _tighter(cell: CellState, than: CellState) -> bool:
 
 
 def _whole(value: float) -> str:
-    return str(math.floor(value + 1e-9)) if value > 0 else "0"
+    # Whole units left (int() truncates: the floor of a positive number).
+    return str(int(value + 1e-9)) if value > 0 else "0"

@@ -1,6 +1,7 @@
 """CPU per request the limits stage adds, in process, side by side with limits off.
 
     PYTHONPATH=python python3 benches/limits_stage.py [--requests 20000] [--rounds 7]
+        [--instructions]
 
 The real app (auth, the limits stage and its settler, routing, the attempt loop, accounting)
 with granian and aiohttp replaced by benches/inprocess.py's in-memory stand-ins, so only
@@ -14,15 +15,21 @@ gate puts the principal on each request, as ``auth.mode: keys`` does), with:
   counted, the reservation settled after the last byte).
 
 The limits never run out, so every request is allowed and charges its cells, in a private
-shared-memory table (as under ``relay serve``, where every worker maps one). Figures are
-printed, never asserted. See benches/README.md.
+shared-memory table (as under ``relay serve``, where every worker maps one).
+
+``--instructions`` counts instructions under valgrind's callgrind instead (exact on a busy
+machine, see ``instructions.py``): 0 and ``--requests`` (at most 2,000) requests of each case,
+the difference per request; about 8,000 to 9,000 instructions make a microsecond here.
+Figures are printed, never asserted. See benches/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,6 +44,25 @@ from relay.limits.rules import PrincipalRule  # noqa: E402
 from relay.limits.stage import LimitsStage  # noqa: E402
 
 NEVER_OUT = 10**12
+CASES = ("off", "key rpm", "key rpm + tenant TPM")
+BODIES = {"tiny": ("JSON, tiny body", False), "s24": ("stream, 24 events", True)}
+# One run under callgrind: ``case`` is "<limits case>:<body>", then the number of requests.
+RUNNER = """
+import asyncio, sys
+sys.path.insert(0, {root!r})
+from benches.limits_stage import BODIES, app_for
+from benches.inprocess import Proto, Scope, body_of
+limits, kind = sys.argv[1].split(":")
+n = int(sys.argv[2])
+body = body_of(20, BODIES[kind][1])
+async def main():
+    app = app_for(limits)
+    scope, proto = Scope(len(body)), Proto(body)
+    scope.client = "127.0.0.1:40000"
+    for _ in range(50 + n):
+        await app.__rsgi__(scope, proto)
+asyncio.run(main())
+"""
 
 
 class AsKey:
@@ -82,30 +108,57 @@ async def per_request(app: RelayApp, body: bytes, n: int) -> float:
     return (time.thread_time_ns() - start) / n / 1000
 
 
+def cpu_main(requests: int, rounds: int) -> None:
+    apps = {case: app_for(case) for case in CASES}
+    loop = asyncio.new_event_loop()
+    print(f"us CPU per request, best of {rounds} x {requests}")
+    print(f"{'body':<20}" + "".join(f"{c:>24}" for c in CASES))
+    for name, stream in BODIES.values():
+        body = body_of(20, stream)
+        best = {case: float("inf") for case in CASES}
+        n = requests if not stream else requests // 4
+        for _ in range(rounds):
+            for case in CASES:
+                took = loop.run_until_complete(per_request(apps[case], body, n))
+                best[case] = min(best[case], took)
+        off = best["off"]
+        cells = [f"{off:.1f}"] + [f"{best[c]:.1f} (+{best[c] - off:.1f})" for c in CASES[1:]]
+        print(f"{name:<20}" + "".join(f"{c:>24}" for c in cells))
+
+
+def instructions_main(requests: int) -> None:
+    from benches.instructions import count
+
+    with tempfile.TemporaryDirectory() as tmp:
+        runner = Path(tmp) / "run.py"
+        runner.write_text(RUNNER.format(root=str(REPO)))
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            jobs = {
+                (case, kind, n): pool.submit(count, REPO, runner, f"{case}:{kind}", n, False)
+                for case in CASES
+                for kind in BODIES
+                for n in (0, requests)
+            }
+            totals = {key: job.result() for key, job in jobs.items()}
+    print(f"instructions per request (callgrind, {requests} requests)")
+    print(f"{'body':<20}" + "".join(f"{c:>24}" for c in CASES))
+    for kind, (name, _) in BODIES.items():
+        per = {c: (totals[c, kind, requests] - totals[c, kind, 0]) / requests for c in CASES}
+        off = per["off"]
+        cells = [f"{off:,.0f}"] + [f"{per[c]:,.0f} (+{per[c] - off:,.0f})" for c in CASES[1:]]
+        print(f"{name:<20}" + "".join(f"{c:>24}" for c in cells))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--instructions", action="store_true", help="count under callgrind")
     args = parser.parse_args()
-    cases = ("off", "key rpm", "key rpm + tenant TPM")
-    apps = {case: app_for(case) for case in cases}
-    bodies = [("JSON, tiny body", body_of(20, False)), ("stream, 24 events", body_of(20, True))]
-    loop = asyncio.new_event_loop()
-    print(f"us CPU per request, best of {args.rounds} x {args.requests}")
-    print(f"{'body':<20}" + "".join(f"{c:>24}" for c in cases))
-    for name, body in bodies:
-        best = {case: float("inf") for case in cases}
-        n = args.requests if "JSON" in name else args.requests // 4
-        for _ in range(args.rounds):
-            for case in cases:
-                best[case] = min(
-                    best[case], loop.run_until_complete(per_request(apps[case], body, n))
-                )
-        off = best["off"]
-        cells = [f"{best['off']:.1f}"] + [
-            f"{best[c]:.1f} (+{best[c] - off:.1f})" for c in cases[1:]
-        ]
-        print(f"{name:<20}" + "".join(f"{c:>24}" for c in cells))
+    if args.instructions:
+        instructions_main(min(args.requests, 2000))
+    else:
+        cpu_main(args.requests, args.rounds)
 
 
 if __name__ == "__main__":

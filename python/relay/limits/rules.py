@@ -102,7 +102,12 @@ class PrincipalRule:
         name = _tenant_cell(principal)
         if tenant is not None:
             _add(out, name, tenant, ask, "tenant")
-        if default_tpm is not None and (tenant is None or tenant.tokens_per_minute is None):
+        # A user's key without a tenant is no tenant's: the default is per tenant.
+        if (
+            default_tpm is not None
+            and (tenant is None or tenant.tokens_per_minute is None)
+            and (principal.tenant or principal.tenant_id)
+        ):
             out.append(
                 Metered(Charge(f"{name}:tpm", default_tpm, ask.tokens), Meter.TOKENS, "tenant")
             )

@@ -65,6 +65,9 @@ def test_the_default_tpm_is_for_tenants_without_their_own() -> None:
     [charge] = rule.charges(exchange(own), ASK)
     assert charge.charge.limit.burst == 900
     assert PrincipalRule().charges(exchange(Principal()), ASK) == ()
+    # A user's key of no tenant: its own limits only.
+    user = Principal(tenant="", key_id="key_u", key_limits=Limits(rate_limit_rpm=5))
+    assert [m.charge.key for m in rule.charges(exchange(user), ASK)] == ["k:key_u:rpm"]
 
 
 def test_rules_listed_only_when_a_limit_may_apply() -> None:

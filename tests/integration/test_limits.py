@@ -357,3 +357,22 @@ def test_callers_by_their_own_credential_and_the_providers_headers_replaced(
         assert post(gateway, "/v1/chat/completions", body, "client-key-b")[0] == 200
     finally:
         gateway.stop()
+
+
+def test_the_default_tpm_per_tenant_named_by_metadata(tmp_path: Path) -> None:
+    config = {**ECHO, "auth": {"mode": "none"}, "database": {"url": f"sqlite:///{tmp_path}/r.db"}}
+    gateway = Gateway(config, tmp_path, env={"TOKENS_PER_MINUTE": "60"})
+    try:
+
+        def ask(tenant: str) -> tuple[int, dict[str, str], bytes]:
+            body = {**CHAT, "max_tokens": 45, "metadata": {"tenant": tenant}}
+            return post(gateway, "/v1/chat/completions", body)
+
+        assert ask("team-a")[0] == 200
+        # 53 reserved (8 + 45), settled to the 12 used: 48 left, less than 53
+        status, _, data = ask("team-a")
+        assert status == 429 and json.loads(data)["error"]["type"] == "tokens"
+        assert "this tenant" in json.loads(data)["error"]["message"]
+        assert ask("team-b")[0] == 200  # another tenant, its own 60
+    finally:
+        gateway.stop()

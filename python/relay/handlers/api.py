@@ -42,7 +42,13 @@ class ApiRoute:
         pipeline, inflight = self.pipeline, self.inflight
         headers = scope.headers
         ex = Exchange(
-            request_id(scope), dialect.endpoint, b"", headers, dialect=dialect, client=scope.client
+            request_id(scope),
+            dialect.endpoint,
+            b"",
+            headers,
+            dialect=dialect,
+            # granian's "ip:port"; the stand-ins of in-process tests and benches have none.
+            client=getattr(scope, "client", ""),
         )
         task = asyncio.current_task()
         assert task is not None

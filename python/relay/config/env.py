@@ -28,6 +28,7 @@ ENV_OVERRIDES = {
     "OTEL_EXPORTER_OTLP_ENDPOINT": ("telemetry", "endpoint"),
     "OTEL_TRACES_EXPORTER": ("telemetry", "traces_exporter"),
     "OTEL_SERVICE_NAME": ("telemetry", "service_name"),
+    "TOKENS_PER_MINUTE": ("limits", "tokens_per_minute"),
 }
 # `relay serve` flag -> server key (SERVER_PORT and --port take the same forms)
 FLAG_OVERRIDES = {

@@ -19,6 +19,7 @@ import gc
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from relay.accounting.usage import Accountant
@@ -35,6 +36,7 @@ from relay.handlers.passthrough import PassthroughRoute
 from relay.ledger.responses import ResponsesTap
 from relay.ledger.stored import StoredResponses
 from relay.ledger.tap import LedgerTap
+from relay.limits.backend import limit_store, probe_redis
 from relay.native import counter_for
 from relay.obs.log import configure_logging
 from relay.passthrough.forward import Passthrough
@@ -44,6 +46,7 @@ from relay.routing.policy import RoutingPolicy
 from relay.routing.router import Router
 from relay.shutdown import install_granian_hook, on_shutdown
 from relay.stage import AnswerHook, Gate, Settler, Stage, StreamHook, Tap
+from relay.storage.failover import FailoverStore
 from relay.stream.relay import StreamRelay
 from relay.tenancy import Tenancy
 from relay.upstream import UpstreamPool
@@ -134,6 +137,8 @@ class RelayApp:
             dialect.path: dialect
             for dialect in (*OPENAI_DIALECTS, *ANTHROPIC_DIALECTS, *RESPONSES_DIALECTS)
         }
+        # Where limits are decided: the host's shared memory, or Redis with a fallback.
+        self.limit_store = store = limit_store(config)
         self.inflight = Inflight()
         self._drain_task: asyncio.Task[None] | None = None
         self.api = ApiRoute(pipeline, self.attempts, self.inflight)
@@ -142,6 +147,7 @@ class RelayApp:
         self.local = LocalRoutes(
             ModelCatalog({n: m.owned_by for n, m in config.models.items()}),
             ready=lambda: self.pool.ready and not self.inflight.draining,
+            redis=partial(probe_redis, store) if isinstance(store, FailoverStore) else None,
         )
 
     # -- lifecycle (granian calls these on the worker's loop) ------------------------------
@@ -158,6 +164,8 @@ class RelayApp:
         loop.run_until_complete(self._start_drain(loop))
         loop.run_until_complete(self.tenancy.stop())  # flushes the ledger queue
         loop.run_until_complete(self.pool.close())
+        if isinstance(self.limit_store, FailoverStore):
+            loop.run_until_complete(self.limit_store.close())
 
     def _start_drain(self, loop: asyncio.AbstractEventLoop) -> asyncio.Task[None]:
         if self._drain_task is None:
@@ -182,7 +190,10 @@ class RelayApp:
             return await self.admin(scope, proto)
         if path.startswith("/v1/") and not is_local(path):
             return await self.passthrough_route(scope, proto)
-        return self.local(scope, proto, path)
+        answer = self.local(scope, proto, path)
+        if answer is not None:
+            await answer
+        return None
 
 
 # Python's cyclic collector runs a young-generation pass every 700 net allocations. Under load

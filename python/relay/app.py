@@ -36,17 +36,23 @@ from relay.handlers.passthrough import PassthroughRoute
 from relay.ledger.responses import ResponsesTap
 from relay.ledger.stored import StoredResponses
 from relay.ledger.tap import LedgerTap
+from relay.limits.ask import Asks
 from relay.limits.backend import limit_store, probe_redis
+from relay.limits.model import AskedTokens, ModelLimits
+from relay.limits.rules import limit_rules
+from relay.limits.stage import LimitsSettler, LimitsStage
 from relay.native import counter_for
 from relay.obs.log import configure_logging
 from relay.passthrough.forward import Passthrough
 from relay.providers import build_providers
 from relay.providers.responses import bridge
 from relay.routing.policy import RoutingPolicy
+from relay.routing.quota import DeploymentQuota
 from relay.routing.router import Router
 from relay.shutdown import install_granian_hook, on_shutdown
 from relay.stage import AnswerHook, Gate, Settler, Stage, StreamHook, Tap
 from relay.storage.failover import FailoverStore
+from relay.storage.limits import LimitStore
 from relay.stream.relay import StreamRelay
 from relay.tenancy import Tenancy
 from relay.upstream import UpstreamPool
@@ -89,10 +95,33 @@ class RelayApp:
             *((auth,) if isinstance(auth, KeyAuth) else ()),
             *extensions.gates,
         )
+        # Limits: listed only when one may apply (a request costs nothing otherwise).
+        limits: tuple[LimitsStage, ...] = ()
+        rules = limit_rules(config, tenancy.config.auth.mode)
+        model_limits = ModelLimits(config)
+        if model_limits.active:
+            rules.append(model_limits)
+        quota_needed = self.router.has_quotas
+        # Where limits are decided: the host's shared memory, or Redis with a fallback.
+        self.limit_store: LimitStore | None = None
+        if rules or quota_needed or config.redis.enabled:
+            self.limit_store = limit_store(config)
+        store = self.limit_store
+        asks = Asks(config)
+        if rules and store is not None:
+            limits = (LimitsStage(rules, store, asks),)
+        # Deployments' own quotas (targets[].limits), asked by the attempt policy per attempt.
+        quota = (
+            DeploymentQuota(store, AskedTokens(asks))
+            if quota_needed and store is not None
+            else None
+        )
         # The request path, in order. Each stage may answer (a Reply) or refuse (raise).
         stored = tenancy.responses
         self.stages: Sequence[Stage] = (
             auth,
+            # Every limit that applies, charged at once (after auth: it needs the caller).
+            *limits,
             *extensions.stages,
             # GET/DELETE /v1/responses/{id} of a response stored here (else on to routing).
             *((StoredResponses(stored, config.routing.passthrough_provider),) if stored else ()),
@@ -109,7 +138,11 @@ class RelayApp:
             *extensions.taps,
         )
         # Awaited after the taps, bounded in time (reservations, cache writes).
-        self.settlers: Sequence[Settler] = extensions.settlers
+        self.settlers: Sequence[Settler] = (
+            *(LimitsSettler(stage.store) for stage in limits),
+            *((quota,) if quota is not None else ()),
+            *extensions.settlers,
+        )
         server = config.server
         pipeline = Pipeline(
             self.gates,
@@ -129,7 +162,7 @@ class RelayApp:
             relay=StreamRelay,
             settle=self.accountant.settle,
             hooks=self.hooks,
-            policy=RoutingPolicy(self.router),
+            policy=RoutingPolicy(self.router, quota=quota),
             answer_hooks=self.answer_hooks,
         )
         # The route table: each dialect's path, /admin, the local routes, pass-through.
@@ -137,8 +170,6 @@ class RelayApp:
             dialect.path: dialect
             for dialect in (*OPENAI_DIALECTS, *ANTHROPIC_DIALECTS, *RESPONSES_DIALECTS)
         }
-        # Where limits are decided: the host's shared memory, or Redis with a fallback.
-        self.limit_store = store = limit_store(config)
         self.inflight = Inflight()
         self._drain_task: asyncio.Task[None] | None = None
         self.api = ApiRoute(pipeline, self.attempts, self.inflight)

@@ -1,11 +1,15 @@
-"""Which store a worker's limits live in: shared memory, or Redis with a fallback.
+"""Where the limits' cells live: the one place the store is chosen.
 
-Without Redis, every worker of the host decides in the shared memory ``relay serve`` made
-before starting them (:func:`relay.storage.memory.served_store`); a gateway not started by
-``relay serve`` (granian run directly, tests in process) gets a segment of its own. With
-``redis.enabled``, each worker decides in Redis through a :class:`FailoverStore` that falls
-back to that same shared memory (``limits.on_redis_failure: local``), opens or closes, while
-Redis fails, and comes back to Redis by itself.
+Under ``relay serve`` every worker attaches the shared memory the main process made before
+starting them (:func:`relay.storage.memory.served_store`), so a limit holds exactly across
+``--workers``. Without it (granian run directly, an app built in a test's process) the cells
+are private to this process, in a segment of its own whose name is removed at once (nothing
+to clean up; the mapping stays valid).
+
+With ``redis.enabled``, each worker decides in Redis through a :class:`FailoverStore` that
+falls back to that same shared memory (``limits.on_redis_failure: local``, each limit divided
+by ``limits.replicas``), or lets everything through (``open``), or refuses (``closed``) while
+Redis fails, and comes back to Redis by itself when it answers again.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import secrets
 from typing import Literal
 
 from relay.config.model import Config
-from relay.native import NativeError
 from relay.storage.failover import FailoverStore
 from relay.storage.limits import LimitStore
 from relay.storage.memory import SharedMemoryStore, served_store
@@ -24,51 +27,43 @@ from relay.storage.redis import RedisStore
 
 log = logging.getLogger("relay.limits")
 
-# Cells of a segment made for one process alone (no ``relay serve``): a test or an embedding.
-PRIVATE_SLOTS = 1 << 14
+# A private table: one process's callers and tenants (65,536 cells in 1.5 MiB).
+PRIVATE_SLOTS = 1 << 16
 
 RedisHealth = Literal["ok", "degraded"]
 
 
-def memory_store() -> SharedMemoryStore | None:
-    """This host's shared cells: the served segment, else one of this process alone (its name
-    removed at once: nobody else needs to find it). None when shared memory is unavailable."""
-    try:
-        served = served_store()
-        if served is not None:
-            return served
-        store = SharedMemoryStore.create(
-            f"relay-limits-{os.getpid()}-{secrets.token_hex(4)}", PRIVATE_SLOTS
-        )
-        store.unlink()
-        return store
-    except (OSError, NativeError) as exc:
-        log.warning("shared memory for limits unavailable (%s)", exc)
-        return None
-
-
-def limit_store(config: Config) -> LimitStore | None:
-    """The store of this worker's limits: a :class:`FailoverStore` on Redis when
-    ``redis.enabled``, else the host's shared memory (None when there is none: limits that
-    need a store cannot be enforced, and the caller says so)."""
+def limit_store(config: Config) -> LimitStore:
+    """The store every limit of this worker decides in."""
     local = memory_store()
     if not config.redis.enabled:
         return local
-    mode = config.limits.on_redis_failure
-    if mode == "local" and local is None:
-        log.warning(
-            "limits.on_redis_failure is local but this host has no shared memory for limits: "
-            "while Redis fails, requests a limit applies to are refused"
-        )
-        mode = "closed"
-    return FailoverStore(RedisStore.from_config(config.redis), local, mode, config.limits.replicas)
+    return FailoverStore(
+        RedisStore.from_config(config.redis),
+        local,
+        config.limits.on_redis_failure,
+        config.limits.replicas,
+    )
 
 
-def redis_health(store: LimitStore | None) -> RedisHealth | None:
-    """What readiness says of Redis: None when limits are not in Redis."""
-    if not isinstance(store, FailoverStore):
-        return None
-    return "degraded" if store.degraded else "ok"
+def memory_store() -> SharedMemoryStore:
+    """This host's cells: the served shared memory, else this process's own."""
+    try:
+        served = served_store()
+    except FileNotFoundError:
+        log.error("the limits' shared memory is gone; this worker's limits are its own")
+        served = None
+    if served is not None:
+        return served
+    return private_store()
+
+
+def private_store() -> SharedMemoryStore:
+    """Cells of this process alone (not shared with other workers)."""
+    name = f"relay-limits-private-{os.getpid()}-{secrets.token_hex(4)}"
+    store = SharedMemoryStore.create(name, PRIVATE_SLOTS)
+    store.unlink()
+    return store
 
 
 async def probe_redis(store: FailoverStore) -> RedisHealth:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from relay.config.model import Config
 from relay.exchange import Exchange
+from relay.limits.ask import Asks
 from relay.limits.rule import Ask, Meter, Metered
 from relay.storage.limits import Charge, Limit
 
@@ -56,3 +57,26 @@ class ModelLimits:
             return _NONE if requests is None else (requests,)
         metered = Metered(Charge(tokens[0], tokens[1], float(ask.tokens)), Meter.TOKENS, "model")
         return (metered,) if requests is None else (requests, metered)
+
+
+class AskedTokens:
+    """The tokens a request reserves, for the deployments' quotas (``targets[].limits.tpm``):
+    what the limits stage reserved, or asked once here when no limit of the stage counts
+    tokens. Called only when a deployment with a tokens quota is tried."""
+
+    __slots__ = ("asks",)
+
+    def __init__(self, asks: Asks) -> None:
+        self.asks = asks
+
+    async def __call__(self, ex: Exchange) -> int:
+        """Prompt tokens + ``max_tokens`` (or ``limits.default_max_tokens``)."""
+        reservation = ex.limits
+        if reservation is not None:
+            for metered in reservation.charges:
+                if metered.meter is Meter.TOKENS:
+                    return int(metered.charge.cost)
+        known: list[int] = ex.state_of(self, list)
+        if not known:
+            known.append((await self.asks.of(ex)).tokens)
+        return known[0]

@@ -18,7 +18,7 @@ import math
 from collections.abc import Awaitable, Callable
 
 from relay.config.model import RateQuota
-from relay.errors import GatewayError
+from relay.errors import RateLimited
 from relay.exchange import Deployment, Exchange
 from relay.storage.limits import Charge, Limit, LimitStore
 
@@ -27,12 +27,8 @@ log = logging.getLogger("relay.limits")
 PER_MINUTE_S = 60.0
 
 
-class DeploymentsAtLimit(GatewayError):
+class DeploymentsAtLimit(RateLimited):
     """Every deployment that could answer is at its provider quota (429)."""
-
-    status = 429
-    type = "requests"
-    code = "rate_limit_exceeded"
 
 
 class _Cells:
@@ -151,7 +147,9 @@ def at_limit(model: str, refusals: list[Refusal]) -> DeploymentsAtLimit:
             "this request's tokens (prompt + max_tokens) exceed the tokens per minute of "
             "every deployment (targets[].limits.tpm)"
         )
-    err = DeploymentsAtLimit(f"model '{model}': {why}", headers=(("retry-after", str(seconds)),))
-    if any(r.tokens for r in refusals):
-        err.type = "tokens"
-    return err
+    return DeploymentsAtLimit(
+        f"model '{model}': {why}",
+        kind="tokens" if any(r.tokens for r in refusals) else "requests",
+        code="rate_limit_exceeded",
+        headers=(("retry-after", str(seconds)),),
+    )

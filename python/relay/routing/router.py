@@ -118,6 +118,11 @@ class Router:
             slot = self._slots_by_key[key] = Slot(key, self.breakers.get(key), budget)
         return slot
 
+    @property
+    def has_quotas(self) -> bool:
+        """Does any deployment have a quota of its own (``targets[].limits``)?"""
+        return bool(self._quotas)
+
     def encodings(self) -> set[str]:
         """The token encodings configured models may need for local counting."""
         return {d.encoding for route in self.routes.values() for d in route.balancer.orders[0]}

@@ -35,7 +35,6 @@ SERVED = {
     },
     "models": {"from-configs-dir": {"provider": "e"}, "other": {"provider": "keyed"}},
     "ratelimit": {"enabled": True},
-    "redis": {"enabled": True},
 }
 
 

@@ -1,13 +1,19 @@
-"""Limits in Redis through the real gateway: ``/readyz`` says how Redis is and stays 200 while
-it fails (killed, hanging behind a proxy that stops forwarding, connections dropped), and the
-gateway returns to Redis by itself."""
+"""Limits in Redis through the real gateway: two gateway processes on one Redis keep one limit
+exactly; while Redis fails (killed, hanging behind a proxy that stops forwarding, connections
+dropped) every request is answered 200 or 429, never a 5xx, and waits at most the timeout;
+``/readyz`` stays 200 and says ``"redis": "degraded"``, then ``"ok"`` once the gateway is back
+on Redis by itself."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import threading
 import time
+import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +35,50 @@ def server() -> Iterator[RedisServer]:
     server.destroy()
 
 
-def redis_config(address: str, **limits: Any) -> dict[str, Any]:
+def redis_config(address: str, rpm: int | None = None, **limits: Any) -> dict[str, Any]:
+    model: dict[str, Any] = {"provider": "e"}
+    if rpm is not None:
+        model["limits"] = {"rpm": rpm}
     return {
         "providers": {"e": {"kind": "echo"}},
-        "models": {"m": {"provider": "e"}},
+        "models": {"m": model},
         "redis": {"enabled": True, "address": address, "timeout_ms": TIMEOUT_MS},
         "limits": {"on_redis_failure": "local", **limits},
         "database": {"url": "none"},
     }
+
+
+CHAT = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
+
+
+def chat(gateway: Gateway) -> tuple[int, float]:
+    """One chat request: its status and how long it took."""
+    start = time.monotonic()
+    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
+    conn.request("POST", "/v1/chat/completions", body=CHAT)
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    return response.status, time.monotonic() - start
+
+
+def while_failing(
+    gateway: Gateway, fail: Callable[[], None], requests: int = 60
+) -> list[tuple[int, float]]:
+    """``requests`` chat requests from 4 threads, ``fail`` called once a quarter are done."""
+    done = threading.Semaphore(0)
+
+    def one(_: int) -> tuple[int, float]:
+        result = chat(gateway)
+        done.release()
+        return result
+
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(one, i) for i in range(requests)]
+        for _ in range(requests // 4):
+            done.acquire()
+        fail()
+        return [f.result() for f in futures]
 
 
 def readyz(gateway: Gateway) -> tuple[int, dict[str, Any], float]:
@@ -104,6 +146,67 @@ def test_readyz_answers_within_the_timeout_while_redis_hangs(
         proxy.drop()
         # A dropped connection fails one call at most; the pool connects again.
         until(gateway, "ok")
+    finally:
+        gateway.stop()
+        proxy.close()
+
+
+def assert_answered_in_time(results: list[tuple[int, float]]) -> None:
+    statuses = {status for status, _ in results}
+    assert statuses <= {200, 429}, results
+    slowest = max(took for _, took in results)
+    assert slowest < BOUND_S, slowest
+
+
+def test_two_gateways_on_one_redis_keep_one_limit(tmp_path: Path, server: RedisServer) -> None:
+    config = redis_config(server.address, rpm=9)
+    first = Gateway(config, tmp_path, workers=2)
+    second = Gateway(config, tmp_path)
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            statuses = list(pool.map(lambda i: chat((first, second)[i % 2])[0], range(30)))
+        assert sorted(statuses) == [200] * 9 + [429] * 21
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_redis_killed_mid_test_answers_200_or_429_in_time(
+    tmp_path: Path, server: RedisServer
+) -> None:
+    gateway = Gateway(redis_config(server.address, rpm=1000), tmp_path)
+    try:
+        results = while_failing(gateway, server.kill)
+        assert_answered_in_time(results)
+        assert [s for s, _ in results] == [200] * len(results)  # local: 1000/min holds them
+        until(gateway, "degraded")
+        server.start()
+        until(gateway, "ok")
+        assert chat(gateway)[0] == 200
+        logs = gateway.logs()
+        assert logs.count("Redis failed") == 1, logs
+    finally:
+        gateway.stop()
+
+
+@pytest.mark.parametrize("mode", ["local", "open", "closed"])
+def test_redis_hanging_answers_200_or_429_within_the_timeout(
+    tmp_path: Path, server: RedisServer, mode: str
+) -> None:
+    proxy = StallingProxy(server.port)
+    config = redis_config(proxy.address, rpm=1000, on_redis_failure=mode)
+    gateway = Gateway(config, tmp_path)
+    try:
+        results = while_failing(gateway, proxy.stall)
+        assert_answered_in_time(results)
+        if mode == "closed":
+            assert results[-1][0] == 429  # refused while Redis hangs
+        else:
+            assert [s for s, _ in results] == [200] * len(results)
+        until(gateway, "degraded")
+        proxy.flow()
+        until(gateway, "ok")
+        assert chat(gateway)[0] == 200
     finally:
         gateway.stop()
         proxy.close()

@@ -35,14 +35,16 @@ def server() -> Iterator[RedisServer]:
     server.destroy()
 
 
-def redis_config(address: str, rpm: int | None = None, **limits: Any) -> dict[str, Any]:
+def redis_config(
+    address: str, rpm: int | None = None, timeout_ms: float = TIMEOUT_MS, **limits: Any
+) -> dict[str, Any]:
     model: dict[str, Any] = {"provider": "e"}
     if rpm is not None:
         model["limits"] = {"rpm": rpm}
     return {
         "providers": {"e": {"kind": "echo"}},
         "models": {"m": model},
-        "redis": {"enabled": True, "address": address, "timeout_ms": TIMEOUT_MS},
+        "redis": {"enabled": True, "address": address, "timeout_ms": timeout_ms},
         "limits": {"on_redis_failure": "local", **limits},
         "database": {"url": "none"},
     }
@@ -126,8 +128,8 @@ def test_readyz_says_degraded_while_redis_is_killed_then_ok(
         server.start()
         until(gateway, "ok")
         logs = gateway.logs()
-        assert logs.count("Redis failed") == 1, logs
-        assert "Redis answers again" in logs
+        # Each switch logged once (a loaded machine may add a slow call's switch and back).
+        assert logs.count("Redis failed") == logs.count("Redis answers again;") >= 1, logs
     finally:
         gateway.stop()
 
@@ -159,7 +161,8 @@ def assert_answered_in_time(results: list[tuple[int, float]]) -> None:
 
 
 def test_two_gateways_on_one_redis_keep_one_limit(tmp_path: Path, server: RedisServer) -> None:
-    config = redis_config(server.address, rpm=9)
+    # A long timeout: Redis must decide every request here, however loaded the machine.
+    config = redis_config(server.address, rpm=9, timeout_ms=5000)
     first = Gateway(config, tmp_path, workers=2)
     second = Gateway(config, tmp_path)
     try:
@@ -184,7 +187,7 @@ def test_redis_killed_mid_test_answers_200_or_429_in_time(
         until(gateway, "ok")
         assert chat(gateway)[0] == 200
         logs = gateway.logs()
-        assert logs.count("Redis failed") == 1, logs
+        assert logs.count("Redis failed") == logs.count("Redis answers again;") >= 1, logs
     finally:
         gateway.stop()
 

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from relay.config.model import RateQuota
 from relay.errors import RateLimited
 from relay.exchange import Deployment, Exchange
+from relay.native import LimitTableFull
 from relay.storage.limits import Charge, Limit, LimitStore
 
 log = logging.getLogger("relay.limits")
@@ -94,7 +95,13 @@ class DeploymentQuota:
             if tokens > 0:
                 token_charge = Charge(cells.key + ":tpm", cells.tpm, float(tokens))
                 charges.append(token_charge)
-        decision = await self.store.take(charges)
+        try:
+            decision = await self.store.take(charges)
+        except LimitTableFull:
+            # Nothing was charged; as for every limit, a table that cannot keep it lets the
+            # request pass, loudly (it is sized so that this does not happen).
+            log.error("the limits' table is full: %s passes without its quota", cells.key)
+            return None
         if not decision.allowed:
             short = token_charge is not None and decision.cells[-1].remaining < tokens
             return Refusal(decision.retry_after_s, short)

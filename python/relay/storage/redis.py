@@ -90,9 +90,10 @@ class RedisStore:
         # on a kept connection. A connection that fails is closed and handed back to the pool,
         # and so is every kept one: after a Redis restart they are all dead.
         self._idle: list[AbstractConnection] = []
-        # Calls at once: never more than the pool holds, so a call that finds no kept
-        # connection always gets one from the pool (kept ones are not returned to it).
-        self._slots = asyncio.Semaphore(client.connection_pool.max_connections)
+        # Calls at once: at most half of what the pool holds, so a call that finds no kept
+        # connection always gets one from the pool (kept ones are not returned to it), and
+        # the other half stays for other users of the client.
+        self._slots = asyncio.Semaphore(max(client.connection_pool.max_connections // 2, 1))
 
     @classmethod
     def from_config(cls, config: RedisConfig) -> RedisStore:

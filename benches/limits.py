@@ -24,7 +24,7 @@ uvloop, ``--redis-decisions`` per row:
 
 * ``RedisStore.take`` with one and three charges (one EVALSHA of gcra.lua each, over 100 keys),
   one decision at a time (the round trip a request waits) and with 64 in flight (one worker's
-  throughput): wall time and the client's CPU (``time.process_time``: redis-py, hiredis, the
+  throughput; the store runs at most 32 calls at once, on connections it keeps): wall time and the client's CPU (``time.process_time``: redis-py, hiredis, the
   loop) per decision, and Redis' share: ``usec_per_call`` of EVALSHA (``INFO commandstats``)
   and the server's CPU (``used_cpu_user + used_cpu_sys`` of ``INFO cpu``) per decision;
 * two floors for the client's share: a PING through redis-py, and a PING over a bare asyncio

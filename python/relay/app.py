@@ -19,6 +19,7 @@ import gc
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from relay.accounting.usage import Accountant
@@ -36,7 +37,8 @@ from relay.ledger.responses import ResponsesTap
 from relay.ledger.stored import StoredResponses
 from relay.ledger.tap import LedgerTap
 from relay.limits.ask import Asks
-from relay.limits.backend import limit_store
+from relay.limits.backend import limit_store, probe_redis
+from relay.limits.model import AskedTokens, ModelLimits
 from relay.limits.rules import limit_rules
 from relay.limits.stage import LimitsSettler, LimitsStage
 from relay.native import counter_for
@@ -47,9 +49,12 @@ from relay.passthrough.forward import Passthrough
 from relay.providers import build_providers
 from relay.providers.responses import bridge
 from relay.routing.policy import RoutingPolicy
+from relay.routing.quota import DeploymentQuota
 from relay.routing.router import Router
 from relay.shutdown import install_granian_hook, on_shutdown
 from relay.stage import AnswerHook, Gate, Settler, Stage, StreamHook, Tap
+from relay.storage.failover import FailoverStore
+from relay.storage.limits import LimitStore
 from relay.stream.relay import StreamRelay
 from relay.tenancy import Tenancy
 from relay.upstream import UpstreamPool
@@ -101,10 +106,25 @@ class RelayApp:
         # Limits: listed only when one may apply (a request costs nothing otherwise).
         limits: tuple[LimitsStage, ...] = ()
         rules = limit_rules(config, tenancy.config.auth.mode)
-        if rules:
-            store = limit_store(config)
+        model_limits = ModelLimits(config)
+        if model_limits.active:
+            rules.append(model_limits)
+        quota_needed = self.router.has_quotas
+        # Where limits are decided: the host's shared memory, or Redis with a fallback.
+        self.limit_store: LimitStore | None = None
+        if rules or quota_needed or config.redis.enabled:
+            self.limit_store = limit_store(config)
+        store = self.limit_store
+        asks = Asks(config)
+        if rules and store is not None:
             refused = self.metrics.limit_refused if self.metrics is not None else None
-            limits = (LimitsStage(rules, store, Asks(config), refused),)
+            limits = (LimitsStage(rules, store, asks, refused),)
+        # Deployments' own quotas (targets[].limits), asked by the attempt policy per attempt.
+        quota = (
+            DeploymentQuota(store, AskedTokens(asks))
+            if quota_needed and store is not None
+            else None
+        )
         # The request path, in order. Each stage may answer (a Reply) or refuse (raise).
         stored = tenancy.responses
         self.stages: Sequence[Stage] = (
@@ -147,6 +167,7 @@ class RelayApp:
         # Awaited after the taps, bounded in time (reservations, cache writes).
         self.settlers: Sequence[Settler] = (
             *(LimitsSettler(stage.store) for stage in limits),
+            *((quota,) if quota is not None else ()),
             *extensions.settlers,
         )
         server = config.server
@@ -172,7 +193,7 @@ class RelayApp:
             relay=StreamRelay,
             settle=self.accountant.settle,
             hooks=self.hooks,
-            policy=RoutingPolicy(self.router),
+            policy=RoutingPolicy(self.router, quota=quota),
             answer_hooks=self.answer_hooks,
             propagate=tracing,
         )
@@ -195,6 +216,7 @@ class RelayApp:
         self.local = LocalRoutes(
             ModelCatalog({n: m.owned_by for n, m in config.models.items()}),
             ready=lambda: self.pool.ready and not self.inflight.draining,
+            redis=partial(probe_redis, store) if isinstance(store, FailoverStore) else None,
         )
         self.metrics_route = MetricsRoute(self.metrics.render if self.metrics else None)
 
@@ -216,6 +238,8 @@ class RelayApp:
         if self.metrics is not None:
             loop.run_until_complete(self.metrics.stop())
         loop.run_until_complete(self.pool.close())
+        if isinstance(self.limit_store, FailoverStore):
+            loop.run_until_complete(self.limit_store.close())
         ACCESS_LINES.close()  # the last requests' access lines
         if self.telemetry is not None:
             self.telemetry.shutdown()  # exports what is pending
@@ -245,7 +269,10 @@ class RelayApp:
             return await self.passthrough_route(scope, proto)
         if path == "/metrics":
             return await self.metrics_route(scope, proto)
-        return self.local(scope, proto, path)
+        answer = self.local(scope, proto, path)
+        if answer is not None:
+            await answer
+        return None
 
 
 # Python's cyclic collector runs a young-generation pass every 700 net allocations. Under load

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from relay.config.model import Pricing, Timeouts
+from relay.config.model import Pricing, RateQuota, Timeouts
 from relay.wire.usage import Usage
 
 if TYPE_CHECKING:  # the contract lives with the others in stage.py, which imports this module
@@ -78,6 +78,8 @@ class Deployment:
     drop_unsupported_params: bool = False
     # The provider's timeouts with the model's own applied (None: the provider's).
     timeouts: Timeouts | None = None
+    # The provider's quota for this deployment (``targets[].limits``; None: none).
+    limits: RateQuota | None = None
 
 
 @dataclass(slots=True)

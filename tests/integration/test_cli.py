@@ -161,14 +161,12 @@ def test_flags_and_variables_are_validated_and_named(
     )
 
 
-def test_check_config_warns_about_what_is_not_enforced(tmp_path: Path) -> None:
+def test_check_config_no_longer_warns_about_limits_and_redis(tmp_path: Path) -> None:
     (tmp_path / "c.yaml").write_text(ECHO + "ratelimit: {enabled: true}\nredis: {enabled: true}\n")
     result = relay("check-config", "c.yaml", cwd=tmp_path)
     assert result.returncode == 0
     assert result.stdout == "c.yaml: ok (1 providers, 1 models)\n"
-    assert result.stderr.splitlines() == [
-        "warning: redis.enabled is set, but this version does not use Redis yet",
-    ]
+    assert result.stderr.splitlines() == []  # both are enforced now
 
 
 def test_check_config_finds_the_config_like_serve(tmp_path: Path) -> None:

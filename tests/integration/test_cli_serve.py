@@ -35,7 +35,6 @@ SERVED = {
     },
     "models": {"from-configs-dir": {"provider": "e"}, "other": {"provider": "keyed"}},
     "ratelimit": {"enabled": True},
-    "redis": {"enabled": True},
 }
 
 
@@ -75,7 +74,6 @@ def test_startup_warns_loudly(found: Gateway) -> None:
     assert warnings == [
         "provider key(s) of keyed are served on 0.0.0.0 with no client authentication: anyone "
         "who can reach this port spends them",
-        "redis.enabled is set, but this version does not use Redis yet",
     ]
     assert "sk-secret-1" not in found.logs()
 

@@ -97,7 +97,8 @@ def resp(*args: str) -> bytes:
 
 class StallingProxy:
     """Forwards loopback TCP to ``port``; :meth:`stall` stops moving bytes (connections stay
-    open, new ones are accepted and held), :meth:`flow` moves them again."""
+    open, new ones are accepted and held), :meth:`flow` moves them again, :meth:`drop` closes
+    the connections open now."""
 
     def __init__(self, port: int) -> None:
         self.target = port
@@ -122,6 +123,17 @@ class StallingProxy:
     def flow(self) -> None:
         """Forward again (what was held goes first)."""
         self._flowing.set()
+
+    def drop(self) -> None:
+        """Close every open connection at once (both sides see it end), as a Redis restart or
+        a network cut would; new connections are still accepted and forwarded."""
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                sock.close()
 
     def close(self) -> None:
         """Close the listener and every connection."""

@@ -13,7 +13,7 @@ import math
 from collections.abc import Collection
 
 from relay import kinds
-from relay.config.model import Config, ProviderConfig
+from relay.config.model import Config, ProviderConfig, RateQuota
 from relay.config.problems import Problems, unknown
 from relay.config.routing import check_routing
 
@@ -188,6 +188,7 @@ def _check_models(config: Config, declared: Collection[str], problems: Problems)
                     else f"{path}.targets[{i}].provider"
                 )
                 problems.add(where, unknown("provider", target.provider, names))
+        _check_quota(f"{path}.limits", model.limits, problems)
         for field_name in ("input", "output", "cached", "cache_write"):
             price = getattr(model.pricing, field_name)
             if price is not None and price < 0:
@@ -198,6 +199,36 @@ def _check_models(config: Config, declared: Collection[str], problems: Problems)
             problems.add(f"{path}.encoding", unknown("encoding", model.encoding, KNOWN_ENCODINGS))
     if config.default_provider is not None and config.default_provider not in names:
         problems.add("default_provider", unknown("provider", config.default_provider, names))
+    _check_deployment_limits(config, problems)
+
+
+def _check_quota(path: str, quota: RateQuota | None, problems: Problems) -> None:
+    if quota is None:
+        return
+    for field_name in ("rpm", "tpm"):
+        value = getattr(quota, field_name)
+        if value is not None and value < 1:
+            problems.add(f"{path}.{field_name}", f"expected at least 1 (or no key), got {value}")
+
+
+def _check_deployment_limits(config: Config, problems: Problems) -> None:
+    """A deployment's quota is one counter however many models target it: its targets must
+    agree on it."""
+    seen: dict[tuple[str, str], tuple[str, RateQuota]] = {}
+    for name, model in config.models.items():
+        for i, target in enumerate(model.targets):
+            path = f"models.{name}.targets[{i}].limits"
+            _check_quota(path, target.limits, problems)
+            if target.limits is None:
+                continue
+            key = (target.provider, target.model or name)
+            first = seen.setdefault(key, (path, target.limits))
+            if first[1] != target.limits:
+                problems.add(
+                    path,
+                    f"{key[0]}/{key[1]} is limited differently at {first[0]}: a deployment "
+                    "has one quota, give it the same limits everywhere",
+                )
 
 
 def _check_stores(config: Config, problems: Problems) -> None:

@@ -123,6 +123,15 @@ class Pricing(Struct, frozen=True, forbid_unknown_fields=True):
     cache_write: float | None = None
 
 
+class RateQuota(Struct, frozen=True, forbid_unknown_fields=True):
+    """Requests and tokens per minute (None: no limit), for a model or one deployment.
+    Bursts are a minute's worth; tokens are reserved (prompt + ``max_tokens``) and settled
+    with the usage."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+
+
 class Target(Struct, frozen=True, forbid_unknown_fields=True):
     """A deployment a public model is sent to: a provider and the model name it knows."""
 
@@ -130,6 +139,9 @@ class Target(Struct, frozen=True, forbid_unknown_fields=True):
     model: str | None = None
     # Share of the traffic for the ``weighted`` strategy (relative to the other targets).
     weight: float = 1.0
+    # The provider's quota for this deployment: at its limit it is skipped, as an open
+    # circuit is; shared by every model that targets the same provider and model.
+    limits: RateQuota | None = None
 
 
 # Statuses that are never retried: the request itself is wrong, another attempt cannot help.
@@ -180,6 +192,8 @@ class ModelConfig(Struct, frozen=True, forbid_unknown_fields=True):
     context_window_fallbacks: list[str] = field(default_factory=list)
     content_policy_fallbacks: list[str] = field(default_factory=list)
     timeouts: TimeoutOverrides | None = None
+    # Requests and tokens per minute for this model, across every caller (a 429 beyond).
+    limits: RateQuota | None = None
 
 
 class RedisConfig(Struct, frozen=True, forbid_unknown_fields=True):

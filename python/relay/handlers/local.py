@@ -23,17 +23,27 @@ def is_local(path: str) -> bool:
 class LocalRoutes:
     """``/healthz``, ``/readyz``, ``/v1/models[/{id}]``, and the 404 of every unknown path."""
 
-    def __init__(self, models: ModelCatalog, ready: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        models: ModelCatalog,
+        ready: Callable[[], bool],
+        redis: Callable[[], Awaitable[str]] | None = None,
+    ) -> None:
         self.models = models
         self.ready = ready
+        # With limits in Redis: asks it (bounded by redis.timeout_ms), "ok" or "degraded".
+        self.redis = redis
 
-    def __call__(self, scope: Any, proto: Any, path: str) -> None:
+    def __call__(self, scope: Any, proto: Any, path: str) -> Awaitable[None] | None:
+        """Answer ``path``; an awaitable when the answer needs I/O (readiness with Redis)."""
         rid = request_id(scope)
         headers = [JSON, ("x-request-id", rid)]
         method = scope.method
         if path == "/healthz":
             proto.response_bytes(200, headers, b'{"status":"ok"}')
         elif path == "/readyz":
+            if self.redis is not None:
+                return self._readyz_redis(proto, headers, self.redis)
             ready = self.ready()
             body = b'{"status":"ready"}' if ready else b'{"status":"not ready"}'
             proto.response_bytes(200 if ready else 503, headers, body)
@@ -51,6 +61,18 @@ class LocalRoutes:
                 render(proto, rid, dialect, err, headers[2:])
         else:
             render(proto, rid, DEFAULT_DIALECT, NotFound(f"no route for {method} {path}"), [])
+        return None
+
+    async def _readyz_redis(
+        self, proto: Any, headers: list[tuple[str, str]], redis: Callable[[], Awaitable[str]]
+    ) -> None:
+        # A failing Redis does not make the gateway unready: limits are then decided as
+        # limits.on_redis_failure says, and the body says so.
+        health = await redis()
+        ready = self.ready()
+        status = "ready" if ready else "not ready"
+        body = b'{"status":"%s","redis":"%s"}' % (status.encode(), health.encode())
+        proto.response_bytes(200 if ready else 503, headers, body)
 
     def _models(self, scope: Any, path: str, anthropic: bool) -> bytes:
         """``/v1/models`` or ``/v1/models/{id}``, in OpenAI's or Anthropic's shape."""

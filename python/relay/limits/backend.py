@@ -5,7 +5,12 @@ starting them (:func:`relay.storage.memory.served_store`), so a limit holds exac
 ``--workers``. Without it (granian run directly, an app built in a test's process) the cells
 are private to this process, in a segment of its own whose name is removed at once (nothing
 to clean up; the mapping stays valid), or without ``/dev/shm`` in a dict of this process
-(:class:`ProcessStore`). Redis, when configured, is chosen here too.
+(:class:`ProcessStore`).
+
+With ``redis.enabled``, each worker decides in Redis through a :class:`FailoverStore` that
+falls back to that same shared memory (``limits.on_redis_failure: local``, each limit divided
+by ``limits.replicas``), or lets everything through (``open``), or refuses (``closed``) while
+Redis fails, and comes back to Redis by itself when it answers again.
 """
 
 from __future__ import annotations
@@ -14,11 +19,14 @@ import logging
 import os
 import secrets
 from collections.abc import Sequence
+from typing import Literal
 
 from relay.config.model import Config
 from relay.native import gcra, monotonic
+from relay.storage.failover import FailoverStore
 from relay.storage.limits import CellState, Charge, Decision, LimitStore
 from relay.storage.memory import SharedMemoryStore, served_store
+from relay.storage.redis import RedisStore
 
 log = logging.getLogger("relay.limits")
 
@@ -27,9 +35,24 @@ PRIVATE_SLOTS = 1 << 16
 # Cells a ProcessStore keeps before it drops those that have fully reset.
 _MAX_CELLS = 100_000
 
+RedisHealth = Literal["ok", "degraded"]
+
 
 def limit_store(config: Config) -> LimitStore:
     """The store every limit of this worker decides in."""
+    local = memory_store()
+    if not config.redis.enabled:
+        return local
+    return FailoverStore(
+        RedisStore.from_config(config.redis),
+        local,
+        config.limits.on_redis_failure,
+        config.limits.replicas,
+    )
+
+
+def memory_store() -> LimitStore:
+    """This host's cells: the served shared memory, else this process's own."""
     try:
         served = served_store()
     except FileNotFoundError:
@@ -96,3 +119,9 @@ class ProcessStore:
         # An absent cell is a full one: cells that have fully reset lose nothing when dropped.
         for key in [k for k, tat in self._tats.items() if tat <= now]:
             del self._tats[key]
+
+
+async def probe_redis(store: FailoverStore) -> RedisHealth:
+    """Ask Redis now (at most ``redis.timeout_ms``), for readiness: with no traffic nothing
+    else would notice that Redis failed or came back."""
+    return "ok" if await store.probe() else "degraded"

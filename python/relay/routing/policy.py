@@ -48,6 +48,7 @@ from relay.routing.classify import (
     error_class,
     is_breaker_failure,
 )
+from relay.routing.quota import DeploymentQuota, DeploymentsAtLimit, Refusal, at_limit
 from relay.routing.route import ModelRoute, RouteState
 from relay.routing.router import Router
 
@@ -64,8 +65,11 @@ class RoutingPolicy:
         clock: Callable[[], float] = time.perf_counter,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
+        quota: DeploymentQuota | None = None,
     ) -> None:
         self.router = router
+        # Deployments' own quotas (targets[].limits); None: no deployment has one.
+        self.quota = quota
         self.clock = clock
         self.sleep = sleep
         self.rand = rand
@@ -79,14 +83,25 @@ class RoutingPolicy:
         is open) when there is none."""
         now = self.clock()
         if failed is None and not ex.attempts:
-            slot_of = self.router.slot
+            slot_of, quota = self.router.slot, self.quota
+            limited: dict[str, Refusal] | None = None
             for deployment in ex.plan:
                 slot = slot_of(deployment)
                 if slot.breaker.allow(now):
+                    if quota is not None and deployment.limits is not None:
+                        refusal = await quota.admit(ex, deployment)
+                        if refusal is not None:
+                            slot.breaker.release()
+                            limited = limited or {}
+                            limited[slot.key] = refusal
+                            continue
                     slot.budget.request(now)
                     slot.inflight += 1
                     return deployment
             state = self._state(ex)
+            if limited:
+                state.limited.update(limited)
+                state.excluded.update(id(d) for d in ex.plan if slot_of(d).key in limited)
             state.model_attempts = state.primary.max_attempts  # all open: on to the fallbacks
             return await self._advance(ex, state, now, None)
         assert err is not None and failed is not None
@@ -199,7 +214,7 @@ class RoutingPolicy:
             route = state.current
             assert route is not None
             if state.model_attempts < route.max_attempts:
-                picked = self._pick(state, now)
+                picked = await self._pick(ex, state, now)
                 if picked is not None:
                     deployment, slot = picked
                     timeout = state.timeout_s
@@ -240,7 +255,13 @@ class RoutingPolicy:
                             raise
                     return deployment
             if not state.chain:
-                raise _explained(err if err is not None else self._all_open(state, now), state)
+                if err is None:
+                    err = (
+                        at_limit(state.primary.name, list(state.limited.values()))
+                        if state.limited
+                        else self._all_open(state, now)
+                    )
+                raise _explained(err, state)
             name = state.chain.pop(0)
             allowed = ex.principal.allowed_models
             if allowed is not None and name not in allowed:
@@ -253,10 +274,13 @@ class RoutingPolicy:
             state.model_attempts = 0
             state.last = -1
 
-    def _pick(self, state: RouteState, now: float) -> tuple[Deployment, Slot] | None:
+    async def _pick(
+        self, ex: Exchange, state: RouteState, now: float
+    ) -> tuple[Deployment, Slot] | None:
         """The next deployment of the current model after the last one tried, in the plan's
-        order, that is neither excluded nor behind an open circuit."""
-        plan, excluded, slot_of = state.plan, state.excluded, self.router.slot
+        order, that is neither excluded, behind an open circuit, nor at its quota (charged
+        to it when picked)."""
+        plan, excluded, slot_of, quota = state.plan, state.excluded, self.router.slot, self.quota
         n = len(plan)
         for step in range(n):
             i = (state.last + 1 + step) % n
@@ -265,6 +289,13 @@ class RoutingPolicy:
                 continue
             slot = slot_of(deployment)
             if slot.breaker.allow(now):
+                if quota is not None and deployment.limits is not None:
+                    refusal = await quota.admit(ex, deployment)
+                    if refusal is not None:
+                        slot.breaker.release()
+                        excluded.add(id(deployment))  # not again for this request
+                        state.limited[slot.key] = refusal
+                        continue
                 state.last = i
                 return deployment, slot
         return None
@@ -303,6 +334,9 @@ class RoutingPolicy:
 def _explained(err: GatewayError, state: RouteState, *notes: str) -> GatewayError:
     """``err`` with the reasons further attempts were not made added to its message."""
     reasons = list(notes)
+    if state.limited and not isinstance(err, DeploymentsAtLimit):
+        limited = ", ".join(state.limited)
+        reasons.append(f"not tried on {limited}: at its provider quota (targets[].limits)")
     if state.spent:
         spent = list(dict.fromkeys(state.spent))
         whose = "its retry budget is" if len(spent) == 1 else "their retry budgets are"

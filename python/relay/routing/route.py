@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from relay.config.model import RetryConfig
 from relay.exchange import Deployment
 from relay.routing.balance import Balancer
+from relay.routing.quota import Refusal
 
 
 @dataclass(slots=True, frozen=True)
@@ -52,3 +53,5 @@ class RouteState:
     # caller's key may not use, deployments whose retry budget was spent.
     denied: list[str] = field(default_factory=list)
     spent: list[str] = field(default_factory=list)
+    # Deployments skipped at their quota (targets[].limits), by name, and why.
+    limited: dict[str, Refusal] = field(default_factory=dict)

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import math
 
-from relay.config.model import Config, Pricing, RetryConfig, TimeoutOverrides, Timeouts
+from relay.config.model import (
+    Config,
+    Pricing,
+    RateQuota,
+    RetryConfig,
+    TimeoutOverrides,
+    Timeouts,
+)
 from relay.errors import InvalidRequest, ModelNotFound, NotFound, PermissionDenied
 from relay.exchange import Deployment, Endpoint, Exchange
 from relay.native import encoding_for_model
@@ -37,6 +44,13 @@ class Router:
         self._slots: dict[int, Slot] = {}  # id(deployment) -> slot; deployments live forever
         self._slots_by_key: dict[str, Slot] = {}
         self._deployments: dict[tuple[str, str], Deployment] = {}
+        # A deployment's quota, wherever a target declared it (check-config makes them agree).
+        self._quotas: dict[tuple[str, str], RateQuota] = {
+            (target.provider, target.model or name): target.limits
+            for name, model in config.models.items()
+            for target in model.targets
+            if target.limits is not None
+        }
         self.routes: dict[str, ModelRoute] = {name: self._build(name) for name in config.models}
         self._cached: dict[str, ModelRoute] = {}
         self._default_model = config.routing.default_model
@@ -70,6 +84,7 @@ class Router:
                 encoding=model.encoding or encoding_for_model(upstream),
                 drop_unsupported_params=model.drop_unsupported_params,
                 timeouts=timeouts,
+                limits=self._quotas.get((target.provider, upstream)),
             )
             self._slots[id(deployment)] = self._slot(f"{target.provider}/{upstream}")
             self._deployments.setdefault((target.provider, upstream), deployment)
@@ -102,6 +117,11 @@ class Router:
             budget = RetryBudget(self.config.routing.retry_budget)
             slot = self._slots_by_key[key] = Slot(key, self.breakers.get(key), budget)
         return slot
+
+    @property
+    def has_quotas(self) -> bool:
+        """Does any deployment have a quota of its own (``targets[].limits``)?"""
+        return bool(self._quotas)
 
     def encodings(self) -> set[str]:
         """The token encodings configured models may need for local counting."""
@@ -195,6 +215,7 @@ class Router:
             known.encoding if known else encoding_for_model(upstream),
             drop_unsupported_params=known.drop_unsupported_params if known else False,
             timeouts=known.timeouts if known else config.timeouts,
+            limits=self._quotas.get((provider, upstream)),
         )
         slot = self.slot(known) if known else self._slot(provider)
         balancer = Balancer((deployment,), (1.0,), (slot,), "weighted")

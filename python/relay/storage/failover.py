@@ -103,10 +103,10 @@ class FailoverStore:
             await self.local.adjust(self._local_charges(charges))
 
     async def probe(self) -> bool:
-        """Ask Redis now (bounded by its timeout) if degraded; True when decisions go to Redis.
-        For readiness: with no traffic, nothing else would notice that Redis is back."""
-        if not self.degraded:
-            return True
+        """Ask Redis now (a PING bounded by its timeout, shared by concurrent callers); True
+        when decisions go to Redis. For readiness: with no traffic, nothing else would notice
+        that Redis failed, or that it is back. A PING that fails switches over as a failed
+        decision does (logged once, counted)."""
         if self._probe is None:
             self._probe = asyncio.create_task(self._run_probe())
         return await asyncio.shield(self._probe)
@@ -145,7 +145,9 @@ class FailoverStore:
     async def _run_probe(self) -> bool:
         try:
             await self.primary.ping()
-        except REDIS_FAILURES:
+        except REDIS_FAILURES as exc:
+            if not self.degraded:
+                self._failed(exc)
             return False
         finally:
             self._last_probe = time.monotonic()

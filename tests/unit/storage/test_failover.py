@@ -247,6 +247,22 @@ def test_readiness_can_probe_without_traffic(server: RedisServer) -> None:
     run(server.address, "closed", body)
 
 
+def test_readiness_probe_notices_a_failed_redis_without_traffic(server: RedisServer) -> None:
+    async def body(store: FailoverStore, primary: CountingStore) -> None:
+        assert await store.probe() is True
+        assert not store.degraded
+        server.kill()
+        results = await asyncio.gather(*(store.probe() for _ in range(3)))
+        assert results == [False, False, False]
+        assert store.degraded and store.failovers == 1
+        assert primary.pings == 2  # concurrent probes share one PING
+        server.start()
+        assert await store.probe() is True
+        assert not store.degraded and store.recoveries == 1
+
+    run(server.address, "local", body)
+
+
 def test_invalid_limits_are_still_an_error(server: RedisServer) -> None:
     async def body(store: FailoverStore, primary: CountingStore) -> None:
         with pytest.raises(ValueError, match="burst must be"):

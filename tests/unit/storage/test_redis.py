@@ -217,6 +217,36 @@ def test_a_forgotten_script_is_loaded_again(redis_server: RedisServer) -> None:
     run(redis_server, body)
 
 
+def test_connections_are_kept_and_a_restart_does_not_fail_a_decision() -> None:
+    server = RedisServer()  # of this test alone: it is restarted
+
+    async def body(store: RedisStore) -> None:
+        pool = store.client.connection_pool
+        await asyncio.gather(*(store.take([Charge("k", Limit(1e6, 60, 1e6))]) for _ in range(8)))
+        kept = len(store._idle)
+        assert 1 <= kept <= 8
+        for _ in range(50):  # one at a time: always the same kept connection
+            await store.take([Charge("k", Limit(1e6, 60, 1e6))])
+        assert len(store._idle) == kept
+        server.kill()
+        server.start()
+        await asyncio.sleep(0.2)  # the loop sees every kept connection closed
+        decision = await store.take([Charge("k", Limit(1e6, 60, 1e6))])
+        assert decision.allowed  # on a new connection, with the script loaded again
+        assert len(store._idle) == 1
+        await store.close()
+        assert not store._idle and len(pool._in_use_connections) == 0
+
+    async def main() -> None:
+        # A generous timeout: connecting again after the restart is not what is tested.
+        await body(RedisStore.from_config(RedisConfig(address=server.address, timeout_ms=5000)))
+
+    try:
+        asyncio.run(main())
+    finally:
+        server.destroy()
+
+
 def test_invalid_limits_are_refused_before_redis(redis_server: RedisServer) -> None:
     async def body(store: RedisStore) -> list[str]:
         messages = []

@@ -1,0 +1,170 @@
+"""Budgets in USD of keys and tenants, per calendar period: :class:`BudgetRule`.
+
+A key's ``budget_usd`` and its tenant's both apply; each is one ``spend`` charge (reserved at
+the model's price, settled to the real cost by the limits stage) against the cell of the
+current period, calendar-aligned in UTC: ``k:<key id>:usd:2026-12-03`` (``budget_period:
+day``), ``t:<tenant id>:usd:2026-12`` (``month``, the default) or ``...:usd:total`` (never
+renewed). A new period is a new cell, so it starts empty.
+
+A budget is a GCRA cell that does not drain within its period. Costs count micro-dollars
+(:data:`~relay.limits.rule.SPEND_UNIT_USD`: a burst must be at least 1, so a dollar-valued
+cell could not hold a budget under $1); the burst is the budget, and the emission interval is
+long enough that a full budget would take :data:`HORIZON_S` (some 31,700 years) to drain. What
+drains in the meantime, ``elapsed / interval`` units since the period began, is taken off the
+burst of every charge, so a cell never admits more than its budget however long the period
+(``total`` counts from relay's epoch, 2026-12-01). The float ranges, checked against
+rust/src/gcra.rs: TATs stay within ``now + HORIZON_S`` (times a budget's overrun), where a
+double rounds a charge to about ``1e-16`` of the budget (a $0.000002 cost is kept to 0.01% in
+a budget of $1,000,000); GCRA's rounding allowance is about ``2e-12`` of the budget; and the
+time a cell holds (Redis' ``PX`` in milliseconds must stay under 1e17) leaves room for
+overruns of 100 budgets.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+
+from relay.exchange import Exchange, Limits, Principal
+from relay.limits.rule import SPEND_UNIT_USD, Ask, Meter, Metered, spend_units
+from relay.storage.limits import Charge, Limit
+
+# Seconds a full budget would take to drain: far beyond any period, and small enough that a
+# cell's time stays in the range Redis expires keys in (see the module's docstring).
+HORIZON_S = 1e12
+# Relay's epoch (2026-12-01T00:00:00Z, as relay.storage.redis): where ``total`` periods begin.
+EPOCH_S = 1_796_083_200.0
+PERIODS = ("day", "month", "total")
+
+
+class Period(msgspec.Struct, frozen=True):
+    """One budget period: its label in cell keys and its bounds (Unix seconds, UTC)."""
+
+    label: str
+    start: float
+    end: float
+
+
+TOTAL = Period("total", EPOCH_S, float("inf"))
+
+
+def period_of(kind: str, now: float) -> Period:
+    """The ``day``, ``month`` or ``total`` period that holds ``now`` (Unix seconds)."""
+    if kind == "total":
+        return TOTAL
+    moment = datetime.fromtimestamp(now, UTC)
+    if kind == "day":
+        start = datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
+        return Period(
+            start.strftime("%Y-%m-%d"), start.timestamp(), (start + timedelta(days=1)).timestamp()
+        )
+    if kind != "month":
+        raise ValueError(f"budget_period: expected one of {', '.join(PERIODS)}, got {kind!r}")
+    start = datetime(moment.year, moment.month, 1, tzinfo=UTC)
+    after = datetime(moment.year + moment.month // 12, moment.month % 12 + 1, 1, tzinfo=UTC)
+    return Period(start.strftime("%Y-%m"), start.timestamp(), after.timestamp())
+
+
+class Budget(msgspec.Struct, frozen=True):
+    """One budget that applies to a request: whose, in which period, and its cell's charge."""
+
+    scope: str  # "key" or "tenant"
+    owner: str  # the key's or tenant's id
+    limits: Limits
+    period: Period
+    charge: Charge
+
+    @property
+    def ratio(self) -> float:
+        """The share of the budget whose crossing is alerted (``budget_alert_ratio``)."""
+        return self.limits.budget_alert_ratio
+
+    def spent_usd(self, reset_after_s: float) -> float:
+        """What the cell holds, from its ``reset_after_s`` (seconds until it is empty)."""
+        return reset_after_s / self.charge.limit.emission_interval * SPEND_UNIT_USD
+
+
+def budget_charge(key: str, budget_usd: float, period: Period, now: float, usd: float) -> Charge:
+    """The charge of ``usd`` against the cell ``key`` of a budget of ``budget_usd``.
+
+    The burst loses what the cell has drained since the period began (``now``: Unix seconds),
+    so the cell never admits more than the budget. A budget under $0.000001 (0 included)
+    admits only what costs nothing: a priced request asks for more than the cell can hold.
+    """
+    units = spend_units(budget_usd)
+    rate = max(units, 1.0)
+    drained = max(now - period.start, 0.0) * rate / HORIZON_S
+    limit = Limit(rate, HORIZON_S, max(rate - drained, 1.0))
+    cost = spend_units(usd)
+    if units < 1.0 and cost > 0.0:
+        cost += 1.0
+    return Charge(key, limit, cost)
+
+
+def cell_key(scope: str, owner: str, period: Period) -> str:
+    """``k:<key id>:usd:<period>`` or ``t:<tenant id>:usd:<period>``."""
+    return f"{'k' if scope == 'key' else 't'}:{owner}:usd:{period.label}"
+
+
+class Periods:
+    """The current period of each kind, worked out again only when the clock leaves it."""
+
+    __slots__ = ("_current",)
+
+    def __init__(self) -> None:
+        self._current: dict[str, Period] = {}
+
+    def of(self, kind: str, now: float) -> Period:
+        """The period of ``kind`` holding ``now``."""
+        period = self._current.get(kind)
+        if period is None or not period.start <= now < period.end:
+            period = self._current[kind] = period_of(kind, now)
+        return period
+
+
+class BudgetRule:
+    """A :class:`~relay.limits.rule.LimitRule`: one ``spend`` charge for the key's budget and
+    one for its tenant's, both applying. ``clock`` (Unix seconds) is for tests."""
+
+    __slots__ = ("_clock", "_periods")
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._periods = Periods()
+
+    def now(self) -> float:
+        """The rule's clock (Unix seconds)."""
+        return self._clock()
+
+    def budgets(self, principal: Principal, usd: float = 0.0) -> list[Budget]:
+        """The budgets that apply to ``principal``, each with its charge of ``usd``."""
+        found: list[Budget] = []
+        key, tenant = principal.key_limits, principal.tenant_limits
+        if key is not None and key.budget_usd is not None and principal.key_id is not None:
+            found.append(self._budget("key", principal.key_id, key, key.budget_usd, usd))
+        if tenant is not None and tenant.budget_usd is not None and principal.tenant_id:
+            found.append(
+                self._budget("tenant", principal.tenant_id, tenant, tenant.budget_usd, usd)
+            )
+        return found
+
+    def _budget(self, scope: str, owner: str, limits: Limits, budget: float, usd: float) -> Budget:
+        now = self._clock()
+        period = self._periods.of(limits.budget_period, now)
+        charge = budget_charge(cell_key(scope, owner, period), budget, period, now, usd)
+        return Budget(scope, owner, limits, period, charge)
+
+    def charges(self, ex: Exchange, ask: Ask) -> Sequence[Metered]:
+        """The key's and the tenant's budget, charged the request's estimated spend."""
+        principal = ex.principal
+        key, tenant = principal.key_limits, principal.tenant_limits
+        if (key is None or key.budget_usd is None) and (
+            tenant is None or tenant.budget_usd is None
+        ):
+            return ()
+        return [
+            Metered(b.charge, Meter.SPEND, b.scope) for b in self.budgets(principal, ask.spend_usd)
+        ]

@@ -37,6 +37,8 @@ from relay.ledger.stored import StoredResponses
 from relay.ledger.tap import LedgerTap
 from relay.limits.ask import Asks
 from relay.limits.backend import limit_store
+from relay.limits.budget import BudgetRule
+from relay.limits.budget_watch import BudgetWatch
 from relay.limits.rules import limit_rules
 from relay.limits.stage import LimitsSettler, LimitsStage
 from relay.native import counter_for
@@ -92,10 +94,17 @@ class RelayApp:
         )
         # Limits: listed only when one may apply (a request costs nothing otherwise).
         limits: tuple[LimitsStage, ...] = ()
+        watches: tuple[BudgetWatch, ...] = ()
         rules = limit_rules(config, tenancy.config.auth.mode)
+        # Budgets of keys and tenants (only they carry budgets).
+        budgets = BudgetRule() if tenancy.config.auth.mode in ("keys", "none") else None
+        if budgets is not None:
+            rules.append(budgets)
         if rules:
             store = limit_store(config)
             limits = (LimitsStage(rules, store, Asks(config)),)
+            if budgets is not None:
+                watches = (BudgetWatch(budgets, store),)
         # The request path, in order. Each stage may answer (a Reply) or refuse (raise).
         stored = tenancy.responses
         self.stages: Sequence[Stage] = (
@@ -120,6 +129,8 @@ class RelayApp:
         # Awaited after the taps, bounded in time (reservations, cache writes).
         self.settlers: Sequence[Settler] = (
             *(LimitsSettler(stage.store) for stage in limits),
+            # After the settlement: budget alerts, and the cells of past periods emptied.
+            *watches,
             *extensions.settlers,
         )
         server = config.server

@@ -166,5 +166,6 @@ class BudgetRule:
         ):
             return ()
         return [
-            Metered(b.charge, Meter.SPEND, b.scope) for b in self.budgets(principal, ask.spend_usd)
+            Metered(b.charge, Meter.SPEND, b.scope, b.period.end)
+            for b in self.budgets(principal, ask.spend_usd)
         ]

@@ -24,7 +24,6 @@ slot's reuse.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 from relay.exchange import Exchange
 from relay.limits.budget import Budget, BudgetRule
@@ -37,12 +36,12 @@ _MAX_REMEMBERED = 65_536
 
 
 class BudgetWatch:
-    """Budget alerts and the clean-up of past periods' cells (see the module's docstring).
-    ``store`` is the limits stage's store, given as a callable when it is attached later."""
+    """Budget alerts and the clean-up of past periods' cells (see the module's docstring),
+    in the limits stage's ``store``."""
 
     __slots__ = ("_alerted", "_live", "_rule", "_store", "alerts")
 
-    def __init__(self, rule: BudgetRule, store: LimitStore | Callable[[], LimitStore | None]):
+    def __init__(self, rule: BudgetRule, store: LimitStore) -> None:
         self._rule = rule
         self._store = store
         # Marker keys this worker has seen taken (alerts logged here or elsewhere).
@@ -52,18 +51,14 @@ class BudgetWatch:
         # Alerts this process logged.
         self.alerts = 0
 
-    def _the_store(self) -> LimitStore | None:
-        store = self._store
-        return store() if callable(store) else store
-
     async def settle(self, ex: Exchange) -> None:
         """Peek at the exchange's budget cells; alert and clean up as the module says."""
         if ex.principal.key_limits is None and ex.principal.tenant_limits is None:
             return
         budgets = self._rule.budgets(ex.principal)
-        store = self._the_store()
-        if not budgets or store is None:
+        if not budgets:
             return
+        store = self._store
         await self._retire(store)
         decision = await store.take([b.charge for b in budgets])
         for budget, cell in zip(budgets, decision.cells, strict=True):

@@ -59,6 +59,9 @@ class Metered(msgspec.Struct, frozen=True):
     charge: Charge
     meter: Meter
     scope: str
+    # Unix seconds when a refused charge can pass again, when that is not the cell's own
+    # drain (a budget renews with its next period; infinity: never); 0: as the store says.
+    renews_at: float = 0.0
 
 
 class LimitRule(Protocol):

@@ -12,7 +12,10 @@ cell could not hold a budget under $1); the burst is the budget, and the emissio
 long enough that a full budget would take :data:`HORIZON_S` (some 31,700 years) to drain. What
 drains in the meantime, ``elapsed / interval`` units since the period began, is taken off the
 burst of every charge, so a cell never admits more than its budget however long the period
-(``total`` counts from relay's epoch, 2026-12-01). The float ranges, checked against
+(``total`` counts from relay's epoch, 2026-12-01). It may admit a little less: what drains
+between the period's start and the cell's first charge (after a restart: the rebuild), at
+most ``period / HORIZON_S`` of the budget (2.7e-6 in a month, 3.2e-5 a year of ``total``:
+$0.0027 of $1,000 a month). The float ranges, checked against
 rust/src/gcra.rs: TATs stay within ``now + HORIZON_S`` (times a budget's overrun), where a
 double rounds a charge to about ``1e-16`` of the budget (a $0.000002 cost is kept to 0.01% in
 a budget of $1,000,000); GCRA's rounding allowance is about ``2e-12`` of the budget; and the

@@ -114,7 +114,7 @@ def test_parallel_requests_cannot_overrun_a_tenant_budget(
         gateway.stop()
         total = spent(db, "tenant = 't' AND status = 200")
         assert budget - RESERVED_AT_MOST - REAL < total <= budget + RESERVED_AT_MOST, total
-        status, headers, data = refusals[-1]
+        _, headers, data = refusals[-1]
         error = json.loads(data)["error"]
         assert (error["type"], error["code"]) == ("insufficient_quota", "insufficient_quota")
         assert "this tenant's budget ($0.05) is spent; it renews in" in error["message"]

@@ -94,17 +94,14 @@ def budget_charge(key: str, budget_usd: float, period: Period, now: float, usd: 
     """The charge of ``usd`` against the cell ``key`` of a budget of ``budget_usd``.
 
     The burst loses what the cell has drained since the period began (``now``: Unix seconds),
-    so the cell never admits more than the budget. A budget under $0.000001 (0 included)
-    admits only what costs nothing: a priced request asks for more than the cell can hold.
+    so the cell never admits more than the budget. A cell holds at least $0.000001 (a GCRA
+    burst is at least 1): a budget of 0 admits that much, a fraction of one token.
     """
     units = spend_units(budget_usd)
     rate = max(units, 1.0)
     drained = max(now - period.start, 0.0) * rate / HORIZON_S
     limit = Limit(rate, HORIZON_S, max(rate - drained, 1.0))
-    cost = spend_units(usd)
-    if units < 1.0 and cost > 0.0:
-        cost += 1.0
-    return Charge(key, limit, cost)
+    return Charge(key, limit, spend_units(usd))
 
 
 def cell_key(scope: str, owner: str, period: Period) -> str:

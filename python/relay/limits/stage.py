@@ -114,8 +114,8 @@ def _costed(m: Metered, ask: Ask) -> Metered:
     if meter is _REQUESTS:
         return m
     charge = m.charge
-    cost = ask.tokens if meter is Meter.TOKENS else ask.spend_usd
-    return Metered(Charge(charge.key, charge.limit, cost), meter, m.scope)
+    cost = ask.tokens if meter is Meter.TOKENS else spend_units(ask.spend_usd)
+    return Metered(Charge(charge.key, charge.limit, cost), meter, m.scope, m.renews_at)
 
 
 class LimitsSettler:
@@ -171,7 +171,7 @@ def refusal(metered: Sequence[Metered], decision: Decision, ask: Ask) -> RateLim
     who = _SCOPES.get(first.scope, f"this {first.scope}")
     never = math.isinf(decision.retry_after_s)
     if first.meter is Meter.SPEND:
-        return _spent(first, who, never, ask)
+        return _spent(first, who, decision.retry_after_s, ask)
     wait = limit.period_s if never else decision.retry_after_s
     retry = max(1, math.ceil(wait - 1e-9))
     headers = (("retry-after", str(retry)),)
@@ -192,10 +192,12 @@ def refusal(metered: Sequence[Metered], decision: Decision, ask: Ask) -> RateLim
 _NO_RENEWAL_RETRY_S = 86_400
 
 
-def _spent(first: Metered, who: str, never: bool, ask: Ask) -> RateLimited:
-    """The 429 ``insufficient_quota`` of a spent budget: it renews with its next period."""
+def _spent(first: Metered, who: str, retry_after_s: float, ask: Ask) -> RateLimited:
+    """The 429 ``insufficient_quota`` of a spent budget: it renews with its next period
+    (``renews_at``; when 0, as the store says)."""
     budget = first.charge.limit.rate * SPEND_UNIT_USD  # SPEND cells count micro-dollars
-    renews_in = first.renews_at - time.time()
+    never = math.isinf(retry_after_s)
+    renews_in = first.renews_at - time.time() if first.renews_at else retry_after_s
     if never:
         retry = max(1, math.ceil(min(renews_in, _NO_RENEWAL_RETRY_S)))
         message = (

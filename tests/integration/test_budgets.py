@@ -147,7 +147,7 @@ def test_a_spent_budget_stays_spent_across_a_restart(
 
     gateway = Gateway(config, tmp_path)
     try:
-        assert "budgets: 2 budget cells rebuilt from the ledger" in gateway.logs()
+        assert "budgets: spend rebuilt from the ledger for 2 budget cell(s)" in gateway.logs()
         status, _, data = post(gateway, "/v1/chat/completions", BODY, key["api_key"])
         assert status == 429, data
         assert json.loads(data)["error"]["code"] == "insufficient_quota"

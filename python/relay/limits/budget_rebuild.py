@@ -136,7 +136,7 @@ def rebuild_at_start(config: Config, store: LimitStore) -> None:
             return
     if charged:
         log.info(
-            "budgets: %d budget cells rebuilt from the ledger in %.0f ms",
+            "budgets: spend rebuilt from the ledger for %d budget cell(s) in %.0f ms",
             charged,
             1000 * (time.monotonic() - started),
         )

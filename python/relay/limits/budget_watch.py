@@ -102,7 +102,7 @@ class BudgetWatch:
                         "scope": budget.scope,
                         "id": budget.owner,
                         "period": budget.period.label,
-                        "spent_usd": spent,
+                        "spent_usd": round(spent, 9),
                         "budget_usd": amount,
                         "alert_ratio": budget.ratio,
                     }

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import os
 import secrets
+import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
@@ -16,12 +17,14 @@ import pytest
 from relay.admin.access import CLI
 from relay.admin.models import KeyCreate, TenantCreate
 from relay.admin.store import AdminStore
+from relay.errors import RateLimited
 from relay.exchange import Endpoint, Exchange, Limits, Principal
 from relay.ledger.records import DAY_S, RequestRow
 from relay.limits.budget import HORIZON_S, BudgetRule, budget_charge, period_of
 from relay.limits.budget_rebuild import rebuild_budgets
 from relay.limits.budget_watch import BudgetWatch
 from relay.limits.rule import Ask, Meter, spend_units
+from relay.limits.stage import refusal
 from relay.storage.limits import Charge, Decision
 from relay.storage.memory import SharedMemoryStore
 from tests.unit.ledger.test_database import opened, request_row
@@ -291,3 +294,36 @@ def _row(rid: str, day: int, tenant: str, prefix: str | None, cost: float) -> Re
     return request_row(rid, day=day, tenant=tenant, cost=cost)._replace(
         key_prefix=prefix, key_id=None
     )
+
+
+def test_a_spent_budget_says_when_it_renews(shm: SharedMemoryStore) -> None:
+    """The 429 of a spent monthly budget names it and its renewal (the next month, not the
+    cell's drain); a ``total`` budget does not renew; a reservation above the whole budget
+    says to lower max_tokens."""
+    now = time.time()
+    rule = BudgetRule()
+
+    def refused(p: Principal, usd: float) -> RateLimited:
+        charges = rule.charges(exchange(p), Ask(1, usd))
+        decision = asyncio.run(shm.take([m.charge for m in charges]))
+        assert not decision.allowed
+        return refusal(charges, decision, Ask(1, usd))
+
+    month = principal(None, 2.0)
+    month.tenant_id = "ten_month"
+    asyncio.run(shm.adjust([m.charge for m in rule.charges(exchange(month), Ask(1, 2.0))]))
+    err = refused(month, 0.01)
+    renews = period_of("month", now).end - now
+    assert (err.type, err.code) == ("insufficient_quota", "insufficient_quota")
+    assert err.message.startswith("this tenant's budget ($2) is spent; it renews in ")
+    assert abs(int(dict(err.headers)["retry-after"]) - renews) < 60
+    total = principal(3.0, None, key_budget_period="total")
+    total.key_id = "key_total"
+    asyncio.run(shm.adjust([m.charge for m in rule.charges(exchange(total), Ask(1, 3.0))]))
+    err = refused(total, 0.01)
+    assert err.message == "this key's budget ($3, budget_period total) is spent"
+    assert dict(err.headers)["retry-after"] == "86400"
+    fresh = principal(1.0, None)
+    fresh.key_id = "key_fresh"
+    err = refused(fresh, 1.5)
+    assert "estimated cost ($1.500000) is more than this key's whole budget ($1)" in err.message

@@ -30,6 +30,7 @@ from relay.limits.budget import Budget, BudgetRule
 from relay.storage.limits import Charge, Limit, LimitStore
 
 log = logging.getLogger("relay.limits")
+inf = float("inf")
 
 # A worker remembers at most this many alerts and live cells (far more than budgets in use).
 _MAX_REMEMBERED = 65_536
@@ -39,7 +40,7 @@ class BudgetWatch:
     """Budget alerts and the clean-up of past periods' cells (see the module's docstring),
     in the limits stage's ``store``."""
 
-    __slots__ = ("_alerted", "_live", "_rule", "_store", "alerts")
+    __slots__ = ("_alerted", "_live", "_next_end", "_rule", "_store", "alerts")
 
     def __init__(self, rule: BudgetRule, store: LimitStore) -> None:
         self._rule = rule
@@ -48,6 +49,8 @@ class BudgetWatch:
         self._alerted: set[str] = set()
         # Cells this worker charged, by key, with their period's end (Unix seconds).
         self._live: dict[str, tuple[Charge, float]] = {}
+        # The earliest end among them: nothing to look for before it.
+        self._next_end = float("inf")
         # Alerts this process logged.
         self.alerts = 0
 
@@ -59,19 +62,21 @@ class BudgetWatch:
         if not budgets:
             return
         store = self._store
-        await self._retire(store)
-        decision = await store.take([b.charge for b in budgets])
+        if self._next_end <= self._rule.now():
+            await self._retire(store)
+        decision = await store.take([b.peek for b in budgets])
         for budget, cell in zip(budgets, decision.cells, strict=True):
-            if budget.period.end != float("inf") and budget.charge.key not in self._live:
+            if budget.period.end != inf and budget.key not in self._live:
                 if len(self._live) >= _MAX_REMEMBERED:
                     self._live.clear()
-                self._live[budget.charge.key] = (budget.charge, budget.period.end)
+                self._live[budget.key] = (budget.peek, budget.period.end)
+                self._next_end = min(self._next_end, budget.period.end)
             spent = budget.spent_usd(cell.reset_after_s)
             if spent > 0.0 and spent >= (budget.limits.budget_usd or 0.0) * budget.ratio:
                 await self._alert(store, ex, budget, spent)
 
     async def _alert(self, store: LimitStore, ex: Exchange, budget: Budget, spent: float) -> None:
-        marker = budget.charge.key + ":alert"
+        marker = budget.key + ":alert"
         if marker in self._alerted:
             return
         if len(self._alerted) >= _MAX_REMEMBERED:
@@ -114,8 +119,7 @@ class BudgetWatch:
         """Give back in full the cells this worker charged whose period has ended."""
         now = self._rule.now()
         over = [key for key, (_, end) in self._live.items() if end <= now]
-        if not over:
-            return
+        self._next_end = min((end for _, end in self._live.values() if end > now), default=inf)
         charges = []
         for key in over:
             charge, _ = self._live.pop(key)

@@ -159,7 +159,7 @@ def test_tiny_costs_are_not_lost(shm: SharedMemoryStore) -> None:
 
     async def spent(p: Exchange) -> float:
         (budget,) = rule.budgets(p.principal)
-        return budget.spent_usd((await store.take([budget.charge])).cells[0].reset_after_s)
+        return budget.spent_usd((await store.take([budget.peek])).cells[0].reset_after_s)
 
     async def main() -> None:
         small = exchange(principal(None, 0.00001))
@@ -283,7 +283,7 @@ def test_spend_is_rebuilt_from_the_ledger_once(database_url: str, shm: SharedMem
         p = principal(3.0, 10.0, key_budget_period="day")
         p.key_id, p.tenant_id = key.id, tenant.id
         budgets = rule.budgets(p)
-        seen = await shm.take([b.charge for b in budgets])
+        seen = await shm.take([b.peek for b in budgets])
         spent = [b.spent_usd(c.reset_after_s) for b, c in zip(budgets, seen.cells, strict=True)]
         assert spent == pytest.approx([1.250002, 3.250002], rel=1e-9, abs=1e-9)
 

@@ -35,6 +35,10 @@ from relay.handlers.passthrough import PassthroughRoute
 from relay.ledger.responses import ResponsesTap
 from relay.ledger.stored import StoredResponses
 from relay.ledger.tap import LedgerTap
+from relay.limits.ask import Asks
+from relay.limits.backend import limit_store
+from relay.limits.rules import limit_rules
+from relay.limits.stage import LimitsSettler, LimitsStage
 from relay.native import counter_for
 from relay.obs.log import configure_logging
 from relay.obs.metrics import Metrics
@@ -90,10 +94,18 @@ class RelayApp:
             *((auth,) if isinstance(auth, KeyAuth) else ()),
             *extensions.gates,
         )
+        # Limits: listed only when one may apply (a request costs nothing otherwise).
+        limits: tuple[LimitsStage, ...] = ()
+        rules = limit_rules(config, tenancy.config.auth.mode)
+        if rules:
+            store = limit_store(config)
+            limits = (LimitsStage(rules, store, Asks(config)),)
         # The request path, in order. Each stage may answer (a Reply) or refuse (raise).
         stored = tenancy.responses
         self.stages: Sequence[Stage] = (
             auth,
+            # Every limit that applies, charged at once (after auth: it needs the caller).
+            *limits,
             *extensions.stages,
             # GET/DELETE /v1/responses/{id} of a response stored here (else on to routing).
             *((StoredResponses(stored, config.routing.passthrough_provider),) if stored else ()),
@@ -112,7 +124,10 @@ class RelayApp:
             *extensions.taps,
         )
         # Awaited after the taps, bounded in time (reservations, cache writes).
-        self.settlers: Sequence[Settler] = extensions.settlers
+        self.settlers: Sequence[Settler] = (
+            *(LimitsSettler(stage.store) for stage in limits),
+            *extensions.settlers,
+        )
         server = config.server
         self.inflight = Inflight()
         pipeline = Pipeline(

@@ -286,3 +286,54 @@ def test_tokens_are_reserved_then_settled_to_the_real_usage(
         return
     # The cell holds the real usage, charged a little after ``since`` (well under a token).
     assert real - 1e-6 <= held < real + 1, (held, real, entry)
+
+
+def test_every_route_is_limited(tmp_path: Path) -> None:
+    config = echo_config(
+        ratelimit={"enabled": True, "requests_per_second": 0.001, "burst": 100, "scope": "global"}
+    )
+    gateway = Gateway(config, tmp_path, env={"TOKENS_PER_MINUTE": "100000"})
+    try:
+        calls = [
+            ("/v1/chat/completions", {**CHAT, "max_completion_tokens": 20}, 20),
+            ("/v1/completions", {"model": "m", "prompt": "hi", "max_tokens": 20}, 20),
+            ("/v1/embeddings", {"model": "m", "input": "hello world"}, 0),
+            ("/v1/messages", {"model": "m", "max_tokens": 20, "messages": CHAT["messages"]}, 20),
+            ("/v1/responses", {"model": "m", "input": "hi", "max_output_tokens": 20}, 20),
+        ]
+        for n, (path, body, completion) in enumerate(calls):
+            status, headers, data = post(gateway, path, body)
+            assert status == 200, (path, data)
+            assert headers["x-ratelimit-remaining-requests"] == str(99 - n), path
+            assert headers["x-ratelimit-limit-tokens"] == "100000", path
+            reserved = 100000 - int(headers["x-ratelimit-remaining-tokens"])
+            # The prompt's tokens and the completion's maximum (and what the requests before
+            # used, not regained yet: the settlement test measures the reservation exactly).
+            assert completion < reserved < completion + 100, (path, reserved)
+    finally:
+        gateway.stop()
+
+
+def test_callers_by_their_own_credential_and_the_providers_headers_replaced(
+    tmp_path: Path, fake_upstream: FakeUpstream
+) -> None:
+    config = upstream_config(fake_upstream)
+    config["database"] = {"url": "none"}
+    body = {"model": "own-key", "messages": [{"role": "user", "content": "hi"}]}
+    plain = Gateway(config, tmp_path)
+    try:  # without a gateway limit, the provider's own pass (the caller's key was used)
+        status, headers, _ = post(plain, "/v1/chat/completions", body, "client-key-a")
+        assert status == 200 and headers["x-ratelimit-remaining-requests"] == "99"
+    finally:
+        plain.stop()
+    config["ratelimit"] = {"enabled": True, "requests_per_second": 0.01, "burst": 1}
+    gateway = Gateway(config, tmp_path)
+    try:
+        status, headers, _ = post(gateway, "/v1/chat/completions", body, "client-key-a")
+        assert status == 200 and headers["x-ratelimit-remaining-requests"] == "0"
+        assert headers["x-ratelimit-limit-requests"] == "1"
+        assert post(gateway, "/v1/chat/completions", body, "client-key-a")[0] == 429
+        # Another credential is another caller.
+        assert post(gateway, "/v1/chat/completions", body, "client-key-b")[0] == 200
+    finally:
+        gateway.stop()

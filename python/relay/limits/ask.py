@@ -8,7 +8,13 @@ from relay.accounting.usage import count_locally, prompt_size
 from relay.config.model import Config, Pricing
 from relay.exchange import Endpoint, Exchange
 from relay.limits.rule import Ask
-from relay.native import count_off_loop, encoding_for_model
+from relay.native import (
+    ON_LOOP_BYTES,
+    NativeError,
+    count_off_loop,
+    counter_for,
+    encoding_for_model,
+)
 
 _PER_MILLION = 1_000_000.0
 NOTHING = Ask(0, 0.0)
@@ -53,8 +59,15 @@ class Asks:
         if ex.endpoint not in _COUNTED or ex.request is None:
             return NOTHING
         encoding, pricing = self._model(ex.model)
-        usage = await count_off_loop(prompt_size(ex), count_locally, ex, encoding, "")
-        prompt = usage.prompt_tokens
+        size = prompt_size(ex)
+        if ex.endpoint is Endpoint.CHAT and size <= ON_LOOP_BYTES:
+            # The common case, without the accountant's Usage: the native count on the loop.
+            try:
+                prompt = counter_for(encoding).count_chat(ex.body)
+            except NativeError:  # counted as text below, as the accountant does
+                prompt = (await count_off_loop(size, count_locally, ex, encoding, "")).prompt_tokens
+        else:
+            prompt = (await count_off_loop(size, count_locally, ex, encoding, "")).prompt_tokens
         completion = 0 if ex.endpoint is Endpoint.EMBEDDINGS else self.completion_of(ex)
         spend = (prompt * pricing.input + completion * pricing.output) / _PER_MILLION
         return Ask(prompt + completion, spend)

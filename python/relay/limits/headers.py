@@ -41,26 +41,39 @@ def ratelimit_headers(
     """The headers of the tightest requests limit and the tightest tokens limit among
     ``charges`` (``cells``: their states after the decision, in the same order); none for a
     meter no charge counts (spend has no OpenAI header)."""
+    requests: tuple[Metered, CellState] | None = None
+    tokens: tuple[Metered, CellState] | None = None
+    for metered, cell in zip(charges, cells):  # noqa: B905 (one cell per charge, always)
+        meter = metered.meter
+        if meter is _REQUESTS:
+            if requests is None or _tighter(cell, requests[1]):
+                requests = (metered, cell)
+        elif meter is _TOKENS and (tokens is None or _tighter(cell, tokens[1])):
+            tokens = (metered, cell)
     out: list[tuple[str, str]] = []
-    for meter, name in ((Meter.REQUESTS, "requests"), (Meter.TOKENS, "tokens")):
-        tightest: tuple[Metered, CellState] | None = None
-        for metered, cell in zip(charges, cells, strict=True):
-            if metered.meter is meter and (
-                tightest is None
-                or cell.remaining < tightest[1].remaining
-                or (
-                    cell.remaining == tightest[1].remaining
-                    and cell.reset_after_s > tightest[1].reset_after_s
-                )
-            ):
-                tightest = (metered, cell)
-        if tightest is not None:
-            metered, cell = tightest
-            out.append((f"x-ratelimit-limit-{name}", _whole(metered.charge.limit.burst)))
-            out.append((f"x-ratelimit-remaining-{name}", _whole(max(cell.remaining, 0.0))))
-            out.append((f"x-ratelimit-reset-{name}", duration(cell.reset_after_s)))
+    if requests is not None:
+        metered, cell = requests
+        out.append(("x-ratelimit-limit-requests", _whole(metered.charge.limit.burst)))
+        out.append(("x-ratelimit-remaining-requests", _whole(cell.remaining)))
+        out.append(("x-ratelimit-reset-requests", duration(cell.reset_after_s)))
+    if tokens is not None:
+        metered, cell = tokens
+        out.append(("x-ratelimit-limit-tokens", _whole(metered.charge.limit.burst)))
+        out.append(("x-ratelimit-remaining-tokens", _whole(cell.remaining)))
+        out.append(("x-ratelimit-reset-tokens", duration(cell.reset_after_s)))
     return out
 
 
+_REQUESTS = Meter.REQUESTS
+_TOKENS = Meter.TOKENS
+
+
+def _tighter(cell: CellState, than: CellState) -> bool:
+    """Fewer left, or as few and longer to wait."""
+    return cell.remaining < than.remaining or (
+        cell.remaining == than.remaining and cell.reset_after_s > than.reset_after_s
+    )
+
+
 def _whole(value: float) -> str:
-    return str(math.floor(value + 1e-9))
+    return str(math.floor(value + 1e-9)) if value > 0 else "0"

@@ -10,9 +10,9 @@ over: tokens to the prompt and completion tokens of the attempt that answered (w
 abandoned stream relayed), spend to the cost at the answering deployment's price; a request
 that got no answer gives everything back.
 
-Rules are pure (``charges(ex, ask)``): they are first asked with a nominal ask, and the prompt
-is counted only when a tokens or spend charge applies, so a request limited by requests alone
-costs no count.
+Rules are asked once, with a nominal ask: the prompt is counted only when a tokens or spend
+charge applies (so a request limited by requests alone costs no count), and those charges then
+cost the real ask's tokens or spend, as :class:`~relay.limits.rule.Meter` defines them.
 """
 
 from __future__ import annotations
@@ -72,8 +72,11 @@ class LimitsStage:
             return None
         ask = _PROBE
         if not metered_only_requests:
+            # Counted only now that a charge needs it; a tokens charge costs the ask's tokens
+            # and a spend charge its spend (rule.Meter), so the probe's charges are re-costed
+            # rather than asked for again.
             ask = await self.asks.of(ex)
-            metered = [m for rule in self.rules for m in rule.charges(ex, ask)]
+            metered = [_costed(m, ask) for m in metered]
         try:
             decision = await self.store.take([m.charge for m in metered])
         except LimitTableFull:
@@ -98,6 +101,15 @@ class LimitsStage:
         if now - self._full_logged >= _FULL_LOG_S:
             self._full_logged = now
             log.error("the limits' table is full: requests pass without their limits")
+
+
+def _costed(m: Metered, ask: Ask) -> Metered:
+    meter = m.meter
+    if meter is _REQUESTS:
+        return m
+    charge = m.charge
+    cost = ask.tokens if meter is Meter.TOKENS else ask.spend_usd
+    return Metered(Charge(charge.key, charge.limit, cost), meter, m.scope)
 
 
 class LimitsSettler:

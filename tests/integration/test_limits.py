@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import secrets
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -152,6 +153,10 @@ def test_tokens_per_minute_from_the_environment(tmp_path: Path) -> None:
             assert headers["x-ratelimit-limit-tokens"] == "50"
         assert statuses[0] == 200 and 429 in statuses
         assert headers["x-ratelimit-reset-tokens"].endswith("s")
+        # Counting tokens generates none: not refused for tokens when they are spent.
+        count = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        status, _, data = post(gateway, "/v1/messages/count_tokens", count)
+        assert status == 200, data
     finally:
         gateway.stop()
 
@@ -197,7 +202,14 @@ def settled(table: SharedLimitTable, cell: str, since: float, reserved: float) -
 @pytest.fixture
 def tokens_gateway(tmp_path: Path, fake_upstream: FakeUpstream) -> Any:
     db = f"sqlite:///{tmp_path / 'relay.db'}"
-    gateway = Gateway(keys_config(fake_upstream, db), tmp_path)
+    config = keys_config(fake_upstream, db)
+    # The first call fails, the retry answers: one settlement, with the retry's usage.
+    config["models"]["retried"] = {
+        "provider": "fake",
+        "model": f"fault-500-1-limits{secrets.token_hex(4)}",
+        "retries": {"max": 1, "backoff_base_s": 0.01, "backoff_max_s": 0.05},
+    }
+    gateway = Gateway(config, tmp_path)
     try:
         [segment] = Path("/dev/shm").glob(f"relay-limits-{gateway.process.pid}-*")
         yield gateway, SharedLimitTable.attach(segment.name)
@@ -241,8 +253,9 @@ def raw_stream(gateway: Gateway, body: Any, key: str, rid: str, *, read_all: boo
         ("cut-stream", True, True),
         ("stall-mid-stream", True, False),
         ("error-500", False, True),
+        ("retried", True, True),
     ],
-    ids=["json", "streamed", "cut", "abandoned", "failed"],
+    ids=["json", "streamed", "cut", "abandoned", "failed", "retried"],
 )
 def test_tokens_are_reserved_then_settled_to_the_real_usage(
     tokens_gateway: Any, model: str, stream: bool, read_all: bool
@@ -280,6 +293,8 @@ def test_tokens_are_reserved_then_settled_to_the_real_usage(
         assert real == 0
     else:
         assert entry["completion_tokens"] > 0
+    if model == "retried":
+        assert len(entry["attempts"]) == 2, entry
     held = settled(table, cell, since, reserved=real + max_tokens)
     if model == "error-500":  # every token given back: the cell is empty
         assert table.tat(cell) <= monotonic()

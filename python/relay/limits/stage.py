@@ -77,21 +77,27 @@ class LimitsStage:
             # rather than asked for again.
             ask = await self.asks.of(ex)
             metered = [_costed(m, ask) for m in metered]
+        taken = metered
+        if not metered_only_requests:
+            # A request that asks for no tokens (a pass-through route, count_tokens) is not
+            # refused for tokens; what it turns out to use is still charged when it settles.
+            taken = [m for m in metered if m.charge.cost or m.meter is _REQUESTS]
+            if not taken:
+                ex.limits = Reservation(tuple(metered))
+                return None
         try:
-            decision = await self.store.take([m.charge for m in metered])
+            decision = await self.store.take([m.charge for m in taken])
         except LimitTableFull:
             self._table_full()
             return None
-        headers = ratelimit_headers(metered, decision.cells)
+        headers = ratelimit_headers(taken, decision.cells)
         if headers:
             ex.reply_headers.extend(headers)
             ex.own_ratelimit = True
         if not decision.allowed:
-            raise refusal(metered, decision, ask)
+            raise refusal(taken, decision, ask)
         if not metered_only_requests:
-            reserved = tuple(m for m in metered if m.meter is not _REQUESTS)
-            if reserved:
-                ex.limits = Reservation(reserved)
+            ex.limits = Reservation(tuple(m for m in metered if m.meter is not _REQUESTS))
         return None
 
     def _table_full(self) -> None:

@@ -204,7 +204,7 @@ def _rate(rate: float, period_s: float, burst: float, unit: str) -> str:
         text = f"{rate:g} {unit} per second"
     else:
         text = f"{rate:g} {unit} per {period_s:g}s"
-    return text if burst == rate * period_s else f"{text} in bursts of {_whole(burst)}"
+    return text if burst == rate else f"{text} in bursts of {_whole(burst)}"
 
 
 def _whole(value: float) -> str:

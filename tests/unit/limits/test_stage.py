@@ -101,7 +101,7 @@ def test_a_reservation_above_the_capacity_says_so() -> None:
         asyncio.run(stage(exchange(principal=tenant(15))))
     err = caught.value
     assert (err.type, dict(err.headers)["retry-after"]) == ("tokens", "60")
-    assert "more than this tenant's limit of 15 tokens per minute" in err.message
+    assert "more than this tenant's limit of 15 tokens per minute allows" in err.message
     assert "lower max_tokens" in err.message
 
 

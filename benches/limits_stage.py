@@ -33,6 +33,8 @@ from benches.inprocess import CONFIG, CORE, Proto, Scope, body_of, in_memory  # 
 from relay.app import Extensions, RelayApp  # noqa: E402
 from relay.config import parse_config  # noqa: E402
 from relay.exchange import Exchange, Limits, Principal  # noqa: E402
+from relay.limits.rules import PrincipalRule  # noqa: E402
+from relay.limits.stage import LimitsStage  # noqa: E402
 
 NEVER_OUT = 10**12
 
@@ -62,8 +64,10 @@ def app_for(case: str) -> RelayApp:
     text = CONFIG + CORE + ("limits: {tokens_per_minute: 1000000000000}\n" if key else "")
     app = RelayApp(parse_config(text, "bench"), Extensions(gates=(AsKey(key, tenant),)))
     in_memory(app)
-    if case == "key rpm":  # no TPM at all: the default is only there to list the rule
-        app.stages[1].rules[0]._default_tpm = None  # type: ignore[attr-defined]
+    if case == "key rpm":  # no TPM at all: the default was only there to list the rule
+        stage = app.stages[1]
+        assert isinstance(stage, LimitsStage)
+        stage.rules = (PrincipalRule(),)
     return app
 
 

@@ -76,6 +76,31 @@ def test_ledger_writes_are_idempotent_and_roll_up_once(database_url: str) -> Non
     asyncio.run(main())
 
 
+def test_large_batches_land_whole_across_insert_chunks(database_url: str) -> None:
+    """SQLite writes whole chunks as multi-row INSERTs and the rest row by row: a batch of
+    250 (two chunks and a half), written again with 60 more, keeps every row exactly once."""
+
+    async def main() -> None:
+        db = await opened(database_url)
+        await db.migrate()
+        rows = [request_row(f"r{i:03d}", cost=0.001 * i) for i in range(250)]
+        attempts = [attempt_row(r.id, n) for r in rows for n in (1, 2)]
+        assert await db.write_ledger(rows, attempts) == 250
+        more = [request_row(f"r{i:03d}") for i in range(250, 310)]
+        assert await db.write_ledger([*rows, *more], [attempt_row(r.id) for r in more]) == 60
+        (count, cost), *_ = await db.fetch("SELECT count(*), sum(cost_usd) FROM requests")
+        (attempt_count,), *_ = await db.fetch("SELECT count(*) FROM provider_attempts")
+        ids = [r for (r,) in await db.fetch("SELECT id FROM requests ORDER BY id")]
+        assert (count, attempt_count) == (310, 560)
+        assert ids == [f"r{i:03d}" for i in range(310)]
+        assert round(cost, 6) == round(sum(0.001 * i for i in range(250)) + 60 * 0.5, 6)
+        (summed,), *_ = await db.fetch("SELECT sum(requests) FROM usage_daily")
+        assert summed == 310
+        await db.close()
+
+    asyncio.run(main())
+
+
 def test_transaction_is_all_or_nothing(database_url: str) -> None:
     async def main() -> None:
         db = await opened(database_url)

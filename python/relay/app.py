@@ -108,7 +108,8 @@ class RelayApp:
             store = limit_store(config)
             limits = (LimitsStage(rules, store, Asks(config)),)
             if budgets is not None:
-                watches = (BudgetWatch(budgets, store),)
+                counted = self.metrics.budget_alert if self.metrics is not None else None
+                watches = (BudgetWatch(budgets, store, counted),)
         # The request path, in order. Each stage may answer (a Reply) or refuse (raise).
         stored = tenancy.responses
         self.stages: Sequence[Stage] = (

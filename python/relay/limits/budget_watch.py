@@ -24,6 +24,7 @@ slot's reuse.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from relay.exchange import Exchange
 from relay.limits.budget import Budget, BudgetRule
@@ -40,11 +41,18 @@ class BudgetWatch:
     """Budget alerts and the clean-up of past periods' cells (see the module's docstring),
     in the limits stage's ``store``."""
 
-    __slots__ = ("_alerted", "_live", "_next_end", "_rule", "_store", "alerts")
+    __slots__ = ("_alerted", "_counted", "_live", "_next_end", "_rule", "_store", "alerts")
 
-    def __init__(self, rule: BudgetRule, store: LimitStore) -> None:
+    def __init__(
+        self,
+        rule: BudgetRule,
+        store: LimitStore,
+        counted: Callable[[str], None] | None = None,
+    ) -> None:
         self._rule = rule
         self._store = store
+        # Told the scope of each alert logged here (the metrics' relay_budget_alerts).
+        self._counted = counted
         # Marker keys this worker has seen taken (alerts logged here or elsewhere).
         self._alerted: set[str] = set()
         # Cells this worker charged, by key, with their period's end (Unix seconds).
@@ -85,6 +93,8 @@ class BudgetWatch:
         if not (await store.take([alert_marker(marker, budget, self._rule.now())])).allowed:
             return  # another worker or replica logged it
         self.alerts += 1
+        if self._counted is not None:
+            self._counted(budget.scope)
         principal = ex.principal
         who = (
             f"key {principal.key_prefix or budget.owner} ({budget.owner})"

@@ -205,7 +205,11 @@ def test_one_alert_per_period_and_budget_across_workers(
     clock = Clock(at("2026-12-10T00:00:00"))
     rule = BudgetRule(clock)
     store = ClockedStore(shm, clock)
-    workers = [BudgetWatch(rule, store), BudgetWatch(BudgetRule(clock), store)]  # type: ignore[arg-type]
+    counted: list[str] = []
+    workers = [
+        BudgetWatch(rule, store, counted.append),  # type: ignore[arg-type]
+        BudgetWatch(BudgetRule(clock), store, counted.append),  # type: ignore[arg-type]
+    ]
     p = exchange(principal(None, 10.0, tenant_budget_alert_ratio=0.5))
 
     async def spend(usd: float) -> None:
@@ -227,6 +231,7 @@ def test_one_alert_per_period_and_budget_across_workers(
     asyncio.run(main())
     alerts = [r.getMessage() for r in caplog.records if "budget alert" in r.getMessage()]
     assert len(alerts) == 2, alerts
+    assert counted == ["tenant", "tenant"]
     assert "tenant default/acme (ten_1)" in alerts[0] and "2026-12" in alerts[0]
     assert "$5.500000 of its budget of $10.000000" in alerts[0] and "2027-01" in alerts[1]
 

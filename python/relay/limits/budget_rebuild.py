@@ -12,9 +12,12 @@ nothing is missing; after a crash, the last half second or so of spend is. A ten
 and created again under the same name in one period inherits the spend recorded under that
 name (the roll-up keys tenants by name).
 
-With Redis the cells live in Redis and outlive the gateway: a cell that already holds spend
-is left as it is (each cell is peeked at first), and only cells Redis lost (a flush, a new
-Redis) are rebuilt from the ledger.
+With Redis (``redis.enabled``) the cells live in Redis and outlive the gateway: the rebuild is
+then skipped for every cell that exists in Redis (each cell is peeked at first, one call a
+cell, as a Redis Cluster wants), and only cells Redis lost (a flush, a new Redis) are charged
+from the ledger; the host's shared memory, where the workers decide while Redis fails, is
+rebuilt too. Replicas starting at once on an empty Redis charge each cell once: only the one
+that takes the cell's marker (``<cell>:rebuilt``, kept an hour) charges it.
 """
 
 from __future__ import annotations
@@ -22,16 +25,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from relay.config.model import Config
+from redis.exceptions import RedisError
+
+from relay.config.model import Config, RedisConfig
 from relay.config.tenancy import NO_DATABASE
 from relay.ledger.connect import open_database
 from relay.ledger.database import Database
 from relay.ledger.records import DAY_S
 from relay.limits.budget import PERIODS, Period, budget_charge, cell_key, period_of
-from relay.storage.limits import Charge, LimitStore
+from relay.storage.limits import Charge, Limit, LimitStore
+from relay.storage.redis import RedisStore
 
 log = logging.getLogger("relay.limits")
 
@@ -54,6 +61,8 @@ _KEY_SPEND = (
 )
 # Cells per store call.
 _CHUNK = 256
+# One rebuild of a cell an hour among the gateways sharing a Redis.
+_MARKER = Limit(1.0, 3600.0, 1.0)
 
 
 def _first_day(period: Period) -> int:
@@ -89,44 +98,75 @@ async def budget_charges(db: Database, now: float) -> list[Charge]:
     return charges
 
 
-async def rebuild_budgets(db: Database, store: LimitStore, *, now: float | None = None) -> int:
+async def rebuild_budgets(
+    db: Database, store: LimitStore, *, now: float | None = None, chunk: int = _CHUNK
+) -> int:
     """Charge each empty budget cell of the current periods with the ledger's spend; cells
-    that already hold spend (kept in Redis) are left alone. Returns the cells charged."""
+    that already hold spend (kept in Redis) are left alone. Returns the cells charged.
+    ``chunk``: cells per store call (1 for Redis, whose calls must keep to one cluster slot)."""
     charges = await budget_charges(db, time.time() if now is None else now)
+    return await charge_empty(store, charges, chunk)
+
+
+async def charge_empty(
+    store: LimitStore, charges: Sequence[Charge], chunk: int = _CHUNK, *, once: bool = False
+) -> int:
+    """Make each of ``charges`` whose cell is empty (one peek, then one adjust, a chunk at a
+    time); the cells charged. ``once``: a store several gateways share (Redis), where only the
+    one that first takes a marker cell (``<cell>:rebuilt``, for an hour) charges a cell."""
     charged = 0
-    for i in range(0, len(charges), _CHUNK):
-        chunk = charges[i : i + _CHUNK]
-        seen = await store.take([Charge(c.key, c.limit, 0.0) for c in chunk])
-        empty = [c for c, cell in zip(chunk, seen.cells, strict=True) if cell.reset_after_s <= 0]
+    for i in range(0, len(charges), chunk):
+        part = charges[i : i + chunk]
+        seen = await store.take([Charge(c.key, c.limit, 0.0) for c in part])
+        empty = [c for c, cell in zip(part, seen.cells, strict=True) if cell.reset_after_s <= 0]
+        if once:
+            empty = [c for c in empty if (await store.take([_marker(c.key)])).allowed]
         if empty:
             await store.adjust(empty)
             charged += len(empty)
     return charged
 
 
-async def _rebuild(url: str, store: LimitStore) -> int:
+def _marker(key: str) -> Charge:
+    return Charge(key + ":rebuilt", _MARKER, 1.0)
+
+
+async def _rebuild(url: str, store: LimitStore, redis: RedisConfig | None) -> int:
     db = open_database(url)
     try:
         await db.connect()
         await db.migrate()  # the workers would; the budget columns must exist first
-        return await rebuild_budgets(db, store)
+        charges = await budget_charges(db, time.time())
     finally:
         await db.close()
+    charged = await charge_empty(store, charges)
+    if redis is not None and charges:
+        shared = RedisStore.from_config(redis)
+        try:
+            charged += await charge_empty(shared, charges, 1, once=True)
+        except (RedisError, OSError, TimeoutError) as exc:
+            # The workers find Redis or not by themselves; the host's cells are rebuilt.
+            log.warning("budgets: Redis could not be asked for the budgets' cells (%s)", exc)
+        finally:
+            await shared.close()
+    return charged
 
 
 def rebuild_at_start(config: Config, store: LimitStore) -> None:
     """In the main process of ``relay serve``, before the workers start: rebuild the budget
-    cells from the ledger (blocking, on a thread of its own). A database that cannot be read
-    is logged, and the gateway serves with empty budget cells."""
+    cells of this host's shared memory, and with ``redis.enabled`` those Redis lost, from the
+    ledger (blocking, on a thread of its own). A database that cannot be read is logged, and
+    the gateway serves with empty budget cells."""
     url = config.database.url
     if url == NO_DATABASE:
         return
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         return  # no ledger yet
     started = time.monotonic()
+    redis = config.redis if config.redis.enabled else None
     with ThreadPoolExecutor(1, thread_name_prefix="relay-budgets") as pool:
         try:
-            charged = pool.submit(asyncio.run, _rebuild(url, store)).result()
+            charged = pool.submit(asyncio.run, _rebuild(url, store, redis)).result()
         except Exception as exc:  # the gateway still serves; it says what budgets miss
             log.warning(
                 "budgets: could not rebuild this period's spend from the ledger (%s): "

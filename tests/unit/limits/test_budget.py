@@ -11,22 +11,26 @@ import secrets
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from relay.admin.access import CLI
 from relay.admin.models import KeyCreate, TenantCreate
 from relay.admin.store import AdminStore
+from relay.config.model import RedisConfig
 from relay.errors import RateLimited
 from relay.exchange import Endpoint, Exchange, Limits, Principal
 from relay.ledger.records import DAY_S, RequestRow
 from relay.limits.budget import HORIZON_S, BudgetRule, budget_charge, period_of
-from relay.limits.budget_rebuild import rebuild_budgets
+from relay.limits.budget_rebuild import budget_charges, charge_empty, rebuild_budgets
 from relay.limits.budget_watch import BudgetWatch
 from relay.limits.rule import Ask, Meter, spend_units
 from relay.limits.stage import refusal
 from relay.storage.limits import Charge, Decision
 from relay.storage.memory import SharedMemoryStore
+from relay.storage.redis import RedisStore
+from tests.services.redis import RedisServer
 from tests.unit.ledger.test_database import opened, request_row
 
 
@@ -332,3 +336,37 @@ def test_a_spent_budget_says_when_it_renews(shm: SharedMemoryStore) -> None:
     fresh.key_id = "key_fresh"
     err = refused(fresh, 1.5)
     assert "estimated cost ($1.500000) is more than this key's whole budget ($1)" in err.message
+
+
+def test_redis_keeps_its_cells_and_replicas_rebuild_a_lost_one_once(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """Two replicas starting at once on a Redis without the cell charge it once; a later
+    start finds it and charges nothing (the rebuild is skipped for cells Redis holds)."""
+    now = time.time()
+
+    async def main() -> None:
+        db = await opened(f"sqlite:///{tmp_path / 'relay.db'}")
+        await db.migrate()
+        tenant = await AdminStore(db).create_tenant(CLI, TenantCreate(name="r", budget_usd=10.0))
+        await db.write_ledger([_row("a", int(now // DAY_S), "r", None, 4.0)], [])
+        charges = await budget_charges(db, now)
+        await db.close()
+        config = RedisConfig(enabled=True, address=redis_server.address, timeout_ms=2000)
+        replicas = [RedisStore.from_config(config) for _ in range(2)]
+        try:
+            first = await asyncio.gather(
+                *(charge_empty(r, charges, 1, once=True) for r in replicas)
+            )
+            assert sorted(first) == [0, 1]
+            assert await charge_empty(replicas[0], charges, 1, once=True) == 0
+            p = principal(None, 10.0)
+            p.tenant_id = tenant.id
+            (budget,) = BudgetRule().budgets(p)
+            seen = await replicas[0].take([budget.peek])
+            assert budget.spent_usd(seen.cells[0].reset_after_s) == pytest.approx(4.0, rel=1e-6)
+        finally:
+            for r in replicas:
+                await r.close()
+
+    asyncio.run(main())

@@ -38,6 +38,8 @@ from relay.ledger.stored import StoredResponses
 from relay.ledger.tap import LedgerTap
 from relay.limits.ask import Asks
 from relay.limits.backend import limit_store, probe_redis
+from relay.limits.budget import BudgetRule
+from relay.limits.budget_watch import BudgetWatch
 from relay.limits.model import AskedTokens, ModelLimits
 from relay.limits.rules import limit_rules
 from relay.limits.stage import LimitsSettler, LimitsStage
@@ -105,7 +107,12 @@ class RelayApp:
         )
         # Limits: listed only when one may apply (a request costs nothing otherwise).
         limits: tuple[LimitsStage, ...] = ()
+        watches: tuple[BudgetWatch, ...] = ()
         rules = limit_rules(config, tenancy.config.auth.mode)
+        # Budgets of keys and tenants (only they carry budgets).
+        budgets = BudgetRule() if tenancy.config.auth.mode in ("keys", "none") else None
+        if budgets is not None:
+            rules.append(budgets)
         model_limits = ModelLimits(config)
         if model_limits.active:
             rules.append(model_limits)
@@ -119,6 +126,9 @@ class RelayApp:
         if rules and store is not None:
             refused = self.metrics.limit_refused if self.metrics is not None else None
             limits = (LimitsStage(rules, store, asks, refused),)
+            if budgets is not None:
+                counted = self.metrics.budget_alert if self.metrics is not None else None
+                watches = (BudgetWatch(budgets, store, counted),)
         # Deployments' own quotas (targets[].limits), asked by the attempt policy per attempt.
         quota = (
             DeploymentQuota(store, AskedTokens(asks))
@@ -168,6 +178,8 @@ class RelayApp:
         self.settlers: Sequence[Settler] = (
             *(LimitsSettler(stage.store) for stage in limits),
             *((quota,) if quota is not None else ()),
+            # After the settlement: budget alerts, and the cells of past periods emptied.
+            *watches,
             *extensions.settlers,
         )
         server = config.server

@@ -38,6 +38,10 @@ class Limits:
     rate_limit_rpm: int | None = None
     tokens_per_minute: int | None = None
     budget_usd: float | None = None
+    # The budget's calendar period in UTC ("day", "month") or "total" (never renewed), and the
+    # share of it spent at which one alert is logged per period.
+    budget_period: str = "month"
+    budget_alert_ratio: float = 0.8
 
 
 @dataclass(slots=True)

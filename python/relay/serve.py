@@ -29,11 +29,12 @@ from relay.auth.mode import AuthModeUnknown, resolve_auth, with_mode
 from relay.config import Config, ConfigError, ConfigSource
 from relay.config.handoff import publish, received, withdraw
 from relay.config.notices import summary, warnings
+from relay.limits.budget_rebuild import rebuild_at_start
 from relay.listen import CannotListen, check_listen
 from relay.native import NativeError
 from relay.obs.log import configure_logging, granian_log_config
 from relay.obs.prom_files import make_dir, remove_dir
-from relay.storage.memory import create_served, withdraw_served
+from relay.storage.memory import SharedMemoryStore, create_served, withdraw_served
 
 log = logging.getLogger("relay")
 
@@ -57,10 +58,14 @@ def serve(
         # The limits' cells, shared by every worker: made before granian starts them, found
         # by name by each (first start, respawn or SIGHUP restart alike), so they outlive
         # any one worker and go with the gateway.
-        _share_limits()
+        shared = _share_limits()
         # Likewise the metrics' files: every worker writes its own, a scrape sums them all
         # (made even with metrics off: a SIGHUP may turn them on).
         metrics_dir = make_dir()
+        if shared is not None:
+            # Budgets spent before a restart stay spent: their cells are charged from the
+            # ledger before any worker takes a request.
+            rebuild_at_start(config, shared)
         return _serve(config, source, reload)
     finally:
         # Granian returns (or raises SystemExit) after SIGTERM or SIGINT: the file with the
@@ -70,13 +75,14 @@ def serve(
         remove_dir(metrics_dir)
 
 
-def _share_limits() -> None:
+def _share_limits() -> SharedMemoryStore | None:
     """Make the shared memory of the limits; without it (no ``/dev/shm`` in some sandboxes)
     the gateway still serves, and says so."""
     try:
-        create_served()
+        return create_served()
     except (OSError, NativeError) as exc:
         log.warning("shared memory for limits unavailable (%s): workers cannot share limits", exc)
+        return None
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:

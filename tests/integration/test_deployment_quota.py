@@ -148,7 +148,7 @@ def settled(table: SharedLimitTable, cell: str, since: float, real: float) -> fl
     deadline = time.monotonic() + 10
     while True:
         held = cell_tokens(table, cell, since)
-        if held is not None and real - 1e-6 <= held < real + 1 or time.monotonic() > deadline:
+        if (held is not None and real - 1e-6 <= held < real + 1) or time.monotonic() > deadline:
             return held
         time.sleep(0.02)
 

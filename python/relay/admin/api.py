@@ -30,6 +30,7 @@ from relay.admin.models import (
     TenantUpdate,
     UserCreate,
     UserList,
+    enum_problem,
 )
 from relay.admin.openapi import openapi_document
 from relay.admin.routes import ROUTES, Route
@@ -290,6 +291,7 @@ def _field_error(message: str) -> InvalidRequest:
     where, what = schema_problem(message)
     if what == _NUL_REFUSED:
         what = "NUL characters are not allowed"
+    what = enum_problem(where, what)
     return InvalidRequest(f"{where or 'request body'}: {what}", param=where or None)
 
 

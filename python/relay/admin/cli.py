@@ -17,7 +17,7 @@ import msgspec
 
 from relay.admin import reports
 from relay.admin.access import CLI
-from relay.admin.models import KeyCreate, TenantCreate
+from relay.admin.models import KeyCreate, TenantCreate, enum_problem
 from relay.admin.store import AdminStore
 from relay.config import ConfigError, load_config
 from relay.errors import GatewayError
@@ -77,6 +77,17 @@ def _limit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rpm", type=int, help="requests per minute")
     parser.add_argument("--tpm", type=int, help="tokens per minute")
     parser.add_argument("--budget", type=float, help="budget in USD")
+    parser.add_argument(
+        "--budget-period",
+        default="month",
+        help="day, month (default) or total: when the budget renews (calendar, UTC)",
+    )
+    parser.add_argument(
+        "--budget-alert-ratio",
+        type=float,
+        default=0.8,
+        help="share of the budget spent that logs one alert a period (default 0.8)",
+    )
     parser.add_argument("--models", help="allowed models, comma-separated (default: all)")
 
 
@@ -127,6 +138,10 @@ def _models(text: str | None) -> list[str] | None:
     return [m.strip() for m in text.split(",") if m.strip()] if text else None
 
 
+def _budget(usd: float | None, period: str) -> str | None:
+    return None if usd is None else f"{usd:g}/{period}"
+
+
 def _day(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if isinstance(value, datetime) else "-"
 
@@ -142,6 +157,7 @@ async def _tenant_id(store: AdminStore, ref: str) -> str:
 _OPTIONS = {
     "name": "NAME", "organization": "--organization", "rate_limit_rpm": "--rpm",
     "tokens_per_minute": "--tpm", "budget_usd": "--budget", "allowed_models": "--models",
+    "budget_period": "--budget-period", "budget_alert_ratio": "--budget-alert-ratio",
 }  # fmt: skip
 
 
@@ -154,13 +170,15 @@ def _checked(kind: type[T], **fields: Any) -> T:
         what, _, where = str(exc).partition(" - at `$.")
         field = where.rstrip("`").split(".")[0].split("[")[0]
         option = _OPTIONS.get(field, field or "options")
-        raise GatewayError(f"{option}: {what[:1].lower()}{what[1:]}") from None
+        what = enum_problem(field, f"{what[:1].lower()}{what[1:]}")
+        raise GatewayError(f"{option}: {what}") from None
 
 
 async def _tenants_create(db: Database, args: Any) -> None:
     body = _checked(
         TenantCreate, name=args.name, organization=args.organization, rate_limit_rpm=args.rpm,
-        tokens_per_minute=args.tpm, budget_usd=args.budget, allowed_models=_models(args.models),
+        tokens_per_minute=args.tpm, budget_usd=args.budget, budget_period=args.budget_period,
+        budget_alert_ratio=args.budget_alert_ratio, allowed_models=_models(args.models),
     )  # fmt: skip
     created = await AdminStore(db).create_tenant(CLI, body)
     print(table(["id", "name", "organization"], [[created.id, created.name, created.organization]]))
@@ -170,11 +188,25 @@ async def _tenants_create(db: Database, args: Any) -> None:
 async def _tenants_list(db: Database, args: Any) -> None:
     rows = [
         [t.id, t.organization, t.name, t.rate_limit_rpm, t.tokens_per_minute, t.budget_usd,
-         ",".join(t.allowed_models) if t.allowed_models is not None else "all", _day(t.created_at)]
+         t.budget_period, t.budget_alert_ratio, ",".join(t.allowed_models) if t.allowed_models is not None else "all", _day(t.created_at)]
         for t in await AdminStore(db).list_tenants(CLI)
     ]  # fmt: skip
     print(
-        table(["id", "organization", "name", "rpm", "tpm", "budget_usd", "models", "created"], rows)
+        table(
+            [
+                "id",
+                "organization",
+                "name",
+                "rpm",
+                "tpm",
+                "budget_usd",
+                "period",
+                "alert_at",
+                "models",
+                "created",
+            ],
+            rows,
+        )
     )
 
 
@@ -184,7 +216,8 @@ async def _keys_create(db: Database, args: Any) -> None:
     body = _checked(
         KeyCreate, tenant_id=await _tenant_id(store, args.tenant), name=args.name,
         allowed_models=_models(args.models), rate_limit_rpm=args.rpm,
-        tokens_per_minute=args.tpm, budget_usd=args.budget, expires_at=expires,
+        tokens_per_minute=args.tpm, budget_usd=args.budget, budget_period=args.budget_period,
+        budget_alert_ratio=args.budget_alert_ratio, expires_at=expires,
     )  # fmt: skip
     key = await store.create_key(CLI, body)
     print(
@@ -201,12 +234,24 @@ async def _keys_list(db: Database, args: Any) -> None:
     tenant = await _tenant_id(store, args.tenant) if args.tenant else None
     rows = [
         [k.id, k.prefix, k.organization, k.tenant_id or f"user {k.user_id}", k.name,
-         _day(k.expires_at), "revoked" if k.revoked_at else "active", _day(k.created_at)]
+         _budget(k.budget_usd, k.budget_period), _day(k.expires_at),
+         "revoked" if k.revoked_at else "active", _day(k.created_at)]
         for k in await store.list_keys(CLI, tenant_id=tenant)
     ]  # fmt: skip
     print(
         table(
-            ["id", "prefix", "organization", "owner", "name", "expires", "state", "created"], rows
+            [
+                "id",
+                "prefix",
+                "organization",
+                "owner",
+                "name",
+                "budget",
+                "expires",
+                "state",
+                "created",
+            ],
+            rows,
         )
     )
 

@@ -22,11 +22,25 @@ Rpm = Annotated[int, Meta(ge=0, le=2**31 - 1)]
 Tokens = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 # JSON has no infinity: msgspec refuses a number beyond a double's range (1e400) by itself.
 Usd = Annotated[float, Meta(ge=0)]
+# A budget renews each calendar day or month (UTC) or never ("total").
+BudgetPeriod = Literal["day", "month", "total"]
+AlertRatio = Annotated[
+    float, Meta(gt=0, le=1, description="share of the budget spent that logs one alert a period")
+]
 # Text stored as is: PostgreSQL refuses the NUL character in text.
 NO_NUL = r"^[^\x00]*$"
 Id = Annotated[str, Meta(max_length=200, pattern=NO_NUL)]
 Models = Annotated[list[Annotated[str, Meta(min_length=1)]], Meta(max_length=1000)]
 Role = Literal["admin", "user"]
+# The values of the enumerated fields, for messages (msgspec only says "invalid enum value").
+CHOICES = {"budget_period": ("day", "month", "total"), "role": ("admin", "user")}
+
+
+def enum_problem(field: str, what: str) -> str:
+    """msgspec's ``invalid enum value 'x'`` for ``field`` with the values it takes."""
+    if what.startswith("invalid enum value") and field in CHOICES:
+        return f"{what}; expected one of {', '.join(CHOICES[field])}"
+    return what
 
 
 class TenantCreate(Struct, forbid_unknown_fields=True):
@@ -37,6 +51,8 @@ class TenantCreate(Struct, forbid_unknown_fields=True):
     rate_limit_rpm: Rpm | None = None
     tokens_per_minute: Tokens | None = None
     budget_usd: Usd | None = None
+    budget_period: BudgetPeriod = "month"
+    budget_alert_ratio: AlertRatio = 0.8
     allowed_models: Models | None = None
 
 
@@ -46,6 +62,8 @@ class TenantUpdate(Struct, forbid_unknown_fields=True):
     rate_limit_rpm: Rpm | UnsetType | None = UNSET
     tokens_per_minute: Tokens | UnsetType | None = UNSET
     budget_usd: Usd | UnsetType | None = UNSET
+    budget_period: BudgetPeriod | UnsetType = UNSET
+    budget_alert_ratio: AlertRatio | UnsetType = UNSET
     allowed_models: Models | UnsetType | None = UNSET
 
 
@@ -59,6 +77,8 @@ class KeyCreate(Struct, forbid_unknown_fields=True):
     rate_limit_rpm: Rpm | None = None
     tokens_per_minute: Tokens | None = None
     budget_usd: Usd | None = None
+    budget_period: BudgetPeriod = "month"
+    budget_alert_ratio: AlertRatio = 0.8
     expires_at: datetime | None = None
 
 
@@ -83,6 +103,8 @@ class Key(Struct):
     rate_limit_rpm: int | None
     tokens_per_minute: int | None
     budget_usd: float | None
+    budget_period: BudgetPeriod
+    budget_alert_ratio: float
     expires_at: datetime | None
     revoked_at: datetime | None
     created_at: datetime
@@ -105,6 +127,8 @@ class Tenant(Struct):
     rate_limit_rpm: int | None
     tokens_per_minute: int | None
     budget_usd: float | None
+    budget_period: BudgetPeriod
+    budget_alert_ratio: float
     created_at: datetime
     updated_at: datetime
     object: str = "tenant"

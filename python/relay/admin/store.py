@@ -32,13 +32,14 @@ _SEQ = "(SELECT value FROM change_marker WHERE id = 1)"
 _ORG = "(SELECT id FROM organizations WHERE name = ?)"
 _TENANT_COLS = (
     "SELECT t.id, t.name, o.name, t.allowed_models, t.rate_limit_rpm, t.tokens_per_minute, "
-    "t.budget_usd, t.created_at, t.updated_at FROM tenants t "
+    "t.budget_usd, t.budget_period, t.budget_alert_ratio, t.created_at, t.updated_at "
+    "FROM tenants t "
     "JOIN organizations o ON o.id = t.org_id WHERE t.deleted_at IS NULL"
 )
 _KEY_COLS = (
     "SELECT k.id, k.prefix, k.name, o.name, k.tenant_id, k.user_id, k.allowed_models, "
-    "k.rate_limit_rpm, k.tokens_per_minute, k.budget_usd, k.expires_at, k.revoked_at, "
-    "k.created_at FROM api_keys k JOIN organizations o ON o.id = k.org_id WHERE 1 = 1"
+    "k.rate_limit_rpm, k.tokens_per_minute, k.budget_usd, k.budget_period, "
+    "k.budget_alert_ratio, k.expires_at, k.revoked_at, k.created_at FROM api_keys k JOIN organizations o ON o.id = k.org_id WHERE 1 = 1"
 )
 _USER_COLS = (
     "SELECT u.id, u.name, o.name, u.role, u.created_at FROM users u "
@@ -59,7 +60,8 @@ def _tenant(row: Sequence[Any]) -> Tenant:
     models = decode_models(row[3])
     return Tenant(
         row[0], row[1], row[2], sorted(models) if models is not None else None,
-        row[4], row[5], row[6], when(row[7]) or datetime.now(UTC), when(row[8]) or datetime.now(UTC),
+        row[4], row[5], row[6], row[7], row[8],
+        when(row[9]) or datetime.now(UTC), when(row[10]) or datetime.now(UTC),
     )  # fmt: skip
 
 
@@ -67,8 +69,8 @@ def _key(row: Sequence[Any]) -> Key:
     models = decode_models(row[6])
     return Key(
         row[0], row[1], row[2], row[3], row[4], row[5],
-        sorted(models) if models is not None else None, row[7], row[8], row[9],
-        when(row[10]), when(row[11]), when(row[12]) or datetime.now(UTC),
+        sorted(models) if models is not None else None, row[7], row[8], row[9], row[10],
+        row[11], when(row[12]), when(row[13]), when(row[14]) or datetime.now(UTC),
     )  # fmt: skip
 
 
@@ -116,8 +118,9 @@ class AdminStore:
                 _BUMP,
                 (
                     "INSERT INTO tenants (id, org_id, name, allowed_models, rate_limit_rpm, "
-                    f"tokens_per_minute, budget_usd, created_at, updated_at, seq) VALUES "
-                    f"(?, {_ORG}, ?, ?, ?, ?, ?, ?, ?, {_SEQ})",
+                    "tokens_per_minute, budget_usd, budget_period, budget_alert_ratio, "
+                    f"created_at, updated_at, seq) VALUES "
+                    f"(?, {_ORG}, ?, ?, ?, ?, ?, ?, ?, ?, ?, {_SEQ})",
                     [
                         tid,
                         org,
@@ -126,6 +129,8 @@ class AdminStore:
                         body.rate_limit_rpm,
                         body.tokens_per_minute,
                         body.budget_usd,
+                        body.budget_period,
+                        body.budget_alert_ratio,
                         now,
                         now,
                     ],
@@ -161,7 +166,14 @@ class AdminStore:
         tenant = await self._visible_tenant(actor, tenant_id)
         changes = {
             name: value
-            for name in ("rate_limit_rpm", "tokens_per_minute", "budget_usd", "allowed_models")
+            for name in (
+                "rate_limit_rpm",
+                "tokens_per_minute",
+                "budget_usd",
+                "budget_period",
+                "budget_alert_ratio",
+                "allowed_models",
+            )
             if (value := getattr(body, name)) is not msgspec.UNSET
         }
         if changes:
@@ -217,12 +229,12 @@ class AdminStore:
         expires = body.expires_at.timestamp() if body.expires_at is not None else None
         statement: Statement = (
             "INSERT INTO api_keys (id, hash, prefix, name, org_id, tenant_id, user_id, "
-            "allowed_models, rate_limit_rpm, tokens_per_minute, budget_usd, expires_at, "
-            f"created_at, updated_at, seq) VALUES (?, ?, ?, ?, {_ORG}, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-            f"{_SEQ})",
+            "allowed_models, rate_limit_rpm, tokens_per_minute, budget_usd, budget_period, "
+            "budget_alert_ratio, expires_at, created_at, updated_at, seq) VALUES "
+            f"(?, ?, ?, ?, {_ORG}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {_SEQ})",
             [kid, hash_key(key), visible_prefix(key), body.name, org, tenant_id, user_id,
              _models(body.allowed_models), body.rate_limit_rpm, body.tokens_per_minute,
-             body.budget_usd, expires, now, now],
+             body.budget_usd, body.budget_period, body.budget_alert_ratio, expires, now, now],
         )  # fmt: skip
         return (key, kid), statement
 

@@ -33,7 +33,8 @@ _MARKER = "SELECT value FROM change_marker WHERE id = 1"
 _KEY_SELECT = (
     "SELECT k.id, k.hash, k.prefix, o.name, k.tenant_id, t.name, k.user_id, u.role, "
     "k.allowed_models, t.allowed_models, k.rate_limit_rpm, k.tokens_per_minute, k.budget_usd, "
-    "t.rate_limit_rpm, t.tokens_per_minute, t.budget_usd, k.expires_at, k.revoked_at, "
+    "k.budget_period, k.budget_alert_ratio, t.rate_limit_rpm, t.tokens_per_minute, "
+    "t.budget_usd, t.budget_period, t.budget_alert_ratio, k.expires_at, k.revoked_at, "
     "t.deleted_at FROM api_keys k JOIN organizations o ON o.id = k.org_id "
     "LEFT JOIN tenants t ON t.id = k.tenant_id LEFT JOIN users u ON u.id = k.user_id "
 )
@@ -45,7 +46,7 @@ MISS_TTL_S = 5.0
 LOOKUP_TIMEOUT_S = 2.0
 _TENANTS = (
     "SELECT t.id, t.name, o.name, t.allowed_models, t.rate_limit_rpm, t.tokens_per_minute, "
-    "t.budget_usd, t.deleted_at FROM tenants t JOIN organizations o ON o.id = t.org_id "
+    "t.budget_usd, t.budget_period, t.budget_alert_ratio, t.deleted_at FROM tenants t JOIN organizations o ON o.id = t.org_id "
     "WHERE t.seq > ?"
 )
 
@@ -85,12 +86,16 @@ def decode_models(text: str | None) -> frozenset[str] | None:
     return None if text is None else frozenset(msgspec.json.decode(text, type=list[str]))
 
 
-def limits(rpm: object, tpm: object, budget: object) -> Limits:
+def limits(
+    rpm: object, tpm: object, budget: object, period: object = "month", ratio: object = 0.8
+) -> Limits:
     """Limits from database columns (NULL: unlimited)."""
     return Limits(
         int(rpm) if isinstance(rpm, int) else None,
         int(tpm) if isinstance(tpm, int) else None,
         float(budget) if isinstance(budget, int | float) else None,
+        str(period) if isinstance(period, str) else "month",
+        float(ratio) if isinstance(ratio, int | float) else 0.8,
     )
 
 
@@ -199,7 +204,8 @@ class KeyCache:
 
     def _put_key(self, row: tuple[object, ...]) -> None:
         (kid, digest, prefix, org, tenant_id, tenant, user_id, role, k_models, t_models) = row[:10]
-        k_rpm, k_tpm, k_budget, t_rpm, t_tpm, t_budget, expires, revoked, deleted = row[10:]
+        k_rpm, k_tpm, k_budget, k_period, k_ratio = row[10:15]
+        t_rpm, t_tpm, t_budget, t_period, t_ratio, expires, revoked, deleted = row[15:]
         self._by_hash[str(digest)] = CachedKey(
             id=str(kid),
             prefix=str(prefix),
@@ -212,14 +218,14 @@ class KeyCache:
                 decode_models(k_models if isinstance(k_models, str) else None),
                 decode_models(t_models if isinstance(t_models, str) else None),
             ),
-            key_limits=limits(k_rpm, k_tpm, k_budget),
-            tenant_limits=limits(t_rpm, t_tpm, t_budget) if tenant_id else None,
+            key_limits=limits(k_rpm, k_tpm, k_budget, k_period, k_ratio),
+            tenant_limits=limits(t_rpm, t_tpm, t_budget, t_period, t_ratio) if tenant_id else None,
             expires_at=float(expires) if isinstance(expires, int | float) else None,
             revoked=revoked is not None or deleted is not None,
         )
 
     def _put_tenant(self, row: tuple[object, ...]) -> None:
-        tid, name, org, models, rpm, tpm, budget, deleted = row
+        tid, name, org, models, rpm, tpm, budget, period, ratio, deleted = row
         key = f"{org}/{name}"
         if deleted is not None:
             current = self._tenants.get(key)
@@ -231,7 +237,7 @@ class KeyCache:
             name=str(name),
             organization=str(org),
             allowed_models=decode_models(models if isinstance(models, str) else None),
-            limits=limits(rpm, tpm, budget),
+            limits=limits(rpm, tpm, budget, period, ratio),
         )
 
     def start(self) -> None:

@@ -114,9 +114,24 @@ _V2 = (
     "CREATE INDEX responses_expires ON responses (expires_at)",
 )
 
+# A budget's period and the share of it spent at which one alert is logged, on tenants and
+# keys alike (issue 23, budgets). Existing rows take the defaults: calendar months, 80%.
+_BUDGET_COLUMNS = (
+    " ADD COLUMN budget_period TEXT NOT NULL DEFAULT 'month' "
+    "CHECK (budget_period IN ('day', 'month', 'total'))",
+    " ADD COLUMN budget_alert_ratio {float} NOT NULL DEFAULT 0.8 "
+    "CHECK (budget_alert_ratio > 0 AND budget_alert_ratio <= 1)",
+)
+_V3 = tuple(
+    f"ALTER TABLE {table}{column}"
+    for table in ("tenants", "api_keys")
+    for column in _BUDGET_COLUMNS
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tenants, keys, users, audit log, request ledger", _V1),
     Migration(2, "stored responses (Responses API)", _V2),
+    Migration(3, "budget period and alert ratio of tenants and keys", _V3),
 )
 
 

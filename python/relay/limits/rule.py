@@ -28,9 +28,20 @@ class Meter(Enum):
     REQUESTS = "requests"
     # Reserved: prompt tokens + max_tokens; settled to the real prompt + completion tokens.
     TOKENS = "tokens"
-    # Reserved: the reserved tokens at the model's price (USD); settled to the real cost at the
-    # price of the deployment that answered. A refusal is ``insufficient_quota``.
+    # Reserved: the reserved tokens at the model's price; settled to the real cost at the
+    # price of the deployment that answered. A refusal is ``insufficient_quota``. Its costs
+    # count SPEND_UNIT_USD (micro-dollars, see spend_units), not dollars.
     SPEND = "spend"
+
+
+# What one unit of a SPEND charge is worth. GCRA takes bursts of at least 1, and budgets under
+# a dollar are common: a cell that counts micro-dollars holds any budget from $0.000001 up.
+SPEND_UNIT_USD = 1e-6
+
+
+def spend_units(usd: float) -> float:
+    """``usd`` as the cost of a SPEND charge (reserving, and settling: real minus reserved)."""
+    return usd / SPEND_UNIT_USD
 
 
 class Ask(msgspec.Struct, frozen=True):
@@ -48,6 +59,9 @@ class Metered(msgspec.Struct, frozen=True):
     charge: Charge
     meter: Meter
     scope: str
+    # Unix seconds when a refused charge can pass again, when that is not the cell's own
+    # drain (a budget renews with its next period; infinity: never); 0: as the store says.
+    renews_at: float = 0.0
 
 
 class LimitRule(Protocol):

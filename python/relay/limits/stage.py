@@ -26,7 +26,7 @@ from relay.errors import RateLimited
 from relay.exchange import Exchange
 from relay.limits.ask import Asks
 from relay.limits.headers import ratelimit_headers
-from relay.limits.rule import Ask, LimitRule, Meter, Metered
+from relay.limits.rule import SPEND_UNIT_USD, Ask, LimitRule, Meter, Metered, spend_units
 from relay.native import LimitTableFull
 from relay.stage import Reply
 from relay.storage.limits import Charge, Decision, LimitStore
@@ -125,8 +125,8 @@ def _costed(m: Metered, ask: Ask) -> Metered:
     if meter is _REQUESTS:
         return m
     charge = m.charge
-    cost = ask.tokens if meter is Meter.TOKENS else ask.spend_usd
-    return Metered(Charge(charge.key, charge.limit, cost), meter, m.scope)
+    cost = ask.tokens if meter is Meter.TOKENS else spend_units(ask.spend_usd)
+    return Metered(Charge(charge.key, charge.limit, cost), meter, m.scope, m.renews_at)
 
 
 class LimitsSettler:
@@ -149,7 +149,7 @@ class LimitsSettler:
         adjust: list[Charge] = []
         for m in reservation.charges:
             charge = m.charge
-            real = tokens if m.meter is Meter.TOKENS else spend
+            real = tokens if m.meter is Meter.TOKENS else spend_units(spend)
             if real != charge.cost:
                 adjust.append(Charge(charge.key, charge.limit, real - charge.cost))
         if adjust:
@@ -183,20 +183,11 @@ def refusal(
     limit = first.charge.limit
     who = _SCOPES.get(first.scope, f"this {first.scope}")
     never = math.isinf(decision.retry_after_s)
+    if first.meter is Meter.SPEND:
+        return first, _spent(first, who, decision.retry_after_s, ask)
     wait = limit.period_s if never else decision.retry_after_s
     retry = max(1, math.ceil(wait - 1e-9))
     headers = (("retry-after", str(retry)),)
-    if first.meter is Meter.SPEND:
-        if never:
-            message = (
-                f"this request's estimated cost (${ask.spend_usd:.6f}) is more than {who}'s "
-                f"whole budget (${limit.burst:.2f}); lower max_tokens"
-            )
-        else:
-            message = f"{who}'s budget is spent; it renews in {retry}s"
-        return first, RateLimited(
-            message, kind="insufficient_quota", code="insufficient_quota", headers=headers
-        )
     unit = _UNITS[first.meter]
     rate = _rate(limit.rate, limit.period_s, limit.burst, unit)
     if never:
@@ -208,6 +199,36 @@ def refusal(
     else:
         message = f"rate limit reached: {who} may make {rate}; retry in {retry}s"
     return first, RateLimited(message, kind=unit, code="rate_limit_exceeded", headers=headers)
+
+
+# A budget that never renews (``budget_period: total``) still answers a retry-after.
+_NO_RENEWAL_RETRY_S = 86_400
+
+
+def _spent(first: Metered, who: str, retry_after_s: float, ask: Ask) -> RateLimited:
+    """The 429 ``insufficient_quota`` of a spent budget: it renews with its next period
+    (``renews_at``; when 0, as the store says)."""
+    budget = first.charge.limit.rate * SPEND_UNIT_USD  # SPEND cells count micro-dollars
+    never = math.isinf(retry_after_s)
+    renews_in = first.renews_at - time.time() if first.renews_at else retry_after_s
+    if never:
+        retry = max(1, math.ceil(min(renews_in, _NO_RENEWAL_RETRY_S)))
+        message = (
+            f"this request's estimated cost (${ask.spend_usd:.6f}) is more than {who}'s "
+            f"whole budget (${budget:.6g}); lower max_tokens"
+        )
+    elif math.isinf(renews_in):
+        retry = _NO_RENEWAL_RETRY_S
+        message = f"{who}'s budget (${budget:.6g}, budget_period total) is spent"
+    else:
+        retry = max(1, math.ceil(renews_in - 1e-9))
+        message = f"{who}'s budget (${budget:.6g}) is spent; it renews in {retry}s"
+    return RateLimited(
+        message,
+        kind="insufficient_quota",
+        code="insufficient_quota",
+        headers=(("retry-after", str(retry)),),
+    )
 
 
 def _rate(rate: float, period_s: float, burst: float, unit: str) -> str:

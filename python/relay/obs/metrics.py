@@ -226,6 +226,12 @@ class Families:
             ["scope"],
             registry=r,
         )
+        self.budget_alerts = Counter(
+            "relay_budget_alerts",
+            "Budgets whose spend crossed their budget_alert_ratio, once a period each, by scope.",
+            ["scope"],
+            registry=r,
+        )
         self.redis_degraded = Gauge(
             "relay_redis_degraded",
             "1 while limits cannot reach Redis and follow limits.on_redis_failure.",
@@ -435,6 +441,11 @@ class Metrics:
         if meter == "spend":
             return b.counter(f.budget, scope)
         return b.counter(f.rate_limited, meter, scope)
+
+    def budget_alert(self, scope: str) -> None:
+        """A budget's spend crossed its ``budget_alert_ratio`` (``key`` or ``tenant``; once a
+        period and budget on a host: rare, so counted at once)."""
+        self.families.budget_alerts.labels(self._limit_labels(scope)).inc()
 
     def redis_degraded(self, degraded: bool) -> None:
         """The limits lost Redis (True) or reached it again (False)."""

@@ -20,7 +20,7 @@ def test_cli_round_trip(
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.delenv("RELAY_CONFIG", raising=False)
-    assert run(capsys, "db", "upgrade")[1].strip() == "applied migrations [1, 2]"
+    assert run(capsys, "db", "upgrade")[1].strip() == "applied migrations [1, 2, 3]"
     assert run(capsys, "db", "upgrade")[1].strip() == "the schema is up to date"
 
     code, out, _ = run(capsys, "tenants", "create", "search", "--rpm", "100", "--models", "a,b")
@@ -36,16 +36,23 @@ def test_cli_round_trip(
         "rpm",
         "tpm",
         "budget_usd",
+        "period",
+        "alert_at",
         "models",
         "created",
     ]
-    assert row.split()[1:6] == ["default", "search", "100", "-", "-"] and "a,b" in row
+    assert row.split()[1:8] == ["default", "search", "100", "-", "-", "month", "0.8"]
+    assert "a,b" in row
 
-    code, out, _ = run(capsys, "keys", "create", "--tenant", "search", "--expires-days", "1")
+    code, out, _ = run(
+        capsys, "keys", "create", "--tenant", "search", "--expires-days", "1",
+        "--budget", "2.5", "--budget-period", "day", "--budget-alert-ratio", "0.5",
+    )  # fmt: skip
     assert code == 0 and "api key (shown once): gw-sk-" in out
     code, out, _ = run(capsys, "keys", "list", "--tenant", "search")
     lines = out.strip().splitlines()
     assert len(lines) == 3 and all("active" in line for line in lines[1:])
+    assert sum("2.5/day" in line for line in lines) == 1
     assert first_key.group(1) not in out and first_key.group(1)[:14] in out
     key_id = lines[1].split()[0]
     code, out, _ = run(capsys, "keys", "revoke", key_id)
@@ -70,6 +77,11 @@ def test_cli_options_are_checked_like_the_admin_api(
         (["--rpm", str(2**64)], "error: --rpm: expected `int` <= 2147483647"),
         (["--tpm", str(2**63)], "error: --tpm: expected `int` <= 9223372036854775807"),
         (["--rpm", "-5"], "error: --rpm: expected `int` >= 0"),
+        (
+            ["--budget-period", "week"],
+            "error: --budget-period: invalid enum value 'week'; expected one of day, month, total",
+        ),
+        (["--budget-alert-ratio", "1.5"], "error: --budget-alert-ratio: expected `float` <= 1.0"),
     ):
         code, _, err = run(capsys, "tenants", "create", "svc", *argv)
         assert (code, err.strip()) == (1, message)

@@ -16,7 +16,7 @@ from relay.errors import RateLimited
 from relay.exchange import Exchange, Limits, Principal, Usage
 from relay.limits.ask import Asks
 from relay.limits.backend import private_store
-from relay.limits.rule import Ask, Meter, Metered
+from relay.limits.rule import Ask, Meter, Metered, spend_units
 from relay.limits.rules import CallerRule, PrincipalRule
 from relay.limits.stage import LimitsSettler, LimitsStage, Reservation
 from relay.storage.limits import Charge, Limit
@@ -39,15 +39,16 @@ def exchange(body: bytes = BODY, principal: Principal | None = None) -> Exchange
 
 
 class Budget:
-    """A spend rule like the budgets' (USD per month)."""
+    """A spend rule like the budgets' (micro-dollars per month: rule.spend_units)."""
 
     def __init__(self, usd: float) -> None:
-        self.limit = Limit(usd, 30 * 86400.0, usd)
+        self.limit = Limit(spend_units(usd), 30 * 86400.0, spend_units(usd))
         self.asks: list[Ask] = []
 
     def charges(self, ex: Exchange, ask: Ask) -> Sequence[Metered]:
         self.asks.append(ask)
-        return (Metered(Charge("b:t", self.limit, ask.spend_usd), Meter.SPEND, "tenant"),)
+        cost = spend_units(ask.spend_usd)
+        return (Metered(Charge("b:t", self.limit, cost), Meter.SPEND, "tenant"),)
 
 
 def tenant(tpm: int) -> Principal:
@@ -80,7 +81,7 @@ def test_the_prompt_is_counted_only_for_tokens_and_spend() -> None:
     # "hello there" and the chat framing (the accountant's count), plus max_tokens; at $1 and
     # $2 per token.
     prompt = count_locally(ex, "o200k_base", "").prompt_tokens
-    assert prompt > 3 and reserved.charge.cost == prompt * 1.0 + 10 * 2.0
+    assert prompt > 3 and reserved.charge.cost == spend_units(prompt * 1.0 + 10 * 2.0)
 
 
 def test_a_refusal_names_the_meter_and_when_to_retry() -> None:
@@ -111,6 +112,9 @@ def test_a_spent_budget_is_insufficient_quota() -> None:
     with pytest.raises(RateLimited) as caught:
         asyncio.run(stage(exchange()))
     assert (caught.value.type, caught.value.code) == ("insufficient_quota", "insufficient_quota")
+    # No renewal date from the rule: the store's wait (a month's cell, drained in 30 days).
+    assert "this tenant's budget ($50) is spent; it renews in" in caught.value.message
+    assert int(dict(caught.value.headers)["retry-after"]) > 3600
 
 
 def test_settlement_moves_the_reservation_to_the_real_usage_once() -> None:

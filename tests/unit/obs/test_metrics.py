@@ -201,6 +201,8 @@ def test_limits_hooks_count_refusals_and_redis_degraded(metrics: Metrics) -> Non
     assert value(metrics, "relay_rate_limit_rejections_total", meter="requests", scope="key") == 1
     assert value(metrics, "relay_rate_limit_rejections_total", meter="tokens", scope="tenant") == 1
     assert value(metrics, "relay_budget_rejections_total", scope="tenant") == 2
+    metrics.budget_alert("key")
+    assert value(metrics, "relay_budget_alerts_total", scope="key") == 1
     assert value(metrics, "relay_redis_degraded") == 0
     metrics.redis_degraded(True)
     metrics.redis_degraded(True)  # still the same episode

@@ -316,7 +316,7 @@ def test_a_spent_budget_says_when_it_renews(shm: SharedMemoryStore) -> None:
         charges = rule.charges(exchange(p), Ask(1, usd))
         decision = asyncio.run(shm.take([m.charge for m in charges]))
         assert not decision.allowed
-        return refusal(charges, decision, Ask(1, usd))
+        return refusal(charges, decision, Ask(1, usd))[1]
 
     month = principal(None, 2.0)
     month.tenant_id = "ten_month"

@@ -34,7 +34,9 @@ def run(server: RedisServer, body: Callable[[RedisStore], Awaitable[T]]) -> T:
     """Run ``body`` with a store on ``server`` whose keys no other test uses."""
 
     async def main() -> T:
-        store = RedisStore.from_config(RedisConfig(address=server.address))
+        # A generous timeout: these tests check decisions, not the 50 ms default (a busy
+        # machine can take longer than that to schedule redis-server).
+        store = RedisStore.from_config(RedisConfig(address=server.address, timeout_ms=5000))
         store.prefix = f"relay:test{next(_prefixes)}:"
         try:
             return await body(store)

@@ -197,6 +197,10 @@ class Exchange:
     answer_body: bytes | None = None
     # Per-request state of hooks and stages, keyed by their owner (see ``state_of``).
     state: dict[object, Any] | None = None
+    # The response cache's answer: True a hit, False a miss, None not asked (off, bypassed).
+    cache_hit: bool | None = None
+    # What a hit's recorded answer cost (the hit itself costs nothing).
+    cost_saved_usd: float = 0.0
 
     @property
     def upstream_seconds(self) -> float:

@@ -32,6 +32,7 @@ from relay.config.notices import summary, warnings
 from relay.listen import CannotListen, check_listen
 from relay.native import NativeError
 from relay.obs.log import configure_logging
+from relay.cache.board import create_board, withdraw_board
 from relay.storage.memory import create_served, withdraw_served
 
 log = logging.getLogger("relay")
@@ -56,11 +57,13 @@ def serve(
         # by name by each (first start, respawn or SIGHUP restart alike), so they outlive
         # any one worker and go with the gateway.
         _share_limits()
+        _share_cache_purges()
         return _serve(config, source, reload)
     finally:
         # Granian returns (or raises SystemExit) after SIGTERM or SIGINT: the file with the
         # provider keys and the shared memory go with the gateway.
         withdraw_served()
+        withdraw_board()
         withdraw()
 
 
@@ -71,6 +74,15 @@ def _share_limits() -> None:
         create_served()
     except (OSError, NativeError) as exc:
         log.warning("shared memory for limits unavailable (%s): workers cannot share limits", exc)
+
+
+def _share_cache_purges() -> None:
+    """The page through which a purge of the cache reaches every worker's memory (made
+    whatever the configuration: a reload may turn the cache on)."""
+    try:
+        create_board()
+    except OSError as exc:
+        log.warning("shared memory for cache purges unavailable (%s): a purge reaches one worker", exc)
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:

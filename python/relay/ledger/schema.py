@@ -114,9 +114,16 @@ _V2 = (
     "CREATE INDEX responses_expires ON responses (expires_at)",
 )
 
+_V4 = (
+    # What a response-cache hit saved: the cost of the answer it replayed (its own is 0).
+    "ALTER TABLE requests ADD COLUMN cost_saved_usd {float} NOT NULL DEFAULT 0",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tenants, keys, users, audit log, request ledger", _V1),
     Migration(2, "stored responses (Responses API)", _V2),
+    # 3: budgets (fix/budgets), merged before this one.
+    Migration(4, "response cache: cost saved per request", _V4),
 )
 
 

@@ -175,6 +175,8 @@ class RelayApp:
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(self.pool.start())
         loop.run_until_complete(self.tenancy.start())
+        if self.cache is not None:
+            loop.run_until_complete(self.cache.start())
         # Token ranks take ~0.1-0.2 s to load: pay it at start, not on a client's request.
         for encoding in self.router.encodings() | {"o200k_base"}:
             counter_for(encoding)

@@ -27,6 +27,8 @@ log = logging.getLogger("relay.cache")
 PREFIX = "relay:cache:"
 # After a failure, Redis is left alone this long (no request waits on a Redis that hangs).
 RETRY_AFTER_S = 1.0
+# Connecting at start-up may take this long.
+START_TIMEOUT_S = 2.0
 # A purge scans and deletes in steps of this many keys, within this time.
 _SCAN_COUNT = 1000
 PURGE_TIMEOUT_S = 30.0
@@ -54,6 +56,15 @@ class RedisBackend:
         timeout_ms = config.cache.redis_timeout_ms
         redis = msgspec.structs.replace(config.redis, timeout_ms=timeout_ms)
         return cls(connect(redis), timeout_ms / 1000)
+
+    async def start(self) -> None:
+        """Open a first connection at start-up, with time to spare (connecting costs more
+        than a request's ``redis_timeout_ms`` allows); a Redis that is down is only logged."""
+        try:
+            async with asyncio.timeout(START_TIMEOUT_S):
+                await self.client.ping()
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._failed(exc)
 
     @staticmethod
     def key_of(key: str, tags: tuple[str, str]) -> str:

@@ -97,6 +97,12 @@ class Cache:
         counts = self.hits if hit else self.misses
         counts[model] = counts.get(model, 0) + 1
 
+    async def start(self) -> None:
+        """Connect (Redis) at the worker's start."""
+        start = getattr(self.backend, "start", None)
+        if start is not None:
+            await start()
+
     async def close(self) -> None:
         """Release the backend's connections."""
         await self.backend.close()

@@ -40,6 +40,10 @@ from relay.handlers.passthrough import PassthroughRoute
 from relay.ledger.responses import ResponsesTap
 from relay.ledger.stored import StoredResponses
 from relay.ledger.tap import LedgerTap
+from relay.limits.ask import Asks
+from relay.limits.backend import limit_store
+from relay.limits.rules import limit_rules
+from relay.limits.stage import LimitsSettler, LimitsStage
 from relay.native import counter_for
 from relay.obs.log import configure_logging
 from relay.passthrough.forward import Passthrough
@@ -91,6 +95,12 @@ class RelayApp:
             *((auth,) if isinstance(auth, KeyAuth) else ()),
             *extensions.gates,
         )
+        # Limits: listed only when one may apply (a request costs nothing otherwise).
+        limits: tuple[LimitsStage, ...] = ()
+        rules = limit_rules(config, tenancy.config.auth.mode)
+        if rules:
+            store = limit_store(config)
+            limits = (LimitsStage(rules, store, Asks(config)),)
         # The response cache: listed only when some model is cached (else it costs nothing).
         policy = Policy(config)
         self.cache = Cache.from_config(config) if policy.enabled else None
@@ -99,6 +109,8 @@ class RelayApp:
         stored = tenancy.responses
         self.stages: Sequence[Stage] = (
             auth,
+            # Every limit that applies, charged at once (after auth: it needs the caller).
+            *limits,
             *extensions.stages,
             # GET/DELETE /v1/responses/{id} of a response stored here (else on to routing).
             *((StoredResponses(stored, config.routing.passthrough_provider),) if stored else ()),
@@ -124,6 +136,7 @@ class RelayApp:
         )
         # Awaited after the taps, bounded in time (reservations, cache writes).
         self.settlers: Sequence[Settler] = (
+            *(LimitsSettler(stage.store) for stage in limits),
             *extensions.settlers,
             *(
                 (CacheWriter(self.cache, tool_calls=config.cache.cache_tool_calls),)

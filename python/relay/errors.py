@@ -150,6 +150,21 @@ class ShuttingDown(GatewayError):
     code = "gateway_shutting_down"
 
 
+class RateLimited(GatewayError):
+    """A gateway limit refused the request (429, with ``retry-after``): ``type`` says which
+    meter (``requests``, ``tokens``; ``insufficient_quota`` for a spent budget), as OpenAI's."""
+
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+    def __init__(
+        self, message: str, *, kind: str, code: str, headers: tuple[tuple[str, str], ...]
+    ) -> None:
+        super().__init__(message, code=code, headers=headers)
+        self.type = kind
+
+
 class UpstreamStatusError(GatewayError):
     """The provider answered 4xx/5xx: its status and message are passed through, scrubbed."""
 

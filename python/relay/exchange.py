@@ -32,7 +32,8 @@ class Endpoint(Enum):
 
 @dataclass(slots=True, frozen=True)
 class Limits:
-    """Limits and budget of a key or a tenant (None: unlimited); enforced by the limits work."""
+    """Limits and budget of a key or a tenant (None: unlimited); enforced by the limits stage
+    (``relay.limits``): a key's and its tenant's both apply."""
 
     rate_limit_rpm: int | None = None
     tokens_per_minute: int | None = None
@@ -197,6 +198,14 @@ class Exchange:
     answer_body: bytes | None = None
     # Per-request state of hooks and stages, keyed by their owner (see ``state_of``).
     state: dict[object, Any] | None = None
+    # The client's address as the server saw it (RSGI ``scope.client``, ``ip:port``): whom a
+    # caller limit counts when the request carries no key.
+    client: str = ""
+    # What the limits stage reserved (tokens, spend), settled once after the last byte.
+    limits: Any = None
+    # A gateway limit applied: its ``x-ratelimit-*`` are on the reply and replace the
+    # provider's.
+    own_ratelimit: bool = False
     # The response cache's answer: True a hit, False a miss, None not asked (off, bypassed).
     cache_hit: bool | None = None
     # What a hit's recorded answer cost (the hit itself costs nothing).

@@ -167,7 +167,6 @@ def test_check_config_warns_about_what_is_not_enforced(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert result.stdout == "c.yaml: ok (1 providers, 1 models)\n"
     assert result.stderr.splitlines() == [
-        "warning: ratelimit.enabled is set, but this version does not enforce rate limits yet",
         "warning: redis.enabled is set, but this version does not use Redis yet",
     ]
 

@@ -75,7 +75,6 @@ def test_startup_warns_loudly(found: Gateway) -> None:
     assert warnings == [
         "provider key(s) of keyed are served on 0.0.0.0 with no client authentication: anyone "
         "who can reach this port spends them",
-        "ratelimit.enabled is set, but this version does not enforce rate limits yet",
         "redis.enabled is set, but this version does not use Redis yet",
     ]
     assert "sk-secret-1" not in found.logs()
@@ -123,8 +122,7 @@ def test_a_second_gateway_on_the_port_is_refused_in_one_line(
 
 def test_reuse_port_shares_the_port(found: Gateway, tmp_path: Path) -> None:
     (tmp_path / "second.yaml").write_text(
-        "providers: {e: {kind: echo}}\nmodels: {second: {provider: e}}\n"
-        "ratelimit: {enabled: true}\n"
+        "providers: {e: {kind: echo, api_key: sk-second}}\nmodels: {second: {provider: e}}\n"
     )
     log = tmp_path / "second.log"
     env = {k: v for k, v in os.environ.items() if k not in ("SERVER_PORT", "RELAY_CONFIG")}
@@ -153,7 +151,8 @@ def test_reuse_port_shares_the_port(found: Gateway, tmp_path: Path) -> None:
             assert [(r["level"], r["msg"]) for r in lines] == [
                 (
                     "warning",
-                    "ratelimit.enabled is set, but this version does not enforce rate limits yet",
+                    "provider key(s) of e are served on 0.0.0.0 with no client authentication: "
+                    "anyone who can reach this port spends them",
                 )
             ]
             assert "Started worker" not in log.read_text()

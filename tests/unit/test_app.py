@@ -24,6 +24,7 @@ class Scope:
     method: str = "POST"
     proto: str = "http"
     headers: dict[str, str] = field(default_factory=dict)
+    client: str = "127.0.0.1:50000"
 
 
 class Proto:

@@ -176,3 +176,11 @@ def _check_stores(config: Config, problems: Problems) -> None:
         )
     if limit.burst < 1:
         problems.add("ratelimit.burst", f"expected at least 1, got {limit.burst}")
+    tpm = config.limits.tokens_per_minute
+    if tpm is not None and tpm < 1:
+        problems.add("limits.tokens_per_minute", f"expected at least 1, got {tpm}")
+    if config.limits.default_max_tokens < 0:
+        problems.add(
+            "limits.default_max_tokens",
+            f"expected 0 or more, got {config.limits.default_max_tokens}",
+        )

@@ -1,8 +1,8 @@
 """``${VAR}`` references, and the settings that the environment and the command line override.
 
 Precedence, lowest first: the file, the environment (``SERVER_PORT``, ``REDIS_ADDRESS``,
-``REDIS_PASSWORD``, ``RELAY_LOG_LEVEL``), command-line flags. Each override is written into the
-raw tree before validation, so it is checked like the file, and its origin is recorded so that a
+``REDIS_PASSWORD``, ``RELAY_LOG_LEVEL``, ``TOKENS_PER_MINUTE``, ...), command-line flags. Each
+override is written into the raw tree before validation, so it is checked like the file, and its origin is recorded so that a
 problem names the variable or flag rather than a file line the user never wrote.
 """
 
@@ -24,6 +24,7 @@ ENV_OVERRIDES = {
     "DATABASE_URL": ("database", "url"),
     "RELAY_ADMIN_KEY": ("auth", "admin_key"),
     "RELAY_AUTH_MODE": ("auth", "mode"),
+    "TOKENS_PER_MINUTE": ("limits", "tokens_per_minute"),
 }
 # `relay serve` flag -> server key (SERVER_PORT and --port take the same forms)
 FLAG_OVERRIDES = {

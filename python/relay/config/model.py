@@ -233,15 +233,26 @@ class RedisConfig(Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class RateLimitConfig(Struct, frozen=True, forbid_unknown_fields=True):
-    """Global request rate limit (accepted and validated now; enforced by the limits work)."""
+    """Requests per second of each caller (``scope: caller``: its gateway key, a hash of its
+    own credential in ``passthrough``, else its address) or of the whole gateway
+    (``global``), in bursts of up to ``burst``."""
 
     enabled: bool = False
     requests_per_second: float = 10.0
     burst: int = 20
+    scope: Literal["caller", "global"] = "caller"
 
 
 class LimitsConfig(Struct, frozen=True, forbid_unknown_fields=True):
-    """How limits and budgets are kept when they live in Redis."""
+    """Limits every tenant gets, what a request reserves, and how limits and budgets are kept
+    when they live in Redis."""
+
+    # Tokens per minute of each tenant whose own ``tokens_per_minute`` is not set (also of
+    # tenants named only by ``metadata.tenant`` under ``auth.mode: none``); None: no limit.
+    tokens_per_minute: int | None = None
+    # Completion tokens a request reserves when it sets no ``max_tokens`` (settled to the real
+    # usage after the answer; what went over is charged then).
+    default_max_tokens: int = 0
 
     # While Redis fails or does not answer in ``redis.timeout_ms``: ``local`` decides in this
     # host's memory at each limit divided by ``replicas``; ``open`` lets every request through;

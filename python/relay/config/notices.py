@@ -94,8 +94,6 @@ def warnings(config: Config) -> list[str]:
             "auth.admin_key (or RELAY_ADMIN_KEY) is set, but database.url is none: the admin "
             "API needs a database and answers 404"
         )
-    if config.ratelimit.enabled:
-        out.append("ratelimit.enabled is set, but this version does not enforce rate limits yet")
     if config.redis.enabled:
         out.append("redis.enabled is set, but this version does not use Redis yet")
     return out

@@ -53,16 +53,18 @@ def gateway_headers(ex: Exchange) -> list[tuple[str, str]]:
 
 
 def passed_upstream_headers(
-    upstream: Mapping[str, str], *, caller_credential: bool
+    upstream: Mapping[str, str], *, caller_credential: bool, own_ratelimit: bool = False
 ) -> list[tuple[str, str]]:
     """Provider headers clients rely on (processing time, and with their own key, the
     account's rate-limit state); the provider's request id (OpenAI's ``x-request-id``,
-    Anthropic's ``request-id``) as ``x-upstream-request-id``."""
+    Anthropic's ``request-id``) as ``x-upstream-request-id``. ``own_ratelimit``: a gateway
+    limit applied, and its ``x-ratelimit-*`` (already among the gateway's headers) replace the
+    provider's."""
     out = []
     for name, value in upstream.items():
         lower = name.lower()
         if lower.startswith(_ACCOUNT_PREFIXES):
-            if caller_credential:
+            if caller_credential and not (own_ratelimit and lower.startswith("x-ratelimit-")):
                 out.append((lower, value))
         elif lower.startswith("openai-"):
             out.append((lower, value))

@@ -41,7 +41,9 @@ class ApiRoute:
             return await self._wrong_method(scope, proto, dialect)
         pipeline, inflight = self.pipeline, self.inflight
         headers = scope.headers
-        ex = Exchange(request_id(scope), dialect.endpoint, b"", headers, dialect=dialect)
+        ex = Exchange(
+            request_id(scope), dialect.endpoint, b"", headers, dialect=dialect, client=scope.client
+        )
         task = asyncio.current_task()
         assert task is not None
         inflight.tasks.add(task)
@@ -68,7 +70,9 @@ class ApiRoute:
                         *gateway_headers(ex),
                         *usage_headers(ex),
                         *passed_upstream_headers(
-                            answer.upstream_headers, caller_credential=answer.caller_credential
+                            answer.upstream_headers,
+                            caller_credential=answer.caller_credential,
+                            own_ratelimit=ex.own_ratelimit,
                         ),
                     ],
                     answer.body,
@@ -116,7 +120,11 @@ async def _open_stream(
     headers = [
         *SSE_HEADERS,
         *gateway_headers(ex),
-        *passed_upstream_headers(upstream_headers, caller_credential=attempt.caller_credential),
+        *passed_upstream_headers(
+            upstream_headers,
+            caller_credential=attempt.caller_credential,
+            own_ratelimit=ex.own_ratelimit,
+        ),
     ]
     transport: Transport = proto.response_stream(200, headers)
     return transport

@@ -26,7 +26,9 @@ class PassthroughRoute:
 
     async def __call__(self, scope: Any, proto: Any) -> None:
         pipeline, inflight = self.pipeline, self.inflight
-        ex = Exchange(request_id(scope), Endpoint.PASSTHROUGH, b"", scope.headers)
+        ex = Exchange(
+            request_id(scope), Endpoint.PASSTHROUGH, b"", scope.headers, client=scope.client
+        )
         task = asyncio.current_task()
         assert task is not None
         inflight.tasks.add(task)

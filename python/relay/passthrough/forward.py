@@ -194,7 +194,11 @@ class Passthrough:
             *response_headers(upstream.headers.items()),
             *gateway_headers(ex),
             *usage_headers(ex),
-            *passed_upstream_headers(upstream.headers, caller_credential=attempt.caller_credential),
+            *passed_upstream_headers(
+                upstream.headers,
+                caller_credential=attempt.caller_credential,
+                own_ratelimit=ex.own_ratelimit,
+            ),
         ]
         return proto.response_stream(upstream.status, headers)
 

@@ -41,7 +41,6 @@ def test_no_models_and_sections_not_enforced() -> None:
     text = "providers: {e: {kind: echo}}\nratelimit: {enabled: true}\nredis: {enabled: true}"
     assert warnings(parse_config(text, "t", {})) == [
         "no models are configured and no default_provider: every request will get a 404",
-        "ratelimit.enabled is set, but this version does not enforce rate limits yet",
         "redis.enabled is set, but this version does not use Redis yet",
     ]
 

@@ -390,3 +390,22 @@ def test_redis_killed_or_hanging_is_a_pass_through(
         gateway.stop()
         proxy.close()
         server.destroy()
+
+
+def test_a_hit_counts_against_request_limits_not_token_limits(
+    fake_upstream: FakeUpstream, upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    config = cache_config(fake_upstream)
+    config["ratelimit"] = {"enabled": True, "requests_per_second": 0.01, "burst": 6}
+    config["limits"] = {"tokens_per_minute": 100}
+    gateway = Gateway(config, tmp_path)
+    try:
+        # Each request reserves its prompt and max_tokens (about 45 tokens of 100): only
+        # given back in full does a third one fit.
+        seen = [chat(gateway, "limited", max_tokens=40)[1]["x-relay-cache"] for _ in range(6)]
+        assert seen == ["miss"] + ["hit"] * 5
+        assert upstream.calls("gpt-4o-mini") == 1
+        with pytest.raises(openai.RateLimitError, match="requests"):
+            chat(gateway, "limited", max_tokens=40)
+    finally:
+        gateway.stop()

@@ -26,13 +26,13 @@ from granian.log import LogLevels
 
 from relay import __version__
 from relay.auth.mode import AuthModeUnknown, resolve_auth, with_mode
+from relay.cache.board import create_board, withdraw_board
 from relay.config import Config, ConfigError, ConfigSource
 from relay.config.handoff import publish, received, withdraw
 from relay.config.notices import summary, warnings
 from relay.listen import CannotListen, check_listen
 from relay.native import NativeError
 from relay.obs.log import configure_logging
-from relay.cache.board import create_board, withdraw_board
 from relay.storage.memory import create_served, withdraw_served
 
 log = logging.getLogger("relay")
@@ -82,7 +82,9 @@ def _share_cache_purges() -> None:
     try:
         create_board()
     except OSError as exc:
-        log.warning("shared memory for cache purges unavailable (%s): a purge reaches one worker", exc)
+        log.warning(
+            "shared memory for cache purges unavailable (%s): a purge reaches one worker", exc
+        )
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:

@@ -9,7 +9,6 @@ import http.client
 import json
 import sqlite3
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,9 @@ ANTHROPIC_KEY = "sk-ant-test-upstream"
 ADMIN_KEY = "admin-secret-cache"
 
 
-def cache_config(up: FakeUpstream, anthropic_url: str | None = None, **cache: Any) -> dict[str, Any]:
+def cache_config(
+    up: FakeUpstream, anthropic_url: str | None = None, **cache: Any
+) -> dict[str, Any]:
     config = upstream_config(up)
     config["cache"] = {"mode": "deterministic", **cache}
     config["auth"] = {"mode": "none", "admin_key": ADMIN_KEY}
@@ -74,15 +75,8 @@ def gw(
     gateway.stop()
 
 
-def client(gateway: Gateway, tenant: str | None = None) -> openai.OpenAI:
-    headers = {} if tenant is None else {}
-    return openai.OpenAI(
-        base_url=gateway.base_url,
-        api_key="unused",
-        max_retries=0,
-        timeout=20,
-        default_headers=headers,
-    )
+def client(gateway: Gateway) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway.base_url, api_key="unused", max_retries=0, timeout=20)
 
 
 def chat(
@@ -133,10 +127,14 @@ def test_stream_miss_then_hit_replays_the_events(gw: Gateway, upstream: FakeUpst
     assert len(second) == len(first)
     assert {c.id for c in second} != {c.id for c in first}
     assert len({c.id for c in second}) == 1
-    assert [c.choices[0].finish_reason for c in second] == [c.choices[0].finish_reason for c in first]
+    assert [c.choices[0].finish_reason for c in second] == [
+        c.choices[0].finish_reason for c in first
+    ]
     # No usage chunk for a client that did not ask; one for a client that does.
     assert all(c.usage is None for c in second)
-    asked, h3 = chat(gw, "stream hit two words", stream=True, stream_options={"include_usage": True})
+    asked, h3 = chat(
+        gw, "stream hit two words", stream=True, stream_options={"include_usage": True}
+    )
     assert h3["x-relay-cache"] == "hit" and upstream.calls("gpt-4o-mini") == 1
     assert asked[-1].choices == [] and asked[-1].usage is not None
     assert asked[-1].usage.completion_tokens == 5
@@ -237,8 +235,12 @@ def test_embeddings_and_completions(gw: Gateway, upstream: FakeUpstream) -> None
     second = sdk.embeddings.with_raw_response.create(model="gpt-4o-mini", input=["a b", "c"])
     assert second.headers["x-relay-cache"] == "hit"
     assert second.parse().data[0].embedding == first.parse().data[0].embedding
-    done = sdk.completions.with_raw_response.create(model="gpt-4o-mini", prompt="say", temperature=0)
-    again = list(sdk.completions.create(model="gpt-4o-mini", prompt="say", temperature=0, stream=True))
+    done = sdk.completions.with_raw_response.create(
+        model="gpt-4o-mini", prompt="say", temperature=0
+    )
+    again = list(
+        sdk.completions.create(model="gpt-4o-mini", prompt="say", temperature=0, stream=True)
+    )
     assert "".join(c.choices[0].text for c in again) == done.parse().choices[0].text
     assert upstream.calls("gpt-4o-mini") == 2
 
@@ -252,7 +254,9 @@ def test_messages_both_ways(gw: Gateway, fake_anthropic: FakeUpstream) -> None:
     second = sdk.messages.with_raw_response.create(messages=msgs, **ask)
     assert second.headers["x-relay-cache"] == "hit"
     a, b = first.parse(), second.parse()
-    assert b.content == a.content and b.id != a.id and b.usage.output_tokens == a.usage.output_tokens
+    assert (
+        b.content == a.content and b.id != a.id and b.usage.output_tokens == a.usage.output_tokens
+    )
     with sdk.messages.stream(messages=msgs, **ask) as stream:
         final = stream.get_final_message()
     assert final.content[0].text == a.content[0].text  # a stream from the JSON entry
@@ -355,7 +359,9 @@ def test_redis_hit_across_workers_and_purge(
         assert seen == {"hit"} and upstream.calls("gpt-4o-mini") == 1
         keys = redis_server.command("KEYS", "relay:cache:*")
         assert b"relay:cache:" in keys
-        assert int(redis_server.command("TTL", keys.split(b"\r\n")[2].decode()).strip(b":\r\n")) > 3000
+        assert (
+            int(redis_server.command("TTL", keys.split(b"\r\n")[2].decode()).strip(b":\r\n")) > 3000
+        )
         assert purge(gateway)[1]["purged"] >= 1
         _, h = chat(gateway, "redis shared")
         assert h["x-relay-cache"] == "miss"

@@ -78,7 +78,9 @@ class CacheAdmin:
             token = rest.strip() if scheme.lower() == "bearer" else None
         token = token or headers.get("x-api-key")
         if not token:
-            raise AuthenticationError("the admin API needs a key: 'Authorization: Bearer <admin key>'")
+            raise AuthenticationError(
+                "the admin API needs a key: 'Authorization: Bearer <admin key>'"
+            )
         if self.admin_key and hmac.compare_digest(token.encode(), self.admin_key.encode()):
             return
         authenticate = getattr(self.inner, "authenticate", None)

@@ -110,9 +110,7 @@ class Board:
             fcntl.flock(fd, fcntl.LOCK_EX)
             count = self.count
             offset = _COUNT.size + (count % _SLOTS) * _RECORD.size
-            _RECORD.pack_into(
-                self._map, offset, (tenant or "").encode(), (model or "").encode()
-            )
+            _RECORD.pack_into(self._map, offset, (tenant or "").encode(), (model or "").encode())
             _COUNT.pack_into(self._map, 0, count + 1)
         finally:
             os.close(fd)  # releases the lock

@@ -108,7 +108,10 @@ def _merge_call(calls: dict[int, Json], delta: Json) -> None:
         calls[index] = {
             "id": delta.get("id"),
             "type": delta.get("type") or "function",
-            "function": {"name": function.get("name"), "arguments": function.get("arguments") or ""},
+            "function": {
+                "name": function.get("name"),
+                "arguments": function.get("arguments") or "",
+            },
         }
         return
     call["function"]["arguments"] += function.get("arguments") or ""
@@ -180,7 +183,9 @@ def _explode_openai(endpoint: Endpoint, answer: Json) -> bytes:
     choice = (answer.get("choices") or [{}])[0]
     finish = choice.get("finish_reason")
     if not chat:
-        pieces = [{"text": choice.get("text") or "", "index": 0, "logprobs": None, "finish_reason": None}]
+        pieces = [
+            {"text": choice.get("text") or "", "index": 0, "logprobs": None, "finish_reason": None}
+        ]
         last = {"text": "", "index": 0, "logprobs": None, "finish_reason": finish}
         return b"".join(_data({**head, "choices": [c]}) for c in (*pieces, last))
     message = choice.get("message") or {}
@@ -218,7 +223,10 @@ def _explode_message(answer: Json) -> bytes:
             delta = {"type": "text_delta", "text": block.get("text", "")}
         elif kind == "tool_use":
             opened = {**block, "input": {}}
-            delta = {"type": "input_json_delta", "partial_json": _encode(block.get("input")).decode()}
+            delta = {
+                "type": "input_json_delta",
+                "partial_json": _encode(block.get("input")).decode(),
+            }
         elif kind == "thinking":
             opened = {**block, "thinking": "", "signature": ""}
             delta = {"type": "thinking_delta", "thinking": block.get("thinking", "")}
@@ -248,7 +256,10 @@ def _explode_message(answer: Json) -> bytes:
         )
     end = {
         "type": "message_delta",
-        "delta": {"stop_reason": answer.get("stop_reason"), "stop_sequence": answer.get("stop_sequence")},
+        "delta": {
+            "stop_reason": answer.get("stop_reason"),
+            "stop_sequence": answer.get("stop_sequence"),
+        },
         "usage": {"output_tokens": usage.get("output_tokens", 0)},
     }
     out.append(frame(b"message_delta", _encode(end)))

@@ -13,11 +13,11 @@ import logging
 import time
 
 from relay.cache.controls import controls
+from relay.cache.entry import Entry
 from relay.cache.policy import CACHED_ENDPOINTS, Policy
 from relay.cache.record import RECORDING, Recording, entry_of, recording
 from relay.cache.replay import json_body, once, stream_frames
 from relay.cache.store import Cache
-from relay.cache.entry import Entry
 from relay.exchange import Deployment, Exchange
 from relay.stage import Reply
 

@@ -74,7 +74,11 @@ class Cache:
         if memory is not None and board is not None and board.count != board.seen:
             board.apply(memory.purge_now)
         entry = await self.backend.get(key, tags)
-        if entry is not None and max_age_s is not None and time.time() - entry.stored_at > max_age_s:
+        if (
+            entry is not None
+            and max_age_s is not None
+            and time.time() - entry.stored_at > max_age_s
+        ):
             return None
         return entry
 

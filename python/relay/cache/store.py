@@ -17,6 +17,11 @@ from relay.cache.redis import RedisBackend
 from relay.config.model import Config
 
 
+# Models counted by name; any further one is counted as OTHER.
+MAX_MODELS = 1024
+OTHER = "other"
+
+
 class Backend(Protocol):
     """Where entries live: this worker's memory or Redis."""
 
@@ -97,8 +102,11 @@ class Cache:
         return count
 
     def counted(self, model: str, hit: bool) -> None:
-        """One hit or miss of ``model``."""
+        """One hit or miss of ``model`` (past :data:`MAX_MODELS` names, under ``other``: a
+        ``default_provider`` lets clients choose names, which must not grow the tables)."""
         counts = self.hits if hit else self.misses
+        if model not in counts and len(counts) >= MAX_MODELS:
+            model = OTHER
         counts[model] = counts.get(model, 0) + 1
 
     async def start(self) -> None:

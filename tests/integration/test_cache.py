@@ -35,6 +35,7 @@ def cache_config(
     config = upstream_config(up)
     config["cache"] = {"mode": "deterministic", **cache}
     config["auth"] = {"mode": "none", "admin_key": ADMIN_KEY}
+    config["models"]["refusal"] = {"provider": "fake", "pricing": {"input": 1.0, "output": 2.0}}
     config["models"]["any-temp"] = {
         "provider": "fake",
         "model": "gpt-4o-mini",
@@ -187,6 +188,14 @@ def test_errors_and_truncated_streams_are_not_cached(gw: Gateway, upstream: Fake
     assert upstream.calls("stream-error") == 2
 
 
+def test_refusals_are_not_cached(gw: Gateway, upstream: FakeUpstream) -> None:
+    for stream in (False, True, False, True):
+        answer, h = chat(gw, "refuse this", model="refusal", stream=stream)
+        assert h["x-relay-cache"] == "miss"
+    assert answer[-2].choices[0].delta.refusal is not None
+    assert upstream.calls("refusal") == 4
+
+
 def test_tool_calls_are_not_cached_by_default(gw: Gateway, upstream: FakeUpstream) -> None:
     tools: Any = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
     for _ in range(2):
@@ -194,6 +203,25 @@ def test_tool_calls_are_not_cached_by_default(gw: Gateway, upstream: FakeUpstrea
         assert answer.choices[0].message.tool_calls
         assert h["x-relay-cache"] == "miss"
     assert upstream.calls("gpt-4o-mini") == 2
+
+
+def test_tool_calls_are_cached_when_configured(
+    fake_upstream: FakeUpstream, upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    gateway = Gateway(cache_config(fake_upstream, cache_tool_calls=True), tmp_path)
+    tools: Any = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
+    try:
+        first, _ = chat(gateway, "call it", tools=tools, tool_choice="required", stream=True)
+        answer, h = chat(gateway, "call it", tools=tools, tool_choice="required")
+        assert h["x-relay-cache"] == "hit" and upstream.calls("gpt-4o-mini") == 1
+        call = answer.choices[0].message.tool_calls[0]
+        assert (call.id, call.function.name, call.function.arguments) == ("call_1", "f", '{"x": 1}')
+        assert answer.choices[0].finish_reason == "tool_calls"
+        again, h = chat(gateway, "call it", tools=tools, tool_choice="required", stream=True)
+        assert h["x-relay-cache"] == "hit"
+        assert len(again) == len(first)
+    finally:
+        gateway.stop()
 
 
 def test_two_tenants_never_share_an_entry(gw: Gateway, upstream: FakeUpstream) -> None:
@@ -267,6 +295,10 @@ def test_messages_both_ways(gw: Gateway, fake_anthropic: FakeUpstream) -> None:
     assert again.headers["x-relay-cache"] == "hit"
     assert again.parse().content[0].text == recorded.content[0].text
     assert again.parse().stop_reason == recorded.stop_reason
+    with sdk.messages.stream(messages=streamed_msgs, **ask) as stream:
+        replayed = stream.get_final_message()
+    assert replayed.content == recorded.content and replayed.id != recorded.id
+    assert replayed.usage.output_tokens == recorded.usage.output_tokens
     calls = [r for r in fake_anthropic.requests() if r["path"] == "/v1/messages"]
     assert len(calls) == 2
 

@@ -16,7 +16,6 @@ from relay.cache.memory import MemoryBackend
 from relay.cache.redis import RedisBackend
 from relay.config.model import Config
 
-
 # Models counted by name; any further one is counted as OTHER.
 MAX_MODELS = 1024
 OTHER = "other"

@@ -301,6 +301,13 @@ def test_messages_both_ways(gw: Gateway, fake_anthropic: FakeUpstream) -> None:
     assert replayed.usage.output_tokens == recorded.usage.output_tokens
     calls = [r for r in fake_anthropic.requests() if r["path"] == "/v1/messages"]
     assert len(calls) == 2
+    # An OpenAI client on the Anthropic provider (translated): cached in the client's shape.
+    first_chat, _ = chat(gw, "translated", model="claude", stream=True)
+    again_chat, h = chat(gw, "translated", model="claude")
+    assert h["x-relay-cache"] == "hit"
+    assert again_chat.choices[0].message.content == text_of(first_chat)
+    calls = [r for r in fake_anthropic.requests() if r["path"] == "/v1/messages"]
+    assert len(calls) == 3
 
 
 def test_the_ledger_records_a_hit_as_free(gw: Gateway, upstream: FakeUpstream) -> None:

@@ -204,6 +204,8 @@ class RequestRecord(Struct):
     attempt_count: int
     attempts: list[Attempt] | None = None
     object: str = "request"
+    # A cache hit costs 0; this is what its recorded answer cost.
+    cost_saved_usd: float = 0.0
 
 
 class AuditEntry(Struct):

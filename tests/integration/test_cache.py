@@ -9,6 +9,7 @@ import http.client
 import json
 import sqlite3
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -232,6 +233,49 @@ def test_two_tenants_never_share_an_entry(gw: Gateway, upstream: FakeUpstream) -
     assert upstream.calls("gpt-4o-mini") == 2
 
 
+def admin(gateway: Gateway, method: str, path: str, body: Any = None) -> Any:
+    request = urllib.request.Request(
+        gateway.url + path,
+        data=json.dumps(body).encode() if body is not None else None,
+        method=method,
+        headers={"authorization": f"Bearer {ADMIN_KEY}", "content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=20) as response:
+        return json.loads(response.read())
+
+
+def test_two_tenants_keys_never_share_an_entry(
+    fake_upstream: FakeUpstream, upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    config = cache_config(fake_upstream)
+    config["auth"] = {"mode": "keys", "admin_key": ADMIN_KEY}
+    del config["providers"]["passthrough"]
+    config["models"] = {
+        m: c for m, c in config["models"].items() if c.get("provider") != "passthrough"
+    }
+    gateway = Gateway(config, tmp_path)
+    try:
+        keys = [
+            admin(gateway, "POST", "/admin/tenants", {"name": n})["api_key"] for n in ("a", "b")
+        ]
+        seen = []
+        for key in (*keys, *keys):
+            sdk = openai.OpenAI(base_url=gateway.base_url, api_key=key, max_retries=0)
+            raw = sdk.chat.completions.with_raw_response.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": "identical"}],
+                temperature=0,
+            )
+            seen.append(raw.headers["x-relay-cache"])
+        assert seen == ["miss", "miss", "hit", "hit"]
+        assert upstream.calls("gpt-4o-mini") == 2
+        # A purge of one tenant leaves the other's entry.
+        status, body = purge(gateway, "?tenant=a")
+        assert status == 200 and body["purged"] == 1
+    finally:
+        gateway.stop()
+
+
 def test_controls(gw: Gateway, upstream: FakeUpstream) -> None:
     chat(gw, "controlled")
     _, h = chat(gw, "controlled", headers={"cache-control": "no-cache"})
@@ -270,7 +314,14 @@ def test_embeddings_and_completions(gw: Gateway, upstream: FakeUpstream) -> None
         sdk.completions.create(model="gpt-4o-mini", prompt="say", temperature=0, stream=True)
     )
     assert "".join(c.choices[0].text for c in again) == done.parse().choices[0].text
-    assert upstream.calls("gpt-4o-mini") == 2
+    streamed = list(
+        sdk.completions.create(model="gpt-4o-mini", prompt="s", temperature=0, stream=True)
+    )
+    whole = sdk.completions.with_raw_response.create(model="gpt-4o-mini", prompt="s", temperature=0)
+    assert whole.headers["x-relay-cache"] == "hit"
+    assert whole.parse().choices[0].text == "".join(c.choices[0].text for c in streamed)
+    assert whole.parse().choices[0].finish_reason == "stop"
+    assert upstream.calls("gpt-4o-mini") == 3
 
 
 def test_messages_both_ways(gw: Gateway, fake_anthropic: FakeUpstream) -> None:

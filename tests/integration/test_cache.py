@@ -276,6 +276,34 @@ def test_two_tenants_keys_never_share_an_entry(
         gateway.stop()
 
 
+def test_forwarded_credentials_never_share_an_entry(
+    fake_upstream: FakeUpstream, upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    # auth.mode passthrough: every caller is tenant "default"; the provider checks its key.
+    config = cache_config(fake_upstream)
+    config["auth"] = {"mode": "passthrough"}
+    gateway = Gateway(config, tmp_path)
+    try:
+        seen = []
+        for key in ("client-key-1", "client-key-2", "client-key-1", "client-key-2"):
+            sdk = openai.OpenAI(base_url=gateway.base_url, api_key=key, max_retries=0)
+            raw = sdk.chat.completions.with_raw_response.create(
+                model="own-key", messages=[{"role": "user", "content": "mine"}], temperature=0
+            )
+            seen.append(raw.headers["x-relay-cache"])
+        assert seen == ["miss", "miss", "hit", "hit"]
+        assert upstream.calls("gpt-4o-mini") == 2
+        # A key the provider never saw is not answered from another caller's entry.
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(
+                base_url=gateway.base_url, api_key="sk-wrong", max_retries=0
+            ).chat.completions.create(
+                model="own-key", messages=[{"role": "user", "content": "mine"}], temperature=0
+            )
+    finally:
+        gateway.stop()
+
+
 def test_controls(gw: Gateway, upstream: FakeUpstream) -> None:
     chat(gw, "controlled")
     _, h = chat(gw, "controlled", headers={"cache-control": "no-cache"})

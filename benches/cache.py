@@ -37,6 +37,7 @@ from relay.cache.record import AnswerRecorder  # noqa: E402
 from relay.cache.stage import CacheStage, CacheWriter  # noqa: E402
 from relay.cache.store import Cache  # noqa: E402
 from relay.config.load import parse_config  # noqa: E402
+from relay.dialects import OPENAI_DIALECTS  # noqa: E402
 from relay.exchange import Attempt, Deployment, Endpoint, Exchange, Usage  # noqa: E402
 from relay.wire.openai import ChatRequest  # noqa: E402
 from tests.integration.gateway import Gateway, free_port  # noqa: E402
@@ -67,10 +68,12 @@ def body(n: int) -> bytes:
     )
 
 
-def in_process(count: int) -> float:
-    """Microseconds of CPU a miss adds (see the module docstring)."""
+def in_process(count: int) -> tuple[float, float, float]:
+    """Microseconds of CPU a miss adds (see the module docstring), and the CPU of the
+    stage answering a JSON hit and a streamed hit (the reply made, not yet sent)."""
     config = parse_config(CONFIG, "bench", env={})
-    cache = Cache(MemoryBackend(config.cache.max_bytes))
+    memory = MemoryBackend(config.cache.max_bytes)
+    cache = Cache(memory)
     stage = CacheStage(Policy(config), cache)
     recorder = AnswerRecorder()
     writer = CacheWriter(cache, tool_calls=False)
@@ -78,14 +81,15 @@ def in_process(count: int) -> float:
     deployment = Deployment("p", "m", "m")
     bodies = [body(n) for n in range(count)]
 
-    def exchange(raw: bytes) -> Exchange:
-        ex = Exchange("req_1", Endpoint.CHAT, raw, {})
+    def exchange(raw: bytes, stream: bool = False) -> Exchange:
+        ex = Exchange("req_1", Endpoint.CHAT, raw, {}, dialect=OPENAI_DIALECTS[0], stream=stream)
         ex.request = decoder.decode(raw)
         ex.model = "m"
         ex.deployment = deployment
         return ex
 
     async def run(cached: bool) -> float:
+        memory.purge_now()  # every request a miss
         exchanges = [exchange(b) for b in bodies]
         start = time.process_time()
         for ex in exchanges:
@@ -102,15 +106,28 @@ def in_process(count: int) -> float:
                 await writer.settle(ex)
         return (time.process_time() - start) / count * 1e6
 
+    async def hits(stream: bool) -> float:
+        exchanges = [exchange(b, stream) for b in bodies]  # stored by the last miss round
+        start = time.process_time()
+        for ex in exchanges:
+            reply = await stage(ex)
+            assert reply is not None
+            if reply.stream is not None:
+                async for _ in reply.stream:
+                    pass
+        return (time.process_time() - start) / count * 1e6
+
     loop = asyncio.new_event_loop()
     try:
         runs = [
             (loop.run_until_complete(run(False)), loop.run_until_complete(run(True)))
             for _ in range(5)
         ]
+        json_hit = statistics.median(loop.run_until_complete(hits(False)) for _ in range(5))
+        stream_hit = statistics.median(loop.run_until_complete(hits(True)) for _ in range(5))
     finally:
         loop.close()
-    return statistics.median(on - off for off, on in runs)
+    return statistics.median(on - off for off, on in runs), json_hit, stream_hit
 
 
 def timed(port: int, count: int, payload: bytes) -> tuple[list[float], list[float], str]:
@@ -197,8 +214,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     args = parser.parse_args()
-    added = in_process(args.requests)
+    added, json_hit, stream_hit = in_process(args.requests)
     print(f"a miss adds {added:.1f} us of CPU per request against the cache off (target <= 30)")
+    print(
+        f"the stage answers a hit in {json_hit:.1f} us of CPU (JSON), {stream_hit:.1f} us (stream)"
+    )
     print(f"{'':12} {'p50 ms':>8} {'p99 ms':>8} {'overhead-ms':>12} x-relay-cache")
     rows = served(args.requests)
     for name, times, overhead, status in rows:

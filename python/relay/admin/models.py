@@ -252,6 +252,15 @@ class RequestPage(Struct):
     object: str = "list"
 
 
+class CachePurged(Struct):
+    """``DELETE /admin/cache``: how many entries went (with the memory backend, those of the
+    worker that answered; the others purge theirs at their next request)."""
+
+    purged: int
+    # memory | redis | off (the cache caches nothing)
+    backend: str
+
+
 class AuditPage(Struct):
     """A page of the audit log, newest first."""
 

@@ -35,7 +35,7 @@ from relay.dialects.models import ModelCatalog
 from relay.forward import AttemptLoop
 from relay.handlers.api import ApiRoute
 from relay.handlers.common import Inflight, Pipeline
-from relay.handlers.local import AdminRoute, LocalRoutes, is_local
+from relay.handlers.local import AdminRoute, LocalRoutes, MetricsRoute, is_local
 from relay.handlers.passthrough import PassthroughRoute
 from relay.ledger.responses import ResponsesTap
 from relay.ledger.stored import StoredResponses
@@ -46,6 +46,7 @@ from relay.limits.rules import limit_rules
 from relay.limits.stage import LimitsSettler, LimitsStage
 from relay.native import counter_for
 from relay.obs.log import configure_logging
+from relay.obs.metrics import Metrics
 from relay.passthrough.forward import Passthrough
 from relay.providers import build_providers
 from relay.providers.responses import bridge
@@ -86,6 +87,9 @@ class RelayApp:
         # Every deployment's circuit breaker: states() for metrics, subscribe() for changes.
         self.breakers = self.router.breakers
         self.accountant = Accountant()
+        # Prometheus (GET /metrics): a tap after the last byte, gauges sampled at each flush,
+        # and hooks for the limits (limit_refused, redis_degraded). None when disabled.
+        self.metrics = Metrics(config) if config.metrics.enabled else None
         # Tenants, keys, the ledger, stored responses and /admin: the database-backed parts.
         self.tenancy = tenancy = Tenancy(config)
         # Who is calling, by auth.mode (decided once, before the workers started).
@@ -128,10 +132,12 @@ class RelayApp:
             *extensions.stream_hooks,
             *((StreamRecorder(max_entry_bytes(config)),) if cached else ()),
         )
-        # Run once per exchange after its last byte: the ledger row, the stored response.
+        # Run once per exchange after its last byte: the ledger row, the stored response, the
+        # metrics.
         self.taps: Sequence[Tap] = (
             *((LedgerTap(tenancy.writer),) if tenancy.ledger else ()),
             *((ResponsesTap(stored),) if stored is not None else ()),
+            *((self.metrics,) if self.metrics is not None else ()),
             *extensions.taps,
         )
         # Awaited after the taps, bounded in time (reservations, cache writes).
@@ -145,6 +151,7 @@ class RelayApp:
             ),
         )
         server = config.server
+        self.inflight = Inflight()
         pipeline = Pipeline(
             self.gates,
             self.stages,
@@ -153,6 +160,7 @@ class RelayApp:
             settle_timeout_s=server.settle_timeout_s,
             max_body=server.max_body_bytes,
             body_timeout_s=server.body_timeout_s,
+            inflight=self.inflight,
         )
         # Every adapter also serves /v1/responses (passed through or translated to chat).
         providers = bridge(build_providers(config), tenancy.responses)
@@ -171,7 +179,13 @@ class RelayApp:
             dialect.path: dialect
             for dialect in (*OPENAI_DIALECTS, *ANTHROPIC_DIALECTS, *RESPONSES_DIALECTS)
         }
-        self.inflight = Inflight()
+        if self.metrics is not None:
+            self.metrics.watch(
+                inflight=self.inflight.counts,
+                ledger=tenancy.writer if tenancy.ledger else None,
+                breakers=self.breakers.states,
+            )
+            self.breakers.subscribe(self.metrics.breaker_changed)
         self._drain_task: asyncio.Task[None] | None = None
         self.api = ApiRoute(pipeline, self.attempts, self.inflight)
         self.passthrough_route = PassthroughRoute(pipeline, self.passthrough, self.inflight)
@@ -183,6 +197,7 @@ class RelayApp:
             ModelCatalog({n: m.owned_by for n, m in config.models.items()}),
             ready=lambda: self.pool.ready and not self.inflight.draining,
         )
+        self.metrics_route = MetricsRoute(self.metrics.render if self.metrics else None)
 
     # -- lifecycle (granian calls these on the worker's loop) ------------------------------
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -194,6 +209,8 @@ class RelayApp:
         for encoding in self.router.encodings() | {"o200k_base"}:
             counter_for(encoding)
         on_shutdown(lambda: self._start_drain(loop))
+        if self.metrics is not None:
+            self.metrics.start(loop)
         tune_gc()
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -201,6 +218,8 @@ class RelayApp:
         loop.run_until_complete(self.tenancy.stop())  # flushes the ledger queue
         if self.cache is not None:
             loop.run_until_complete(self.cache.close())
+        if self.metrics is not None:
+            loop.run_until_complete(self.metrics.stop())
         loop.run_until_complete(self.pool.close())
 
     def _start_drain(self, loop: asyncio.AbstractEventLoop) -> asyncio.Task[None]:
@@ -226,6 +245,8 @@ class RelayApp:
             return await self.admin(scope, proto)
         if path.startswith("/v1/") and not is_local(path):
             return await self.passthrough_route(scope, proto)
+        if path == "/metrics":
+            return await self.metrics_route(scope, proto)
         return self.local(scope, proto, path)
 
 

@@ -3,8 +3,8 @@ configuration to the workers, and run granian.
 
 Workers never read the YAML file (see :mod:`relay.config.handoff`: a file only the gateway's
 user can read, removed when the main process exits). The main process also makes the shared
-memory that holds the limits' cells for every worker (:mod:`relay.storage.memory`), removed
-when it exits. On SIGHUP granian restarts
+memory that holds the limits' cells for every worker (:mod:`relay.storage.memory`) and the
+directory of the metrics' files (:mod:`relay.obs.prom_files`), removed when it exits. On SIGHUP granian restarts
 the workers; just before, the main process reads the file again: when it is valid, the workers
 start from it; when it is broken, the problems are logged and the workers start from the
 configuration already running, so a broken file never stops a running gateway.
@@ -33,6 +33,7 @@ from relay.config.notices import summary, warnings
 from relay.listen import CannotListen, check_listen
 from relay.native import NativeError
 from relay.obs.log import configure_logging
+from relay.obs.prom_files import make_dir, remove_dir
 from relay.storage.memory import create_served, withdraw_served
 
 log = logging.getLogger("relay")
@@ -52,19 +53,24 @@ def serve(
     # Until granian installs its own handlers: SIGTERM unwinds (SIGINT already does), so the
     # clean-up below runs whenever the gateway is asked to stop.
     signal.signal(signal.SIGTERM, _exit_on_signal)
+    metrics_dir = None
     try:
         # The limits' cells, shared by every worker: made before granian starts them, found
         # by name by each (first start, respawn or SIGHUP restart alike), so they outlive
         # any one worker and go with the gateway.
         _share_limits()
         _share_cache_purges()
+        # Likewise the metrics' files: every worker writes its own, a scrape sums them all
+        # (made even with metrics off: a SIGHUP may turn them on).
+        metrics_dir = make_dir()
         return _serve(config, source, reload)
     finally:
         # Granian returns (or raises SystemExit) after SIGTERM or SIGINT: the file with the
-        # provider keys and the shared memory go with the gateway.
+        # provider keys, the shared memory and the metrics' files go with the gateway.
         withdraw_served()
         withdraw_board()
         withdraw()
+        remove_dir(metrics_dir)
 
 
 def _share_limits() -> None:

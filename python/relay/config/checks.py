@@ -32,6 +32,20 @@ def check_config(config: Config, declared_providers: Collection[str], problems: 
     _check_models(config, declared_providers, problems)
     _check_stores(config, problems)
     check_routing(config, problems)
+    _check_metrics(config, problems)
+
+
+def _check_metrics(config: Config, problems: Problems) -> None:
+    metrics = config.metrics
+    if metrics.max_label_values < 1:
+        problems.add(
+            "metrics.max_label_values", f"expected at least 1, got {metrics.max_label_values}"
+        )
+    if not metrics.flush_interval_s > 0:
+        problems.add(
+            "metrics.flush_interval_s",
+            f"expected a positive number of seconds, got {metrics.flush_interval_s}",
+        )
 
 
 def _check_server(config: Config, problems: Problems) -> None:

@@ -354,6 +354,18 @@ class RoutingConfig(Struct, frozen=True, forbid_unknown_fields=True):
     passthrough_provider: str | None = None
 
 
+class MetricsConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    """Prometheus metrics at ``GET /metrics`` (see the README's "Metrics")."""
+
+    enabled: bool = True
+    # Distinct values kept per label for on-demand model names and tenants named by request
+    # metadata, per worker; past it they count as ``other`` (bounded series).
+    max_label_values: int = 100
+    # Each worker writes what it gathered to the shared files this often (a scrape always
+    # sees its own worker's latest).
+    flush_interval_s: float = 1.0
+
+
 class Config(Struct, frozen=True, forbid_unknown_fields=True):
     """The whole gateway configuration."""
 
@@ -369,5 +381,6 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
     auth: AuthConfig = AuthConfig()
     database: DatabaseConfig = DatabaseConfig()
     routing: RoutingConfig = RoutingConfig()
+    metrics: MetricsConfig = MetricsConfig()
     # Where this config came from, for messages; not read from YAML.
     source: str = "<memory>"

@@ -48,6 +48,7 @@ class ApiRoute:
         assert task is not None
         inflight.tasks.add(task)
         watch = RequestWatch(proto, ex, task, pipeline.body_timeout_s)
+        streaming = False
         try:
             if inflight.draining:
                 raise ShuttingDown("the gateway is shutting down; retry on another instance")
@@ -59,7 +60,15 @@ class ApiRoute:
             if await pipeline.answered_by_stage(ex, proto):
                 return None
             if ex.stream:
-                await self.attempts.stream(ex, lambda a, h: _open_stream(ex, proto, a, h))
+
+                async def open_client(a: Attempt, h: Mapping[str, str]) -> Transport:
+                    nonlocal streaming
+                    transport = await _open_stream(ex, proto, a, h)
+                    streaming = True
+                    inflight.streams += 1
+                    return transport
+
+                await self.attempts.stream(ex, open_client)
             else:
                 answer = await self.attempts.json(ex)
                 ex.status = answer.status
@@ -97,6 +106,8 @@ class ApiRoute:
         finally:
             watch.cancel()
             inflight.tasks.discard(task)
+            if streaming:
+                inflight.streams -= 1
             # granian ends a streamed body when its transport is freed: drop the reference
             # (exchange -> relay -> transport) now rather than at the next GC cycle.
             ex.abort_stream = None

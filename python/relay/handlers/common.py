@@ -53,6 +53,12 @@ class Inflight:
     def __init__(self) -> None:
         self.draining = False
         self.tasks: set[asyncio.Task[Any]] = set()
+        # Streamed answers started and not yet ended (metrics sample it).
+        self.streams = 0
+
+    def counts(self) -> tuple[int, int]:
+        """(requests in flight, open streams)."""
+        return len(self.tasks), self.streams
 
     async def drain(self, grace_s: float) -> None:
         """Stop taking requests; let in-flight ones finish within ``grace_s``, then end the
@@ -83,8 +89,11 @@ class Pipeline:
         settle_timeout_s: float,
         max_body: int,
         body_timeout_s: float,
+        inflight: Inflight | None = None,
     ) -> None:
         self.gates = tuple(gates)
+        # Counts the streams a stage answers with (a cached stream), as the routes count theirs.
+        self.inflight = inflight or Inflight()
         self.stages = tuple(stages)
         self.taps = tuple(taps)
         self.settlers = tuple(settlers)
@@ -112,8 +121,7 @@ class Pipeline:
                 return True
         return False
 
-    @staticmethod
-    async def reply(ex: Exchange, proto: Any, reply: Reply) -> None:
+    async def reply(self, ex: Exchange, proto: Any, reply: Reply) -> None:
         """A stage answered: JSON, or a stream of frames already in the client's dialect."""
         ex.status = reply.status
         if reply.stream is None:
@@ -124,12 +132,16 @@ class Pipeline:
         transport = proto.response_stream(
             reply.status, [*SSE_HEADERS, *gateway_headers(ex), *reply.headers]
         )
+        inflight = self.inflight
+        inflight.streams += 1
         try:
             async for frames in reply.stream:
                 await transport.send_bytes(frames)
         except OSError:
             ex.client_gone = True
             ex.status = 499
+        finally:
+            inflight.streams -= 1
 
     @staticmethod
     def fail(ex: Exchange, proto: Any, err: GatewayError) -> None:

@@ -1,8 +1,9 @@
-"""Routes the gateway answers itself: health, readiness, the model list; and ``/admin``."""
+"""Routes the gateway answers itself: health, readiness, the model list, ``/metrics``; and
+``/admin``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from relay.admin.api import Response
@@ -58,6 +59,34 @@ class LocalRoutes:
             return models.anthropic_list(scope.query_string) if anthropic else models.openai_list
         name = path[len("/v1/models/") :]
         return models.anthropic_model(name) if anthropic else models.openai_model(name)
+
+
+# Prometheus' text format, version 0.0.4 (what prometheus-client writes).
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class MetricsRoute:
+    """``GET /metrics``: the Prometheus exposition, summed over every worker (a 404 with
+    ``metrics.enabled: false``)."""
+
+    def __init__(self, render: Callable[[], Awaitable[bytes]] | None) -> None:
+        self.render = render
+
+    async def __call__(self, scope: Any, proto: Any) -> None:
+        rid = request_id(scope)
+        method = scope.method
+        if self.render is None:
+            err: GatewayError = NotFound(
+                f"no route for {method} /metrics (metrics.enabled is false)"
+            )
+            return render(proto, rid, DEFAULT_DIALECT, err, [])
+        if method not in ("GET", "HEAD"):
+            err = MethodNotAllowed(f"{method} is not allowed on /metrics; use GET")
+            return render(proto, rid, DEFAULT_DIALECT, err, [])
+        body = await self.render()
+        headers = [("content-type", PROMETHEUS_TEXT), ("x-request-id", rid)]
+        proto.response_bytes(200, headers, b"" if method == "HEAD" else body)
+        return None
 
 
 class AdminApi(Protocol):

@@ -49,6 +49,8 @@ class LedgerWriter:
         self._stopping = False
         self._deadline: float | None = None
         self.written = 0
+        # Transactions that wrote a batch (or the part of one left after isolating a row).
+        self.batches = 0
         self.dropped = 0
         # Requests the database refused even cleaned (also counted in ``dropped``).
         self.rejected = 0
@@ -124,6 +126,7 @@ class LedgerWriter:
             [r for r, _ in entries], [a for _, rows in entries for a in rows]
         )
         self.written += len(entries)
+        self.batches += 1
 
     def _reject(self, entry: Entry, exc: RowsRejected) -> None:
         self.rejected += 1

@@ -96,6 +96,12 @@ def test_large_batches_land_whole_across_insert_chunks(database_url: str) -> Non
         assert round(cost, 6) == round(sum(0.001 * i for i in range(250)) + 60 * 0.5, 6)
         (summed,), *_ = await db.fetch("SELECT sum(requests) FROM usage_daily")
         assert summed == 310
+        # None is stored as NULL and a bool as what the database calls true (SQLite: 1).
+        (nulls, streamed, hits), *_ = await db.fetch(
+            "SELECT count(*) FILTER (WHERE use_case IS NULL AND error IS NULL), "
+            "count(*) FILTER (WHERE stream), count(*) FILTER (WHERE cache_hit) FROM requests"
+        )
+        assert (nulls, streamed, hits) == (310, 310, 0)
         await db.close()
 
     asyncio.run(main())

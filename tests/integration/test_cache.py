@@ -533,3 +533,21 @@ def test_a_hit_counts_against_request_limits_not_token_limits(
             chat(gateway, "limited", max_tokens=40)
     finally:
         gateway.stop()
+
+
+def test_hits_and_misses_reach_the_metrics(gw: Gateway, upstream: FakeUpstream) -> None:
+    def counts() -> tuple[float, float]:
+        with urllib.request.urlopen(gw.url + "/metrics", timeout=10) as response:
+            text = response.read().decode()
+        found = {}
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name in ("relay_cache_hits_total", "relay_cache_misses_total"):
+                found[name] = float(value)
+        return found["relay_cache_hits_total"], found["relay_cache_misses_total"]
+
+    hits, misses = counts()
+    chat(gw, "counted once")
+    chat(gw, "counted once")
+    chat(gw, "counted once", temperature=1)  # bypassed: neither
+    assert counts() == (hits + 1, misses + 1)

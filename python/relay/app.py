@@ -25,6 +25,11 @@ from typing import TYPE_CHECKING, Any
 from relay.accounting.usage import Accountant
 from relay.auth import auth_stage
 from relay.auth.keys import KeyAuth
+from relay.cache.admin import CacheAdmin
+from relay.cache.policy import Policy
+from relay.cache.record import AnswerRecorder, StreamRecorder
+from relay.cache.stage import CacheStage, CacheWriter
+from relay.cache.store import Cache
 from relay.config import Config, load_config
 from relay.dialects import ANTHROPIC_DIALECTS, OPENAI_DIALECTS, RESPONSES_DIALECTS, Dialect
 from relay.dialects.models import ModelCatalog
@@ -135,6 +140,10 @@ class RelayApp:
             if quota_needed and store is not None
             else None
         )
+        # The response cache: listed only when some model is cached (else it costs nothing).
+        policy = Policy(config)
+        self.cache = Cache.from_config(config) if policy.enabled else None
+        cached = self.cache is not None
         # The request path, in order. Each stage may answer (a Reply) or refuse (raise).
         stored = tenancy.responses
         self.stages: Sequence[Stage] = (
@@ -145,11 +154,19 @@ class RelayApp:
             # GET/DELETE /v1/responses/{id} of a response stored here (else on to routing).
             *((StoredResponses(stored, config.routing.passthrough_provider),) if stored else ()),
             self.router,
+            # After routing's plan (the resolved model is in the key), before any attempt.
+            *((CacheStage(policy, self.cache),) if self.cache is not None else ()),
         )
         # Observers/transformers of JSON answers and of every stream event (restoration,
-        # output guardrails, cache recording).
-        self.answer_hooks: Sequence[AnswerHook] = extensions.answer_hooks
-        self.hooks: Sequence[StreamHook] = extensions.stream_hooks
+        # output guardrails); the cache's recorders last, to keep what the client received.
+        self.answer_hooks: Sequence[AnswerHook] = (
+            *extensions.answer_hooks,
+            *((AnswerRecorder(),) if cached else ()),
+        )
+        self.hooks: Sequence[StreamHook] = (
+            *extensions.stream_hooks,
+            *((StreamRecorder(max_entry_bytes(config)),) if cached else ()),
+        )
         # OpenTelemetry (the SDK is imported only when telemetry exports something): the
         # trace context sent upstream with each attempt, and spans and metrics in a tap.
         telemetry = config.telemetry
@@ -181,6 +198,11 @@ class RelayApp:
             # After the settlement: budget alerts, and the cells of past periods emptied.
             *watches,
             *extensions.settlers,
+            *(
+                (CacheWriter(self.cache, tool_calls=config.cache.cache_tool_calls),)
+                if self.cache is not None
+                else ()
+            ),
         )
         server = config.server
         self.inflight = Inflight()
@@ -224,7 +246,10 @@ class RelayApp:
         self._drain_task: asyncio.Task[None] | None = None
         self.api = ApiRoute(pipeline, self.attempts, self.inflight)
         self.passthrough_route = PassthroughRoute(pipeline, self.passthrough, self.inflight)
-        self.admin = AdminRoute(tenancy.admin, server.max_body_bytes, server.body_timeout_s)
+        admin: Any = tenancy.admin
+        if self.cache is not None:  # DELETE /admin/cache in front of the admin API
+            admin = CacheAdmin(admin, self.cache, tenancy.config.auth.admin_key)
+        self.admin = AdminRoute(admin, server.max_body_bytes, server.body_timeout_s)
         self.local = LocalRoutes(
             ModelCatalog({n: m.owned_by for n, m in config.models.items()}),
             ready=lambda: self.pool.ready and not self.inflight.draining,
@@ -236,6 +261,8 @@ class RelayApp:
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(self.pool.start())
         loop.run_until_complete(self.tenancy.start())
+        if self.cache is not None:
+            loop.run_until_complete(self.cache.start())
         # Token ranks take ~0.1-0.2 s to load: pay it at start, not on a client's request.
         for encoding in self.router.encodings() | {"o200k_base"}:
             counter_for(encoding)
@@ -247,6 +274,8 @@ class RelayApp:
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(self._start_drain(loop))
         loop.run_until_complete(self.tenancy.stop())  # flushes the ledger queue
+        if self.cache is not None:
+            loop.run_until_complete(self.cache.close())
         if self.metrics is not None:
             loop.run_until_complete(self.metrics.stop())
         loop.run_until_complete(self.pool.close())
@@ -295,6 +324,15 @@ class RelayApp:
 # objects) is frozen out of every pass, and the young pass waits for 50,000 net allocations
 # (a few MB of cyclic garbage at most): the collector then takes under 1%.
 GC_YOUNG_THRESHOLD = 50_000
+
+
+# The largest answer the cache records: a larger one is relayed and not kept.
+MAX_ENTRY_BYTES = 16 * 1024 * 1024
+
+
+def max_entry_bytes(config: Config) -> int:
+    """What one entry may hold: a quarter of the memory backend's room, at most 16 MiB."""
+    return min(config.cache.max_bytes // 4, MAX_ENTRY_BYTES)
 
 
 def tune_gc() -> None:

@@ -212,6 +212,10 @@ class Exchange:
     # A gateway limit applied: its ``x-ratelimit-*`` are on the reply and replace the
     # provider's.
     own_ratelimit: bool = False
+    # The response cache's answer: True a hit, False a miss, None not asked (off, bypassed).
+    cache_hit: bool | None = None
+    # What a hit's recorded answer cost (the hit itself costs nothing).
+    cost_saved_usd: float = 0.0
 
     @property
     def upstream_seconds(self) -> float:

@@ -26,6 +26,7 @@ from granian.log import LogLevels
 
 from relay import __version__
 from relay.auth.mode import AuthModeUnknown, resolve_auth, with_mode
+from relay.cache.board import create_board, withdraw_board
 from relay.config import Config, ConfigError, ConfigSource
 from relay.config.handoff import publish, received, withdraw
 from relay.config.notices import summary, warnings
@@ -59,6 +60,7 @@ def serve(
         # by name by each (first start, respawn or SIGHUP restart alike), so they outlive
         # any one worker and go with the gateway.
         shared = _share_limits()
+        _share_cache_purges()
         # Likewise the metrics' files: every worker writes its own, a scrape sums them all
         # (made even with metrics off: a SIGHUP may turn them on).
         metrics_dir = make_dir()
@@ -71,6 +73,7 @@ def serve(
         # Granian returns (or raises SystemExit) after SIGTERM or SIGINT: the file with the
         # provider keys, the shared memory and the metrics' files go with the gateway.
         withdraw_served()
+        withdraw_board()
         withdraw()
         remove_dir(metrics_dir)
 
@@ -83,6 +86,17 @@ def _share_limits() -> SharedMemoryStore | None:
     except (OSError, NativeError) as exc:
         log.warning("shared memory for limits unavailable (%s): workers cannot share limits", exc)
         return None
+
+
+def _share_cache_purges() -> None:
+    """The page through which a purge of the cache reaches every worker's memory (made
+    whatever the configuration: a reload may turn the cache on)."""
+    try:
+        create_board()
+    except OSError as exc:
+        log.warning(
+            "shared memory for cache purges unavailable (%s): a purge reaches one worker", exc
+        )
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:

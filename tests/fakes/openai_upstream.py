@@ -29,6 +29,8 @@ Behaviour is chosen by the request's ``model``:
   content null, ``finish_reason: "tool_calls"``; streamed as deltas of index 0 (first delta:
   id/type/name/arguments ``""``, then the arguments in 3-character pieces).
 * ``no-usage``: never sends usage (JSON or stream, even if asked).
+* ``refusal`` (chat): the echo comes back as the message's ``refusal`` (content null);
+  streamed as ``refusal`` deltas.
 * ``error-400|401|404|429|500|503``: that status with an OpenAI error envelope
   (429 also sends ``retry-after: 7``; its message names the organisation ``org-fakeupstream``,
   as OpenAI's does). ``error-html``: 502 with an HTML page.
@@ -695,6 +697,7 @@ class FakeOpenAI:
             echo = "Echo: " + (content_text(users[-1].get("content")) if users else "")
             reply = Reply([reply_text(model, echo, body)] * n, prompt_tokens)
         usage = model != "no-usage"
+        refuse = model == "refusal"
         base: Json = {
             "id": f"chatcmpl-fake{request['rid']:08d}",
             "object": "chat.completion",
@@ -705,6 +708,8 @@ class FakeOpenAI:
             choices = []
             for index, (text, finish) in enumerate(reply.choices):
                 message: Json = {"role": "assistant", "content": text, "refusal": None}
+                if refuse:
+                    message |= {"content": None, "refusal": text}
                 if tool is not None:
                     message["content"] = None
                     message["tool_calls"] = [tool_call_obj(tool, text)]
@@ -732,7 +737,8 @@ class FakeOpenAI:
         for index, (text, finish) in enumerate(reply.choices):
             if tool is None:
                 delta: Json = {"role": "assistant", "content": "", "refusal": None}
-                split.append([{"content": p} for p in pieces(text)])
+                part = "refusal" if refuse else "content"
+                split.append([{part: p} for p in pieces(text)])
             else:
                 call = tool_call_obj(tool, "") | {"index": 0}
                 delta = {"role": "assistant", "content": None, "tool_calls": [call]}

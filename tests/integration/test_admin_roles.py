@@ -139,6 +139,7 @@ MATRIX: dict[tuple[str, str], list[Case]] = {
         admins("other organisation", lambda w: (f"/admin/requests/{w.requests['globex']}", None), 200, 404),
     ],
     ("GET", "/admin/audit"): [same("list", lambda w: ("/admin/audit", None), 200)],
+    ("DELETE", "/admin/cache"): [admins("purge the cache", lambda w: ("/admin/cache", None), 200, 403)],
     ("GET", "/admin/openapi.json"): [same("document", lambda w: ("/admin/openapi.json", None), 200)],
 }  # fmt: skip
 

@@ -14,7 +14,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "python" / "relay"
 
 # The stages of the request path: none imports another (app.py lists them in order).
-STAGES = ("auth", "routing")
+STAGES = ("auth", "routing", "cache")
 
 # (importer, imported): packages or modules under relay, by dotted prefix.
 FORBIDDEN = [

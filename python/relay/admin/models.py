@@ -228,6 +228,8 @@ class RequestRecord(Struct):
     attempt_count: int
     attempts: list[Attempt] | None = None
     object: str = "request"
+    # A cache hit costs 0; this is what its recorded answer cost.
+    cost_saved_usd: float = 0.0
 
 
 class AuditEntry(Struct):
@@ -272,6 +274,15 @@ class RequestPage(Struct):
     has_more: bool
     next_cursor: str | None
     object: str = "list"
+
+
+class CachePurged(Struct):
+    """``DELETE /admin/cache``: how many entries went (with the memory backend, those of the
+    worker that answered; the others purge theirs at their next request)."""
+
+    purged: int
+    # memory | redis | off (the cache caches nothing)
+    backend: str
 
 
 class AuditPage(Struct):

@@ -43,7 +43,7 @@ _SUMS = (
 _REQUEST_COLS = (
     "id, request_id, ts, org, tenant, key_prefix, use_case, endpoint, model, provider, "
     "deployment, status, error, stream, latency_ms, ttft_ms, prompt_tokens, completion_tokens, "
-    "cached_tokens, cost_usd, cache_hit, truncated, attempts"
+    "cached_tokens, cost_usd, cache_hit, truncated, attempts, cost_saved_usd"
 )
 
 
@@ -195,7 +195,7 @@ def _request(r: Sequence[Any]) -> RequestRecord:
     return RequestRecord(
         r[0], r[1], when(r[2]) or datetime.now(UTC), r[3], r[4], r[5], r[6], r[7], r[8], r[9],
         r[10], r[11], r[12], bool(r[13]), r[14], r[15], r[16], r[17], r[18], r[19], bool(r[20]),
-        bool(r[21]), r[22],
+        bool(r[21]), r[22], cost_saved_usd=r[23],
     )  # fmt: skip
 
 

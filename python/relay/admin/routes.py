@@ -82,5 +82,12 @@ ROUTES: tuple[Route, ...] = (
           response=m.RequestRecord),
     Route("GET", "/admin/audit", "audit", "The audit log of admin changes, newest first",
           response=m.AuditPage, query=(*_PAGE, ("organization", "organization (admins)"))),
+    Route("DELETE", "/admin/cache", "purge_cache",
+          "Purge the response cache on every worker: all of it, a tenant's or a model's",
+          response=m.CachePurged, admin_only=True, query=(
+              ("tenant", "only this tenant's entries"),
+              ("organization", "the tenant's organization (default: default)"),
+              ("model", "only this public model's entries"),
+          )),
     Route("GET", "/admin/openapi.json", "openapi", "This document"),
 )  # fmt: skip

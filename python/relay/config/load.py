@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from relay.config.cache import check_cache, normalise_cache
 from relay.config.checks import check_config
 from relay.config.convert import convert_section
 from relay.config.discover import ConfigSource, find_config
@@ -85,10 +86,12 @@ def parse_config(
     if is_simple_form(raw):
         raw = simple_to_full(raw, problems)
     normalise_server(raw, problems)
+    normalise_cache(raw)
     config = convert_section(raw, Config, "", problems) or Config()
     config = msgspec.structs.replace(config, models=_with_targets(config.models), source=source)
     check_config(config, _declared(raw.get("providers")), problems)
     check_tenancy(config, problems)
+    check_cache(config, problems)
     if problems:
         raise ConfigError(source, problems.lines())
     return config

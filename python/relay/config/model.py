@@ -194,6 +194,45 @@ class ModelConfig(Struct, frozen=True, forbid_unknown_fields=True):
     timeouts: TimeoutOverrides | None = None
     # Requests and tokens per minute for this model, across every caller (a 429 beyond).
     limits: RateQuota | None = None
+    # The model answers an identical request identically (a local model with fixed sampling):
+    # in ``cache.mode: deterministic`` every request to it may be cached.
+    deterministic: bool = False
+    # This model's own cache mode and entry lifetime (None: the ``cache`` section's).
+    cache: ModelCacheConfig | None = None
+
+
+CacheMode = Literal["off", "deterministic", "all"]
+
+
+class ModelCacheConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    """A model's overrides of the response cache (None: the ``cache`` section's value)."""
+
+    mode: CacheMode | None = None
+    ttl_s: float | None = None
+
+
+class CacheConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    """The exact response cache: identical requests of one tenant answered without a call.
+
+    ``deterministic`` caches requests with ``temperature: 0``, a ``seed``, or to a model
+    marked ``deterministic``; ``all`` caches every cacheable request. ``backend`` defaults to
+    ``redis`` when ``redis.enabled``, else ``memory`` (an LRU per worker of ``max_bytes``).
+    """
+
+    mode: CacheMode = "off"
+    ttl_s: float = 3600.0
+    backend: Literal["memory", "redis"] | None = None
+    # Per worker, for the memory backend: least recently used entries go first.
+    max_bytes: int = 256 * 1024 * 1024
+    # A Redis read or write waits at most this long; then the cache is a pass-through.
+    redis_timeout_ms: float = 20.0
+    # Top-level request fields that do not change the answer (beside user, stream,
+    # stream_options, metadata and store, always ignored).
+    ignore_fields: list[str] = field(default_factory=list)
+    # Answers that call tools are cached too (their tools may have side effects: off).
+    cache_tool_calls: bool = False
+    # Tenants share entries (identical requests of two tenants get one answer).
+    shared: bool = False
 
 
 class RedisConfig(Struct, frozen=True, forbid_unknown_fields=True):
@@ -399,6 +438,7 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
     redis: RedisConfig = RedisConfig()
     ratelimit: RateLimitConfig = RateLimitConfig()
     limits: LimitsConfig = LimitsConfig()
+    cache: CacheConfig = CacheConfig()
     auth: AuthConfig = AuthConfig()
     database: DatabaseConfig = DatabaseConfig()
     routing: RoutingConfig = RoutingConfig()

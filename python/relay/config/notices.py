@@ -58,8 +58,29 @@ def summary(config: Config, auth_reason: str | None = None) -> list[str]:
         lines.append(f"unlisted models go to provider {config.default_provider!r}")
     lines.append(f"auth: {auth_mode(config)}" + (f"; {auth_reason}" if auth_reason else ""))
     lines.append(f"ledger: {ledger_location(config)}")
+    if (cache := cache_line(config)) is not None:
+        lines.append(cache)
     lines.append(f"serving {base_url(config)} (listening on {listening_on(config.server.host)})")
     return lines
+
+
+def cache_line(config: Config) -> str | None:
+    """What the response cache does (None when it caches nothing)."""
+    cache = config.cache
+    own = {n: m.cache.mode for n, m in config.models.items() if m.cache and m.cache.mode}
+    if cache.mode == "off" and all(mode == "off" for mode in own.values()):
+        return None
+    backend = cache.backend or ("redis" if config.redis.enabled else "memory")
+    where = (
+        f"in Redis at {config.redis.address}"
+        if backend == "redis"
+        else f"in memory ({cache.max_bytes // (1024 * 1024)} MiB per worker)"
+    )
+    models = ", ".join(f"{n}: {mode}" for n, mode in sorted(own.items()))
+    return (
+        f"cache: {cache.mode}{f' ({models})' if models else ''}, {where}, "
+        f"entries kept {cache.ttl_s:g} s"
+    )
 
 
 def listening_on(host: str) -> str:

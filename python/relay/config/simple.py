@@ -4,7 +4,8 @@
 server: {port: ":8080"}
 proxy: {target: https://api.openai.com}
 ratelimit: {enabled: true, requests_per_second: 5, burst: 10}
-redis: {enabled: false, address: localhost:6379}
+redis: {enabled: false, address: localhost:6379}   # enabled: also caches deterministic answers
+cache: {mode: deterministic, ttl_s: 3600}          # optional: the full form's section
 models: {gpt-4o: 0.005}          # USD per 1K tokens (or {input: .., output: ..})
 database: {url: none}            # optional: the full form's section (none: no ledger file)
 ```
@@ -19,7 +20,16 @@ from typing import Any
 from relay.config.problems import Problems, shown
 
 SIMPLE_PROVIDER = "upstream"
-_SIMPLE_KEYS = {"server", "proxy", "ratelimit", "redis", "limits", "models", "database"}
+_SIMPLE_KEYS = {
+    "server",
+    "proxy",
+    "ratelimit",
+    "redis",
+    "limits",
+    "models",
+    "database",
+    "cache",
+}
 
 
 def is_simple_form(raw: dict[str, Any]) -> bool:
@@ -71,10 +81,24 @@ def simple_to_full(raw: dict[str, Any], problems: Problems) -> dict[str, Any]:
         "models": models,
         "default_provider": SIMPLE_PROVIDER,
     }
-    for key in ("server", "ratelimit", "redis", "limits", "database"):
+    for key in ("server", "ratelimit", "redis", "limits", "database", "cache"):
         if key in raw:
             full[key] = raw[key]
+    _cache_with_redis(full)
     return full
+
+
+def _cache_with_redis(full: dict[str, Any]) -> None:
+    """Seed Relay's promise: ``redis.enabled: true`` caches deterministic answers in Redis,
+    unless the ``cache`` section says otherwise."""
+    redis = full.get("redis")
+    if not (isinstance(redis, dict) and redis.get("enabled") is True):
+        return
+    cache = full.get("cache")
+    if cache is None:
+        cache = full["cache"] = {}
+    if isinstance(cache, dict) and "mode" not in cache:
+        cache["mode"] = "deterministic"
 
 
 def _per_million(price: Any, path: str, problems: Problems) -> dict[str, float]:

@@ -43,7 +43,7 @@ _PG_TYPES = {
     "status": "int4", "error": "text", "stream": "bool", "latency_ms": "float8",
     "ttft_ms": "float8", "prompt_tokens": "int4", "completion_tokens": "int4",
     "cached_tokens": "int4", "cost_usd": "float8", "cache_hit": "bool", "truncated": "bool",
-    "attempts": "int4",
+    "attempts": "int4", "cost_saved_usd": "float8",
 }  # fmt: skip
 # One statement inserts a whole batch (one array per column) and reports which ids were new.
 _INSERT_REQUESTS = (

@@ -41,6 +41,8 @@ class RequestRow(NamedTuple):
     cache_hit: bool
     truncated: bool
     attempts: int
+    # What a cache hit's recorded answer cost (the hit itself costs 0); migration 4.
+    cost_saved_usd: float = 0.0
 
 
 class AttemptRow(NamedTuple):

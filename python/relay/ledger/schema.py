@@ -128,10 +128,16 @@ _V3 = tuple(
     for column in _BUDGET_COLUMNS
 )
 
+_V4 = (
+    # What a response-cache hit saved: the cost of the answer it replayed (its own is 0).
+    "ALTER TABLE requests ADD COLUMN cost_saved_usd {float} NOT NULL DEFAULT 0",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tenants, keys, users, audit log, request ledger", _V1),
     Migration(2, "stored responses (Responses API)", _V2),
     Migration(3, "budget period and alert ratio of tenants and keys", _V3),
+    Migration(4, "response cache: cost saved per request", _V4),
 )
 
 

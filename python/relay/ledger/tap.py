@@ -72,6 +72,6 @@ class LedgerTap:
             _ms(ex.started, first_token) if first_token else None,
             usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0,
             usage.cached_tokens if usage else 0, ex.cost_usd or 0.0,
-            bool(getattr(ex, "cache_hit", False)), ex.truncated, len(attempts),
+            bool(ex.cache_hit), ex.truncated, len(attempts), ex.cost_saved_usd,
         )  # fmt: skip
         self.writer.put((row, rows))

@@ -98,6 +98,8 @@ class ChatRequest(Struct, frozen=True, kw_only=True):
     n: int | None = None
     temperature: float | None = None
     top_p: float | None = None
+    # Sampling made repeatable: a request with a seed may be cached (``cache.mode``).
+    seed: int | None = None
     metadata: RequestMetadata | None = None
     tools: list[ToolParam] | None = None
     tool_choice: str | ToolChoiceParam | None = None
@@ -116,6 +118,8 @@ class CompletionRequest(Struct, frozen=True, kw_only=True):
     max_tokens: int | None = None
     n: int | None = None
     best_of: int | None = None
+    temperature: float | None = None
+    seed: int | None = None
     metadata: RequestMetadata | None = None
 
 

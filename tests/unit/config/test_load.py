@@ -144,7 +144,7 @@ redis: {db: -1, address: "redis"}
 ratelimit: {requests_per_second: 0, burst: 0}
 """
     assert problems(text) == [
-        "models.typo.provder: unknown field (known: content_policy_fallbacks, context_window_fallbacks, drop_unsupported_params, encoding, fallbacks, limits, model, owned_by, pricing, provider, retries, strategy, targets, timeouts)",
+        "models.typo.provder: unknown field (known: cache, content_policy_fallbacks, context_window_fallbacks, deterministic, drop_unsupported_params, encoding, fallbacks, limits, model, owned_by, pricing, provider, retries, strategy, targets, timeouts)",
         "providers.openai.base_url: expected an http(s) URL, got 'ftp://x'",
         "providers.weird.kind: unknown kind 'nope' (known: anthropic, azure, bedrock, echo, mistral, ollama, openai, vllm)",
         "providers.slow.timeouts.read_s: expected more than 0 seconds, got 0.0",
@@ -205,7 +205,7 @@ def test_a_character_yaml_refuses_is_one_problem_that_says_where() -> None:
 
 def test_unknown_top_level_section() -> None:
     assert problems(ECHO + "servr: {}")[0].startswith(
-        "servr: unknown section (known: auth, database, default_provider"
+        "servr: unknown section (known: auth, cache, database, default_provider"
     )
 
 

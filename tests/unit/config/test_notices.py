@@ -64,3 +64,17 @@ def test_the_serving_line_says_who_can_connect() -> None:
         line("server: {host: 10.1.2.3}")
         == "serving http://10.1.2.3:8080/v1 (listening on 10.1.2.3)"
     )
+
+
+def test_the_summary_says_what_the_cache_does() -> None:
+    base = "providers: {p: {kind: echo}}\nmodels: {m: {provider: p, cache: {mode: all}}}\n"
+    off = parse_config(base.replace("mode: all", "mode: off"), "t.yaml", env={})
+    assert not any(line.startswith("cache:") for line in summary(off))
+    on = parse_config(base + "cache: {ttl_s: 60}\n", "t.yaml", env={})
+    assert "cache: off (m: all), in memory (256 MiB per worker), entries kept 60 s" in summary(on)
+    redis = parse_config(
+        base + "cache: {mode: deterministic}\nredis: {enabled: true}\n", "t", env={}
+    )
+    assert any(
+        "cache: deterministic (m: all), in Redis at 127.0.0.1:6379" in s for s in summary(redis)
+    )

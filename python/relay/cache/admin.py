@@ -1,0 +1,117 @@
+"""``DELETE /admin/cache``: purge every entry, a tenant's (``?tenant=NAME``, with
+``&organization=ORG`` when it is not ``default``) or a model's (``?model=NAME``), for admins
+(the master key, or an admin user's key). Every other ``/admin`` request goes to the admin API
+it wraps."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from typing import Any, Protocol
+from urllib.parse import parse_qs
+
+import msgspec
+from redis.exceptions import RedisError
+
+from relay.cache.policy import tag, tenant_tag
+from relay.cache.store import Cache
+from relay.errors import AuthenticationError, GatewayError, InvalidRequest, PermissionDenied
+
+PATH = "/admin/cache"
+_JSON = ("content-type", "application/json")
+_KNOWN = ("tenant", "organization", "model")
+
+Response = tuple[int, list[tuple[str, str]], bytes]
+
+
+class AdminApi(Protocol):
+    """The admin API this route wraps."""
+
+    async def handle(
+        self, method: str, path: str, query: str, headers: Any, body: bytes
+    ) -> Response:
+        """One admin request -> status, headers, body."""
+        ...
+
+
+class CacheAdmin:
+    """The admin API with ``DELETE /admin/cache`` in front of it."""
+
+    def __init__(self, inner: AdminApi, cache: Cache, admin_key: str | None) -> None:
+        self.inner = inner
+        self.cache = cache
+        self.admin_key = admin_key
+
+    async def handle(
+        self, method: str, path: str, query: str, headers: Any, body: bytes
+    ) -> Response:
+        """Purge, or pass the request on."""
+        if path.rstrip("/") != PATH:
+            return await self.inner.handle(method, path, query, headers, body)
+        try:
+            if method != "DELETE":
+                raise InvalidRequest(
+                    f"{method} is not allowed on {PATH}; use DELETE",
+                    code="method_not_allowed",
+                    status=405,
+                )
+            await self._admit(headers)
+            tenant, model = _scope(query)
+            purged = await self.cache.purge(tenant, model)
+        except GatewayError as err:
+            return err.status, [_JSON, *err.headers], _error(err)
+        except (RedisError, OSError, TimeoutError) as exc:  # Redis failed during the purge
+            down = GatewayError(
+                f"the cache could not be purged: {type(exc).__name__}",
+                code="cache_unavailable",
+                status=503,
+            )
+            return 503, [_JSON], _error(down)
+        answer = {"purged": purged, "backend": self.cache.backend.name}
+        return 200, [_JSON], msgspec.json.encode(answer)
+
+    async def _admit(self, headers: Mapping[str, str]) -> None:
+        token = None
+        authorization = headers.get("authorization")
+        if authorization:
+            scheme, _, rest = authorization.partition(" ")
+            token = rest.strip() if scheme.lower() == "bearer" else None
+        token = token or headers.get("x-api-key")
+        if not token:
+            raise AuthenticationError(
+                "the admin API needs a key: 'Authorization: Bearer <admin key>'"
+            )
+        if self.admin_key and hmac.compare_digest(token.encode(), self.admin_key.encode()):
+            return
+        authenticate = getattr(self.inner, "authenticate", None)
+        if authenticate is None:
+            raise AuthenticationError("invalid admin key")
+        actor = await authenticate(headers)
+        if not actor.is_admin:
+            raise PermissionDenied("only admins can purge the cache")
+
+
+def _scope(query: str) -> tuple[str | None, str | None]:
+    params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+    for name in params:
+        if name not in _KNOWN:
+            raise InvalidRequest(
+                f"{name}: unknown query parameter (known: {', '.join(_KNOWN)})", param=name
+            )
+    if "organization" in params and "tenant" not in params:
+        raise InvalidRequest("organization: only with tenant", param="organization")
+    tenant = params.get("tenant")
+    model = params.get("model")
+    for name, value in (("tenant", tenant), ("model", model)):
+        if value is not None and not value:
+            raise InvalidRequest(f"{name}: must not be empty", param=name)
+    return (
+        tenant_tag(params.get("organization") or "default", tenant) if tenant else None,
+        tag(model) if model else None,
+    )
+
+
+def _error(err: GatewayError) -> bytes:
+    return msgspec.json.encode(
+        {"error": {"message": err.message, "type": err.type, "param": err.param, "code": err.code}}
+    )

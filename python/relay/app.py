@@ -42,7 +42,7 @@ from relay.ledger.responses import ResponsesTap
 from relay.ledger.stored import StoredResponses
 from relay.ledger.tap import LedgerTap
 from relay.limits.ask import Asks
-from relay.limits.backend import limit_store, probe_redis
+from relay.limits.backend import is_failover, limit_store, probe_redis
 from relay.limits.budget import BudgetRule
 from relay.limits.budget_watch import BudgetWatch
 from relay.limits.model import AskedTokens, ModelLimits
@@ -60,7 +60,6 @@ from relay.routing.quota import DeploymentQuota
 from relay.routing.router import Router
 from relay.shutdown import install_granian_hook, on_shutdown
 from relay.stage import AnswerHook, Gate, Settler, Stage, StreamHook, Tap
-from relay.storage.failover import FailoverStore
 from relay.storage.limits import LimitStore
 from relay.stream.relay import StreamRelay
 from relay.tenancy import Tenancy
@@ -253,7 +252,7 @@ class RelayApp:
         self.local = LocalRoutes(
             ModelCatalog({n: m.owned_by for n, m in config.models.items()}),
             ready=lambda: self.pool.ready and not self.inflight.draining,
-            redis=partial(probe_redis, store) if isinstance(store, FailoverStore) else None,
+            redis=partial(probe_redis, store) if is_failover(store) else None,
         )
         self.metrics_route = MetricsRoute(self.metrics.render if self.metrics else None)
 
@@ -279,7 +278,7 @@ class RelayApp:
         if self.metrics is not None:
             loop.run_until_complete(self.metrics.stop())
         loop.run_until_complete(self.pool.close())
-        if isinstance(self.limit_store, FailoverStore):
+        if is_failover(self.limit_store):
             loop.run_until_complete(self.limit_store.close())
         ACCESS_LINES.close()  # the last requests' access lines
         if self.telemetry is not None:

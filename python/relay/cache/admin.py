@@ -6,12 +6,12 @@ it wraps."""
 from __future__ import annotations
 
 import hmac
+import sys
 from collections.abc import Mapping
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 import msgspec
-from redis.exceptions import RedisError
 
 from relay.cache.policy import tag, tenant_tag
 from relay.cache.store import Cache
@@ -60,7 +60,9 @@ class CacheAdmin:
             purged = await self.cache.purge(tenant, model)
         except GatewayError as err:
             return err.status, [_JSON, *err.headers], _error(err)
-        except (RedisError, OSError, TimeoutError) as exc:  # Redis failed during the purge
+        except Exception as exc:
+            if not _backend_failed(exc):
+                raise
             down = GatewayError(
                 f"the cache could not be purged: {type(exc).__name__}",
                 code="cache_unavailable",
@@ -115,3 +117,11 @@ def _error(err: GatewayError) -> bytes:
     return msgspec.json.encode(
         {"error": {"message": err.message, "type": err.type, "param": err.param, "code": err.code}}
     )
+
+
+def _backend_failed(exc: Exception) -> bool:
+    """Redis failed during the purge (its client is imported only with the Redis backend)."""
+    if isinstance(exc, OSError | TimeoutError):
+        return True
+    redis_errors = sys.modules.get("redis.exceptions")
+    return redis_errors is not None and isinstance(exc, redis_errors.RedisError)

@@ -13,7 +13,6 @@ from typing import Protocol
 from relay.cache.board import Board
 from relay.cache.entry import Entry
 from relay.cache.memory import MemoryBackend
-from relay.cache.redis import RedisBackend
 from relay.config.model import Config
 
 # Models counted by name; any further one is counted as OTHER.
@@ -64,6 +63,9 @@ class Cache:
         """The configured backend; purges shared by the workers when served by ``relay
         serve`` with the memory backend."""
         if backend_name(config) == "redis":
+            # Only then: redis-py loads OpenTelemetry's SDK when installed (tracing off must not).
+            from relay.cache.redis import RedisBackend
+
             return cls(RedisBackend.from_config(config))
         return cls(MemoryBackend(config.cache.max_bytes), Board.served())
 

@@ -18,15 +18,17 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import sys
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypeGuard
 
 from relay.config.model import Config
 from relay.native import gcra, monotonic
-from relay.storage.failover import FailoverStore
 from relay.storage.limits import CellState, Charge, Decision, LimitStore
 from relay.storage.memory import SharedMemoryStore, served_store
-from relay.storage.redis import RedisStore
+
+if TYPE_CHECKING:
+    from relay.storage.failover import FailoverStore
 
 log = logging.getLogger("relay.limits")
 
@@ -43,12 +45,24 @@ def limit_store(config: Config) -> LimitStore:
     local = memory_store()
     if not config.redis.enabled:
         return local
+    # Imported only with Redis on: redis-py imports OpenTelemetry's SDK when it is installed
+    # (its own instrumentation), which tracing off must not load.
+    from relay.storage.failover import FailoverStore
+    from relay.storage.redis import RedisStore
+
     return FailoverStore(
         RedisStore.from_config(config.redis),
         local,
         config.limits.on_redis_failure,
         config.limits.replicas,
     )
+
+
+def is_failover(store: object) -> TypeGuard[FailoverStore]:
+    """``store`` decides in Redis with a fallback (without importing Redis' client when no
+    store does)."""
+    failover = sys.modules.get("relay.storage.failover")
+    return failover is not None and isinstance(store, failover.FailoverStore)
 
 
 def memory_store() -> LimitStore:

@@ -242,6 +242,8 @@ class RelayApp:
                 breakers=self.breakers.states,
             )
             self.breakers.subscribe(self.metrics.breaker_changed)
+            if is_failover(self.limit_store):
+                self.limit_store.on_change = self.metrics.redis_degraded
         self._drain_task: asyncio.Task[None] | None = None
         self.api = ApiRoute(pipeline, self.attempts, self.inflight)
         self.passthrough_route = PassthroughRoute(pipeline, self.passthrough, self.inflight)

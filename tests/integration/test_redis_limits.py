@@ -94,6 +94,15 @@ def readyz(gateway: Gateway) -> tuple[int, dict[str, Any], float]:
     return status, json.loads(body), time.monotonic() - start
 
 
+def metric(gateway: Gateway, name: str) -> float:
+    """The value of an unlabelled metric in one scrape of ``/metrics``."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{gateway.port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    values = [float(line.split()[-1]) for line in text.splitlines() if line.split(" ")[0] == name]
+    assert len(values) == 1, (name, values)
+    return values[0]
+
+
 def until(gateway: Gateway, redis: str, within_s: float = 15.0) -> dict[str, Any]:
     """Poll ``/readyz`` until it says ``redis``; every answer is a 200 within the bound."""
     deadline = time.monotonic() + within_s
@@ -123,10 +132,15 @@ def test_readyz_says_degraded_while_redis_is_killed_then_ok(
     gateway = Gateway(redis_config(server.address), tmp_path)
     try:
         assert until(gateway, "ok") == {"status": "ready", "redis": "ok"}
+        assert metric(gateway, "relay_redis_degraded") == 0
         server.kill()
         assert until(gateway, "degraded") == {"status": "ready", "redis": "degraded"}
+        # The metrics say so too (a scrape flushes what the worker counted).
+        assert metric(gateway, "relay_redis_degraded") == 1
+        assert metric(gateway, "relay_redis_degradations_total") >= 1
         server.start()
         until(gateway, "ok")
+        assert metric(gateway, "relay_redis_degraded") == 0
         logs = gateway.logs()
         # Each switch logged once (a loaded machine may add a slow call's switch and back).
         assert logs.count("Redis failed") == logs.count("Redis answers again;") >= 1, logs

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from redis.exceptions import RedisError
@@ -66,6 +66,8 @@ class FailoverStore:
         """How many times decisions switched away from Redis (for the metrics)."""
         self.recoveries = 0
         """How many times they came back to Redis."""
+        self.on_change: Callable[[bool], None] | None = None
+        """Told of each switch: True when Redis is lost, False when it answers again."""
         self._last_probe = 0.0
         self._probe: asyncio.Task[bool] | None = None
         self._scaled: dict[Limit, Limit] = {}
@@ -125,6 +127,8 @@ class FailoverStore:
             return  # calls in flight when Redis failed: the switch is logged once
         self.degraded = True
         self.failovers += 1
+        if self.on_change is not None:
+            self.on_change(True)
         what = {
             "local": f"in this host's memory at each limit / {self.replicas}",
             "open": "not at all: every request is allowed",
@@ -156,6 +160,8 @@ class FailoverStore:
             self.degraded = False
             self.recoveries += 1
             log.warning("Redis answers again; limits are decided in Redis")
+            if self.on_change is not None:
+                self.on_change(False)
         return True
 
     def _local_charges(self, charges: Sequence[Charge]) -> list[Charge]:

@@ -107,8 +107,10 @@ def gw(fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) ->
 
 def test_seed_names_are_present_before_traffic(gw: Gateway) -> None:
     samples = scrape(gw)
-    assert value(samples, "relay_cache_hits_total") == 0
-    assert value(samples, "relay_cache_misses_total") == 0
+    # Present at 0 for each configured model before a cache is configured.
+    assert ("relay_cache_hits_total", frozenset({("model", "counted")})) in samples
+    assert value(samples, "relay_cache_hits_total", model="counted") == 0
+    assert value(samples, "relay_cache_misses_total", model="counted") == 0
     for kind in ("prompt", "completion"):
         assert ("relay_request_tokens_count", frozenset({("kind", kind)})) in samples
     assert ("relay_upstream_latency_seconds_count", frozenset({("provider", "fake")})) in samples

@@ -171,10 +171,13 @@ class Families:
             registry=r,
         )
         self.cache_hits = Counter(
-            "relay_cache_hits", "Requests answered from the cache.", registry=r
+            "relay_cache_hits", "Requests answered from the cache.", ["model"], registry=r
         )
         self.cache_misses = Counter(
-            "relay_cache_misses", "Cacheable requests the cache did not hold.", registry=r
+            "relay_cache_misses",
+            "Cacheable requests the cache did not hold.",
+            ["model"],
+            registry=r,
         )
         self.breaker_state = Gauge(
             "relay_circuit_breaker_state",
@@ -289,8 +292,11 @@ class Metrics:
         self._attempts: dict[tuple[str, str, str, str], CountBuf] = {}
         self._refusals: dict[tuple[str, str], CountBuf] = {}
         self._breakers: dict[str, Any] = {}
-        self.cache_hits = b.counter(f.cache_hits)
-        self.cache_misses = b.counter(f.cache_misses)
+        # (hits, misses) per model label; made on first use (configured models at start, so
+        # both families show 0 before any traffic).
+        self._cache: dict[str, tuple[CountBuf, CountBuf]] = {}
+        for name in config.models:
+            self._cache_of(self.models(name))
         self.prompt_tokens = b.histogram(f.request_tokens, TOKENS, "prompt")
         self.completion_tokens = b.histogram(f.request_tokens, TOKENS, "completion")
         for name in config.providers:
@@ -343,7 +349,8 @@ class Metrics:
             cell.cost.add(ex.cost_usd)
         cache_hit = getattr(ex, "cache_hit", None)  # set by a cache stage, when there is one
         if cache_hit is not None:
-            (self.cache_hits if cache_hit else self.cache_misses).add()
+            hit, miss = self._cache.get(model) or self._cache_of(model)
+            (hit if cache_hit else miss).add()
         if ex.attempts:
             self._observe_attempts(ex, answer, provider, finished)
 
@@ -382,6 +389,14 @@ class Metrics:
         end = ex.first_token_at if ex.stream and ex.first_token_at else finished
         overhead = self._providers.get(provider) or self._provider(provider)
         overhead[1].observe(max(end - ex.started - waited, 0.0))
+
+    def _cache_of(self, model: str) -> tuple[CountBuf, CountBuf]:
+        f, b = self.families, self.buffers
+        pair = self._cache[model] = (
+            b.counter(f.cache_hits, model),
+            b.counter(f.cache_misses, model),
+        )
+        return pair
 
     def _cell(self, model: str, provider: str, tenant: str) -> _Cell:
         f, b = self.families, self.buffers

@@ -178,9 +178,9 @@ def test_unconfigured_models_and_metadata_tenants_collapse_to_other(metrics: Met
 
 def test_cache_hits_and_misses_are_present_at_zero_and_counted(metrics: Metrics) -> None:
     assert metrics.registry is not None
-    assert metrics.registry.get_sample_value("relay_cache_hits_total") == 0
-    assert metrics.registry.get_sample_value("relay_cache_misses_total") == 0
-    # A cache stage marks the exchange; the Exchange of today has no such field.
+    # Present at 0 for every configured model before any traffic.
+    assert metrics.registry.get_sample_value("relay_cache_hits_total", {"model": "chat"}) == 0
+    assert metrics.registry.get_sample_value("relay_cache_misses_total", {"model": "chat"}) == 0
     hit = SimpleNamespace(**{k: getattr(finished(), k) for k in Exchange.__slots__})
     hit.cache_hit, hit.attempts, hit.answer = True, [], None
     metrics.on_finish(hit)  # type: ignore[arg-type]
@@ -188,8 +188,8 @@ def test_cache_hits_and_misses_are_present_at_zero_and_counted(metrics: Metrics)
     miss.cache_hit = False
     metrics.on_finish(miss)  # type: ignore[arg-type]
     metrics.on_finish(finished("chat", ok(A)))  # no cache: neither
-    assert value(metrics, "relay_cache_hits_total") == 1
-    assert value(metrics, "relay_cache_misses_total") == 1
+    assert value(metrics, "relay_cache_hits_total", model="chat") == 1
+    assert value(metrics, "relay_cache_misses_total", model="chat") == 1
 
 
 def test_limits_hooks_count_refusals_and_redis_degraded(metrics: Metrics) -> None:

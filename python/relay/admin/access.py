@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from relay.errors import GatewayError, InvalidRequest
+from relay.errors import AuthenticationError, GatewayError, InvalidRequest
 
 
 class AdminForbidden(GatewayError):
@@ -62,3 +64,22 @@ class Actor:
 
 MASTER = Actor("master", "admin")
 CLI = Actor("cli", "admin")
+
+
+def presented_key(headers: Mapping[str, str]) -> str:
+    """The key an admin request presents (``Authorization: Bearer``, else ``x-api-key``);
+    401 without one."""
+    token = None
+    authorization = headers.get("authorization")
+    if authorization:
+        scheme, _, rest = authorization.partition(" ")
+        token = rest.strip() if scheme.lower() == "bearer" else None
+    token = token or headers.get("x-api-key")
+    if not token:
+        raise AuthenticationError("the admin API needs a key: 'Authorization: Bearer <admin key>'")
+    return token
+
+
+def is_master_key(token: str, admin_key: str | None) -> bool:
+    """``token`` is the configured admin (master) key, compared in constant time."""
+    return bool(admin_key) and hmac.compare_digest(token.encode(), (admin_key or "").encode())

@@ -5,7 +5,6 @@ it wraps."""
 
 from __future__ import annotations
 
-import hmac
 import sys
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -13,6 +12,7 @@ from urllib.parse import parse_qs
 
 import msgspec
 
+from relay.admin.access import is_master_key, presented_key
 from relay.cache.policy import tag, tenant_tag
 from relay.cache.store import Cache
 from relay.errors import AuthenticationError, GatewayError, InvalidRequest, PermissionDenied
@@ -73,17 +73,7 @@ class CacheAdmin:
         return 200, [_JSON], msgspec.json.encode(answer)
 
     async def _admit(self, headers: Mapping[str, str]) -> None:
-        token = None
-        authorization = headers.get("authorization")
-        if authorization:
-            scheme, _, rest = authorization.partition(" ")
-            token = rest.strip() if scheme.lower() == "bearer" else None
-        token = token or headers.get("x-api-key")
-        if not token:
-            raise AuthenticationError(
-                "the admin API needs a key: 'Authorization: Bearer <admin key>'"
-            )
-        if self.admin_key and hmac.compare_digest(token.encode(), self.admin_key.encode()):
+        if is_master_key(presented_key(headers), self.admin_key):
             return
         authenticate = getattr(self.inner, "authenticate", None)
         if authenticate is None:

@@ -20,6 +20,8 @@ import secrets
 import struct
 from collections.abc import Callable
 
+from relay.storage.memory import stale_segments
+
 VAR = "RELAY_CACHE_SHM"
 _DIR = "/dev/shm"
 _PREFIX = "relay-cache-"
@@ -60,18 +62,9 @@ def withdraw_board() -> None:
 
 
 def _remove_stale() -> None:
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(_DIR):
-            if not entry.name.startswith(_PREFIX):
-                continue
-            with contextlib.suppress(OSError, ValueError):
-                pid = int(entry.name[len(_PREFIX) :].split("-", 1)[0])
-                if entry.stat(follow_symlinks=False).st_uid != os.getuid():
-                    continue
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    os.unlink(entry.path)
+    for name in stale_segments(_PREFIX):
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(_DIR, name))
 
 
 class Board:

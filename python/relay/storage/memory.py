@@ -132,17 +132,27 @@ def served_store(environ: Mapping[str, str] | None = None) -> SharedMemoryStore 
 
 def _remove_stale() -> None:
     """Remove the segments of gateways of this user that were killed (their pid is gone)."""
+    for name in stale_segments(_PREFIX):
+        with contextlib.suppress(OSError):
+            SharedLimitTable.unlink(name)
+
+
+def stale_segments(prefix: str) -> list[str]:
+    """Names of this user's shared-memory segments ``<prefix><pid>-...`` whose gateway is gone:
+    its pid is not running, or is this process's own (a gateway killed before this one got
+    the pid: pid 1 in containers)."""
+    stale: list[str] = []
     with contextlib.suppress(OSError):
         for entry in os.scandir(_SHM_DIR):
-            if not entry.name.startswith(_PREFIX):
+            if not entry.name.startswith(prefix):
                 continue
             with contextlib.suppress(OSError, ValueError):
-                pid = int(entry.name[len(_PREFIX) :].split("-", 1)[0])
+                pid = int(entry.name[len(prefix) :].split("-", 1)[0])
                 if entry.stat(follow_symlinks=False).st_uid != os.getuid():
                     continue
-                # Our own pid: a gateway killed before this one got it (pid 1 in containers).
                 if pid == os.getpid() or not _alive(pid):
-                    SharedLimitTable.unlink(entry.name)
+                    stale.append(entry.name)
+    return stale
 
 
 def _alive(pid: int) -> bool:

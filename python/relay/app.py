@@ -51,7 +51,7 @@ from relay.limits.stage import LimitsSettler, LimitsStage
 from relay.native import counter_for
 from relay.obs.log import ACCESS_LINES, AccessLog, configure_logging
 from relay.obs.metrics import Metrics
-from relay.obs.trace import Tracing, telemetry_parts
+from relay.obs.trace import Tracing
 from relay.passthrough.forward import Passthrough
 from relay.providers import build_providers
 from relay.providers.responses import bridge
@@ -171,15 +171,15 @@ class RelayApp:
         telemetry = config.telemetry
         self.telemetry: TelemetryTap | None
         tracing: Tracing | None
-        tracing, self.telemetry = (
-            telemetry_parts(
+        tracing, self.telemetry = None, None
+        if telemetry.enabled:
+            from relay.obs.trace_sdk import telemetry_parts  # the SDK: only now
+
+            tracing, self.telemetry = telemetry_parts(
                 telemetry,
                 {name: p.kind for name, p in config.providers.items()},
                 frozenset(config.models),
             )
-            if telemetry.enabled
-            else (None, None)
-        )
         # Run once per exchange after its last byte: the ledger row, the stored response,
         # the access line, the metrics, spans and OTLP metrics.
         self.taps: Sequence[Tap] = (

@@ -12,13 +12,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from relay.exchange import Attempt, Exchange
-
-if TYPE_CHECKING:
-    from relay.config.model import TelemetryConfig
-    from relay.obs.trace_sdk import TelemetryTap
 
 _bits = random.getrandbits
 _HEX = frozenset("0123456789abcdef")
@@ -121,15 +116,3 @@ class Tracing:
         headers["traceparent"] = context.traceparent(context.attempt_span(attempt.number))
         if context.tracestate:
             headers["tracestate"] = context.tracestate
-
-
-def telemetry_parts(
-    config: TelemetryConfig, providers: Mapping[str, str], models: frozenset[str]
-) -> tuple[Tracing, TelemetryTap]:
-    """The propagator and the tap that exports spans and metrics (the OpenTelemetry SDK is
-    imported here, and only here). ``providers`` maps a provider's name to its kind;
-    ``models`` are the configured names (metrics call any other ``other``)."""
-    from relay.obs.trace_sdk import TelemetryTap
-
-    tracing = Tracing(config.sample_ratio)
-    return tracing, TelemetryTap(config, tracing, providers, models=models)

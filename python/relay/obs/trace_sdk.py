@@ -1,6 +1,6 @@
 """OpenTelemetry spans and metrics, built in one tap after the last byte (``relay-gateway[otel]``).
 
-Imported only when ``telemetry`` exports something (:func:`relay.obs.trace.telemetry_parts`).
+Imported only when ``telemetry`` exports something (by ``app.py``, for :func:`telemetry_parts`).
 Nothing here runs on the request path: the tap reads the times the exchange and its attempts
 recorded (``perf_counter`` values, converted to wall-clock nanoseconds) and makes a server
 span per request and a client span per upstream attempt, following OpenTelemetry's GenAI
@@ -389,3 +389,13 @@ class TelemetryTap:
 
 
 _CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+
+
+def telemetry_parts(
+    config: TelemetryConfig, providers: Mapping[str, str], models: frozenset[str]
+) -> tuple[Tracing, TelemetryTap]:
+    """The propagator and the tap that exports spans and metrics. ``providers`` maps a
+    provider's name to its kind; ``models`` are the configured names (metrics call any other
+    ``other``)."""
+    tracing = Tracing(config.sample_ratio)
+    return tracing, TelemetryTap(config, tracing, providers, models=models)

@@ -40,11 +40,13 @@ from benches.inprocess import CONFIG, CORE, Proto, Scope, body_of, in_memory  # 
 from relay.app import Extensions, RelayApp  # noqa: E402
 from relay.config import parse_config  # noqa: E402
 from relay.exchange import Exchange, Limits, Principal  # noqa: E402
+from relay.limits.budget import BudgetRule  # noqa: E402
+from relay.limits.budget_watch import BudgetWatch  # noqa: E402
 from relay.limits.rules import PrincipalRule  # noqa: E402
 from relay.limits.stage import LimitsStage  # noqa: E402
 
 NEVER_OUT = 10**12
-CASES = ("off", "key rpm", "key rpm + tenant TPM")
+CASES = ("off", "key rpm", "key rpm + tenant TPM", "+ tenant budget")
 BODIES = {"tiny": ("JSON, tiny body", False), "s24": ("stream, 24 events", True)}
 # One run under callgrind: ``case`` is "<limits case>:<body>", then the number of requests.
 RUNNER = """
@@ -84,7 +86,11 @@ class AsKey:
 
 def app_for(case: str) -> RelayApp:
     key = Limits(rate_limit_rpm=NEVER_OUT) if case != "off" else None
-    tenant = Limits(tokens_per_minute=NEVER_OUT) if case == "key rpm + tenant TPM" else None
+    tenant = None
+    if case == "key rpm + tenant TPM":
+        tenant = Limits(tokens_per_minute=NEVER_OUT)
+    elif case == "+ tenant budget":  # a month's budget that never runs out, its alert watched
+        tenant = Limits(tokens_per_minute=NEVER_OUT, budget_usd=1e9)
     # Keys carry limits under auth.mode keys; here a default TPM lists the same rule without
     # a database (the tenant's own TPM, when set, is the one charged).
     text = CONFIG + CORE + ("limits: {tokens_per_minute: 1000000000000}\n" if key else "")
@@ -94,6 +100,13 @@ def app_for(case: str) -> RelayApp:
         stage = app.stages[1]
         assert isinstance(stage, LimitsStage)
         stage.rules = (PrincipalRule(),)
+    if case == "+ tenant budget":  # budgets are listed under auth.mode keys or none
+        stage = app.stages[1]
+        assert isinstance(stage, LimitsStage)
+        budgets = BudgetRule()
+        stage.rules = (*stage.rules, budgets)
+        pipeline = app.api.pipeline
+        pipeline.settlers = (*pipeline.settlers, BudgetWatch(budgets, stage.store))
     return app
 
 

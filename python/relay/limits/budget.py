@@ -43,6 +43,9 @@ HORIZON_S = 1e12
 EPOCH_S = 1_796_083_200.0
 PERIODS = ("day", "month", "total")
 
+# alert_at's margin (see BudgetRule.charges).
+_ALERT_MARGIN = 1 - 1e-5
+
 
 class Period(msgspec.Struct, frozen=True):
     """One budget period: its label in cell keys and its bounds (Unix seconds, UTC)."""
@@ -208,6 +211,14 @@ class BudgetRule:
             return ()
         cost = spend_units(ask.spend_usd)
         return [
-            Metered(Charge(b.key, b.limit, cost), Meter.SPEND, b.scope, b.period.end)
+            Metered(
+                Charge(b.key, b.limit, cost),
+                Meter.SPEND,
+                b.scope,
+                b.period.end,
+                # A hair early: the cell's slow drain makes what it holds a little less
+                # than what was spent.
+                b.limit.burst * b.ratio * _ALERT_MARGIN,
+            )
             for b in self.budgets(principal)
         ]

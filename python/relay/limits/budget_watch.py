@@ -28,6 +28,8 @@ from collections.abc import Callable
 
 from relay.exchange import Exchange
 from relay.limits.budget import Budget, BudgetRule
+from relay.limits.rule import Meter, spend_units
+from relay.limits.stage import Reservation
 from relay.storage.limits import Charge, Limit, LimitStore
 
 log = logging.getLogger("relay.limits")
@@ -72,13 +74,16 @@ class BudgetWatch:
         store = self._store
         if self._next_end <= self._rule.now():
             await self._retire(store)
-        decision = await store.take([b.peek for b in budgets])
-        for budget, cell in zip(budgets, decision.cells, strict=True):
+        for budget in budgets:
             if budget.period.end != inf and budget.key not in self._live:
                 if len(self._live) >= _MAX_REMEMBERED:
                     self._live.clear()
                 self._live[budget.key] = (budget.peek, budget.period.end)
                 self._next_end = min(self._next_end, budget.period.end)
+        if _far_from_alert(ex):
+            return
+        decision = await store.take([b.peek for b in budgets])
+        for budget, cell in zip(budgets, decision.cells, strict=True):
             spent = budget.spent_usd(cell.reset_after_s)
             if spent > 0.0 and spent >= (budget.limits.budget_usd or 0.0) * budget.ratio:
                 await self._alert(store, ex, budget, spent)
@@ -145,3 +150,19 @@ def alert_marker(key: str, budget: Budget, now: float) -> Charge:
     left = budget.period.end - now
     hold = min(max(left, 1.0), 1e12)
     return Charge(key, Limit(1.0, hold, 1.0), 1.0)
+
+
+def _far_from_alert(ex: Exchange) -> bool:
+    """Nothing to look at: with its reservation the request left every budget below its
+    alert by more than the settlement added (its real cost over what it reserved). A request
+    that reserved nothing is looked at. Requests settling at once may each stay under while
+    together they cross: the next request's reservation then sees the crossing, so an alert
+    comes at most one request late, never not at all."""
+    reservation = ex.limits
+    if not isinstance(reservation, Reservation):
+        return False
+    reserved = [m.charge.cost for m in reservation.charges if m.meter is Meter.SPEND]
+    if not reserved:
+        return False
+    over = spend_units(ex.cost_usd or 0.0) - max(reserved)
+    return over < reservation.alert_headroom

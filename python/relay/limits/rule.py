@@ -62,6 +62,10 @@ class Metered(msgspec.Struct, frozen=True):
     # Unix seconds when a refused charge can pass again, when that is not the cell's own
     # drain (a budget renews with its next period; infinity: never); 0: as the store says.
     renews_at: float = 0.0
+    # What the cell may hold, this charge included, before an alert may be due (a budget's
+    # ``budget_alert_ratio``): below it, nothing needs looking at after the settlement.
+    # 0: no alert.
+    alert_at: float = 0.0
 
 
 class LimitRule(Protocol):

@@ -43,10 +43,14 @@ _FULL_LOG_S = 60.0
 class Reservation:
     """What a request reserved: its tokens and spend charges, settled once."""
 
-    __slots__ = ("charges",)
+    __slots__ = ("alert_headroom", "charges", "settled")
 
-    def __init__(self, charges: tuple[Metered, ...]) -> None:
+    def __init__(self, charges: tuple[Metered, ...], alert_headroom: float = math.inf) -> None:
         self.charges = charges
+        # How far, with this reservation, the nearest cell is below its alert
+        # (Metered.alert_at), in the cell's units; 0 or less: at or past it.
+        self.alert_headroom = alert_headroom
+        self.settled = False
 
 
 class LimitsStage:
@@ -108,7 +112,16 @@ class LimitsStage:
                 self.on_refused(refused.meter.value, refused.scope)
             raise err
         if not metered_only_requests:
-            ex.limits = Reservation(tuple(m for m in metered if m.meter is not _REQUESTS))
+            headroom = min(
+                (
+                    m.alert_at - (m.charge.limit.burst - cell.remaining)
+                    for m, cell in zip(taken, decision.cells, strict=True)
+                    if m.alert_at
+                ),
+                default=math.inf,
+            )
+            reserved = tuple(m for m in metered if m.meter is not _REQUESTS)
+            ex.limits = Reservation(reserved, headroom)
         return None
 
     def _table_full(self) -> None:
@@ -126,7 +139,7 @@ def _costed(m: Metered, ask: Ask) -> Metered:
         return m
     charge = m.charge
     cost = ask.tokens if meter is Meter.TOKENS else spend_units(ask.spend_usd)
-    return Metered(Charge(charge.key, charge.limit, cost), meter, m.scope, m.renews_at)
+    return Metered(Charge(charge.key, charge.limit, cost), meter, m.scope, m.renews_at, m.alert_at)
 
 
 class LimitsSettler:
@@ -140,9 +153,9 @@ class LimitsSettler:
     async def settle(self, ex: Exchange) -> None:
         """Tokens to the real prompt + completion, spend to the real cost (0 with no answer)."""
         reservation = ex.limits
-        if reservation is None:
+        if reservation is None or reservation.settled:
             return
-        ex.limits = None  # settled once, however often this is called
+        reservation.settled = True  # once, however often this is called (kept for the watch)
         usage = ex.usage
         tokens = usage.prompt_tokens + usage.completion_tokens if usage is not None else 0
         spend = ex.cost_usd or 0.0

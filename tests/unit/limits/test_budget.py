@@ -26,7 +26,7 @@ from relay.limits.budget import HORIZON_S, BudgetRule, budget_charge, period_of
 from relay.limits.budget_rebuild import budget_charges, charge_empty, rebuild_budgets
 from relay.limits.budget_watch import BudgetWatch
 from relay.limits.rule import Ask, Meter, spend_units
-from relay.limits.stage import refusal
+from relay.limits.stage import Reservation, refusal
 from relay.storage.limits import Charge, Decision
 from relay.storage.memory import SharedMemoryStore
 from relay.storage.redis import RedisStore
@@ -368,5 +368,45 @@ def test_redis_keeps_its_cells_and_replicas_rebuild_a_lost_one_once(
         finally:
             for r in replicas:
                 await r.close()
+
+    asyncio.run(main())
+
+
+class CountingStore(ClockedStore):
+    """Counts the decisions (a watch's look at its cells is one)."""
+
+    takes = 0
+
+    async def take(self, charges: Sequence[Charge]) -> Decision:
+        self.takes += 1
+        return await super().take(charges)
+
+
+def test_the_watch_looks_only_when_an_alert_may_be_due(shm: SharedMemoryStore) -> None:
+    """After the settlement the watch looks at the budget cells (one decision) only when the
+    reservation left a cell at or past its alert, or the request cost more than it reserved."""
+    clock = Clock(at("2026-12-10T00:00:00"))
+    rule = BudgetRule(clock)
+    store = CountingStore(shm, clock)
+    watch = BudgetWatch(rule, store)  # type: ignore[arg-type]
+    ex = exchange(principal(None, 10.0, tenant_budget_alert_ratio=0.5))
+    [metered] = rule.charges(ex, Ask(1, 0.25))
+    assert metered.alert_at == pytest.approx(spend_units(5.0), rel=1e-4)
+
+    async def settle(headroom_usd: float, cost: float) -> int:
+        before = store.takes
+        ex.limits = Reservation((metered,), spend_units(headroom_usd))
+        ex.cost_usd = cost
+        await watch.settle(ex)
+        return store.takes - before
+
+    async def main() -> None:
+        # $0.25 reserved, $1 below the alert: a settlement that adds less cannot reach it.
+        assert await settle(headroom_usd=1.0, cost=0.20) == 0
+        assert await settle(headroom_usd=1.0, cost=1.10) == 0
+        assert await settle(headroom_usd=1.0, cost=1.30) == 1  # $1.05 more: look
+        assert await settle(headroom_usd=-0.01, cost=0.25) == 1  # the reservation passed it
+        # At it with the reservation, but the settlement gave back more than that: below.
+        assert await settle(headroom_usd=0.0, cost=0.10) == 0
 
     asyncio.run(main())

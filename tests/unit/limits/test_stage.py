@@ -131,7 +131,7 @@ def test_settlement_moves_the_reservation_to_the_real_usage_once() -> None:
     ex.usage = Usage(prompt_tokens=9, completion_tokens=3)
     ex.cost_usd = 15.0
     asyncio.run(settler.settle(ex))
-    assert ex.limits is None
+    assert ex.limits is reservation and reservation.settled
     interval = 60.0 / 1000
     settled = store.table.tat("t:ten:tpm")
     assert settled is not None

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from tests.fakes.openai_upstream import FakeUpstream
 from tests.fakes.threaded import serve
 from tests.integration.conftest import UPSTREAM_KEY
 from tests.integration.gateway import Gateway
+from tests.rsgi import Proto, Scope
 from tests.services.postgres import wait_until
 
 CLIENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -65,43 +65,6 @@ def config_for(up: FakeUpstream, **telemetry: Any) -> dict[str, Any]:
 
 
 # -- in process: the SDK's in-memory exporter -------------------------------------------------
-
-
-@dataclass
-class Scope:
-    path: str
-    method: str = "POST"
-    headers: dict[str, str] = field(default_factory=dict)
-    query_string: str = ""
-    proto: str = "http"
-    http_version: str = "1.1"
-
-
-class Proto:
-    """granian's protocol object, as far as the gateway uses it."""
-
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-        self.status = 0
-        self.headers: list[tuple[str, str]] = []
-        self.sent: list[bytes] = []
-
-    async def __call__(self) -> bytes:
-        return self.body
-
-    def client_disconnect(self) -> asyncio.Future[None]:
-        return asyncio.get_running_loop().create_future()
-
-    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-        self.status, self.headers = status, headers
-        self.sent.append(body)
-
-    def response_stream(self, status: int, headers: list[tuple[str, str]]) -> Proto:
-        self.status, self.headers = status, headers
-        return self
-
-    async def send_bytes(self, data: bytes) -> None:
-        self.sent.append(data)
 
 
 class InProcess:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 import msgspec
 
@@ -13,45 +12,10 @@ from relay.app import Extensions, RelayApp
 from relay.config import parse_config
 from relay.exchange import Exchange
 from relay.stage import Reply
+from tests.rsgi import Proto, Scope
 
 CONFIG = parse_config("providers: {echo: {kind: echo}}\nmodels: {echo: {provider: echo}}\n", "t")
 BODY = b'{"model":"echo","messages":[{"role":"user","content":"hi"}]}'
-
-
-@dataclass
-class Scope:
-    path: str
-    method: str = "POST"
-    proto: str = "http"
-    headers: dict[str, str] = field(default_factory=dict)
-    client: str = "127.0.0.1:50000"
-
-
-class Proto:
-    """What granian hands an RSGI app: the body, a disconnect signal, the response writers."""
-
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-        self.status = 0
-        self.headers: list[tuple[str, str]] = []
-        self.sent: list[bytes] = []
-
-    async def __call__(self) -> bytes:
-        return self.body
-
-    def client_disconnect(self) -> asyncio.Future[None]:
-        return asyncio.get_running_loop().create_future()
-
-    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-        self.status, self.headers = status, headers
-        self.sent.append(body)
-
-    def response_stream(self, status: int, headers: list[tuple[str, str]]) -> Proto:
-        self.status, self.headers = status, headers
-        return self
-
-    async def send_bytes(self, data: bytes) -> None:
-        self.sent.append(data)
 
 
 class Answering:

@@ -16,6 +16,7 @@ import logging
 import platform
 import signal
 import sys
+import threading
 from collections.abc import Callable
 
 import msgspec
@@ -99,6 +100,17 @@ def _share_cache_purges() -> None:
         )
 
 
+class _SlicedEvent(threading.Event):
+    """An Event whose untimed wait wakes every 0.2 s, so pending signal handlers run."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if timeout is not None:
+            return super().wait(timeout)
+        while not super().wait(0.2):
+            pass
+        return True
+
+
 def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -143,6 +155,13 @@ def _serve(config: Config, source: ConfigSource, reload: Callable[[], Config]) -
         workers_kill_timeout=int(server.drain_timeout_s) + 5,
     )
     granian.on_reload(lambda: reload_for_workers(source, reload))
+    # granian's main loop waits on this Event with no timeout. CPython runs a signal's Python
+    # handler in the main thread only, between bytecodes; when the kernel hands SIGINT or
+    # SIGTERM to another thread of this process (granian's worker watchers), the main
+    # thread's untimed wait is never interrupted and the gateway never stops (seen about one
+    # start in three with spawned workers). Waiting in slices lets the handler run.
+    if isinstance(getattr(granian, "main_loop_interrupt", None), threading.Event):
+        granian.main_loop_interrupt = _SlicedEvent()
     try:
         granian.serve()
     except RuntimeError as exc:

@@ -108,6 +108,7 @@ class Scope:
     proto = "http"
     method = "POST"
     path = "/v1/chat/completions"
+    client = "127.0.0.1:40000"  # the caller's address (the limits key callers by it)
 
     def __init__(self, length: int) -> None:
         self.headers = {"content-type": "application/json", "content-length": str(length)}

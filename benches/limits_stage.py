@@ -30,13 +30,12 @@ import asyncio
 import concurrent.futures
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "python"), str(REPO)]
 
-from benches.inprocess import CONFIG, CORE, Proto, Scope, body_of, in_memory  # noqa: E402
+from benches.inprocess import CONFIG, CORE, body_of, in_memory, per_request  # noqa: E402
 from relay.app import Extensions, RelayApp  # noqa: E402
 from relay.config import parse_config  # noqa: E402
 from relay.exchange import Exchange, Limits, Principal  # noqa: E402
@@ -60,7 +59,6 @@ body = body_of(20, BODIES[kind][1])
 async def main():
     app = app_for(limits)
     scope, proto = Scope(len(body)), Proto(body)
-    scope.client = "127.0.0.1:40000"
     for _ in range(50 + n):
         await app.__rsgi__(scope, proto)
 asyncio.run(main())
@@ -108,17 +106,6 @@ def app_for(case: str) -> RelayApp:
         pipeline = app.api.pipeline
         pipeline.settlers = (*pipeline.settlers, BudgetWatch(budgets, stage.store))
     return app
-
-
-async def per_request(app: RelayApp, body: bytes, n: int) -> float:
-    scope, proto = Scope(len(body)), Proto(body)
-    scope.client = "127.0.0.1:40000"  # type: ignore[attr-defined]
-    for _ in range(200):
-        await app.__rsgi__(scope, proto)
-    start = time.thread_time_ns()
-    for _ in range(n):
-        await app.__rsgi__(scope, proto)
-    return (time.thread_time_ns() - start) / n / 1000
 
 
 def cpu_main(requests: int, rounds: int) -> None:

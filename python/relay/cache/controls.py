@@ -4,10 +4,9 @@ write, ``max-age=N``: accept an entry no older than N seconds) and ``x-relay-cac
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
-from relay.errors import InvalidRequest
+from relay.ingress.headers import positive_seconds
 
 TTL_HEADER = "x-relay-cache-ttl"
 
@@ -31,13 +30,5 @@ def controls(headers: Mapping[str, str], ttl_s: float) -> tuple[bool, bool, floa
                     max_age = 0.0
     given = headers.get(TTL_HEADER)
     if given is not None:
-        try:
-            ttl_s = float(given)
-        except ValueError:
-            ttl_s = math.nan
-        if not 0 < ttl_s < math.inf:
-            raise InvalidRequest(
-                f"{TTL_HEADER}: expected a number of seconds above 0, got {given[:40]!r}",
-                param=TTL_HEADER,
-            )
+        ttl_s = positive_seconds(TTL_HEADER, given, param=TTL_HEADER)
     return read, store, max_age, ttl_s

@@ -1,8 +1,7 @@
 """The ledger tap: one finished exchange -> one ``requests`` row and its ``provider_attempts``.
 
 Runs once per exchange after its last byte; it builds tuples and appends them to the writer's
-queue, nothing more. Fields that newer pipelines add (``first_token_at``, ``cache_hit``, usage
-per attempt) are read when present. Text a client chose (model, metadata, request id, path)
+queue, nothing more. Text a client chose (model, metadata, request id, path)
 loses any NUL here: PostgreSQL cannot store it, and one such row would fail its whole batch.
 """
 
@@ -34,12 +33,12 @@ class LedgerTap:
         lid = new_id("lg_")
         principal, usage, deployment = ex.principal, ex.usage, ex.deployment
         attempts = ex.attempts
-        first_token = getattr(ex, "first_token_at", None)
+        first_token = ex.first_token_at
         if not first_token and ex.stream and attempts and attempts[-1].ready_at:
             first_token = attempts[-1].ready_at
         rows = []
         for n, attempt in enumerate(attempts, 1):
-            a_usage = getattr(attempt, "usage", None)
+            a_usage = attempt.usage
             error = attempt.error
             if n == len(attempts):
                 a_usage = a_usage or usage

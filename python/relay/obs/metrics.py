@@ -347,7 +347,7 @@ class Metrics:
             cell.completion.add(completion)
         if ex.cost_usd:
             cell.cost.add(ex.cost_usd)
-        cache_hit = getattr(ex, "cache_hit", None)  # set by a cache stage, when there is one
+        cache_hit = ex.cache_hit  # set by the cache stage (None: no cache asked)
         if cache_hit is not None:
             hit, miss = self._cache.get(model) or self._cache_of(model)
             (hit if cache_hit else miss).add()

@@ -9,8 +9,6 @@ targets. Requests that override their fallbacks or timeout (``x-relay-fallbacks`
 
 from __future__ import annotations
 
-import math
-
 from relay.config.model import (
     Config,
     Pricing,
@@ -21,6 +19,7 @@ from relay.config.model import (
 )
 from relay.errors import InvalidRequest, ModelNotFound, NotFound, PermissionDenied
 from relay.exchange import Deployment, Endpoint, Exchange
+from relay.ingress.headers import positive_seconds
 from relay.native import encoding_for_model
 from relay.routing.balance import Balancer, Slot
 from relay.routing.breaker import Breakers
@@ -256,14 +255,4 @@ def _fallbacks(value: str | None, routes: dict[str, ModelRoute]) -> tuple[str, .
 
 
 def _timeout(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = math.nan
-    if not 0 < seconds < math.inf:
-        raise InvalidRequest(
-            f"{TIMEOUT_HEADER}: expected a number of seconds above 0, got {value[:40]!r}"
-        )
-    return seconds
+    return None if value is None else positive_seconds(TIMEOUT_HEADER, value)

@@ -6,7 +6,7 @@ The simple single-upstream form (``proxy.target``) is converted into this form b
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from msgspec import Struct, field
 
@@ -199,6 +199,8 @@ class ModelConfig(Struct, frozen=True, forbid_unknown_fields=True):
     deterministic: bool = False
     # This model's own cache mode and entry lifetime (None: the ``cache`` section's).
     cache: ModelCacheConfig | None = None
+    # Names from ``policies:`` applied to this model's requests, after the global ``middleware``.
+    policies: list[str] = field(default_factory=list)
 
 
 CacheMode = Literal["off", "deterministic", "all"]
@@ -427,6 +429,37 @@ class TelemetryConfig(Struct, frozen=True, forbid_unknown_fields=True):
         return self.traces != "none" or self.exports_metrics
 
 
+class OidcConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    """Sign-in to the dashboard through an OpenID Connect provider (Azure AD / Entra ID or any
+    issuer with discovery): the authorization code flow with state, nonce and PKCE."""
+
+    issuer: str
+    client_id: str
+    client_secret: str | None = None
+    # Exactly the URI registered with the provider (https://relay.example.com/ui/oidc/callback).
+    redirect_uri: str = ""
+    scopes: list[str] = field(default_factory=lambda: ["openid", "profile", "email"])
+    # The claim holding the user's roles or groups (Entra ID: "groups" holds group ids).
+    role_claim: str = "roles"
+    # Values of ``role_claim`` that make an admin; ``user_groups``: those that make a user
+    # (empty: any signed-in user of the issuer is a user). Anyone else is refused.
+    admin_groups: list[str] = field(default_factory=list)
+    user_groups: list[str] = field(default_factory=list)
+    # The claim naming the user's organisation (Entra ID: "tid"); None: "default".
+    org_claim: str | None = None
+
+
+class UiConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    """The dashboard at ``/ui`` (served only with a database, which holds what it shows)."""
+
+    enabled: bool = True
+    # Signs session cookies (also RELAY_UI_SECRET); None: derived from the admin key, else
+    # random per start (sessions then end with a restart and are not shared by replicas).
+    session_secret: str | None = None
+    session_hours: float = 8.0
+    oidc: OidcConfig | None = None
+
+
 class Config(Struct, frozen=True, forbid_unknown_fields=True):
     """The whole gateway configuration."""
 
@@ -444,5 +477,12 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
     routing: RoutingConfig = RoutingConfig()
     metrics: MetricsConfig = MetricsConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
+    # Prompt policies by name (each a block with its ``kind``: redact, rewrite, guardrail,
+    # log_content, or a plugin's), applied globally (``middleware``), per model
+    # (``models.X.policies``) and per tenant (``tenant_policies``), in that order.
+    policies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    middleware: list[str] = field(default_factory=list)
+    tenant_policies: dict[str, list[str]] = field(default_factory=dict)
+    ui: UiConfig = UiConfig()
     # Where this config came from, for messages; not read from YAML.
     source: str = "<memory>"

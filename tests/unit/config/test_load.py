@@ -144,7 +144,7 @@ redis: {db: -1, address: "redis"}
 ratelimit: {requests_per_second: 0, burst: 0}
 """
     assert problems(text) == [
-        "models.typo.provder: unknown field (known: cache, content_policy_fallbacks, context_window_fallbacks, deterministic, drop_unsupported_params, encoding, fallbacks, limits, model, owned_by, pricing, provider, retries, strategy, targets, timeouts)",
+        "models.typo.provder: unknown field (known: cache, content_policy_fallbacks, context_window_fallbacks, deterministic, drop_unsupported_params, encoding, fallbacks, limits, model, owned_by, policies, pricing, provider, retries, strategy, targets, timeouts)",
         "providers.openai.base_url: expected an http(s) URL, got 'ftp://x'",
         "providers.weird.kind: unknown kind 'nope' (known: anthropic, azure, bedrock, echo, mistral, ollama, openai, vllm)",
         "providers.slow.timeouts.read_s: expected more than 0 seconds, got 0.0",

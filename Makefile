@@ -51,6 +51,10 @@ format: ## apply ruff and rustfmt formatting
 bench: ## added latency and throughput against a direct baseline (see benches/README.md)
 	$(PYTHON) benches/run.py
 
+LOCUST_ARGS ?=
+locust: ## a headless locust run (a realistic mix) against a local gateway and a fake provider: p50/p95/p99, failures
+	$(PYTHON) benches/locust_run.py $(LOCUST_ARGS)
+
 # The documentation site (mkdocs.yml; the pages are docs/*.md). Material's banner about MkDocs 2
 # is not ours to act on.
 export NO_MKDOCS_2_WARNING ?= 1

@@ -5,6 +5,8 @@
 //! `count` is the "ordinary" encoding: special tokens such as
 //! `<|endoftext|>` are counted as plain text.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use serde_json::value::RawValue;
@@ -20,6 +22,19 @@ pub const MAX_WHITESPACE_RUN: usize = 1 << 16;
 pub enum Encoding {
     O200kBase,
     Cl100kBase,
+}
+
+/// Texts up to this many bytes are remembered with their count (see [`Encoding::count`]).
+pub const SHORT_TEXT_BYTES: usize = 256;
+/// Short texts remembered per thread and encoding; past it, the memory starts again.
+const SHORT_TEXTS: usize = 8192;
+
+thread_local! {
+    // Roles, names, system prompts and tool names come back request after request, and
+    // each call into the BPE costs some thousands of instructions however short its text
+    // (the pre-tokenizer's regex is set up per call): a look-up is a fraction of that.
+    static SHORT_COUNTS: RefCell<[HashMap<Box<str>, u32>; 2]> =
+        RefCell::new([HashMap::new(), HashMap::new()]);
 }
 
 static O200K: OnceLock<CoreBPE> = OnceLock::new();
@@ -72,6 +87,9 @@ impl Encoding {
     }
 
     fn count_with_max_run(self, text: &str, max_run: usize) -> usize {
+        if text.len() <= SHORT_TEXT_BYTES.min(max_run) {
+            return self.count_short(text);
+        }
         let bpe = self.bpe();
         if text.len() <= max_run {
             return bpe.encode_ordinary(text).len(); // cannot hold a longer run
@@ -92,6 +110,28 @@ impl Encoding {
             }
         }
         total + bpe.encode_ordinary(&text[start..]).len()
+    }
+
+    /// [`Encoding::count`] of a text of at most [`SHORT_TEXT_BYTES`], remembered by this
+    /// thread (the same count, from a look-up when the text came before).
+    fn count_short(self, text: &str) -> usize {
+        let slot = match self {
+            Encoding::O200kBase => 0,
+            Encoding::Cl100kBase => 1,
+        };
+        SHORT_COUNTS.with(|cell| {
+            let mut maps = cell.borrow_mut();
+            let map = &mut maps[slot];
+            if let Some(&n) = map.get(text) {
+                return n as usize;
+            }
+            let n = self.bpe().encode_ordinary(text).len();
+            if map.len() >= SHORT_TEXTS {
+                map.clear();
+            }
+            map.insert(text.into(), n as u32);
+            n
+        })
     }
 
     /// Prompt tokens of an OpenAI chat request body, the OpenAI-cookbook way:
@@ -306,6 +346,30 @@ pub fn encoding_for_model(model: &str) -> Encoding {
 mod tests {
     use super::*;
     use Encoding::*;
+
+    #[test]
+    fn short_texts_remembered_give_the_bpe_count() {
+        for enc in [O200kBase, Cl100kBase] {
+            for text in [
+                "user",
+                "system",
+                "be brief",
+                "The quick brown fox ",
+                "",
+                "<|endoftext|>",
+            ] {
+                let direct = enc.bpe().encode_ordinary(text).len();
+                assert_eq!(enc.count(text), direct, "{text:?} first");
+                assert_eq!(enc.count(text), direct, "{text:?} remembered");
+            }
+        }
+        // The same text remembered by one encoding is counted anew by the other.
+        let text = "ﾟ･✿ヾ╲(｡◕‿◕｡)╱✿･ﾟ";
+        let (o, c) = (O200kBase.count(text), Cl100kBase.count(text));
+        assert_eq!(o, O200kBase.bpe().encode_ordinary(text).len());
+        assert_eq!(c, Cl100kBase.bpe().encode_ordinary(text).len());
+        assert_ne!(o, c);
+    }
 
     #[test]
     fn names() {

@@ -70,6 +70,13 @@ def publish(
     return path
 
 
+def handed_over(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The file the main process publishes to (and republishes to on a reload), or None when
+    run without it."""
+    path = (os.environ if environ is None else environ).get(HANDOFF_VAR)
+    return None if path is None else Path(path)
+
+
 def received(environ: Mapping[str, str] | None = None) -> Config | None:
     """The configuration the main process published, or None when run without it."""
     path = (os.environ if environ is None else environ).get(HANDOFF_VAR)

@@ -40,6 +40,11 @@ def redacted(config: Config) -> dict[str, Any]:
     return {k: _walk(k, v) for k, v in plain.items()}
 
 
+def redact_value(name: str, value: Any) -> Any:
+    """``value`` of a member called ``name``, plain, with its secrets redacted."""
+    return _walk(name, msgspec.to_builtins(value))
+
+
 def _walk(name: str, value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _walk(str(k), v) for k, v in value.items()}

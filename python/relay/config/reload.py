@@ -21,6 +21,7 @@ import msgspec
 from relay.config.discover import ConfigSource
 from relay.config.load import ConfigError
 from relay.config.model import Config
+from relay.config.redact import redact_value
 from relay.config.version import ConfigVersion
 
 log = logging.getLogger("relay")
@@ -69,14 +70,29 @@ def _replaced(struct: Any, path: str, value: Any) -> Any:
 
 def keep_running(running: Config, fresh: Config) -> tuple[Config, list[str]]:
     """``fresh`` with every :data:`RESTART_NEEDED` setting as ``running`` has it, and the
-    paths whose value the file changed."""
-    changed = []
+    paths of the settings (the leaves: ``database.url``) whose value the file changed."""
+    changed: list[str] = []
     for path in RESTART_NEEDED:
         kept = value_at(running, path)
-        if value_at(fresh, path) != kept:
-            changed.append(path)
+        new = value_at(fresh, path)
+        if new != kept:
+            changed.extend(_leaves_changed(path, kept, new))
             fresh = with_value(fresh, path, kept)
     return fresh, changed
+
+
+def _leaves_changed(path: str, old: Any, new: Any) -> list[str]:
+    if isinstance(old, msgspec.Struct) and type(old) is type(new):
+        found: list[str] = []
+        for name in old.__struct_fields__:
+            found += _leaves_changed(f"{path}.{name}", getattr(old, name), getattr(new, name))
+        return found
+    return [path] if old != new else []
+
+
+def shown(path: str, value: Any) -> str:
+    """A running setting as a log line may show it (secrets and URL passwords redacted)."""
+    return repr(redact_value(path.rpartition(".")[2], value))
 
 
 class Reloader:
@@ -142,11 +158,11 @@ class Reloader:
         fresh = self._mode(why, fresh, changed)
         for path in changed:
             log.warning(
-                "config reload (%s): %s changed in %s; restart Relay to apply it (still %r)",
+                "config reload (%s): %s changed in %s; restart Relay to apply it (still %s)",
                 why,
                 path,
                 name,
-                value_at(self.running, path),
+                shown(path, value_at(self.running, path)),
             )
         data = msgspec.json.encode(fresh)
         if data == self._data:

@@ -273,7 +273,16 @@ def test_sighup_swaps_the_config_without_restarting_workers(tmp_path: Path) -> N
 
 def reload_command(path: Path, gateway: Gateway) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "relay", "reload", "--config", str(path), "--port", str(gateway.port)],
+        [
+            sys.executable,
+            "-m",
+            "relay",
+            "reload",
+            "--config",
+            str(path),
+            "--port",
+            str(gateway.port),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -395,6 +404,8 @@ def children(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(entry.name))
     return found
+
+
 @pytest.mark.parametrize(
     ("start_method", "stop_signal"),
     [("fork", signal.SIGTERM), ("spawn", signal.SIGINT)],

@@ -3,7 +3,7 @@ serves under ``relay serve`` (``LiveApp``, which hands each request to the curre
 through the app alone (reload off), in alternating rounds; plus the worker's periodic check
 for a new configuration and one swap.
 
-    PYTHONPATH=python python3 benches/reload.py [--requests 20000] [--rounds 7]
+    python3 benches/reload.py [--requests 20000] [--rounds 7]
 
 CPU time of the thread, best of the rounds (see inprocess.py for the stand-ins).
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import tempfile
 import time
@@ -20,10 +19,18 @@ from pathlib import Path
 
 import msgspec
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "python"), str(REPO)]
 
-from inprocess import CONFIG, CORE, Proto, Scope, body_of, in_memory, per_request  # noqa: E402
-
+from benches.inprocess import (  # noqa: E402
+    CONFIG,
+    CORE,
+    Proto,
+    Scope,
+    body_of,
+    in_memory,
+    per_request,
+)
 from relay.app import RelayApp  # noqa: E402
 from relay.config import parse_config  # noqa: E402
 from relay.live import LiveApp  # noqa: E402

@@ -149,6 +149,8 @@ def serve_command(args: argparse.Namespace) -> int:
         reuse_port=args.reuse_port,
         reload=lambda: read_config(source, os.environ, flags),
         pid_file=pid_file,
+        # A file a killed gateway left at the default path is removed (see relay.pidfile).
+        stale_pid_file=pid_file is not None and not args.pid_file,
     )
 
 

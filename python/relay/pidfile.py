@@ -40,3 +40,33 @@ def gateway_pid(path: Path) -> int:
     except PermissionError:
         pass  # alive, another user's: the signal will say so
     return pid
+
+
+def remove_stale(path: Path) -> None:
+    """Remove ``path`` unless it names a live Relay (a gateway killed outright leaves its
+    file, and granian refuses to start over a file whose pid is alive: reused by another
+    program, it would keep the gateway from starting)."""
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        path.unlink(missing_ok=True)
+        return
+    if pid != os.getpid() and _is_relay(pid):
+        return  # another gateway on this port (another address): granian says so
+    path.unlink(missing_ok=True)
+
+
+def _is_relay(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        cmdline = b""
+    if not cmdline:  # no /proc, or a process being started: alive is all we can tell
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return b"relay" in cmdline

@@ -42,6 +42,7 @@ from relay.native import NativeError
 from relay.obs.log import configure_logging, granian_log_config
 from relay.obs.metrics import config_reloads
 from relay.obs.prom_files import make_dir, remove_dir
+from relay.pidfile import remove_stale
 from relay.storage.memory import SharedMemoryStore, create_served, withdraw_served
 
 log = logging.getLogger("relay")
@@ -54,15 +55,19 @@ def serve(
     reuse_port: bool,
     reload: Callable[[], Config],
     pid_file: Path | None = None,
+    stale_pid_file: bool = False,
 ) -> int:
     """Serve ``config`` until SIGTERM or SIGINT; ``reload`` re-reads the source when the file
-    changes and on SIGHUP; ``pid_file`` (None: none) is where ``relay reload`` finds us."""
+    changes and on SIGHUP; ``pid_file`` (None: none) is where ``relay reload`` finds us
+    (``stale_pid_file``: the default path, where a killed gateway's file is removed)."""
     server = config.server
     try:
         check_listen(server.host, server.port, reuse_port=reuse_port)
     except CannotListen as exc:
         print(f"relay: {exc}", file=sys.stderr)
         return 1
+    if pid_file is not None and stale_pid_file:
+        remove_stale(pid_file)
     configure_logging(server.log_level, server.log_format)
     # Until granian installs its own handlers: SIGTERM unwinds (SIGINT already does), so the
     # clean-up below runs whenever the gateway is asked to stop.

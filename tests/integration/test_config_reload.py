@@ -39,9 +39,22 @@ def echo_config(tmp_path: Path, *models: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def start(tmp_path: Path, config: dict[str, Any], workers: int = 1) -> tuple[Gateway, Path]:
-    """A gateway serving a file the test may edit; the file's path."""
-    gateway = Gateway(config, tmp_path, workers=workers)
+def start(
+    tmp_path: Path, config: dict[str, Any], workers: int = 1, start_method: str | None = None
+) -> tuple[Gateway, Path]:
+    """A gateway serving a file the test may edit; the file's path. ``start_method``: how
+    granian starts its workers (fork, or spawn: a new program, as on macOS)."""
+    env = None
+    if start_method is not None:
+        hooks = tmp_path / "hooks"
+        hooks.mkdir()
+        (hooks / "sitecustomize.py").write_text(
+            "import multiprocessing\n"
+            f"multiprocessing.set_start_method({start_method!r}, force=True)\n"
+        )
+        paths = (str(hooks), os.environ.get("PYTHONPATH"))
+        env = {"PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+    gateway = Gateway(config, tmp_path, workers=workers, env=env)
     return gateway, tmp_path / f"relay-{gateway.port}.yaml"
 
 
@@ -83,8 +96,11 @@ def worker_pids(gateway: Gateway) -> list[int]:
     return [int(p) for p in re.findall(r"Spawning worker-\d+ with PID: (\d+)", gateway.logs())]
 
 
-def test_an_edit_is_served_by_both_workers_within_two_seconds(tmp_path: Path) -> None:
-    gateway, path = start(tmp_path, echo_config(tmp_path, "before"), workers=2)
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_an_edit_is_served_by_both_workers_within_two_seconds(
+    tmp_path: Path, start_method: str
+) -> None:
+    gateway, path = start(tmp_path, echo_config(tmp_path, "before"), 2, start_method)
     try:
         pids = worker_pids(gateway)
         assert len(pids) == 2

@@ -28,7 +28,7 @@ log = logging.getLogger("relay")
 # Quiet time after the last change before the file is read, and the longest a burst of
 # changes is held back.
 QUIET_MS = 200
-MAX_HOLD_MS = 1000
+MAX_HOLD_MS = 600
 
 
 def _read(path: Path) -> bytes | None:
@@ -41,8 +41,13 @@ def _read(path: Path) -> bytes | None:
 def watch_file(path: Path, changed: Callable[[], None], stop: threading.Event) -> threading.Thread:
     """Call ``changed()`` (on a daemon thread) each time ``path``'s bytes change, until
     ``stop`` is set."""
-    directory = path.parent
-    names = {path.name}
+    # A symlink to a file elsewhere: its target's directory is watched too (not one below the
+    # file's own, as a ConfigMap's ..<time> directories are: those are replaced whole).
+    target = path.resolve()
+    directories = [path.parent]
+    if target.parent != path.parent.resolve() and not _configmap(path.parent.resolve(), target):
+        directories.append(target.parent)
+    names = {path.name, target.name}
 
     def ours(_: watchfiles.Change, name: str) -> bool:
         base = Path(name).name
@@ -52,7 +57,7 @@ def watch_file(path: Path, changed: Callable[[], None], stop: threading.Event) -
         last = _read(path)
         try:
             for _ in watchfiles.watch(
-                directory,
+                *directories,
                 watch_filter=ours,
                 step=QUIET_MS,
                 debounce=MAX_HOLD_MS,
@@ -72,6 +77,15 @@ def watch_file(path: Path, changed: Callable[[], None], stop: threading.Event) -
     thread = threading.Thread(target=run, name="relay-config-watch", daemon=True)
     thread.start()
     return thread
+
+
+def _configmap(directory: Path, target: Path) -> bool:
+    """Is ``target`` in a ``..<time>`` directory of ``directory`` (a ConfigMap volume)?"""
+    try:
+        first = target.relative_to(directory).parts[0]
+    except (ValueError, IndexError):
+        return False
+    return first.startswith("..")
 
 
 class ReloadQueue:

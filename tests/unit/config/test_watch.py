@@ -97,3 +97,50 @@ def test_reloads_run_one_at_a_time_and_fold_requests() -> None:
     release.set()
     queue.stop()
     assert done == ["file changed", "SIGHUP, file changed"]
+
+
+def test_the_target_of_a_symlink_is_watched(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "etc"
+    elsewhere.mkdir()
+    target = elsewhere / "relay.yaml"
+    target.write_text("a: 1\n")
+    link = tmp_path / "c.yaml"
+    link.symlink_to(target)
+    seen, stop = Seen(), threading.Event()
+    thread = watch_file(link, seen, stop)
+    try:
+        time.sleep(0.3)
+        target.write_text("a: 2\n")
+        seen.wait_for(1)
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+def test_a_configmap_volume_swap_is_a_change(tmp_path: Path) -> None:
+    """Kubernetes mounts config.yaml -> ..data/config.yaml, ..data -> ..<time>/, and updates
+    by writing a new ..<time>/ directory, swapping ..data and removing the old directory."""
+    first = tmp_path / "..2026_12_03_15_00_01.1"
+    first.mkdir()
+    (first / "config.yaml").write_text("a: 1\n")
+    (tmp_path / "..data").symlink_to(first.name)
+    path = tmp_path / "config.yaml"
+    path.symlink_to("..data/config.yaml")
+    seen, stop = Seen(), threading.Event()
+    thread = watch_file(path, seen, stop)
+    try:
+        time.sleep(0.3)
+        for n in (2, 3):
+            new = tmp_path / f"..2026_12_03_15_00_0{n}.1"
+            new.mkdir()
+            (new / "config.yaml").write_text(f"a: {n}\n")
+            staged = tmp_path / "..data_tmp"
+            staged.symlink_to(new.name)
+            os.replace(staged, tmp_path / "..data")
+            old = tmp_path / f"..2026_12_03_15_00_0{n - 1}.1"
+            (old / "config.yaml").unlink()
+            old.rmdir()
+            seen.wait_for(n - 1)
+    finally:
+        stop.set()
+        thread.join(5)

@@ -162,14 +162,19 @@ def test_settings_that_need_a_restart_are_named_and_kept(tmp_path: Path) -> None
         edited["database"]["url"] = f"sqlite:///{tmp_path / 'other.db'}"
         edited["auth"]["mode"] = "keys"
         edited["server"]["upstream_connections_per_host"] = 7
+        new_key = "new-admin-key-0123456789abcdef"
+        edited["auth"]["admin_key"] = new_key
         write(path, edited)
         wait_for(gateway, "serves config version")
         logs = gateway.logs()
         for setting in ("database.url", "auth.mode", "server.upstream_connections_per_host"):
             assert f"{setting} changed in {path}; restart Relay to apply it" in logs, setting
-        # The rest of the edit applies; the running values stay.
+        # The rest of the edit applies (a new admin key at once); the running values stay.
         assert models(gateway) == ["after"]
-        live = live_config(gateway)["config"]
+        assert call(gateway, "GET", "/admin/config", key=ADMIN)[0] == 401
+        status, shown = call(gateway, "GET", "/admin/config", key=new_key)
+        assert status == 200
+        live = shown["config"]
         assert live["auth"]["mode"] == "none"
         assert live["database"]["url"] == f"sqlite:///{tmp_path / 'relay.db'}"
     finally:

@@ -16,6 +16,7 @@ out: the running configuration stays, so a broken file never stops a running gat
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import signal
 import sys
@@ -68,6 +69,13 @@ def serve(
         return 1
     if pid_file is not None and stale_pid_file:
         remove_stale(pid_file)
+        if not os.access(pid_file.parent, os.W_OK):  # a read-only file system, say
+            print(
+                f"relay: cannot write the pid file in {pid_file.parent}: `relay reload` will "
+                "not find this gateway (SIGHUP and edits of the file still reload)",
+                file=sys.stderr,
+            )
+            pid_file = None
     configure_logging(server.log_level, server.log_format)
     # Until granian installs its own handlers: SIGTERM unwinds (SIGINT already does), so the
     # clean-up below runs whenever the gateway is asked to stop.

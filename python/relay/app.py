@@ -23,6 +23,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from relay.accounting.usage import Accountant
+from relay.admin.config import ConfigAdmin
 from relay.auth import auth_stage
 from relay.auth.keys import KeyAuth
 from relay.cache.admin import CacheAdmin
@@ -31,6 +32,7 @@ from relay.cache.record import AnswerRecorder, StreamRecorder
 from relay.cache.stage import CacheStage, CacheWriter
 from relay.cache.store import Cache
 from relay.config import Config, load_config
+from relay.config.version import ConfigVersion
 from relay.dialects import ANTHROPIC_DIALECTS, OPENAI_DIALECTS, RESPONSES_DIALECTS, Dialect
 from relay.dialects.models import ModelCatalog
 from relay.forward import AttemptLoop
@@ -85,23 +87,52 @@ class Extensions:
 
 
 class RelayApp:
-    """The RSGI application of one granian worker."""
+    """The RSGI application of one granian worker.
 
-    def __init__(self, config: Config, extensions: Extensions | None = None) -> None:
+    A hot reload (:mod:`relay.live`) builds a new one on ``previous``, the app it replaces:
+    what holds state or connections is taken over (the upstream pool, the database side and
+    its ledger writer and key cache, the limits' store, the metrics, tracing, the in-flight
+    set; breakers and latency averages by deployment name; the cache while its settings stay),
+    and everything else is built afresh from ``config``.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        extensions: Extensions | None = None,
+        previous: RelayApp | None = None,
+        version: ConfigVersion | None = None,
+    ) -> None:
         extensions = extensions or Extensions()
         self.config = config
-        self.pool = UpstreamPool(
-            config.server.upstream_connections_per_host, config.server.max_upstream_body_bytes
+        self.version = version or ConfigVersion.of(config)
+        self.pool: UpstreamPool = (
+            previous.pool
+            if previous is not None
+            else UpstreamPool(
+                config.server.upstream_connections_per_host,
+                config.server.max_upstream_body_bytes,
+            )
         )
-        self.router = Router(config)
+        self.router: Router = Router(
+            config,
+            previous.router.breakers if previous is not None else None,
+            slots=previous.router.slots_by_key if previous is not None else None,
+        )
         # Every deployment's circuit breaker: states() for metrics, subscribe() for changes.
         self.breakers = self.router.breakers
         self.accountant = Accountant()
         # Prometheus (GET /metrics): a tap after the last byte, gauges sampled at each flush,
         # and hooks for the limits (limit_refused, redis_degraded). None when disabled.
-        self.metrics = Metrics(config) if config.metrics.enabled else None
+        self.metrics = Metrics(config) if config.metrics.enabled and previous is None else None
         # Tenants, keys, the ledger, stored responses and /admin: the database-backed parts.
-        self.tenancy = tenancy = Tenancy(config)
+        self.tenancy: Tenancy = Tenancy(config) if previous is None else previous.tenancy
+        tenancy = self.tenancy
+        if previous is not None:
+            self.metrics = previous.metrics
+            tenancy.adopt(config)
+            if self.metrics is not None:
+                self.metrics.adopt(config)
         # Who is calling, by auth.mode (decided once, before the workers started).
         auth = auth_stage(tenancy.config.auth.mode, tenancy.cache)
         # Checks on the headers alone, before the body is read (a gateway key: 401 first).
@@ -122,8 +153,8 @@ class RelayApp:
             rules.append(model_limits)
         quota_needed = self.router.has_quotas
         # Where limits are decided: the host's shared memory, or Redis with a fallback.
-        self.limit_store: LimitStore | None = None
-        if rules or quota_needed or config.redis.enabled:
+        self.limit_store: LimitStore | None = previous.limit_store if previous else None
+        if self.limit_store is None and (rules or quota_needed or config.redis.enabled):
             self.limit_store = limit_store(config)
         store = self.limit_store
         asks = Asks(config)
@@ -141,7 +172,9 @@ class RelayApp:
         )
         # The response cache: listed only when some model is cached (else it costs nothing).
         policy = Policy(config)
-        self.cache = Cache.from_config(config) if policy.enabled else None
+        # Across a reload its entries stay while its settings do (one dropped: relay.live).
+        kept = previous.cache if previous and previous.config.cache == config.cache else None
+        self.cache: Cache | None = (kept or Cache.from_config(config)) if policy.enabled else None
         cached = self.cache is not None
         # The request path, in order. Each stage may answer (a Reply) or refuse (raise).
         stored = tenancy.responses
@@ -172,7 +205,9 @@ class RelayApp:
         self.telemetry: TelemetryTap | None
         tracing: Tracing | None
         tracing, self.telemetry = None, None
-        if telemetry.enabled:
+        if previous is not None:  # telemetry's settings need a restart
+            tracing, self.telemetry = previous.tracing, previous.telemetry
+        elif telemetry.enabled:
             from relay.obs.trace_sdk import telemetry_parts  # the SDK: only now
 
             tracing, self.telemetry = telemetry_parts(
@@ -180,6 +215,7 @@ class RelayApp:
                 {name: p.kind for name, p in config.providers.items()},
                 frozenset(config.models),
             )
+        self.tracing: Tracing | None = tracing
         # Run once per exchange after its last byte: the ledger row, the stored response,
         # the access line, the metrics, spans and OTLP metrics.
         self.taps: Sequence[Tap] = (
@@ -204,7 +240,7 @@ class RelayApp:
             ),
         )
         server = config.server
-        self.inflight = Inflight()
+        self.inflight: Inflight = previous.inflight if previous is not None else Inflight()
         pipeline = Pipeline(
             self.gates,
             self.stages,
@@ -235,7 +271,7 @@ class RelayApp:
             dialect.path: dialect
             for dialect in (*OPENAI_DIALECTS, *ANTHROPIC_DIALECTS, *RESPONSES_DIALECTS)
         }
-        if self.metrics is not None:
+        if self.metrics is not None and previous is None:
             self.metrics.watch(
                 inflight=self.inflight.counts,
                 ledger=tenancy.writer if tenancy.ledger else None,
@@ -250,6 +286,7 @@ class RelayApp:
         admin: Any = tenancy.admin
         if self.cache is not None:  # DELETE /admin/cache in front of the admin API
             admin = CacheAdmin(admin, self.cache, tenancy.config.auth.admin_key)
+        admin = ConfigAdmin(admin, config, self.version, tenancy.config.auth.admin_key)
         self.admin = AdminRoute(admin, server.max_body_bytes, server.body_timeout_s)
         self.local = LocalRoutes(
             ModelCatalog({n: m.owned_by for n, m in config.models.items()}),

@@ -4,22 +4,26 @@ configuration to the workers, and run granian.
 Workers never read the YAML file (see :mod:`relay.config.handoff`: a file only the gateway's
 user can read, removed when the main process exits). The main process also makes the shared
 memory that holds the limits' cells for every worker (:mod:`relay.storage.memory`) and the
-directory of the metrics' files (:mod:`relay.obs.prom_files`), removed when it exits. On SIGHUP granian restarts
-the workers; just before, the main process reads the file again: when it is valid, the workers
-start from it; when it is broken, the problems are logged and the workers start from the
-configuration already running, so a broken file never stops a running gateway.
+directory of the metrics' files (:mod:`relay.obs.prom_files`), removed when it exits.
+
+Hot reload: the main process watches the config file (:mod:`relay.config.watch`) and takes
+SIGHUP (``relay reload`` sends it, to the pid in the pid file) as the same request; it reads
+and validates the file again and publishes it (:mod:`relay.config.reload`), and each worker
+swaps it in without a restart (:mod:`relay.live`). A broken file is logged, counted and kept
+out: the running configuration stays, so a broken file never stops a running gateway.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import signal
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
-import msgspec
 from granian import Granian
 from granian import __version__ as granian_version
 from granian.constants import Interfaces, Loops
@@ -28,29 +32,50 @@ from granian.log import LogLevels
 from relay import __version__
 from relay.auth.mode import AuthModeUnknown, resolve_auth, with_mode
 from relay.cache.board import create_board, withdraw_board
-from relay.config import Config, ConfigError, ConfigSource
-from relay.config.handoff import publish, received, withdraw
+from relay.config import Config, ConfigSource
+from relay.config.handoff import publish, withdraw
 from relay.config.notices import summary, warnings
+from relay.config.reload import Reloader
+from relay.config.watch import ReloadQueue, watch_file
 from relay.limits.budget_rebuild import rebuild_at_start
 from relay.listen import CannotListen, check_listen
 from relay.native import NativeError
 from relay.obs.log import configure_logging, granian_log_config
+from relay.obs.metrics import config_reloads
 from relay.obs.prom_files import make_dir, remove_dir
+from relay.pidfile import remove_stale
 from relay.storage.memory import SharedMemoryStore, create_served, withdraw_served
 
 log = logging.getLogger("relay")
 
 
 def serve(
-    config: Config, source: ConfigSource, *, reuse_port: bool, reload: Callable[[], Config]
+    config: Config,
+    source: ConfigSource,
+    *,
+    reuse_port: bool,
+    reload: Callable[[], Config],
+    pid_file: Path | None = None,
+    stale_pid_file: bool = False,
 ) -> int:
-    """Serve ``config`` until SIGTERM or SIGINT; ``reload`` re-reads the source on SIGHUP."""
+    """Serve ``config`` until SIGTERM or SIGINT; ``reload`` re-reads the source when the file
+    changes and on SIGHUP; ``pid_file`` (None: none) is where ``relay reload`` finds us
+    (``stale_pid_file``: the default path, where a killed gateway's file is removed)."""
     server = config.server
     try:
         check_listen(server.host, server.port, reuse_port=reuse_port)
     except CannotListen as exc:
         print(f"relay: {exc}", file=sys.stderr)
         return 1
+    if pid_file is not None and stale_pid_file:
+        remove_stale(pid_file)
+        if not os.access(pid_file.parent, os.W_OK):  # a read-only file system, say
+            print(
+                f"relay: cannot write the pid file in {pid_file.parent}: `relay reload` will "
+                "not find this gateway (SIGHUP and edits of the file still reload)",
+                file=sys.stderr,
+            )
+            pid_file = None
     configure_logging(server.log_level, server.log_format)
     # Until granian installs its own handlers: SIGTERM unwinds (SIGINT already does), so the
     # clean-up below runs whenever the gateway is asked to stop.
@@ -69,7 +94,7 @@ def serve(
             # Budgets spent before a restart stay spent: their cells are charged from the
             # ledger before any worker takes a request.
             rebuild_at_start(config, shared)
-        return _serve(config, source, reload)
+        return _serve(config, source, reload, pid_file)
     finally:
         # Granian returns (or raises SystemExit) after SIGTERM or SIGINT: the file with the
         # provider keys, the shared memory and the metrics' files go with the gateway.
@@ -115,8 +140,11 @@ def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def _serve(config: Config, source: ConfigSource, reload: Callable[[], Config]) -> int:
+def _serve(
+    config: Config, source: ConfigSource, reload: Callable[[], Config], pid_file: Path | None
+) -> int:
     """Say what is served, then run granian until it stops."""
+    mode_was_set = config.auth.mode is not None
     server = config.server
     log.info(
         "Relay %s (granian %s, Python %s)", __version__, granian_version, platform.python_version()
@@ -139,8 +167,19 @@ def _serve(config: Config, source: ConfigSource, reload: Callable[[], Config]) -
     for line in [*warnings(config), *auth.warnings]:
         log.warning("%s", line)
 
+    reloader = Reloader(
+        source,
+        reload,
+        config,
+        mode_was_set=mode_was_set,
+        decide=_decide_mode,
+        publish=_publish_reloaded,
+        counted=config_reloads(),
+    )
+    log.info("config version %s", reloader.version.hash)
+    reloads = ReloadQueue(reloader.reload)
     granian = Granian(
-        "relay.app:create_app",
+        "relay.live:create_app",
         factory=True,
         interface=Interfaces.RSGI,
         loop=Loops.uvloop,
@@ -153,8 +192,11 @@ def _serve(config: Config, source: ConfigSource, reload: Callable[[], Config]) -
         log_dictconfig=granian_log_config(server.log_format, server.log_level),
         respawn_failed_workers=True,
         workers_kill_timeout=int(server.drain_timeout_s) + 5,
+        pid_file=pid_file,
     )
-    granian.on_reload(lambda: reload_for_workers(source, reload))
+    # granian's own SIGHUP handler (installed as it starts) restarts every worker; ours asks
+    # for the same reload as a changed file: the workers swap the configuration in.
+    granian.on_startup(lambda: _reload_on_sighup(reloads))
     # granian's main loop waits on this Event with no timeout. CPython runs a signal's Python
     # handler in the main thread only, between bytecodes; when the kernel hands SIGINT or
     # SIGTERM to another thread of this process (granian's worker watchers), the main
@@ -162,6 +204,11 @@ def _serve(config: Config, source: ConfigSource, reload: Callable[[], Config]) -
     # start in three with spawned workers). Waiting in slices lets the handler run.
     if isinstance(getattr(granian, "main_loop_interrupt", None), threading.Event):
         granian.main_loop_interrupt = _SlicedEvent()
+    stop_watching = threading.Event()
+    reloads.start()
+    if source.path is not None:
+        watch_file(source.path, lambda: reloads.request("file changed"), stop_watching)
+        log.info("config: watching %s; an edit is applied without a restart", source.path)
     try:
         granian.serve()
     except RuntimeError as exc:
@@ -174,55 +221,26 @@ def _serve(config: Config, source: ConfigSource, reload: Callable[[], Config]) -
             file=sys.stderr,
         )
         return 1
+    finally:
+        stop_watching.set()
+        reloads.stop()
     return 0
 
 
-def reload_for_workers(source: ConfigSource, reload: Callable[[], Config]) -> None:
-    """On SIGHUP, before granian restarts the workers: publish the file if it is valid."""
-    running = received()
-    try:
-        config = reload()
-    except ConfigError as exc:
-        log.error(
-            "SIGHUP: %s is invalid; workers restart with the configuration already running",
-            source.name,
-            extra={"relay": {"problems": exc.problems}},
-        )
-        return
-    except Exception:  # an exception here would end granian's main loop: never
-        log.exception("SIGHUP: could not read %s; keeping the running configuration", source.name)
-        return
-    if running is not None:
-        # The listening socket and the worker count belong to the main process: they stay.
-        kept = {
-            "host": running.server.host,
-            "port": running.server.port,
-            "workers": running.server.workers,
-        }
-        changed = [k for k, v in kept.items() if getattr(config.server, k) != v]
-        if changed:
-            log.warning(
-                "SIGHUP: server.%s changed: restart Relay to apply", ", server.".join(changed)
-            )
-        config = msgspec.structs.replace(
-            config, server=msgspec.structs.replace(config.server, **kept)
-        )
-    try:
-        auth = resolve_auth(config)
-    except AuthModeUnknown as exc:
-        log.error(
-            "SIGHUP: auth.mode is not set and the database could not be asked whether it holds "
-            "gateway keys (%s); workers restart with the configuration already running",
-            exc,
-        )
-        return
-    config = with_mode(config, auth)
+def _reload_on_sighup(reloads: ReloadQueue) -> None:
+    """Replace granian's SIGHUP handler (granian calls this once its handlers are set)."""
+    signal.signal(signal.SIGHUP, lambda signum, frame: reloads.request("SIGHUP"))
+
+
+def _publish_reloaded(config: Config) -> None:
+    """Hand a reloaded configuration to the workers; this process logs at its level too."""
+    publish(config)
+    configure_logging(config.server.log_level, config.server.log_format)
+
+
+def _decide_mode(config: Config) -> Config:
+    """An unset ``auth.mode`` decided as at start (raises AuthModeUnknown)."""
+    auth = resolve_auth(config)
     for line in auth.warnings:
         log.warning("%s", line)
-    publish(config)
-    log.info(
-        "SIGHUP: workers restart with %s (models: %s; auth: %s)",
-        source.name,
-        ", ".join(config.models) or "none",
-        auth.mode,
-    )
+    return with_mode(config, auth)

@@ -67,6 +67,14 @@ class Tenancy:
         # Rows past their retention: the ledger's, and expired stored responses.
         self.purger = Purger(self.db, ledger_days=config.database.retention_days, responses=True)
 
+    def adopt(self, config: Config) -> None:
+        """A hot reload's configuration (``relay.live``): its admin key from now on. The
+        database's settings and ``auth.key_refresh_s`` stay: they need a restart (the main
+        process keeps them, see ``relay.config.reload``)."""
+        self.config = config
+        if isinstance(self.admin, AdminApi):
+            self.admin.admin_key = config.auth.admin_key
+
     async def start(self, attempts: int = 20) -> None:
         """Connect (retrying for ~10 s), upgrade the schema, load the keys, start the pollers."""
         if not self.kept:

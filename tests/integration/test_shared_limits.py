@@ -1,5 +1,5 @@
 """``relay serve`` makes the shared memory of the limits before its workers start, hands them
-its name, keeps it across a SIGHUP restart and a worker's respawn, and removes it when it
+its name, keeps it across a SIGHUP reload and a worker's respawn, and removes it when it
 stops."""
 
 from __future__ import annotations
@@ -69,14 +69,12 @@ def test_serve_makes_and_removes_the_segment(
             # A spawned worker is a new program: its environment, as /proc shows it, names
             # the segment. (A forked one inherits it in memory, where /proc does not look.)
             assert {handed_name(pid) for pid in workers} == {segment.name}
-        # A SIGHUP restarts the workers; the cells stay where they are.
+        # A SIGHUP reloads the configuration into the same workers; the cells stay.
         gateway.process.send_signal(signal.SIGHUP)
-        wait_for(gateway, "Stopped old worker-2")
+        wait_for(gateway, "config reload (SIGHUP)")
         assert segment.stat().st_ino == inode
-        restarted = workers_of(main) - workers
-        assert len(restarted) >= 2, restarted
-        if start_method == "spawn":
-            assert {handed_name(pid) for pid in restarted} == {segment.name}
+        assert workers_of(main) == workers
+        restarted: set[int] = set()
         # A worker that crashes is respawned on the same cells.
         started = gateway.logs().count("Started worker-1 runtime")
         pid = int(re.findall(r"Spawning worker-1 with PID: (\d+)", gateway.logs())[-1])

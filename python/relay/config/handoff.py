@@ -1,7 +1,7 @@
 """The configuration handed from the main process to its workers.
 
 The main process validates the configuration once and publishes it here; every granian worker,
-first start or respawn (after a crash, on SIGHUP), decodes that exact value instead of reading
+first start or respawn after a crash, decodes that exact value instead of reading
 the YAML file again. So a file broken after start-up can never stop a running gateway, and all
 workers serve the same configuration.
 
@@ -47,7 +47,8 @@ def publish(
     """Make ``config`` the one that workers started from now on will serve; returns the file.
 
     The first call makes the private directory (in ``parent``, default: see the module
-    docstring); later calls (SIGHUP) replace the file atomically in the same directory.
+    docstring); later calls (a hot reload) replace the file atomically in the same directory,
+    where running workers find it (:mod:`relay.live`).
     """
     global _directory, _owner
     target = os.environ if environ is None else environ
@@ -68,6 +69,13 @@ def publish(
     os.replace(staged, path)
     target[HANDOFF_VAR] = str(path)
     return path
+
+
+def handed_over(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The file the main process publishes to (and republishes to on a reload), or None when
+    run without it."""
+    path = (os.environ if environ is None else environ).get(HANDOFF_VAR)
+    return None if path is None else Path(path)
 
 
 def received(environ: Mapping[str, str] | None = None) -> Config | None:

@@ -1,6 +1,6 @@
 """Load, expand, convert and validate a configuration, reporting every problem by path.
 
-One function, :func:`read_config`, serves ``check-config``, ``serve`` and the reload on SIGHUP,
+One function, :func:`read_config`, serves ``check-config``, ``serve`` and the hot reload,
 so whatever the check accepts, the server starts.
 """
 

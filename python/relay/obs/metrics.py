@@ -470,6 +470,12 @@ class Metrics:
         self.families.redis_degraded.set(1 if degraded else 0)
 
     # -- sampled ---------------------------------------------------------------------------
+    def adopt(self, config: Config) -> None:
+        """A reloaded configuration's model names become labels of their own (the old ones
+        stay: series already exported keep their name)."""
+        models = self.models
+        models.fixed = models.fixed | frozenset(config.models)
+
     def watch(
         self,
         *,
@@ -544,6 +550,31 @@ class Metrics:
         registry = self.registry
         assert registry is not None
         return await asyncio.to_thread(generate_latest, registry)
+
+
+# What a hot reload came to (relay/config/reload.py's outcomes).
+RELOAD_OUTCOMES = ("applied", "unchanged", "invalid", "failed")
+
+
+def config_reloads() -> Callable[[str], None]:
+    """``relay_config_reloads_total{outcome}``: counted by ``relay serve``'s main process,
+    which reloads, into the metrics' directory its workers sum at each scrape (each outcome
+    at 0 from the start). Returns the function that counts one reload."""
+    if shared_dir() is not None:
+        use_files()
+    counter = Counter(
+        "relay_config_reloads",
+        "Configuration reloads (file changes, SIGHUP, relay reload), by outcome: applied, "
+        "unchanged, invalid (refused; the running config stays), failed.",
+        ["outcome"],
+        registry=None,
+    )
+    children = {outcome: counter.labels(outcome) for outcome in RELOAD_OUTCOMES}
+
+    def count(outcome: str) -> None:
+        children[outcome].inc()
+
+    return count
 
 
 def _collect_files(path: str) -> bytes:

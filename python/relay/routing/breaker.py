@@ -58,6 +58,16 @@ class Breaker:
         self._calls = [0] * _BUCKETS
         self._fails = [0] * _BUCKETS
 
+    def configure(self, config: BreakerConfig) -> None:
+        """New settings, the state kept (see :meth:`Breakers.configure`)."""
+        window_changed = config.window_s != self.config.window_s
+        self.config = config
+        self.enabled = config.enabled
+        if window_changed:
+            self._bucket_s = config.window_s / _BUCKETS
+            self._bucket = 0
+            self._reset()
+
     def allow(self, now: float) -> bool:
         """May a call go to this deployment now? A half-open breaker counts the probe."""
         state = self.state
@@ -152,6 +162,15 @@ class Breakers:
         self.config = config
         self._breakers: dict[str, Breaker] = {}
         self._listeners: list[Listener] = []
+
+    def configure(self, config: BreakerConfig) -> None:
+        """Settings of a hot reload: every breaker takes them and keeps its state (an open
+        breaker stays open until its time is up); a new window size starts an empty window."""
+        if config == self.config:
+            return
+        self.config = config
+        for breaker in self._breakers.values():
+            breaker.configure(config)
 
     def get(self, key: str) -> Breaker:
         """The breaker of ``key``, created closed on first use."""

@@ -13,6 +13,7 @@ from relay.config.model import (
     Config,
     Pricing,
     RateQuota,
+    RetryBudgetConfig,
     RetryConfig,
     TimeoutOverrides,
     Timeouts,
@@ -37,11 +38,23 @@ _NO_RETRIES = RetryConfig(max=0)
 class Router:
     """The routing stage, and the tables the attempt policy walks (routes and slots)."""
 
-    def __init__(self, config: Config, breakers: Breakers | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        breakers: Breakers | None = None,
+        *,
+        slots: dict[str, Slot] | None = None,
+    ) -> None:
+        """``breakers`` and ``slots`` (:attr:`slots_by_key`) are the router's that this one
+        replaces on a hot reload: breakers, calls in flight and latency averages are kept by
+        deployment name, so an open breaker stays open across the swap."""
         self.config = config
         self.breakers = breakers or Breakers(config.routing.breaker)
+        self.breakers.configure(config.routing.breaker)
         self._slots: dict[int, Slot] = {}  # id(deployment) -> slot; deployments live forever
-        self._slots_by_key: dict[str, Slot] = {}
+        # provider/upstream model -> slot; shared with the routers before and after a reload
+        self.slots_by_key: dict[str, Slot] = {} if slots is None else slots
+        self._slots_by_key = self.slots_by_key
         self._deployments: dict[tuple[str, str], Deployment] = {}
         # A deployment's quota, wherever a target declared it (check-config makes them agree).
         self._quotas: dict[tuple[str, str], RateQuota] = {
@@ -112,9 +125,13 @@ class Router:
 
     def _slot(self, key: str) -> Slot:
         slot = self._slots_by_key.get(key)
+        settings = self.config.routing.retry_budget
         if slot is None:
-            budget = RetryBudget(self.config.routing.retry_budget)
-            slot = self._slots_by_key[key] = Slot(key, self.breakers.get(key), budget)
+            slot = self._slots_by_key[key] = Slot(
+                key, self.breakers.get(key), RetryBudget(settings)
+            )
+        elif _budget_changed(slot.budget, settings):  # reloaded with another budget
+            slot.budget = RetryBudget(settings)
         return slot
 
     @property
@@ -219,6 +236,14 @@ class Router:
         slot = self.slot(known) if known else self._slot(provider)
         balancer = Balancer((deployment,), (1.0,), (slot,), "weighted")
         return ModelRoute(public, balancer, 1, _NO_RETRIES, frozenset())
+
+
+def _budget_changed(budget: RetryBudget, settings: RetryBudgetConfig) -> bool:
+    return (budget.ratio, budget.min_retries, budget.window_s) != (
+        settings.ratio,
+        settings.min_retries,
+        settings.window_s,
+    )
 
 
 def resolve_timeouts(provider: Timeouts, model: TimeoutOverrides | None) -> Timeouts:

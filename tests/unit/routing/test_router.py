@@ -47,3 +47,27 @@ def test_default_provider_takes_unlisted_models() -> None:
     deployment = route(router, "anything").deployment
     assert deployment is not None and deployment.provider == "b"
     assert deployment.upstream_model == "anything" and deployment.pricing.input == 0
+
+
+def test_a_reloaded_router_keeps_breakers_and_averages_by_deployment_name() -> None:
+    """A hot reload builds a new router on the old one's breakers and slots: an open breaker
+    stays open, a latency average and calls in flight stay, new settings apply."""
+    config = parse_config(CONFIG, "t", {})
+    old = Router(config)
+    slot = old.slot(route(old, "pub").deployment)  # type: ignore[arg-type]
+    for _ in range(10):
+        slot.breaker.record(False, 100.0)
+    assert slot.breaker.state == "open"
+    slot.observe_ttfb(0.25)
+    slot.inflight = 2
+    edited = (
+        CONFIG
+        + "  added: {provider: a}\nrouting: {breaker: {cooldown_s: 5}, "
+        + ("retry_budget: {ratio: 0.5}}\n")
+    )
+    new = Router(parse_config(edited, "t", {}), old.breakers, slots=old.slots_by_key)
+    kept = new.slot(route(new, "pub").deployment)  # type: ignore[arg-type]
+    assert kept is slot and kept.breaker.state == "open"
+    assert kept.ttfb_s == 0.25 and kept.inflight == 2
+    assert kept.breaker.config.cooldown_s == 5 and kept.budget.ratio == 0.5
+    assert route(new, "added").deployment is not None

@@ -57,7 +57,9 @@ models:
 MESSAGES: Any = [{"role": "user", "content": "hello from the host"}]
 
 
-def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def podman(
+    *args: str, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """podman with the storage scripts/container.sh configured (CONTAINERS_* variables)."""
     result = subprocess.run(
         ["podman", *args], capture_output=True, text=True, timeout=timeout, check=False

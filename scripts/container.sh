@@ -99,8 +99,9 @@ build() {
     -v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro \
     -v "$sysroot:/usr/local/rust:ro" \
     -t "$IMAGE" . >&2
-  # Intermediate layers of builds older than a week go; recent ones keep the next build warm.
-  podman image prune -f --filter until=168h >/dev/null || true
+  # Layers of builds older than a day go (the compiled crates stay in the build cache); recent
+  # ones keep the next build warm.
+  podman image prune -f --filter until=24h >/dev/null || true
 }
 
 case "${1:-}" in

@@ -169,7 +169,7 @@ def start(image: str, upstream: FakeUpstream, config_file: Path) -> Container:
 
 
 def remove(container: Container) -> None:
-    podman("rm", "--force", "--time", "0", container.name, check=False)
+    podman("rm", "--force", "--volumes", "--time", "0", container.name, check=False)
     podman("volume", "rm", "--force", container.volume, check=False)
 
 

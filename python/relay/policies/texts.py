@@ -279,6 +279,33 @@ class _ResponsesEvent(msgspec.Struct):
     delta: str | None = None
 
 
+class _Function(msgspec.Struct):
+    arguments: str | None = None
+
+
+class _ToolCall(msgspec.Struct):
+    function: _Function | None = None
+
+
+class _ChatDelta(msgspec.Struct):
+    content: str | None = None
+    refusal: str | None = None
+    tool_calls: list[_ToolCall] | None = None
+
+
+class _ChunkChoice(msgspec.Struct):
+    delta: _ChatDelta | None = None
+    text: str | None = None
+
+
+class _Chunk(msgspec.Struct):
+    """What one OpenAI chunk adds (chat: content, refusal, tool-call arguments; legacy
+    completions: text); decoded alone, the rest of the chunk skipped unread."""
+
+    choices: list[_ChunkChoice] | None = None
+
+
+_CHUNK = msgspec.json.Decoder(_Chunk)
 _ANTHROPIC_ANSWER = msgspec.json.Decoder(_AnthropicAnswer)
 _ANTHROPIC_EVENT = msgspec.json.Decoder(_AnthropicEvent)
 _RESPONSES_ANSWER = msgspec.json.Decoder(_ResponsesAnswer)
@@ -323,7 +350,7 @@ def event_text(ex: Exchange, event: bytes) -> str:
     try:
         endpoint = ex.endpoint
         if endpoint in (Endpoint.CHAT, Endpoint.COMPLETIONS):
-            return "".join(c.generated_text() for c in probe_response(data).choices or ())
+            return _chunk_text(data)
         if endpoint is Endpoint.MESSAGES:
             delta = _ANTHROPIC_EVENT.decode(data).delta
             if delta is None:
@@ -337,10 +364,34 @@ def event_text(ex: Exchange, event: bytes) -> str:
     return ""
 
 
+def _chunk_text(data: bytes) -> str:
+    try:
+        choices = _CHUNK.decode(data).choices
+    except msgspec.ValidationError:  # a vendor's own shape: read as the relay reads it
+        return "".join(c.generated_text() for c in probe_response(data).choices or ())
+    if not choices:
+        return ""
+    parts = []
+    for choice in choices:
+        if choice.text:
+            parts.append(choice.text)
+        delta = choice.delta
+        if delta is None:
+            continue
+        if delta.content:
+            parts.append(delta.content)
+        if delta.refusal:
+            parts.append(delta.refusal)
+        for call in delta.tool_calls or ():
+            if call.function is not None and call.function.arguments:
+                parts.append(call.function.arguments)
+    return parts[0] if len(parts) == 1 else "".join(parts)
+
+
 def _data_of(event: bytes) -> bytes:
     """The ``data:`` of one SSE frame (its lines joined, as SSE defines)."""
-    if event.startswith(b"data: ") and event.count(b"\n") <= 2:
-        return event[6:].rstrip(b"\n")
+    if event.startswith(b"data: ") and event.find(b"\n", 6) == len(event) - 2:
+        return event[6:-2]
     lines = [
         line[5:].removeprefix(b" ")
         for line in event.rstrip(b"\n").split(b"\n")

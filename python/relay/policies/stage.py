@@ -59,7 +59,9 @@ class PoliciesStage:
                 state = ex.state = {}
             state[ACTIVE] = chain
         for policy in chain.policies:
-            policy.on_request(ex)
+            pending = policy.on_request(ex)
+            if pending is not None:
+                await pending
         return None
 
 

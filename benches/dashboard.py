@@ -160,6 +160,8 @@ def pages(keys: list[tuple[str, str, str, str]], one: str) -> list[str]:
         f"/ui/requests?model={MODELS[3]}",
         "/ui/requests?status=500",
         f"/ui/requests?model={MODELS[3]}&status=429",
+        "/ui/requests?status=503",  # matches nothing
+        "/ui/requests?tenant=no-such-tenant",
         f"/ui/requests/{one}",
         "/ui/keys",
         "/ui/tenants",

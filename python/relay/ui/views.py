@@ -101,15 +101,19 @@ async def overview(admin: AdminApi, actor: Actor) -> dict[str, Any]:
     }
 
 
+def _add(total: UsageRow, r: UsageRow) -> None:
+    total.requests += r.requests
+    total.errors += r.errors
+    total.prompt_tokens += r.prompt_tokens
+    total.completion_tokens += r.completion_tokens
+    total.cached_tokens += r.cached_tokens
+    total.cost_usd += r.cost_usd
+
+
 def _sum(rows: Iterable[UsageRow]) -> UsageRow:
     total = UsageRow(0, 0, 0, 0, 0, 0.0)
     for r in rows:
-        total.requests += r.requests
-        total.errors += r.errors
-        total.prompt_tokens += r.prompt_tokens
-        total.completion_tokens += r.completion_tokens
-        total.cached_tokens += r.cached_tokens
-        total.cost_usd += r.cost_usd
+        _add(total, r)
     return total
 
 
@@ -174,9 +178,12 @@ async def usage(admin: AdminApi, actor: Actor, params: Mapping[str, str]) -> dic
     name = params.get("metric", "cost") if params.get("metric") in METRICS else "cost"
     end = today()
     start = end - timedelta(days=days - 1)
+    # By key: one row per key and day either way, so grouped in the roll-up's own order
+    # (day, organisation, tenant, key), which the database reads without sorting.
+    group_by = "day,organization,tenant,key" if by == "key" else f"{USAGE_BY[by]},day"
     report: UsageReport = await get(
         admin, actor, "/admin/usage", start=start.isoformat(), end=end.isoformat(),
-        group_by=f"{USAGE_BY[by]},day", tenant=params.get("tenant"), model=params.get("model"),
+        group_by=group_by, tenant=params.get("tenant"), model=params.get("model"),
     )  # fmt: skip
     span = day_range(start, end)
     index = {d: i for i, d in enumerate(span)}
@@ -184,8 +191,12 @@ async def usage(admin: AdminApi, actor: Actor, params: Mapping[str, str]) -> dic
     rows: dict[str, UsageRow] = {}
     for r in report.data:
         label = _group_label(r, by)
-        per.setdefault(label, [0.0] * len(span))[index[r.day or span[0]]] += metric(r, name)
-        rows[label] = _sum([rows[label], r]) if label in rows else _sum([r])
+        values = per.get(label)
+        if values is None:
+            values = per[label] = [0.0] * len(span)
+            rows[label] = UsageRow(0, 0, 0, 0, 0, 0.0)
+        values[index[r.day or span[0]]] += metric(r, name)
+        _add(rows[label], r)
     order = sorted(per, key=lambda k: -sum(per[k]))
     series = {k: per[k] for k in order[:TOP]}
     if len(order) > TOP:

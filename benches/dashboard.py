@@ -122,7 +122,9 @@ def load_sqlite(path: str, keys: list[tuple[str, str, str, str]], count: int, no
     conn.close()
 
 
-async def load_postgres(url: str, keys: list[tuple[str, str, str, str]], count: int, now: float) -> None:
+async def load_postgres(
+    url: str, keys: list[tuple[str, str, str, str]], count: int, now: float
+) -> None:
     import asyncpg
 
     conn = await asyncpg.connect(url)
@@ -132,11 +134,15 @@ async def load_postgres(url: str, keys: list[tuple[str, str, str, str]], count: 
             batch_r.append(request)
             batch_a.append(attempt)
             if len(batch_r) >= BATCH:
-                await conn.copy_records_to_table("requests", records=batch_r, columns=list(REQUEST_COLUMNS))
+                await conn.copy_records_to_table(
+                    "requests", records=batch_r, columns=list(REQUEST_COLUMNS)
+                )
                 await conn.copy_records_to_table("provider_attempts", records=batch_a)
                 batch_r, batch_a = [], []
         if batch_r:
-            await conn.copy_records_to_table("requests", records=batch_r, columns=list(REQUEST_COLUMNS))
+            await conn.copy_records_to_table(
+                "requests", records=batch_r, columns=list(REQUEST_COLUMNS)
+            )
             await conn.copy_records_to_table("provider_attempts", records=batch_a)
         for sql in (_ROLLUP, *COARSE_BACKFILL):
             await conn.execute(sql)
@@ -147,7 +153,7 @@ async def load_postgres(url: str, keys: list[tuple[str, str, str, str]], count: 
 
 def pages(keys: list[tuple[str, str, str, str]], one: str) -> list[str]:
     """The pages timed; ``{...}`` in a path is filled with one of the seeded objects."""
-    org, tenant, _, prefix = keys[0]
+    _, tenant, _, prefix = keys[0]
     return [
         "/ui/",
         "/ui/usage",
@@ -174,7 +180,9 @@ async def time_pages(
     db: Database, who: dict[str, Actor], paths: list[str], repeat: int, prefix: str, one: str
 ) -> dict[str, dict[str, float]]:
     admin = AdminApi(db, KeyCache(db, 60.0), ADMIN_KEY)
-    dashboard = Dashboard(admin, UiConfig(session_secret="bench-secret-0123456789abcdef"), ADMIN_KEY)
+    dashboard = Dashboard(
+        admin, UiConfig(session_secret="bench-secret-0123456789abcdef"), ADMIN_KEY
+    )
     out: dict[str, dict[str, float]] = {}
     for name, actor in who.items():
         _, cookie = dashboard.codec.issue(actor)
@@ -194,7 +202,9 @@ async def time_pages(
     return out
 
 
-async def bench(url: str, count: int, repeat: int, sqlite_path: str | None) -> dict[str, dict[str, float]]:
+async def bench(
+    url: str, count: int, repeat: int, sqlite_path: str | None
+) -> dict[str, dict[str, float]]:
     db = open_database(url)
     await db.connect()
     await db.migrate()
@@ -210,10 +220,12 @@ async def bench(url: str, count: int, repeat: int, sqlite_path: str | None) -> d
         await load_postgres(url, made["keys"], count, now)
     print(f"  loaded {count:,} rows in {time.perf_counter() - started:.0f} s", flush=True)
     # A request in the middle of the month, of the user's organisation.
-    (one,) = (await db.fetch(
-        "SELECT request_id FROM requests WHERE org = ? AND ts > ? ORDER BY ts LIMIT 1",
-        [ORGS[0], now - 15 * DAY_S],
-    ))[0]
+    (one,) = (
+        await db.fetch(
+            "SELECT request_id FROM requests WHERE org = ? AND ts > ? ORDER BY ts LIMIT 1",
+            [ORGS[0], now - 15 * DAY_S],
+        )
+    )[0]
     try:
         paths = pages(made["keys"], one)
         who = {"master": MASTER, "user": made["user"]}
@@ -225,7 +237,9 @@ async def bench(url: str, count: int, repeat: int, sqlite_path: str | None) -> d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--postgres", help="an empty PostgreSQL database (default: a throwaway cluster)")
+    parser.add_argument(
+        "--postgres", help="an empty PostgreSQL database (default: a throwaway cluster)"
+    )
     parser.add_argument("--quick", action="store_true", help="100k rows")
     parser.add_argument("--only", choices=("sqlite", "postgresql"))
     args = parser.parse_args()
@@ -256,7 +270,9 @@ def main() -> None:
     print(f"| page | {' | '.join(engines)} |")
     print(f"|---|{'---|' * len(engines)}")
     for path in paths:
-        cells = [f"{results[e][path]['master']:.1f} / {results[e][path]['user']:.1f}" for e in engines]
+        cells = [
+            f"{results[e][path]['master']:.1f} / {results[e][path]['user']:.1f}" for e in engines
+        ]
         print(f"| `{path}` | {' | '.join(cells)} |")
     worst = max(v for e in engines for p in paths for v in results[e][p].values())
     print(f"\nslowest: {worst:.1f} ms (target: every page under 100 ms)")

@@ -178,7 +178,9 @@ def test_admin_journey_and_isolation(
         admin.open("/ui/keys")
         assert "/ui/login" in driver.current_url  # signed out
 
-    status, _ = call(gateway, "POST", "/admin/tenants", {"name": "gadgets", "organization": "globex"})
+    status, _ = call(
+        gateway, "POST", "/admin/tenants", {"name": "gadgets", "organization": "globex"}
+    )
     assert status == 201
     with chromium() as driver:
         user = Pages(driver, gateway, shots, "globex-user")

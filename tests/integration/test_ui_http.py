@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.client
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -22,7 +21,9 @@ PAGES = ("/ui/", "/ui/usage", "/ui/requests", "/ui/keys", "/ui/tenants", "/ui/us
 
 
 @pytest.fixture(scope="module")
-def gateway(fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gateway(
+    fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
     tmp = tmp_path_factory.mktemp("ui")
     gw = Gateway(keys_config(fake_upstream, f"sqlite:///{tmp / 'relay.db'}"), tmp)
     try:
@@ -89,7 +90,9 @@ def test_security_headers_on_every_answer(gateway: Gateway) -> None:
     browser = signed_in(gateway)
     paths = [*PAGES, "/ui/login", "/ui/static/relay.css", "/ui/static/relay.js", "/ui/nowhere"]
     for path in paths:
-        status, headers, _ = (Browser(gateway) if path == "/ui/login" else browser).send("GET", path)
+        status, headers, _ = (Browser(gateway) if path == "/ui/login" else browser).send(
+            "GET", path
+        )
         assert status in (200, 404), path
         csp = headers["content-security-policy"][0]
         assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp, path
@@ -169,7 +172,9 @@ def test_sign_in_refusals(gateway: Gateway) -> None:
 
 def test_users_see_their_organisation_only(gateway: Gateway) -> None:
     _, acme = call(gateway, "POST", "/admin/tenants", {"name": "acme-app", "organization": "acme"})
-    _, initech = call(gateway, "POST", "/admin/tenants", {"name": "initech-app", "organization": "initech"})
+    _, initech = call(
+        gateway, "POST", "/admin/tenants", {"name": "initech-app", "organization": "initech"}
+    )
     _, user = call(gateway, "POST", "/admin/users", {"name": "ivy", "organization": "initech"})
     browser = signed_in(gateway, user["api_key"])
     for path in PAGES:
@@ -183,9 +188,7 @@ def test_users_see_their_organisation_only(gateway: Gateway) -> None:
     status, _, text = browser.send("POST", "/ui/users", {"csrf": token, "name": "mallory"})
     assert status == 403 and "only admins" in text
     # Another organisation's objects do not exist for this user.
-    status, _, _ = browser.send(
-        "POST", f"/ui/keys/{acme['key']['id']}/revoke", {"csrf": token}
-    )
+    status, _, _ = browser.send("POST", f"/ui/keys/{acme['key']['id']}/revoke", {"csrf": token})
     assert status == 404
     _, key = call(gateway, "GET", f"/admin/keys/{acme['key']['id']}")
     assert key["revoked_at"] is None
@@ -199,7 +202,9 @@ def test_users_see_their_organisation_only(gateway: Gateway) -> None:
 def test_no_secret_rendered_after_creation(gateway: Gateway) -> None:
     browser = signed_in(gateway)
     token = browser.csrf("/ui/tenants")
-    status, headers, text = browser.send("POST", "/ui/tenants", {"csrf": token, "name": "secretive"})
+    status, headers, text = browser.send(
+        "POST", "/ui/tenants", {"csrf": token, "name": "secretive"}
+    )
     assert status == 201 and headers["cache-control"] == ["no-store"]
     secret = re.search(r'id="secret">([^<]+)<', text)
     assert secret is not None

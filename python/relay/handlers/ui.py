@@ -47,4 +47,6 @@ class UiRoute:
                     getattr(scope, "scheme", "http"),
                 )  # fmt: skip
                 answer = await self.dashboard.handle(request)
-        proto.response_bytes(answer.status, [*answer.all_headers(), ("x-request-id", rid)], answer.body)
+        proto.response_bytes(
+            answer.status, [*answer.all_headers(), ("x-request-id", rid)], answer.body
+        )

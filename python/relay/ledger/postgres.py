@@ -24,8 +24,8 @@ from relay.ledger.database import (
 )
 from relay.ledger.records import (
     ATTEMPT_COLUMNS,
-    REQUEST_COLUMNS,
     COARSE_ROLLUPS,
+    REQUEST_COLUMNS,
     ROLLUP_KEY,
     ROLLUP_SUMS,
     AttemptRow,

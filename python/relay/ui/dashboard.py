@@ -122,7 +122,10 @@ class Dashboard:
             if page is None:
                 return self.render.error(404, f"No page at {path}.")
             if session is None:
-                return redirect("/ui/login?next=" + quote(path + ("?" + req.query if req.query else ""), safe="/"))
+                return redirect(
+                    "/ui/login?next="
+                    + quote(path + ("?" + req.query if req.query else ""), safe="/")
+                )
             return await self._guard(page, req, session)
         if req.method != "POST":
             return self.render.error(405, f"{req.method} is not allowed here.")
@@ -134,7 +137,9 @@ class Dashboard:
         if session is None:
             return self.render.error(401, "Your session has ended; sign in again.", signed_out=True)
         if not self.codec.csrf_ok(session, req.form().get("csrf")):
-            return self.render.error(403, "This form's CSRF token is missing or wrong; reload the page and try again.")
+            return self.render.error(
+                403, "This form's CSRF token is missing or wrong; reload the page and try again."
+            )
         return await self._guard(action, req, session)
 
     async def _guard(self, page: Page, req: UiRequest, session: Session) -> UiResponse:
@@ -142,17 +147,23 @@ class Dashboard:
         try:
             return await page(req, session)
         except GatewayError as err:
-            return self.render.error(err.status, err.message, session=session, csrf=self.codec.csrf_token(session))
+            return self.render.error(
+                err.status, err.message, session=session, csrf=self.codec.csrf_token(session)
+            )
 
     def _static(self, name: str) -> UiResponse:
         data = self.static.get(name)
-        kind = _STATIC_TYPES.get(name[name.rfind("."):]) if "." in name else None
+        kind = _STATIC_TYPES.get(name[name.rfind(".") :]) if "." in name else None
         if data is None or kind is None:
             return self.render.error(404, "No such file.")
         return UiResponse(200, data, kind, [("cache-control", "public, max-age=3600")])
 
-    def _page(self, template: str, session: Session, status: int = 200, **context: Any) -> UiResponse:
-        return self.render.page(template, status, session=session, csrf=self.codec.csrf_token(session), **context)
+    def _page(
+        self, template: str, session: Session, status: int = 200, **context: Any
+    ) -> UiResponse:
+        return self.render.page(
+            template, status, session=session, csrf=self.codec.csrf_token(session), **context
+        )
 
     # -- sign-in ----------------------------------------------------------------------------
     def _pre_session(self, req: UiRequest) -> tuple[Session, list[tuple[str, str]]]:
@@ -161,7 +172,11 @@ class Dashboard:
         headers: list[tuple[str, str]] = []
         if len(value) < 16 or not value.replace("-", "").replace("_", "").isalnum():
             value = secrets.token_urlsafe(16)
-            headers.append(set_cookie(PRE_COOKIE, value, secure=req.secure_cookies, max_age=3600, path="/ui/login"))
+            headers.append(
+                set_cookie(
+                    PRE_COOKIE, value, secure=req.secure_cookies, max_age=3600, path="/ui/login"
+                )
+            )
         return Session(_NOBODY, time.time() + 3600, value), headers
 
     async def sign_in_form(
@@ -181,7 +196,9 @@ class Dashboard:
         form = req.form()
         pre, _ = self._pre_session(req)
         if PRE_COOKIE not in req.cookies or not self.codec.csrf_ok(pre, form.get("csrf")):
-            return await self.sign_in_form(req, 403, "This form's CSRF token is missing or wrong; try again.")
+            return await self.sign_in_form(
+                req, 403, "This form's CSRF token is missing or wrong; try again."
+            )
         key = form.get("key", "")
         try:
             actor = await self.admin.authenticate({"authorization": f"Bearer {key}"})
@@ -192,7 +209,9 @@ class Dashboard:
         return redirect(safe_next(form.get("next")), self._session_cookie(req, cookie))
 
     def _session_cookie(self, req: UiRequest, cookie: str) -> tuple[str, str]:
-        return set_cookie(COOKIE, cookie, secure=req.secure_cookies, max_age=int(self.codec.lifetime_s))
+        return set_cookie(
+            COOKIE, cookie, secure=req.secure_cookies, max_age=int(self.codec.lifetime_s)
+        )
 
     async def logout(self, req: UiRequest, session: Session) -> UiResponse:
         """End the session: the cookie is deleted (a copy of it still expires on time)."""
@@ -254,7 +273,9 @@ class Dashboard:
     async def keys(self, req: UiRequest, session: Session, created: Any = None) -> UiResponse:
         """Keys by prefix (never a secret), the create form, revoke buttons."""
         actor = session.actor
-        keys = (await views.get(self.admin, actor, "/admin/keys", tenant_id=req.params.get("tenant_id"))).data
+        keys = (
+            await views.get(self.admin, actor, "/admin/keys", tenant_id=req.params.get("tenant_id"))
+        ).data
         prefix = req.params.get("prefix", "")
         if prefix:
             keys = [k for k in keys if k.prefix.startswith(prefix)]
@@ -277,7 +298,9 @@ class Dashboard:
 
     async def audit(self, req: UiRequest, session: Session) -> UiResponse:
         """The audit log, newest first."""
-        page = await views.get(self.admin, session.actor, "/admin/audit", limit=100, cursor=req.params.get("cursor"))
+        page = await views.get(
+            self.admin, session.actor, "/admin/audit", limit=100, cursor=req.params.get("cursor")
+        )
         return self._page("audit.html", session, nav="audit", page=page)
 
     # -- actions ----------------------------------------------------------------------------
@@ -297,17 +320,32 @@ class Dashboard:
 
     async def create_tenant(self, req: UiRequest, session: Session) -> UiResponse:
         """Create a tenant and its first key (shown once)."""
-        created = await self._post(session, "/admin/tenants", forms.body(req.form(), forms.TENANT_FIELDS))
+        created = await self._post(
+            session, "/admin/tenants", forms.body(req.form(), forms.TENANT_FIELDS)
+        )
         return self._created(session, "tenant", created.api_key, created.name, "/ui/tenants")
 
     async def create_user(self, req: UiRequest, session: Session) -> UiResponse:
         """Create a user and its first key (admins only: the admin API refuses others)."""
-        created = await self._post(session, "/admin/users", forms.body(req.form(), forms.USER_FIELDS))
+        created = await self._post(
+            session, "/admin/users", forms.body(req.form(), forms.USER_FIELDS)
+        )
         return self._created(session, "user", created.api_key, created.name, "/ui/users")
 
-    def _created(self, session: Session, kind: str, secret: str, name: str, back: str) -> UiResponse:
+    def _created(
+        self, session: Session, kind: str, secret: str, name: str, back: str
+    ) -> UiResponse:
         # The one answer that carries a secret; like every page, sent with no-store.
-        return self._page("created.html", session, 201, nav=kind + "s", kind=kind, secret=secret, name=name, back=back)
+        return self._page(
+            "created.html",
+            session,
+            201,
+            nav=kind + "s",
+            kind=kind,
+            secret=secret,
+            name=name,
+            back=back,
+        )
 
     async def revoke_key(self, req: UiRequest, session: Session) -> UiResponse:
         """Revoke a key; back to the list."""

@@ -54,7 +54,13 @@ class Renderer:
         self.env.globals["sso"] = sso
 
     def page(
-        self, template: str, status: int = 200, *, session: Session | None, csrf: str, **context: Any
+        self,
+        template: str,
+        status: int = 200,
+        *,
+        session: Session | None,
+        csrf: str,
+        **context: Any,
     ) -> UiResponse:
         """A page; never cached (it carries the session's CSRF token and private data)."""
         html = self.env.get_template(template).render(

@@ -110,7 +110,9 @@ class SessionCodec:
     def csrf_ok(self, session: Session, token: str | None) -> bool:
         """Whether a posted form's token belongs to this session."""
         expected = self.csrf_token(session).encode("ascii")
-        return bool(token) and hmac.compare_digest((token or "").encode("utf-8", "replace"), expected)
+        return bool(token) and hmac.compare_digest(
+            (token or "").encode("utf-8", "replace"), expected
+        )
 
     def _sign(self, data: bytes) -> str:
         return _b64(hmac.new(self._key, data, hashlib.sha256).digest())

@@ -142,7 +142,9 @@ async def budgets(admin: AdminApi, actor: Actor, now: date) -> list[dict[str, An
     ]
     spent: dict[tuple[str, str, str], float] = {}
     for period in {t.budget_period for t in tenants}:
-        report = await _usage(admin, actor, period_start(period, now), now, ["organization", "tenant"])
+        report = await _usage(
+            admin, actor, period_start(period, now), now, ["organization", "tenant"]
+        )
         for r in report.data:
             spent[(period, f"{r.organization}/{r.tenant}", "tenant")] = r.cost_usd
     for period in {k.budget_period for k in keys}:

@@ -90,7 +90,9 @@ class UiResponse:
 
 def redirect(location: str, *headers: tuple[str, str]) -> UiResponse:
     """A 303 to ``location`` (after a form: the browser follows with GET)."""
-    return UiResponse(303, b"", HTML, [("location", location), ("cache-control", "no-store"), *headers])
+    return UiResponse(
+        303, b"", HTML, [("location", location), ("cache-control", "no-store"), *headers]
+    )
 
 
 def set_cookie(

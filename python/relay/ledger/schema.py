@@ -168,11 +168,15 @@ _V6 = (
     "CREATE INDEX usage_daily_key_org_day ON usage_daily_key (org, day)",
     *COARSE_BACKFILL,
     # The request log's filters, newest first: without an index on the filtered column a
-    # filter that matches few rows (a rare status, a quiet key) reads the whole ledger.
-    "CREATE INDEX requests_tenant_ts ON requests (tenant, ts)",
+    # filter that matches few rows (a rare status, a quiet key) reads the whole ledger (or
+    # the whole organisation's part of it, for a user). Keys belong to one organisation;
+    # tenants already had (org, tenant, ts).
     "CREATE INDEX requests_key_prefix_ts ON requests (key_prefix, ts)",
+    "CREATE INDEX requests_tenant_ts ON requests (tenant, ts)",
     "CREATE INDEX requests_model_ts ON requests (model, ts)",
+    "CREATE INDEX requests_org_model_ts ON requests (org, model, ts)",
     "CREATE INDEX requests_status_ts ON requests (status, ts)",
+    "CREATE INDEX requests_org_status_ts ON requests (org, status, ts)",
 )
 
 MIGRATIONS: tuple[Migration, ...] = (

@@ -79,6 +79,7 @@ async def overview(admin: AdminApi, actor: Actor) -> dict[str, Any]:
     mean7 = sum(r.cost_usd for r in last7) / 7
     days_in_month = calendar.monthrange(now.year, now.month)[1]
     projected = month.cost_usd + mean7 * (days_in_month - now.day)
+    # The month's tenant budgets read this too.
     leaders = await _usage(admin, actor, month_start, now, ["organization", "tenant"])
     models = await _usage(admin, actor, month_start, now, ["model"])
     days = day_range(month_start, now)
@@ -97,7 +98,7 @@ async def overview(admin: AdminApi, actor: Actor) -> dict[str, Any]:
         "top_tenants": _top(leaders.data),
         "top_models": _top(models.data),
         "chart": chart,
-        "budgets": await budgets(admin, actor, now),
+        "budgets": await budgets(admin, actor, now, month_by_tenant=leaders),
     }
 
 
@@ -130,7 +131,9 @@ def period_start(period: str, now: date) -> date:
     return date(1970, 1, 1)
 
 
-async def budgets(admin: AdminApi, actor: Actor, now: date) -> list[dict[str, Any]]:
+async def budgets(
+    admin: AdminApi, actor: Actor, now: date, month_by_tenant: UsageReport | None = None
+) -> list[dict[str, Any]]:
     """Every tenant's and key's budget, with what its period has spent (from the roll-up)."""
     tenants: list[Tenant] = [
         t for t in (await get(admin, actor, "/admin/tenants")).data if t.budget_usd is not None
@@ -142,9 +145,11 @@ async def budgets(admin: AdminApi, actor: Actor, now: date) -> list[dict[str, An
     ]
     spent: dict[tuple[str, str, str], float] = {}
     for period in {t.budget_period for t in tenants}:
-        report = await _usage(
-            admin, actor, period_start(period, now), now, ["organization", "tenant"]
-        )
+        if period == "month" and month_by_tenant is not None:
+            report = month_by_tenant
+        else:
+            start = period_start(period, now)
+            report = await _usage(admin, actor, start, now, ["organization", "tenant"])
         for r in report.data:
             spent[(period, f"{r.organization}/{r.tenant}", "tenant")] = r.cost_usd
     for period in {k.budget_period for k in keys}:
@@ -180,9 +185,13 @@ async def usage(admin: AdminApi, actor: Actor, params: Mapping[str, str]) -> dic
     name = params.get("metric", "cost") if params.get("metric") in METRICS else "cost"
     end = today()
     start = end - timedelta(days=days - 1)
-    # By key: one row per key and day either way, so grouped in the roll-up's own order
-    # (day, organisation, tenant, key), which the database reads without sorting.
-    group_by = "day,organization,tenant,key" if by == "key" else f"{USAGE_BY[by]},day"
+    # By tenant or key: grouped in the roll-ups' own order (day, organisation, tenant, key),
+    # which the database reads without sorting; a tenant is named with its organisation.
+    group_by = (
+        "model,day"
+        if by == "model"
+        else "day,organization,tenant" + (",key" if by == "key" else "")
+    )
     report: UsageReport = await get(
         admin, actor, "/admin/usage", start=start.isoformat(), end=end.isoformat(),
         group_by=group_by, tenant=params.get("tenant"), model=params.get("model"),
@@ -215,7 +224,7 @@ async def usage(admin: AdminApi, actor: Actor, params: Mapping[str, str]) -> dic
 
 def _group_label(row: UsageRow, by: str) -> str:
     if by == "tenant":
-        return row.tenant or "-"
+        return f"{row.organization}/{row.tenant}"
     if by == "model":
         return row.model or "-"
     return row.key_prefix or "(no key)"

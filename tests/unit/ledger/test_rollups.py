@@ -66,7 +66,7 @@ def test_upgrade_backfills_the_coarser_rollups(database_url: str) -> None:
         await db.write_ledger(rows(), [])
         # As a database of version 4 would be: no coarser tables, usage_daily filled.
         indexes = ("requests_tenant_ts", "requests_key_prefix_ts", "requests_model_ts",
-                   "requests_status_ts")  # fmt: skip
+                   "requests_status_ts", "requests_org_model_ts", "requests_org_status_ts")  # fmt: skip
         await db.transaction(
             [(f"DROP TABLE {table}", ()) for table in COARSE_ROLLUPS]
             + [(f"DROP INDEX {index}", ()) for index in indexes]

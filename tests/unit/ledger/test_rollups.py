@@ -50,7 +50,10 @@ def test_writer_keeps_every_rollup_and_usage_reads_the_smallest(database_url: st
         assert reports.rollup_table(["key"], model="m1") == "usage_daily"
         assert reports.rollup_table(["key", "model"]) == "usage_daily"
         start, end = date(2024, 10, 1), date(2024, 10, 31)  # days 20000 and 20001
-        for group_by in (["tenant", "day"], ["key", "day"], ["key", "model"], ["model"]):
+        groupings = (["tenant", "day"], ["key", "day"], ["key", "model"], ["model"],
+                     ["day", "organization", "tenant", "key"],  # usage_daily_key's own key
+                     ["day", "organization", "tenant", "key", "model"])  # fmt: skip
+        for group_by in groupings:
             report = await reports.usage(db, start=start, end=end, group_by=group_by)
             assert report.total.requests == 12 and report.total.errors == 1, group_by
         await db.close()

@@ -48,6 +48,11 @@ def session_secret(config: UiConfig, admin_key: str | None) -> bytes:
         return config.session_secret.encode()
     if admin_key:
         return hashlib.sha256(b"relay-ui-secret\x00" + admin_key.encode()).digest()
+    log.warning(
+        "ui: no ui.session_secret (RELAY_UI_SECRET) and no admin key: dashboard sessions are "
+        "signed with a random key of this worker (other workers refuse them; they end with a "
+        "restart)"
+    )
     return secrets.token_bytes(32)
 
 

@@ -27,7 +27,7 @@ from relay.admin.models import (
 )
 from relay.admin.store import when
 from relay.ledger.database import Database
-from relay.ledger.records import DAY_S
+from relay.ledger.records import COARSE_ROLLUPS, DAY_S, ROLLUP_KEY, ROLLUP_SUMS
 
 # group_by name -> usage_daily column
 USAGE_GROUPS = {
@@ -76,10 +76,17 @@ async def usage(
         if value is not None:
             where.append(f"{column} = ?")
             args.append(value)  # type: ignore[arg-type]
-    select = ", ".join([*columns, _SUMS])
-    sql = f"SELECT {select} FROM usage_daily WHERE {' AND '.join(where)}"
-    if columns:
-        sql += f" GROUP BY {', '.join(columns)} ORDER BY {', '.join(columns)}"
+    table = rollup_table(group_by, model=model)
+    if tuple(columns) == _ROLLUP_KEYS[table]:
+        # Grouped by the roll-up's own key, in its order: its rows as they are, read in
+        # key order (no aggregation, no sort).
+        sql = f"SELECT {', '.join(columns)}, {_MEASURES} FROM {table} WHERE {' AND '.join(where)}"
+        sql += f" ORDER BY {', '.join(columns)}"
+    else:
+        select = ", ".join([*columns, _SUMS])
+        sql = f"SELECT {select} FROM {table} WHERE {' AND '.join(where)}"
+        if columns:
+            sql += f" GROUP BY {', '.join(columns)} ORDER BY {', '.join(columns)}"
     rows = await db.fetch(sql, args)
     data = [_usage_row(row, group_by) for row in rows if row[len(columns)] is not None]
     total = UsageRow(
@@ -91,6 +98,22 @@ async def usage(
         cost_usd=sum(r.cost_usd for r in data),
     )
     return UsageReport(start.isoformat(), end.isoformat(), list(group_by), data, total)
+
+
+_MEASURES = ", ".join(ROLLUP_SUMS)
+# Each roll-up table's key, in its primary key's order.
+_ROLLUP_KEYS = {"usage_daily": ROLLUP_KEY, **COARSE_ROLLUPS}
+
+
+def rollup_table(group_by: Sequence[str], *, model: str | None = None) -> str:
+    """The smallest daily roll-up holding ``group_by`` and the filters (migration 6): without
+    the key when neither groups nor filters need it, else without the model when they do not
+    need that, else ``usage_daily`` itself."""
+    if "key" not in group_by:
+        return "usage_daily_model"
+    if "model" not in group_by and model is None:
+        return "usage_daily_key"
+    return "usage_daily"
 
 
 def _usage_row(row: Sequence[Any], group_by: Sequence[str]) -> UsageRow:

@@ -26,6 +26,7 @@ from relay.ledger.database import (
 )
 from relay.ledger.records import (
     ATTEMPT_COLUMNS,
+    COARSE_ROLLUPS,
     CONTENT_COLUMNS,
     REQUEST_COLUMNS,
     ROLLUP_KEY,
@@ -33,7 +34,9 @@ from relay.ledger.records import (
     AttemptRow,
     ContentRow,
     RequestRow,
+    coarser,
     rollup,
+    upsert_rollup,
 )
 from relay.ledger.schema import CREATE_VERSIONS, MIGRATIONS, render
 
@@ -74,6 +77,8 @@ _UPSERT_ROLLUP = (
     f"ON CONFLICT ({', '.join(ROLLUP_KEY)}) DO UPDATE SET "
     + ", ".join(f"{c} = usage_daily.{c} + excluded.{c}" for c in ROLLUP_SUMS)
 )
+
+_UPSERT_COARSE = [(upsert_rollup(table, key), key) for table, key in COARSE_ROLLUPS.items()]
 
 
 class SqliteDatabase:
@@ -194,7 +199,10 @@ class SqliteDatabase:
                 _insert(conn, _INSERT_ATTEMPT, attempts)
                 if contents:
                     conn.executemany(_INSERT_CONTENT, contents)
-                conn.executemany(_UPSERT_ROLLUP, rollup(new))
+                fine = rollup(new)
+                conn.executemany(_UPSERT_ROLLUP, fine)
+                for sql, key in _UPSERT_COARSE:
+                    conn.executemany(sql, coarser(fine, key))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.rollback()

@@ -108,5 +108,11 @@ class SessionCodec:
         """Whether a posted form's token belongs to this session."""
         return bool(token) and hmac.compare_digest(token or "", self.csrf_token(session))
 
+    def mac(self, purpose: str, data: bytes) -> str:
+        """A signature of ``data`` under the session key for another short-lived value of the
+        dashboard (the OIDC sign-in's state cookie), kept apart from session cookies and CSRF
+        tokens by ``purpose`` so that one can never pass for the other."""
+        return self._sign(b"mac\x00" + purpose.encode("ascii") + b"\x00" + data)
+
     def _sign(self, data: bytes) -> str:
         return _b64(hmac.new(self._key, data, hashlib.sha256).digest())

@@ -14,6 +14,7 @@ from collections.abc import Collection
 
 from relay import kinds
 from relay.config.model import Config, ProviderConfig, RateQuota
+from relay.config.oidc import check_oidc
 from relay.config.problems import Problems, unknown
 from relay.config.routing import check_routing
 
@@ -35,6 +36,7 @@ def check_config(config: Config, declared_providers: Collection[str], problems: 
     check_routing(config, problems)
     _check_telemetry(config, problems)
     _check_metrics(config, problems)
+    check_oidc(config, problems)
 
 
 def _check_metrics(config: Config, problems: Problems) -> None:

@@ -92,6 +92,19 @@ def safe_next(path: str) -> str:
     return "/ui"
 
 
+def claim(claims: Mapping[str, Any], name: str) -> Any:
+    """The claim ``name``; a dotted name reaches into nested objects when no claim has that
+    exact name (Keycloak's ``realm_access.roles``)."""
+    if name in claims:
+        return claims[name]
+    value: Any = claims
+    for part in name.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
 def _claim_values(value: Any) -> set[str]:
     if isinstance(value, str):
         return {value}
@@ -117,7 +130,7 @@ def actor_from_claims(settings: OidcConfig, claims: Mapping[str, Any]) -> Actor:
             f"('{settings.role_claim}' overage): in the app registration, emit only the "
             "groups assigned to the application"
         )
-    values = _claim_values(claims.get(settings.role_claim))
+    values = _claim_values(claim(claims, settings.role_claim))
     if values & set(settings.admin_groups):
         role = "admin"
     elif values & set(settings.user_groups) or not settings.user_groups:
@@ -129,7 +142,7 @@ def actor_from_claims(settings: OidcConfig, claims: Mapping[str, Any]) -> Actor:
         )
     organization = "default"
     if settings.org_claim:
-        org = claims.get(settings.org_claim)
+        org = claim(claims, settings.org_claim)
         if not isinstance(org, str) or not org.strip():
             raise SignInRefused(
                 f"the ID token has no '{settings.org_claim}' claim naming your organisation "

@@ -308,3 +308,21 @@ def test_role_mapping_from_claims() -> None:
     with pytest.raises(SignInRefused, match="no 'tid' claim"):
         actor_from_claims(tid, {"sub": "s"})
     assert actor_from_claims(tid, {"sub": "s", "tid": "72f988bf"}).organization == "72f988bf"
+
+
+def test_dotted_claims_reach_into_objects() -> None:
+    keycloak = OidcConfig(
+        issuer="https://idp",
+        client_id="c",
+        role_claim="realm_access.roles",
+        admin_groups=["relay-admin"],
+        user_groups=["relay-user"],
+        org_claim="org.name",
+    )
+    claims = {"sub": "s", "realm_access": {"roles": ["relay-admin"]}, "org": {"name": "acme"}}
+    actor = actor_from_claims(keycloak, claims)
+    assert (actor.role, actor.organization) == ("admin", "acme")
+    with pytest.raises(SignInRefused, match="no role"):
+        actor_from_claims(
+            keycloak, {"sub": "s", "realm_access": "relay-admin", "org": {"name": "a"}}
+        )

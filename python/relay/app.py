@@ -38,6 +38,7 @@ from relay.handlers.api import ApiRoute
 from relay.handlers.common import Inflight, Pipeline
 from relay.handlers.local import AdminRoute, LocalRoutes, MetricsRoute, is_local
 from relay.handlers.passthrough import PassthroughRoute
+from relay.handlers.ui import UiRoute
 from relay.ledger.responses import ResponsesTap
 from relay.ledger.stored import StoredResponses
 from relay.ledger.tap import LedgerTap
@@ -257,6 +258,8 @@ class RelayApp:
             redis=partial(probe_redis, store) if is_failover(store) else None,
         )
         self.metrics_route = MetricsRoute(self.metrics.render if self.metrics else None)
+        # The dashboard at /ui, over the admin API (only with a database).
+        self.ui = UiRoute(dashboard(config, tenancy.admin), server.body_timeout_s)
 
     # -- lifecycle (granian calls these on the worker's loop) ------------------------------
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -311,6 +314,8 @@ class RelayApp:
             return await self.passthrough_route(scope, proto)
         if path == "/metrics":
             return await self.metrics_route(scope, proto)
+        if path == "/ui" or path.startswith("/ui/"):
+            return await self.ui(scope, proto)
         answer = self.local(scope, proto, path)
         if answer is not None:
             await answer
@@ -342,6 +347,17 @@ def tune_gc() -> None:
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
+def dashboard(config: Config, admin: object) -> Any:
+    """The dashboard of ``ui.enabled`` over the admin API (None without a database)."""
+    from relay.admin.api import AdminApi
+
+    if not config.ui.enabled or not isinstance(admin, AdminApi):
+        return None
+    from relay.ui.dashboard import Dashboard  # Jinja2 loads only when the dashboard is on
+
+    return Dashboard(admin, config.ui, config.auth.admin_key)
 
 
 def create_app(config: Config | None = None, extensions: Extensions | None = None) -> RelayApp:

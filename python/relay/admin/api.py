@@ -77,18 +77,7 @@ class AdminApi:
         """One admin request -> (status, headers, body)."""
         try:
             actor = await self.authenticate(headers)
-            route, object_id = _route(method, path)
-            if route.admin_only and not actor.is_admin:
-                raise AdminForbidden("only admins can do this")
-            handler: Callable[..., Awaitable[tuple[int, Any]]] = getattr(self, "_" + route.handler)
-            if object_id is not None and "\x00" in object_id:
-                # No object has such an id, and PostgreSQL refuses NUL in text.
-                raise ObjectNotFound(f"no object with id {object_id!r}")
-            params = _params(query)
-            status, result = await handler(actor, object_id, params, body, route)
-            if route.method != "GET":
-                # This worker sees its own change at once; the others at their next poll.
-                await self.cache.refresh()
+            status, result = await self.run(actor, method, path, query, body)
             payload = result if isinstance(result, bytes) else msgspec.json.encode(result)
             return status, list(_JSON), payload
         except GatewayError as err:
@@ -101,6 +90,26 @@ class AdminApi:
             log.exception("admin request failed: %s %s", method, path)
             failed = GatewayError("the admin API failed; see the gateway's logs")
             return failed.status, list(_JSON), error_body(failed)
+
+    async def run(
+        self, actor: Actor, method: str, path: str, query: str, body: bytes
+    ) -> tuple[int, Any]:
+        """One operation of the route table for an authenticated ``actor``: (status, result
+        object). The dashboard calls this too, so both apply the same checks and access
+        rules. Raises :class:`GatewayError` (and ``DatabaseUnavailable``)."""
+        route, object_id = _route(method, path)
+        if route.admin_only and not actor.is_admin:
+            raise AdminForbidden("only admins can do this")
+        handler: Callable[..., Awaitable[tuple[int, Any]]] = getattr(self, "_" + route.handler)
+        if object_id is not None and "\x00" in object_id:
+            # No object has such an id, and PostgreSQL refuses NUL in text.
+            raise ObjectNotFound(f"no object with id {object_id!r}")
+        params = _params(query)
+        status, result = await handler(actor, object_id, params, body, route)
+        if route.method != "GET":
+            # This worker sees its own change at once; the others at their next poll.
+            await self.cache.refresh()
+        return status, result
 
     async def authenticate(self, headers: Mapping[str, str]) -> Actor:
         """The master key, or a live key of a user; 401 without one, 403 for a tenant's key."""

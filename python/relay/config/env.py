@@ -24,6 +24,7 @@ ENV_OVERRIDES = {
     "DATABASE_URL": ("database", "url"),
     "RELAY_ADMIN_KEY": ("auth", "admin_key"),
     "RELAY_AUTH_MODE": ("auth", "mode"),
+    "RELAY_UI_SECRET": ("ui", "session_secret"),
     # OpenTelemetry's standard variables (the SDK reads the others itself: headers, timeouts).
     "OTEL_EXPORTER_OTLP_ENDPOINT": ("telemetry", "endpoint"),
     "OTEL_TRACES_EXPORTER": ("telemetry", "traces_exporter"),

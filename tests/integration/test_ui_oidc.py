@@ -11,7 +11,6 @@ import asyncio
 import html
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp

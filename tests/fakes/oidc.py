@@ -229,10 +229,16 @@ class FakeOidcProvider:
 
 @contextmanager
 def start_oidc_provider(
-    *, client_id: str, redirect_uris: list[str], client_secret: str | None = "s3cret-of-relay"
+    *,
+    client_id: str,
+    redirect_uris: list[str],
+    client_secret: str | None = "s3cret-of-relay",
+    host: str = "127.0.0.1",
 ) -> Iterator[FakeOidcProvider]:
-    """Serve a :class:`FakeOidcProvider` on loopback; its ``issuer`` is its base URL."""
+    """Serve a :class:`FakeOidcProvider` on loopback; its ``issuer`` is its base URL, named
+    with ``host`` (``localhost``: another site than a gateway on 127.0.0.1, as a real
+    provider is, so that a browser treats the redirect back as cross-site)."""
     provider = FakeOidcProvider(client_id, client_secret, redirect_uris)
     with serve(provider.app()) as url:
-        provider.issuer = url
+        provider.issuer = url.replace("127.0.0.1", host)
         yield provider

@@ -11,15 +11,21 @@ import asyncio
 import html
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import openai
 import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
 
 import tests.integration.gateway as gateway_module
 from tests.fakes.oidc import FakeOidcProvider, start_oidc_provider
 from tests.fakes.openai_upstream import FakeUpstream
+from tests.integration.browser import chromium, screenshot_dir
 from tests.integration.gateway import Gateway, free_port
 from tests.integration.tenancy import call, keys_config
 
@@ -48,7 +54,10 @@ def world(fake_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory)
     port = free_port()
     callback = f"http://127.0.0.1:{port}/ui/oidc/callback"
     with (
-        start_oidc_provider(client_id="relay-dashboard", redirect_uris=[callback]) as idp,
+        # "localhost": another site than the gateway's 127.0.0.1, as a real provider is.
+        start_oidc_provider(
+            client_id="relay-dashboard", redirect_uris=[callback], host="localhost"
+        ) as idp,
         pytest.MonkeyPatch.context() as patch,
     ):
         config = keys_config(fake_upstream, f"sqlite:///{tmp / 'relay.db'}")
@@ -241,3 +250,55 @@ def test_sign_in_page_offers_sso(world: World) -> None:
             return await response.text()
 
     assert "/ui/oidc/login" in asyncio.run(run())
+
+
+def sso_in_browser(driver: WebDriver, world: World, start: str) -> str:
+    """Open ``start`` signed out, press "Sign in with SSO", and wait to land back on the
+    dashboard; the path the browser ends on."""
+    driver.get(world.gateway.url + start)
+    assert urlsplit(driver.current_url).path == "/ui/login"
+    driver.find_element(By.ID, "sso").click()
+    gateway = urlsplit(world.gateway.url).netloc
+
+    def back(d: WebDriver) -> bool:
+        # Redirects commit no page: the browser shows either where the callback sent it
+        # or, when refused, the callback's own page.
+        url = urlsplit(d.current_url)
+        done = d.execute_script("return document.readyState") == "complete"
+        return done and url.netloc == gateway and url.path not in ("/ui/login", "/ui/oidc/login")
+
+    WebDriverWait(driver, 20).until(back)
+    return urlsplit(driver.current_url).path
+
+
+def body(driver: WebDriver) -> str:
+    return str(driver.find_element(By.TAG_NAME, "body").text)
+
+
+def test_sign_in_in_a_real_browser(world: World, idp: FakeOidcProvider, tmp_path: Path) -> None:
+    """Headless Chromium: the provider's redirect back is a cross-site navigation (provider
+    on localhost, gateway on 127.0.0.1), which the SameSite=Lax flow cookie survives."""
+    shots = screenshot_dir(tmp_path)
+    print(f"OIDC screenshots: {shots}")
+    with chromium() as driver:
+        assert sso_in_browser(driver, world, "/ui/tenants") == "/ui/"
+        assert "admin · acme" in body(driver)
+        driver.save_screenshot(str(shots / "oidc-admin-overview.png"))
+        driver.get(world.gateway.url + "/ui/tenants")
+        assert "acme-team" in body(driver) and "globex-team" in body(driver)
+        cookies = {c["name"]: c for c in driver.get_cookies()}
+        assert cookies["relay_session"]["httpOnly"] and "relay_oidc" not in cookies
+    idp.user = dict(BOB)
+    with chromium() as driver:
+        assert sso_in_browser(driver, world, "/ui/") == "/ui/"
+        assert "user · globex" in body(driver)
+        driver.get(world.gateway.url + "/ui/tenants")
+        assert "globex-team" in body(driver) and "acme-team" not in body(driver)
+        driver.save_screenshot(str(shots / "oidc-globex-user-tenants.png"))
+    idp.tamper = "forge"
+    with chromium() as driver:
+        assert sso_in_browser(driver, world, "/ui/") == "/ui/oidc/callback"
+        error = driver.find_element(By.ID, "error").text
+        assert "signature does not verify" in error
+        assert "relay_session" not in {c["name"] for c in driver.get_cookies()}
+        driver.save_screenshot(str(shots / "oidc-forged-token-refused.png"))

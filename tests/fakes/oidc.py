@@ -17,7 +17,8 @@ PKCE challenge, then redirects straight back with a code for ``idp.user`` (no lo
 ``/token`` checks the code (once only), the redirect URI, the PKCE verifier and the client
 secret (HTTP Basic or form) and answers with an ID token carrying the request's nonce.
 ``idp.tamper`` makes the next tokens wrong on purpose: ``"forge"`` (signed with another key
-under the published key id), ``"expired"``, ``"audience"``, ``"issuer"``, ``"nonce"``;
+under the published key id), ``"hs256"`` (HMAC keyed with the client secret), ``"none"``
+(unsigned), ``"expired"``, ``"audience"``, ``"issuer"``, ``"nonce"``;
 ``idp.deny`` makes ``/authorize`` answer ``error=access_denied``. ``idp.rotate()`` switches
 to a new signing key with a new key id.
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import secrets
 import time
@@ -102,6 +104,10 @@ class FakeOidcProvider:
         self.deny = False
         self.recorder = Recorder()
         self.jwks_fetches = 0
+        # How the token endpoint lets clients authenticate (discovery says so); what the
+        # last token request used: "basic", "post" or "none".
+        self.auth_methods = ["client_secret_basic", "client_secret_post"]
+        self.last_client_auth = ""
         self._grants: dict[str, _Grant] = {}
 
     def rotate(self) -> None:
@@ -129,10 +135,7 @@ class FakeOidcProvider:
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "code_challenge_methods_supported": ["S256"],
-                "token_endpoint_auth_methods_supported": [
-                    "client_secret_basic",
-                    "client_secret_post",
-                ],
+                "token_endpoint_auth_methods_supported": self.auth_methods,
                 "scopes_supported": ["openid", "profile", "email"],
             }
         )
@@ -173,9 +176,11 @@ class FakeOidcProvider:
         await self.recorder.record(request)
         form = await request.post()
         client_id, secret = form.get("client_id"), form.get("client_secret")
+        self.last_client_auth = "post" if secret is not None else "none"
         auth = request.headers.get("authorization", "")
         if auth.startswith("Basic "):
             client_id, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
+            self.last_client_auth = "basic"
         if client_id != self.client_id or (
             self.client_secret is not None and secret != self.client_secret
         ):
@@ -221,6 +226,14 @@ class FakeOidcProvider:
             claims["iss"] = "https://attacker.example"
         elif tamper == "nonce":
             claims["nonce"] = "a-nonce-of-another-sign-in"
+        if tamper in ("hs256", "none"):
+            # The classic confusions: HMAC keyed with the client secret, or no signature.
+            header = {"alg": "HS256" if tamper == "hs256" else "none", "kid": self.key.kid}
+            signing_input = (
+                _b64(json.dumps(header).encode()) + "." + _b64(json.dumps(claims).encode())
+            )
+            mac = hmac.new((self.client_secret or "").encode(), signing_input.encode(), "sha256")
+            return signing_input + "." + (_b64(mac.digest()) if tamper == "hs256" else "")
         if tamper == "forge":
             # Another key, presenting the published key's id: only the signature betrays it.
             return SigningKey(kid="forger").sign(claims, kid=self.key.kid)

@@ -35,6 +35,7 @@ from joserfc.errors import (
     InvalidKeyIdError,
     JoseError,
     MissingClaimError,
+    UnsupportedAlgorithmError,
 )
 from joserfc.jws import JWSRegistry
 
@@ -267,7 +268,8 @@ class OidcSignIn:
         self, metadata: Mapping[str, Any], id_token: str, nonce: str, access_token: str | None
     ) -> dict[str, Any]:
         offered = metadata.get("id_token_signing_alg_values_supported") or ["RS256"]
-        registry = JWSRegistry(algorithms=[a for a in ALGORITHMS if a in offered] or ["RS256"])
+        accepted = [a for a in ALGORITHMS if a in offered] or ["RS256"]
+        registry = JWSRegistry(algorithms=accepted)
         try:
             try:
                 token = jwt.decode(id_token, await self._keys(), registry=registry)
@@ -290,6 +292,10 @@ class OidcSignIn:
         except BadSignatureError as exc:
             raise SignInRefused(
                 "the ID token's signature does not verify with the identity provider's keys"
+            ) from exc
+        except UnsupportedAlgorithmError as exc:
+            raise SignInRefused(
+                f"the ID token is not signed with an accepted algorithm ({', '.join(accepted)})"
             ) from exc
         except ExpiredTokenError as exc:
             raise SignInRefused("the ID token has expired: sign in again") from exc

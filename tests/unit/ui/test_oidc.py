@@ -30,6 +30,8 @@ def idp() -> Iterator[FakeOidcProvider]:
 @pytest.fixture
 def provider(idp: FakeOidcProvider) -> FakeOidcProvider:
     idp.tamper, idp.deny = None, False
+    idp.client_secret = "s3cret-of-relay"
+    idp.auth_methods = ["client_secret_basic", "client_secret_post"]
     idp.user = {
         "sub": "u-1",
         "preferred_username": "alice@acme.test",
@@ -158,6 +160,27 @@ def test_user_in_no_mapped_group_is_refused(provider: FakeOidcProvider) -> None:
 def test_token_signed_with_another_key_is_refused(provider: FakeOidcProvider) -> None:
     provider.tamper = "forge"
     assert "signature does not verify" in refused(OidcSignIn(settings(provider), CODEC))
+
+
+@pytest.mark.parametrize("tamper", ["hs256", "none"])
+def test_hmac_or_unsigned_token_is_refused(provider: FakeOidcProvider, tamper: str) -> None:
+    provider.tamper = tamper
+    message = refused(OidcSignIn(settings(provider), CODEC))
+    assert message == "the ID token is not signed with an accepted algorithm (RS256)"
+
+
+def test_client_authentication_follows_discovery(provider: FakeOidcProvider) -> None:
+    run(sign_in(OidcSignIn(settings(provider), CODEC)))
+    assert provider.last_client_auth == "basic"
+    provider.auth_methods = ["client_secret_post"]
+    sign = OidcSignIn(settings(provider), CODEC)
+    assert run(sign_in(sign))[0].actor.role == "admin"
+    assert provider.last_client_auth == "post"
+    # A public client (no secret) relies on PKCE alone.
+    provider.client_secret = None
+    public = OidcSignIn(settings(provider, client_secret=None), CODEC)
+    assert run(sign_in(public))[0].actor.role == "admin"
+    assert provider.last_client_auth == "none"
 
 
 def test_expired_token_is_refused(provider: FakeOidcProvider) -> None:

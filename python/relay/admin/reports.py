@@ -76,7 +76,8 @@ async def usage(
             where.append(f"{column} = ?")
             args.append(value)  # type: ignore[arg-type]
     select = ", ".join([*columns, _SUMS])
-    sql = f"SELECT {select} FROM usage_daily WHERE {' AND '.join(where)}"
+    table = rollup_table(group_by, model=model)
+    sql = f"SELECT {select} FROM {table} WHERE {' AND '.join(where)}"
     if columns:
         sql += f" GROUP BY {', '.join(columns)} ORDER BY {', '.join(columns)}"
     rows = await db.fetch(sql, args)
@@ -90,6 +91,17 @@ async def usage(
         cost_usd=sum(r.cost_usd for r in data),
     )
     return UsageReport(start.isoformat(), end.isoformat(), list(group_by), data, total)
+
+
+def rollup_table(group_by: Sequence[str], *, model: str | None = None) -> str:
+    """The smallest daily roll-up holding ``group_by`` and the filters (migration 6): without
+    the key when neither groups nor filters need it, else without the model when they do not
+    need that, else ``usage_daily`` itself."""
+    if "key" not in group_by:
+        return "usage_daily_model"
+    if "model" not in group_by and model is None:
+        return "usage_daily_key"
+    return "usage_daily"
 
 
 def _usage_row(row: Sequence[Any], group_by: Sequence[str]) -> UsageRow:

@@ -25,11 +25,14 @@ from relay.ledger.database import (
 from relay.ledger.records import (
     ATTEMPT_COLUMNS,
     REQUEST_COLUMNS,
+    COARSE_ROLLUPS,
     ROLLUP_KEY,
     ROLLUP_SUMS,
     AttemptRow,
     RequestRow,
+    coarser,
     rollup,
+    upsert_rollup,
 )
 from relay.ledger.schema import CREATE_VERSIONS, MIGRATIONS, render
 
@@ -82,6 +85,12 @@ def numbered(sql: str) -> str:
     """``?`` placeholders -> ``$1, $2, ...`` (the SQL text here never has a literal ``?``)."""
     counter = iter(range(1, 10_000))
     return _QMARK.sub(lambda _: f"${next(counter)}", sql)
+
+
+# The coarser roll-ups (migration 6), upserted from the same sums.
+_UPSERT_COARSE = [
+    (numbered(upsert_rollup(table, key)), key) for table, key in COARSE_ROLLUPS.items()
+]
 
 
 class PostgresDatabase:
@@ -177,7 +186,10 @@ class PostgresDatabase:
                     await conn.executemany(_INSERT_ATTEMPT, attempts)
                 new = [row for row in requests if row.id in new_ids]
                 if new:
-                    await conn.executemany(_UPSERT_ROLLUP, rollup(new))
+                    fine = rollup(new)
+                    await conn.executemany(_UPSERT_ROLLUP, fine)
+                    for sql, key in _UPSERT_COARSE:
+                        await conn.executemany(sql, coarser(fine, key))
                 return len(new)
         except asyncpg.exceptions.IntegrityConstraintViolationError as exc:
             raise IntegrityViolation(str(exc)) from exc

@@ -99,6 +99,42 @@ def rollup(rows: Iterable[RequestRow]) -> list[tuple[object, ...]]:
     ]
 
 
+# Coarser roll-ups of the same sums (migration 6), each keyed by part of ROLLUP_KEY: the
+# dashboard and /admin/usage read the smallest one that holds what they group and filter by
+# (a month of usage by tenant is then a few thousand rows, not one per key and model).
+COARSE_ROLLUPS: dict[str, tuple[str, ...]] = {
+    "usage_daily_model": ("day", "org", "tenant", "model"),
+    "usage_daily_key": ("day", "org", "tenant", "key_prefix"),
+}
+
+
+def coarser(fine: Iterable[tuple[object, ...]], key: tuple[str, ...]) -> list[tuple[object, ...]]:
+    """``rollup()``'s rows summed again over the columns ``key`` leaves out."""
+    at = [ROLLUP_KEY.index(column) for column in key]
+    width = len(ROLLUP_KEY)
+    sums: dict[tuple[object, ...], list[Any]] = {}
+    for row in fine:
+        group = tuple(row[i] for i in at)
+        acc = sums.get(group)
+        if acc is None:
+            sums[group] = list(row[width:])
+        else:
+            for j, value in enumerate(row[width:]):
+                acc[j] += value
+    return [(*group, *acc) for group, acc in sums.items()]
+
+
+def upsert_rollup(table: str, key: tuple[str, ...]) -> str:
+    """The statement adding a roll-up's rows to ``table`` (``?`` placeholders)."""
+    columns = key + ROLLUP_SUMS
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) "
+        f"VALUES ({', '.join('?' * len(columns))}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
+        + ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in ROLLUP_SUMS)
+    )
+
+
 def text(value: str) -> str:
     """Client-sent text as every database stores it: without NUL (PostgreSQL refuses it)."""
     return value.replace("\x00", "") if "\x00" in value else value

@@ -133,11 +133,49 @@ _V4 = (
     "ALTER TABLE requests ADD COLUMN cost_saved_usd {float} NOT NULL DEFAULT 0",
 )
 
+_SUMS_COLUMNS = (
+    "requests {bigint} NOT NULL, errors {bigint} NOT NULL, prompt_tokens {bigint} NOT NULL, "
+    "completion_tokens {bigint} NOT NULL, cached_tokens {bigint} NOT NULL, "
+    "cost_usd {float} NOT NULL"
+)
+_SUMS = (
+    "SUM(requests), SUM(errors), SUM(prompt_tokens), SUM(completion_tokens), "
+    "SUM(cached_tokens), SUM(cost_usd)"
+)
+_NAMES = "requests, errors, prompt_tokens, completion_tokens, cached_tokens, cost_usd"
+# Filled from usage_daily when the migration runs (and by benches/dashboard.py after a bulk
+# load); the ledger writer keeps them from then on, in the same transaction as usage_daily.
+COARSE_BACKFILL = (
+    f"INSERT INTO usage_daily_model (day, org, tenant, model, {_NAMES}) "
+    f"SELECT day, org, tenant, model, {_SUMS} FROM usage_daily GROUP BY day, org, tenant, model",
+    f"INSERT INTO usage_daily_key (day, org, tenant, key_prefix, {_NAMES}) "
+    f"SELECT day, org, tenant, key_prefix, {_SUMS} FROM usage_daily "
+    "GROUP BY day, org, tenant, key_prefix",
+)
+
+_V6 = (
+    # The dashboard (issue 28): coarser daily roll-ups, one without the key and one without
+    # the model. A month by tenant or by model reads the first (tenants x models rows per
+    # day), by key the second, and only a breakdown by key and model together needs
+    # usage_daily itself (one row per key and model per day).
+    "CREATE TABLE usage_daily_model (day INTEGER NOT NULL, org TEXT NOT NULL, "
+    f"tenant TEXT NOT NULL, model TEXT NOT NULL, {_SUMS_COLUMNS}, "
+    "PRIMARY KEY (day, org, tenant, model)){clustered}",
+    "CREATE INDEX usage_daily_model_org_day ON usage_daily_model (org, day)",
+    "CREATE TABLE usage_daily_key (day INTEGER NOT NULL, org TEXT NOT NULL, "
+    f"tenant TEXT NOT NULL, key_prefix TEXT NOT NULL, {_SUMS_COLUMNS}, "
+    "PRIMARY KEY (day, org, tenant, key_prefix)){clustered}",
+    "CREATE INDEX usage_daily_key_org_day ON usage_daily_key (org, day)",
+    *COARSE_BACKFILL,
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tenants, keys, users, audit log, request ledger", _V1),
     Migration(2, "stored responses (Responses API)", _V2),
     Migration(3, "budget period and alert ratio of tenants and keys", _V3),
     Migration(4, "response cache: cost saved per request", _V4),
+    # 5: the request_content table (prompt policies' log_content), on its own branch.
+    Migration(6, "dashboard: daily roll-ups without the key and without the model", _V6),
 )
 
 

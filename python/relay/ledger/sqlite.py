@@ -27,11 +27,14 @@ from relay.ledger.database import (
 from relay.ledger.records import (
     ATTEMPT_COLUMNS,
     REQUEST_COLUMNS,
+    COARSE_ROLLUPS,
     ROLLUP_KEY,
     ROLLUP_SUMS,
     AttemptRow,
     RequestRow,
+    coarser,
     rollup,
+    upsert_rollup,
 )
 from relay.ledger.schema import CREATE_VERSIONS, MIGRATIONS, render
 
@@ -68,6 +71,8 @@ _UPSERT_ROLLUP = (
     f"ON CONFLICT ({', '.join(ROLLUP_KEY)}) DO UPDATE SET "
     + ", ".join(f"{c} = usage_daily.{c} + excluded.{c}" for c in ROLLUP_SUMS)
 )
+
+_UPSERT_COARSE = [(upsert_rollup(table, key), key) for table, key in COARSE_ROLLUPS.items()]
 
 
 class SqliteDatabase:
@@ -183,7 +188,10 @@ class SqliteDatabase:
                 new = [row for row in requests if row.id not in held]
                 _insert(conn, _INSERT_REQUEST, new)
                 _insert(conn, _INSERT_ATTEMPT, attempts)
-                conn.executemany(_UPSERT_ROLLUP, rollup(new))
+                fine = rollup(new)
+                conn.executemany(_UPSERT_ROLLUP, fine)
+                for sql, key in _UPSERT_COARSE:
+                    conn.executemany(sql, coarser(fine, key))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.rollback()

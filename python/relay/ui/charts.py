@@ -33,7 +33,9 @@ def _nice_max(value: float) -> float:
 
 def _label(value: float, unit: str) -> str:
     if unit == "$":
-        return f"${value:,.2f}" if value < 1000 else f"${value:,.0f}"
+        if value == 0 or value >= 1000:
+            return f"${value:,.0f}"
+        return f"${value:,.2f}" if value >= 1 else f"${value:.3g}"
     if value >= 1_000_000:
         return f"{value / 1_000_000:.1f}M"
     if value >= 1000:

@@ -187,7 +187,7 @@ class Dashboard:
             actor = await self.admin.authenticate({"authorization": f"Bearer {key}"})
         except GatewayError as err:
             log.info("dashboard sign-in refused: %s", err.message)
-            return await self.sign_in_form(req, 401, err.message)
+            return await self.sign_in_form(req, err.status, err.message)
         _, cookie = self.codec.issue(actor, via="key")
         return redirect(safe_next(form.get("next")), self._session_cookie(req, cookie))
 
@@ -306,10 +306,8 @@ class Dashboard:
         return self._created(session, "user", created.api_key, created.name, "/ui/users")
 
     def _created(self, session: Session, kind: str, secret: str, name: str, back: str) -> UiResponse:
-        # The one answer that carries a secret: never stored by a cache or the history.
-        response = self._page("created.html", session, 201, nav=kind + "s", kind=kind, secret=secret, name=name, back=back)
-        response.headers.append(("cache-control", "no-store"))
-        return response
+        # The one answer that carries a secret; like every page, sent with no-store.
+        return self._page("created.html", session, 201, nav=kind + "s", kind=kind, secret=secret, name=name, back=back)
 
     async def revoke_key(self, req: UiRequest, session: Session) -> UiResponse:
         """Revoke a key; back to the list."""

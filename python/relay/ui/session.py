@@ -90,7 +90,10 @@ class SessionCodec:
         if not cookie or "." not in cookie:
             return None
         payload, _, signature = cookie.rpartition(".")
-        if not hmac.compare_digest(signature, self._sign(payload.encode("ascii", "replace"))):
+        # Compared as bytes: a header may carry any character, and compare_digest refuses
+        # non-ASCII str.
+        expected = self._sign(payload.encode("ascii", "replace")).encode("ascii")
+        if not hmac.compare_digest(signature.encode("utf-8", "replace"), expected):
             return None
         try:
             wire = msgspec.json.decode(_unb64(payload), type=_Wire)
@@ -106,7 +109,8 @@ class SessionCodec:
 
     def csrf_ok(self, session: Session, token: str | None) -> bool:
         """Whether a posted form's token belongs to this session."""
-        return bool(token) and hmac.compare_digest(token or "", self.csrf_token(session))
+        expected = self.csrf_token(session).encode("ascii")
+        return bool(token) and hmac.compare_digest((token or "").encode("utf-8", "replace"), expected)
 
     def mac(self, purpose: str, data: bytes) -> str:
         """A signature of ``data`` under the session key for another short-lived value of the

@@ -349,3 +349,13 @@ def test_dotted_claims_reach_into_objects() -> None:
         actor_from_claims(
             keycloak, {"sub": "s", "realm_access": "relay-admin", "org": {"name": "a"}}
         )
+
+
+def test_flow_and_session_cookies_cannot_pass_for_each_other(provider: FakeOidcProvider) -> None:
+    sign = OidcSignIn(settings(provider), CODEC)
+    _, cookies = run(sign.begin("/ui"))
+    flow = cookie_jar(cookies)[FLOW_COOKIE]
+    assert CODEC.read(flow) is None
+    _, session_cookie = run(sign_in(sign))
+    with pytest.raises(SignInRefused, match="expired or was started in another browser"):
+        run(sign.finish("code=c&state=s", {FLOW_COOKIE: session_cookie}))

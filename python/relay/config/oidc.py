@@ -70,6 +70,15 @@ def check_oidc(config: Config, problems: Problems) -> None:
             problems.add(f"{path}.{field}", "expected non-empty group ids or role names")
     if oidc.org_claim is not None and not oidc.org_claim.strip():
         problems.add(f"{path}.org_claim", "expected the name of a claim, or leave it out")
+    processes = config.server.workers * max(config.limits.replicas, 1)
+    if processes > 1 and not config.ui.session_secret and not config.auth.admin_key:
+        # Without either, each worker signs with a random key of its own: a sign-in started
+        # on one worker and called back on another would be refused.
+        problems.add(
+            "ui.session_secret",
+            f"OIDC sign-in on {processes} workers or replicas needs one session secret they "
+            "share: set ui.session_secret (or RELAY_UI_SECRET)",
+        )
     missing = [m for m in SSO_MODULES if not _importable(m)]
     if missing:
         problems.add(

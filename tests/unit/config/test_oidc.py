@@ -84,3 +84,19 @@ def test_the_sso_extra_must_be_installed(monkeypatch: pytest.MonkeyPatch) -> Non
         "ui.oidc: OIDC sign-in needs relay_absent_module (not installed): "
         "pip install 'relay-gateway[sso]'"
     ) in problems_of(ENTRA)
+
+
+def test_several_workers_need_a_shared_session_secret() -> None:
+    text = ENTRA + "server: {workers: 2}\n"
+    assert (
+        "ui.session_secret: OIDC sign-in on 2 workers or replicas needs one session secret "
+        "they share"
+    ) in problems_of(text)
+    for shared in ("  session_secret: a-secret-of-32-characters-or-so\n", None):
+        env = {"RELAY_OIDC_SECRET": "s"}
+        if shared is None:
+            env["RELAY_ADMIN_KEY"] = "an-admin-key-of-enough-length"
+            block = text
+        else:
+            block = text.replace("ui:\n", "ui:\n" + shared)
+        assert parse_config(block, "t", env=env).ui.oidc is not None

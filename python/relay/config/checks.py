@@ -14,6 +14,7 @@ from collections.abc import Collection
 
 from relay import kinds
 from relay.config.model import Config, ProviderConfig, RateQuota
+from relay.config.oidc import check_oidc
 from relay.config.problems import Problems, unknown
 from relay.config.routing import check_routing
 from relay.policies.registry import check_policies
@@ -37,6 +38,7 @@ def check_config(config: Config, declared_providers: Collection[str], problems: 
     _check_telemetry(config, problems)
     _check_metrics(config, problems)
     check_policies(config, problems)
+    check_oidc(config, problems)
 
 
 def _check_metrics(config: Config, problems: Problems) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from relay.config import Config
+    from relay.config.model import Config
     from relay.exchange import Exchange
     from relay.stage import AnswerHook, StreamHook, Tap
 

@@ -22,7 +22,7 @@ from relay.config.problems import Problems, unknown
 from relay.policies.base import BUILTIN_KINDS, ENTRY_POINT_GROUP, Policy, PolicyFactory, PolicySpec
 
 if TYPE_CHECKING:
-    from relay.config import Config
+    from relay.config.model import Config
     from relay.stage import AnswerHook, StreamHook, Tap
 
 log = logging.getLogger("relay")

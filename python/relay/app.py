@@ -53,6 +53,8 @@ from relay.obs.log import ACCESS_LINES, AccessLog, configure_logging
 from relay.obs.metrics import Metrics
 from relay.obs.trace import Tracing
 from relay.passthrough.forward import Passthrough
+from relay.policies.registry import build_policies
+from relay.policies.stage import PoliciesStage, PolicyAnswers, PolicyStreams, PolicyTaps
 from relay.providers import build_providers
 from relay.providers.responses import bridge
 from relay.routing.policy import RoutingPolicy
@@ -143,10 +145,21 @@ class RelayApp:
         policy = Policy(config)
         self.cache = Cache.from_config(config) if policy.enabled else None
         cached = self.cache is not None
+        # Prompt policies (redaction, rewriting, guardrails, content logging, plugins): the
+        # stage and each dispatcher listed only when some policy needs it.
+        self.policies = policies = build_policies(config)
+        chains = policies.chains()
+        policy_stage = () if policies.empty else (PoliciesStage(policies),)
+        policy_answers = (PolicyAnswers(),) if any(c.answer_hooks for c in chains) else ()
+        policy_streams = (PolicyStreams(),) if any(c.stream_hooks for c in chains) else ()
+        policy_taps = (PolicyTaps(),) if any(c.taps for c in chains) else ()
         # The request path, in order. Each stage may answer (a Reply) or refuse (raise).
         stored = tenancy.responses
         self.stages: Sequence[Stage] = (
             auth,
+            # After auth (the tenant is known), before the limits and routing (they see the
+            # rewritten request).
+            *policy_stage,
             # Every limit that applies, charged at once (after auth: it needs the caller).
             *limits,
             *extensions.stages,
@@ -159,10 +172,12 @@ class RelayApp:
         # Observers/transformers of JSON answers and of every stream event (restoration,
         # output guardrails); the cache's recorders last, to keep what the client received.
         self.answer_hooks: Sequence[AnswerHook] = (
+            *policy_answers,
             *extensions.answer_hooks,
             *((AnswerRecorder(),) if cached else ()),
         )
         self.hooks: Sequence[StreamHook] = (
+            *policy_streams,
             *extensions.stream_hooks,
             *((StreamRecorder(max_entry_bytes(config)),) if cached else ()),
         )
@@ -183,6 +198,8 @@ class RelayApp:
         # Run once per exchange after its last byte: the ledger row, the stored response,
         # the access line, the metrics, spans and OTLP metrics.
         self.taps: Sequence[Tap] = (
+            # Before the ledger: content logging leaves the texts on the exchange for it.
+            *policy_taps,
             *((LedgerTap(tenancy.writer),) if tenancy.ledger else ()),
             *((ResponsesTap(stored),) if stored is not None else ()),
             *((AccessLog(config.server.log_format),) if config.server.access_log else ()),

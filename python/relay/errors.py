@@ -42,6 +42,14 @@ class InvalidRequest(GatewayError):
     type = "invalid_request_error"
 
 
+class PolicyBlocked(InvalidRequest):
+    """A prompt policy refused the request or its answer (400, code ``input_blocked``,
+    ``output_blocked`` or ``prompt_too_long``); the message names the policy and its rule,
+    never the matched text."""
+
+    code = "input_blocked"
+
+
 class BodyTooLarge(InvalidRequest):
     """The body exceeds ``server.max_body_bytes`` (413)."""
 

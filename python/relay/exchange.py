@@ -216,6 +216,12 @@ class Exchange:
     cache_hit: bool | None = None
     # What a hit's recorded answer cost (the hit itself costs nothing).
     cost_saved_usd: float = 0.0
+    # The policy that refused the request or its answer ("guard"), for the metrics.
+    blocked_by: str | None = None
+    # What a ``log_content`` policy kept for the ledger, written with the request's row and
+    # nowhere else (never the access log): (store mode, prompt text, completion text, days
+    # to keep it).
+    content: tuple[str, str, str, float] | None = None
 
     @property
     def upstream_seconds(self) -> float:

@@ -200,6 +200,16 @@ class Attempt(Struct):
     completion_tokens: int | None
 
 
+class RequestContent(Struct):
+    """A request's prompt and completion text, kept by a ``log_content`` policy (shown to
+    admins only): ``store`` is ``redacted`` or ``full``."""
+
+    store: str
+    prompt: str
+    completion: str
+    expires_at: datetime
+
+
 class RequestRecord(Struct):
     """One request in the ledger."""
 
@@ -230,6 +240,8 @@ class RequestRecord(Struct):
     object: str = "request"
     # A cache hit costs 0; this is what its recorded answer cost.
     cost_saved_usd: float = 0.0
+    # The text a log_content policy kept (GET /admin/requests/{id}, admins only; else null).
+    content: RequestContent | None = None
 
 
 class AuditEntry(Struct):

@@ -19,6 +19,7 @@ from relay.admin.models import (
     Attempt,
     AuditEntry,
     AuditPage,
+    RequestContent,
     RequestPage,
     RequestRecord,
     UsageReport,
@@ -170,9 +171,10 @@ async def list_requests(
 
 
 async def get_request(
-    db: Database, ledger_id: str, organization: str | None
+    db: Database, ledger_id: str, organization: str | None, *, content: bool = False
 ) -> RequestRecord | None:
-    """One request by its ledger id or its ``x-request-id``, with its attempts."""
+    """One request by its ledger id or its ``x-request-id``, with its attempts (and, when
+    ``content``, the text a ``log_content`` policy kept of it)."""
     sql = f"SELECT {_REQUEST_COLS} FROM requests WHERE (id = ? OR request_id = ?)"
     args: list[Any] = [ledger_id, ledger_id]
     if organization is not None:
@@ -188,6 +190,17 @@ async def get_request(
         [record.id],
     )
     record.attempts = [Attempt(*a) for a in attempts]
+    if content:
+        kept = await db.fetch(
+            "SELECT store, prompt, completion, expires_at FROM request_content "
+            "WHERE request_id = ?",
+            [record.id],
+        )
+        if kept:
+            store, prompt, completion, expires = kept[0]
+            record.content = RequestContent(
+                store, prompt, completion, when(expires) or datetime.now(UTC)
+            )
     return record
 
 

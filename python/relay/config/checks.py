@@ -16,6 +16,7 @@ from relay import kinds
 from relay.config.model import Config, ProviderConfig, RateQuota
 from relay.config.problems import Problems, unknown
 from relay.config.routing import check_routing
+from relay.policies.registry import check_policies
 
 KNOWN_ENCODINGS = ("o200k_base", "cl100k_base")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -35,6 +36,7 @@ def check_config(config: Config, declared_providers: Collection[str], problems: 
     check_routing(config, problems)
     _check_telemetry(config, problems)
     _check_metrics(config, problems)
+    check_policies(config, problems)
 
 
 def _check_metrics(config: Config, problems: Problems) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from relay.config.tenancy import NO_DATABASE
 from relay.ledger.database import Database, DatabaseUnavailable, Dialect, Statement
-from relay.ledger.records import AttemptRow, RequestRow
+from relay.ledger.records import AttemptRow, ContentRow, RequestRow
 
 
 def open_database(url: str) -> Database:
@@ -51,7 +51,10 @@ class NoDatabase:
         raise self._none()
 
     async def write_ledger(
-        self, requests: Sequence[RequestRow], attempts: Sequence[AttemptRow]
+        self,
+        requests: Sequence[RequestRow],
+        attempts: Sequence[AttemptRow],
+        contents: Sequence[ContentRow] = (),
     ) -> int:
         """Refused."""
         raise self._none()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
-from relay.ledger.records import AttemptRow, RequestRow
+from relay.ledger.records import AttemptRow, ContentRow, RequestRow
 
 Dialect = Literal["sqlite", "postgresql"]
 Statement = tuple[str, Sequence[Any]]
@@ -51,9 +51,13 @@ class Database(Protocol):
         ...
 
     async def write_ledger(
-        self, requests: Sequence[RequestRow], attempts: Sequence[AttemptRow]
+        self,
+        requests: Sequence[RequestRow],
+        attempts: Sequence[AttemptRow],
+        contents: Sequence[ContentRow] = (),
     ) -> int:
-        """Insert ledger rows (ignoring ones already there) and roll them up, atomically.
+        """Insert ledger rows (ignoring ones already there) and roll them up, atomically;
+        ``contents``: the text kept by ``log_content`` policies, in the same transaction.
 
         Returns how many request rows were new.
         """

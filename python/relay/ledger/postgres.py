@@ -24,10 +24,12 @@ from relay.ledger.database import (
 )
 from relay.ledger.records import (
     ATTEMPT_COLUMNS,
+    CONTENT_COLUMNS,
     REQUEST_COLUMNS,
     ROLLUP_KEY,
     ROLLUP_SUMS,
     AttemptRow,
+    ContentRow,
     RequestRow,
     rollup,
 )
@@ -55,6 +57,11 @@ _INSERT_ATTEMPT = (
     f"INSERT INTO provider_attempts ({', '.join(ATTEMPT_COLUMNS)}) VALUES ("
     + ", ".join(f"${i + 1}" for i in range(len(ATTEMPT_COLUMNS)))
     + ") ON CONFLICT (request_id, attempt) DO NOTHING"
+)
+_INSERT_CONTENT = (
+    f"INSERT INTO request_content ({', '.join(CONTENT_COLUMNS)}) VALUES ("
+    + ", ".join(f"${i + 1}" for i in range(len(CONTENT_COLUMNS)))
+    + ") ON CONFLICT (request_id) DO NOTHING"
 )
 _UPSERT_ROLLUP = (
     f"INSERT INTO usage_daily ({', '.join(ROLLUP_KEY + ROLLUP_SUMS)}) VALUES ("
@@ -164,7 +171,10 @@ class PostgresDatabase:
             raise DatabaseUnavailable(f"postgresql: {exc}") from exc
 
     async def write_ledger(
-        self, requests: Sequence[RequestRow], attempts: Sequence[AttemptRow]
+        self,
+        requests: Sequence[RequestRow],
+        attempts: Sequence[AttemptRow],
+        contents: Sequence[ContentRow] = (),
     ) -> int:
         """One multi-row insert for the requests, then attempts and roll-up of the new ones."""
         columns = [list(column) for column in zip(*requests, strict=True)] if requests else []
@@ -175,6 +185,8 @@ class PostgresDatabase:
                     new_ids = {r[0] for r in await conn.fetch(_INSERT_REQUESTS, *columns)}
                 if attempts:
                     await conn.executemany(_INSERT_ATTEMPT, attempts)
+                if contents:
+                    await conn.executemany(_INSERT_CONTENT, contents)
                 new = [row for row in requests if row.id in new_ids]
                 if new:
                     await conn.executemany(_UPSERT_ROLLUP, rollup(new))

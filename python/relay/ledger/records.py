@@ -10,7 +10,7 @@ DAY_S = 86_400
 # INTEGER columns are 32-bit on PostgreSQL.
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
-Row = TypeVar("Row", "RequestRow", "AttemptRow")
+Row = TypeVar("Row", "RequestRow", "AttemptRow", "ContentRow")
 
 
 class RequestRow(NamedTuple):
@@ -60,7 +60,20 @@ class AttemptRow(NamedTuple):
     completion_tokens: int | None
 
 
+class ContentRow(NamedTuple):
+    """A request's prompt and completion text (table ``request_content``, migration 5), kept by
+    a ``log_content`` policy: ``store`` is ``redacted`` or ``full``."""
+
+    request_id: str
+    ts: float
+    expires_at: float
+    store: str
+    prompt: str
+    completion: str
+
+
 REQUEST_COLUMNS = RequestRow._fields
+CONTENT_COLUMNS = ContentRow._fields
 ATTEMPT_COLUMNS = AttemptRow._fields
 
 # usage_daily's key and its summed measures, in the order rollup() emits them.

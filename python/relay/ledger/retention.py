@@ -26,6 +26,7 @@ DAY_S = 86_400.0
 BATCH = 500
 _OLDEST_REQUESTS = "SELECT id FROM requests WHERE ts < ? ORDER BY ts LIMIT ?"
 _EXPIRED_RESPONSES = "SELECT id FROM responses WHERE expires_at < ? LIMIT ?"
+_EXPIRED_CONTENT = "SELECT request_id FROM request_content WHERE expires_at < ? LIMIT ?"
 
 _Deleter = Callable[[list[str]], list[Statement]]
 
@@ -53,6 +54,7 @@ class Purger:
         # Rows deleted since start: ledger requests (with their attempts), stored responses.
         self.requests_deleted = 0
         self.responses_deleted = 0
+        self.content_deleted = 0
 
     @property
     def active(self) -> bool:
@@ -86,6 +88,8 @@ class Purger:
         if self.responses:
             responses = await self._batches(_EXPIRED_RESPONSES, now, _delete_responses)
             self.responses_deleted += responses
+        # Request text past its policy's content_retention_days (cheap: an index range).
+        self.content_deleted += await self._batches(_EXPIRED_CONTENT, now, _delete_content)
         if requests or responses:
             log.info(
                 "retention: deleted %d ledger requests past database.retention_days and %d "
@@ -119,6 +123,7 @@ class Purger:
 def _delete_requests(ids: list[str]) -> list[Statement]:
     marks = placeholders(len(ids))
     return [
+        (f"DELETE FROM request_content WHERE request_id IN ({marks})", ids),
         (f"DELETE FROM provider_attempts WHERE request_id IN ({marks})", ids),
         (f"DELETE FROM requests WHERE id IN ({marks})", ids),
     ]
@@ -126,3 +131,7 @@ def _delete_requests(ids: list[str]) -> list[Statement]:
 
 def _delete_responses(ids: list[str]) -> list[Statement]:
     return [(f"DELETE FROM responses WHERE id IN ({placeholders(len(ids))})", ids)]
+
+
+def _delete_content(ids: list[str]) -> list[Statement]:
+    return [(f"DELETE FROM request_content WHERE request_id IN ({placeholders(len(ids))})", ids)]

@@ -133,11 +133,22 @@ _V4 = (
     "ALTER TABLE requests ADD COLUMN cost_saved_usd {float} NOT NULL DEFAULT 0",
 )
 
+_V5 = (
+    # Prompt and completion text kept by a ``log_content`` policy (none by default), keyed by
+    # the ledger id of its request and deleted with it, or at ``expires_at``
+    # (``content_retention_days``), whichever comes first.
+    "CREATE TABLE request_content (request_id TEXT PRIMARY KEY, ts {float} NOT NULL, "
+    "expires_at {float} NOT NULL, store TEXT NOT NULL, prompt TEXT NOT NULL, "
+    "completion TEXT NOT NULL)",
+    "CREATE INDEX request_content_expires ON request_content (expires_at)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tenants, keys, users, audit log, request ledger", _V1),
     Migration(2, "stored responses (Responses API)", _V2),
     Migration(3, "budget period and alert ratio of tenants and keys", _V3),
     Migration(4, "response cache: cost saved per request", _V4),
+    Migration(5, "request content kept by log_content policies", _V5),
 )
 
 

@@ -26,10 +26,12 @@ from relay.ledger.database import (
 )
 from relay.ledger.records import (
     ATTEMPT_COLUMNS,
+    CONTENT_COLUMNS,
     REQUEST_COLUMNS,
     ROLLUP_KEY,
     ROLLUP_SUMS,
     AttemptRow,
+    ContentRow,
     RequestRow,
     rollup,
 )
@@ -55,6 +57,10 @@ _ID_CHUNK = 500
 _INSERT_ATTEMPT = (
     f"INSERT OR IGNORE INTO provider_attempts ({', '.join(ATTEMPT_COLUMNS)}) "
     f"VALUES ({placeholders(len(ATTEMPT_COLUMNS))})"
+)
+_INSERT_CONTENT = (
+    f"INSERT OR IGNORE INTO request_content ({', '.join(CONTENT_COLUMNS)}) "
+    f"VALUES ({placeholders(len(CONTENT_COLUMNS))})"
 )
 # Rows per multi-row INSERT. ``executemany`` steps the statement once per row, and each step
 # lets go of the GIL and takes it back: with the event loop busy that is a thread hand-off per
@@ -166,7 +172,10 @@ class SqliteDatabase:
         return await self._run(run)
 
     async def write_ledger(
-        self, requests: Sequence[RequestRow], attempts: Sequence[AttemptRow]
+        self,
+        requests: Sequence[RequestRow],
+        attempts: Sequence[AttemptRow],
+        contents: Sequence[ContentRow] = (),
     ) -> int:
         """Insert new rows, roll up only the ones that were new, in one transaction."""
 
@@ -183,6 +192,8 @@ class SqliteDatabase:
                 new = [row for row in requests if row.id not in held]
                 _insert(conn, _INSERT_REQUEST, new)
                 _insert(conn, _INSERT_ATTEMPT, attempts)
+                if contents:
+                    conn.executemany(_INSERT_CONTENT, contents)
                 conn.executemany(_UPSERT_ROLLUP, rollup(new))
                 conn.execute("COMMIT")
             except BaseException:

@@ -11,7 +11,7 @@ import time
 
 from relay.exchange import Exchange
 from relay.ids import new_id
-from relay.ledger.records import DAY_S, AttemptRow, RequestRow, text
+from relay.ledger.records import DAY_S, AttemptRow, ContentRow, RequestRow, text
 from relay.ledger.writer import LedgerWriter
 
 
@@ -73,4 +73,9 @@ class LedgerTap:
             usage.cached_tokens if usage else 0, ex.cost_usd or 0.0,
             bool(ex.cache_hit), ex.truncated, len(attempts), ex.cost_saved_usd,
         )  # fmt: skip
-        self.writer.put((row, rows))
+        content = None
+        kept = ex.content  # left by a log_content policy's tap (listed before this one)
+        if kept is not None:
+            store, prompt, completion, days = kept
+            content = ContentRow(lid, ts, ts + days * DAY_S, store, prompt, completion)
+        self.writer.put((row, rows, content))

@@ -21,11 +21,13 @@ from collections.abc import Sequence
 
 from relay.ledger.database import Database, RowsRejected
 from relay.ledger.isolate import unwritten, write_isolating
-from relay.ledger.records import AttemptRow, RequestRow, scrubbed
+from relay.ledger.records import AttemptRow, ContentRow, RequestRow, scrubbed
 
 log = logging.getLogger("relay.ledger")
 
-Entry = tuple[RequestRow, list[AttemptRow]]
+# A request's row, its attempts' rows and, when a ``log_content`` policy kept it, its text
+# (an entry of two members has none).
+Entry = tuple[RequestRow, list[AttemptRow], ContentRow | None]
 
 
 class LedgerWriter:
@@ -122,9 +124,13 @@ class LedgerWriter:
         return True
 
     async def _write(self, entries: Sequence[Entry]) -> None:
-        await self.db.write_ledger(
-            [r for r, _ in entries], [a for _, rows in entries for a in rows]
-        )
+        requests = [e[0] for e in entries]
+        attempts = [a for e in entries for a in e[1]]
+        contents = [c for e in entries if len(e) > 2 and (c := e[2]) is not None]
+        if contents:
+            await self.db.write_ledger(requests, attempts, contents)
+        else:
+            await self.db.write_ledger(requests, attempts)
         self.written += len(entries)
         self.batches += 1
 
@@ -159,12 +165,15 @@ class LedgerWriter:
 def _scrubbed_entry(entry: Entry) -> Entry | None:
     """The entry with every row scrubbed (see :func:`relay.ledger.records.scrubbed`), or None
     when none of its rows needed it."""
-    row, attempts = entry
+    row, attempts = entry[0], entry[1]
+    content = entry[2] if len(entry) > 2 else None
     new_row = scrubbed(row)
     new_attempts = [scrubbed(a) for a in attempts]
-    if new_row is None and all(a is None for a in new_attempts):
+    new_content = scrubbed(content) if content is not None else None
+    if new_row is None and new_content is None and all(a is None for a in new_attempts):
         return None
     return (
         new_row or row,
         [new or old for new, old in zip(new_attempts, attempts, strict=True)],
+        new_content or content,
     )

@@ -244,6 +244,13 @@ class Families:
         self.redis_degradations = Counter(
             "relay_redis_degradations", "Times the limits lost Redis.", registry=r
         )
+        self.policy_blocks = Counter(
+            "relay_policy_blocks",
+            "Requests or answers refused by a prompt policy (a guardrail, a redaction's "
+            "block), by policy name.",
+            ["policy"],
+            registry=r,
+        )
 
 
 class _Cell:
@@ -353,6 +360,8 @@ class Metrics:
             (hit if cache_hit else miss).add()
         if ex.attempts:
             self._observe_attempts(ex, answer, provider, finished)
+        if ex.blocked_by is not None:  # rare: counted at once
+            self.families.policy_blocks.labels(ex.blocked_by).inc()
 
     def _observe_attempts(self, ex: Exchange, answer: Any, provider: str, finished: float) -> None:
         attempts = ex.attempts

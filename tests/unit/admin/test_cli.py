@@ -20,7 +20,7 @@ def test_cli_round_trip(
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.delenv("RELAY_CONFIG", raising=False)
-    assert run(capsys, "db", "upgrade")[1].strip() == "applied migrations [1, 2, 3, 4]"
+    assert run(capsys, "db", "upgrade")[1].strip() == "applied migrations [1, 2, 3, 4, 5]"
     assert run(capsys, "db", "upgrade")[1].strip() == "the schema is up to date"
 
     code, out, _ = run(capsys, "tenants", "create", "search", "--rpm", "100", "--models", "a,b")

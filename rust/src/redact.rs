@@ -183,15 +183,31 @@ impl Detector {
         let mut kept: BTreeMap<usize, Found> = BTreeMap::new();
         for i in hits.iter() {
             let rule = &self.rules[i];
-            for m in rule.regex.find_iter(text) {
+            let mut pos = 0;
+            while let Some(m) = rule.regex.find_at(text, pos) {
+                // Go on after the match, or after what the validator kept of it (a
+                // greedy card match that took the next number's first group gives it
+                // back); an empty match moves one character on.
+                pos = match text[m.end()..].chars().next() {
+                    Some(c) if m.is_empty() => m.end() + c.len_utf8(),
+                    None if m.is_empty() => break,
+                    _ => m.end(),
+                };
                 let span = match rule.validate {
                     Some(v) => v(text, m.start(), m.end()),
                     None => Some((m.start(), m.end())),
                 };
-                let Some((start, end)) = span else { continue };
+                let Some((start, end)) = span else {
+                    // A rejected candidate (a failed checksum) may hide a real value
+                    // starting inside it: look again from its next character. Patterns
+                    // are bounded or start at a word boundary, so this stays linear.
+                    pos = m.start() + text[m.start()..].chars().next().map_or(1, char::len_utf8);
+                    continue;
+                };
                 if start == end {
                     continue;
                 }
+                pos = pos.min(end);
                 let clash_before = kept
                     .range(..=start)
                     .next_back()

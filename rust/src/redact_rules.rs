@@ -196,6 +196,22 @@ pub fn luhn_ok(digits: &[u8]) -> bool {
 }
 
 fn card(text: &str, start: usize, mut end: usize) -> Option<(usize, usize)> {
+    // The digits after an IBAN's country and check digits (`DE89 3704 ...`, whose
+    // checksum failed) are not a card, even when Luhn passes by chance.
+    if matches!(before(text, start), Some(b' ' | b'-')) {
+        let head = &text.as_bytes()[..start - 1];
+        let from = head
+            .iter()
+            .rposition(|b| !b.is_ascii_alphanumeric())
+            .map_or(0, |i| i + 1);
+        let token = &head[from..];
+        if token.len() == 4
+            && token[..2].iter().all(u8::is_ascii_uppercase)
+            && token[2..].iter().all(u8::is_ascii_digit)
+        {
+            return None;
+        }
+    }
     loop {
         let s = &text[start..end];
         let digits: Vec<u8> = s.bytes().filter(u8::is_ascii_digit).collect();
@@ -257,29 +273,41 @@ fn ipv6(text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
     (hex >= 3 && Ipv6Addr::from_str(s).is_ok()).then_some((start, end))
 }
 
-fn phone(text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
-    let s = &text[start..end];
+fn phone(text: &str, start: usize, mut end: usize) -> Option<(usize, usize)> {
     let sep = |b: Option<u8>| matches!(b, Some(b' ' | b'.' | b'-'));
-    // Part of a longer run of digit groups (an account number) is not a phone.
+    let s = &text[start..end];
+    // Part of a longer run of digit groups (an account number) is not a phone; a number
+    // written with its country code stands out on its own.
+    let bare = !s.starts_with(['+', '(']);
     if is_word(before(text, start))
-        || is_digit(after(text, end))
-        || (sep(before(text, start)) && start >= 2 && is_digit(before(text, start - 1)))
-        || (sep(after(text, end)) && is_digit(after2(text, end)))
+        || (bare && sep(before(text, start)) && start >= 2 && is_digit(before(text, start - 1)))
     {
         return None;
     }
-    let digits = s.bytes().filter(u8::is_ascii_digit).count();
-    let ok = if s.starts_with('+') {
-        (8..=15).contains(&digits)
-    } else {
-        (10..=15).contains(&digits)
-    };
-    // Dates (2024-01-15) and dotted quads are not phone numbers.
-    let dotted_quad = s.split('.').count() == 4
-        && s.split('.')
-            .all(|g| (1..=3).contains(&g.len()) && g.bytes().all(|b| b.is_ascii_digit()));
-    let date = s.len() >= 10 && s.as_bytes()[4] == b'-' && s.as_bytes()[7] == b'-';
-    (ok && !dotted_quad && !date).then_some((start, end))
+    loop {
+        let s = &text[start..end];
+        let digits = s.bytes().filter(u8::is_ascii_digit).count();
+        let ok = if s.starts_with('+') {
+            (8..=15).contains(&digits)
+        } else {
+            (10..=15).contains(&digits)
+        };
+        // Dates (2024-01-15) and dotted quads are not phone numbers.
+        let dotted_quad = s.split('.').count() == 4
+            && s.split('.')
+                .all(|g| (1..=3).contains(&g.len()) && g.bytes().all(|b| b.is_ascii_digit()));
+        let date = s.len() >= 10 && s.as_bytes()[4] == b'-' && s.as_bytes()[7] == b'-';
+        let run_on = is_digit(after(text, end))
+            || (bare && sep(after(text, end)) && is_digit(after2(text, end)));
+        if ok && !dotted_quad && !date && !run_on {
+            return Some((start, end));
+        }
+        if !s.starts_with('+') || digits <= 15 {
+            return None;
+        }
+        // A greedy international match that took the next number's groups gives them back.
+        end = start + s.rfind([' ', '.', '-'])?;
+    }
 }
 
 /// `value` masked in `style`: letters and digits become `*`, separators stay.

@@ -57,6 +57,8 @@ fn cards_are_luhn_checked() {
     none("order 1234567890123456");
     none("zeros 0000 0000 0000 0000");
     none("mixed 4111 1111-1111 1111");
+    // Luhn passes by chance on the digits of an IBAN with a bad checksum.
+    none("iban DE89 3704 0044 0532 0130 01");
     assert!(luhn_ok(b"79927398713"));
     assert!(!luhn_ok(b"79927398710"));
 }
@@ -219,4 +221,11 @@ fn linear_on_adversarial_input() {
     // Long runs that almost match: still found (or not) in one pass each.
     let text = "1 ".repeat(200_000) + &"a.".repeat(200_000) + &"[".repeat(100_000);
     assert!(found(&text).is_empty());
+}
+
+#[test]
+fn a_trimmed_match_gives_back_what_follows() {
+    let text = "4111 1111 1111 1111 4111 1111 1111 1111";
+    let got = found(text);
+    assert_eq!(got.len(), 2, "{got:?}");
 }

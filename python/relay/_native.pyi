@@ -527,6 +527,10 @@ class Redactor:
     def kinds(self) -> list[str]:
         """The kinds looked for, in priority order (custom patterns first)."""
 
+    @property
+    def patterns(self) -> list[str]:
+        """The regular expressions (Rust ``regex`` syntax), in the order of ``kinds``."""
+
     def find(self, text: str) -> list[tuple[str, str]]:
         """(kind, value) of every value found in ``text``, in order."""
 

@@ -123,6 +123,12 @@ impl Redactor {
         self.inner.kinds().into_iter().map(str::to_owned).collect()
     }
 
+    /// The regular expressions (Rust `regex` syntax), in the order of `kinds`.
+    #[getter]
+    fn patterns(&self) -> Vec<String> {
+        self.inner.patterns().into_iter().map(str::to_owned).collect()
+    }
+
     /// (kind, value) of every value found in `text`, in order.
     fn find(&self, py: Python<'_>, text: &str) -> Vec<(String, String)> {
         let found = maybe_detached(py, text.len(), || self.inner.find(text));

@@ -168,6 +168,11 @@ impl Detector {
         self.rules.iter().map(|r| r.name.as_str()).collect()
     }
 
+    /// The regular expressions, in priority order (custom patterns first).
+    pub fn patterns(&self) -> Vec<&str> {
+        self.rules.iter().map(|r| r.regex.as_str()).collect()
+    }
+
     /// A kind's name by rule index.
     pub fn kind(&self, rule: usize) -> &str {
         &self.rules[rule].name

@@ -151,7 +151,7 @@ struct Frame<'a> {
 /// Every string value of the JSON document `doc` (keys excluded); with
 /// `deltas`, text deltas get their channel. `None` when `doc` is not a
 /// well-formed object or array as far as this scanner can tell.
-fn strings(doc: &[u8], deltas: bool) -> Option<Vec<StrVal>> {
+fn strings(doc: &[u8], deltas: bool) -> Option<(Vec<StrVal>, &[u8])> {
     let mut out = Vec::new();
     let mut stack: Vec<Frame<'_>> = Vec::new();
     let mut expect_key = false;
@@ -306,7 +306,7 @@ fn strings(doc: &[u8], deltas: bool) -> Option<Vec<StrVal>> {
         }
         out[idx].delta = Some(chan);
     }
-    Some(out)
+    Some((out, top_type))
 }
 
 /// `body` (a JSON answer) with every placeholder of `table` restored, or
@@ -315,7 +315,7 @@ pub fn restore_json(body: &[u8], table: &Table) -> Option<Vec<u8>> {
     if table.is_empty() || !may_hold_placeholder(body) {
         return None;
     }
-    let Some(strs) = strings(body, false) else {
+    let Some((strs, _)) = strings(body, false) else {
         // Not a document this scanner reads: restore as plain text.
         let mut out = Vec::with_capacity(body.len());
         return restore_raw(&mut out, body, table, Level::Text).then_some(out);
@@ -427,10 +427,11 @@ impl StreamRestorer {
             return (flushed || changed).then_some(out);
         };
         let doc = &event[ds..de];
-        let strs = strings(doc, true).unwrap_or_default();
+        let (strs, top_type) = strings(doc, true).unwrap_or_default();
         // Channels continued by this event keep their tails; others are sent first.
         let continued: Vec<&[u8]> = strs.iter().filter_map(|s| s.delta.as_deref()).collect();
-        let ping = doc.starts_with(br#"{"type":"ping""#);
+        // Anthropic's keep-alive may come between two deltas of a block.
+        let ping = top_type == b"ping";
         // The channel's last event (a finish reason with it): its tail is not held,
         // since sending it later would repeat the finish.
         let last = has_finish(doc);

@@ -25,6 +25,7 @@ is restored whole; only a possible placeholder's start is held back, until the n
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 from relay.errors import PolicyBlocked
 from relay.exchange import Exchange
@@ -72,6 +73,15 @@ class _NoCache(Mapping[str, str]):
         if name == "cache-control":
             return "no-cache, no-store"
         return self.headers[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """Without Mapping's KeyError round trip (headers are read on the hot path)."""
+        if name == "cache-control":
+            return "no-cache, no-store"
+        return self.headers.get(name, default)
+
+    def __contains__(self, name: object) -> bool:
+        return name == "cache-control" or name in self.headers
 
     def __iter__(self) -> Iterator[str]:
         yield "cache-control"

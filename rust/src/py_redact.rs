@@ -126,7 +126,11 @@ impl Redactor {
     /// The regular expressions (Rust `regex` syntax), in the order of `kinds`.
     #[getter]
     fn patterns(&self) -> Vec<String> {
-        self.inner.patterns().into_iter().map(str::to_owned).collect()
+        self.inner
+            .patterns()
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
     }
 
     /// (kind, value) of every value found in `text`, in order.

@@ -126,7 +126,8 @@ fn delta_level(path: &[&[u8]], top_type: &[u8]) -> Option<Level> {
         {
             Some(Level::Text)
         }
-        [b"choices", b"delta", b"tool_calls", b"function", b"arguments"] => Some(Level::Args),
+        [b"choices", b"delta", b"tool_calls", b"function", b"arguments"]
+        | [b"choices", b"delta", b"function_call", b"arguments"] => Some(Level::Args),
         [b"choices", b"text"] => Some(Level::Text),
         [b"delta", k] if matches!(*k, b"text" | b"thinking") => Some(Level::Text),
         [b"delta", b"partial_json"] => Some(Level::Args),

@@ -162,3 +162,36 @@ fn tail_at_stream_end_is_sent() {
     assert!(s.contains("\"delta\":\"end \""), "{s}");
     assert!(s.contains("\"delta\":\"[EMAIL_\""), "{s}");
 }
+
+#[test]
+fn openai_tool_call_arguments_split_across_chunks() {
+    let t = table();
+    let chunk = |args: &str| {
+        format!(
+            "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"tool_calls\":[{{\"index\":1,\"function\":{{\"arguments\":{}}}}}]}}}}]}}\n\n",
+            serde_json::to_string(args).unwrap()
+        )
+        .into_bytes()
+    };
+    let args = r#"{"to": "[NAME_1]", "cc": "[EMAIL_2]"}"#;
+    for cut in 0..=args.len() {
+        let events = vec![chunk(&args[..cut]), chunk(&args[cut..]), b"data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n".to_vec()];
+        let out = run(&events, &t);
+        let mut joined = String::new();
+        for line in out.split(|&b| b == b'\n') {
+            let Some(d) = line.strip_prefix(b"data: ") else {
+                continue;
+            };
+            let v: serde_json::Value = serde_json::from_slice(d).unwrap();
+            if let Some(s) =
+                v["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str()
+            {
+                joined.push_str(s);
+            }
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(&joined).unwrap_or_else(|e| panic!("cut {cut}: {joined}: {e}"));
+        assert_eq!(v["to"], r#"Ann "Q" O\Brien"#, "cut {cut}");
+        assert_eq!(v["cc"], "b@y.io", "cut {cut}");
+    }
+}

@@ -511,8 +511,10 @@ class Redactor:
     """A compiled set of PII detectors: the built-in kinds named in
     ``entities`` (kind, action) and ``custom`` patterns (name, regex,
     action), checked first. Actions: ``placeholder``, ``mask``, ``block``.
-    One pass of a ``RegexSet`` finds which kinds occur; texts of 8 KiB or
-    more are scanned with the GIL released. Raises RedactorConfigError."""
+    One pass of one multi-pattern regex over the text finds every kind (at
+    one place, custom patterns first, then the built-ins in priority order);
+    texts of 8 KiB or more are scanned with the GIL released. Raises
+    RedactorConfigError."""
 
     def __new__(
         cls,

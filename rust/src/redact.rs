@@ -2,17 +2,22 @@
 //! [`crate::redact_rules`] and custom patterns from the config), and a
 //! per-request table of placeholders.
 //!
-//! One pass of a `RegexSet` (a lazy DFA, linear in the text) says which kinds
-//! occur at all; only those kinds' regexes then look for their matches, so a
-//! text without PII costs one pass whatever the number of kinds. Matches are
-//! validated (checksums, ranges), overlaps resolved by kind priority (custom
-//! patterns first, then the built-ins in their order), and each kept match
-//! is replaced by a placeholder (`[EMAIL_1]`: the same value gets the same
-//! placeholder for the whole request), masked, or refused (block).
+//! Every kind's pattern is compiled into one multi-pattern regex (the `regex`
+//! crate's engine, `regex_automata::meta`, built from the whole set at once):
+//! one left-to-right pass of its lazy DFA finds the leftmost match of any
+//! kind and says which kind it is, whatever the number of kinds; a text
+//! without PII costs that one pass. At one position the kinds are tried in
+//! priority order (custom patterns first, then the built-ins in their order).
+//! A match is validated (checksums, ranges); a rejected one lets the other
+//! kinds try the same position (anchored there), then the scan goes on from
+//! the next character. Each kept match is replaced by a placeholder
+//! (`[EMAIL_1]`: the same value gets the same placeholder for the whole
+//! request), masked, or refused (block).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex_automata::meta::{self, Regex};
+use regex_automata::{Anchored, Input};
 
 use crate::redact_rules::{mask, MaskStyle, Validator, BUILTINS};
 
@@ -40,6 +45,8 @@ struct Rule {
     /// The placeholder's label: the name in upper case.
     label: String,
     action: Action,
+    source: String,
+    /// This rule alone (for anchored retries at a rejected match's place).
     regex: Regex,
     validate: Option<Validator>,
     mask: MaskStyle,
@@ -47,8 +54,23 @@ struct Rule {
 
 /// A compiled set of detectors. Immutable, shared by every request.
 pub struct Detector {
-    set: RegexSet,
+    /// Every rule's pattern, pattern id = rule index.
+    set: Regex,
     rules: Vec<Rule>,
+}
+
+/// The regex of `patterns` (pattern id = index), or the compiler's message on one line.
+fn compile(patterns: &[&str]) -> Result<Regex, String> {
+    let config = meta::Config::new()
+        .nfa_size_limit(Some(SIZE_LIMIT))
+        .hybrid_cache_capacity(DFA_LIMIT);
+    Regex::builder()
+        .configure(config)
+        .build_many(patterns)
+        .map_err(|e| match e.syntax_error() {
+            Some(syntax) => one_line(&syntax.to_string()),
+            None => one_line(&e.to_string()),
+        })
 }
 
 /// Why a detector could not be built; `setting` names the entry at fault.
@@ -69,6 +91,9 @@ pub struct Found {
 // Compiled programs may grow this large (the default 10 MiB refuses big
 // custom alternations; this is per pattern, built once per config).
 const SIZE_LIMIT: usize = 64 << 20;
+// The lazy DFA's cache per regex and thread: room for the states of every kind at once, so a
+// scan never falls back to the slower NFA engines.
+const DFA_LIMIT: usize = 16 << 20;
 
 /// The names of the built-in kinds, in priority order.
 pub fn builtin_names() -> Vec<&'static str> {
@@ -102,14 +127,11 @@ impl Detector {
                         .into(),
                 });
             }
-            let regex = RegexBuilder::new(pattern)
-                .size_limit(SIZE_LIMIT)
-                .build()
-                .map_err(|e| ConfigError {
-                    setting: format!("custom.{name}"),
-                    message: format!("invalid pattern: {}", one_line(&e.to_string())),
-                })?;
-            if regex.is_match("") {
+            let regex = compile(&[pattern.as_str()]).map_err(|e| ConfigError {
+                setting: format!("custom.{name}"),
+                message: format!("invalid pattern: {e}"),
+            })?;
+            if regex.is_match(Input::new("")) {
                 return Err(ConfigError {
                     setting: format!("custom.{name}"),
                     message: "the pattern matches the empty string".into(),
@@ -119,6 +141,7 @@ impl Detector {
                 name: name.clone(),
                 label: name.to_ascii_uppercase(),
                 action: *action,
+                source: pattern.clone(),
                 regex,
                 validate: None,
                 mask: MaskStyle::All,
@@ -128,14 +151,12 @@ impl Detector {
             let Some((_, action)) = entities.iter().find(|(n, _)| n == b.name) else {
                 continue;
             };
-            let regex = RegexBuilder::new(b.pattern)
-                .size_limit(SIZE_LIMIT)
-                .build()
-                .expect("built-in patterns compile");
+            let regex = compile(&[b.pattern]).expect("built-in patterns compile");
             rules.push(Rule {
                 name: b.name.to_string(),
                 label: b.name.to_ascii_uppercase(),
                 action: *action,
+                source: b.pattern.to_string(),
                 regex,
                 validate: Some(b.validate),
                 mask: b.mask,
@@ -153,13 +174,11 @@ impl Detector {
                 });
             }
         }
-        let set = RegexSetBuilder::new(rules.iter().map(|r| r.regex.as_str()))
-            .size_limit(SIZE_LIMIT)
-            .build()
-            .map_err(|e| ConfigError {
-                setting: "custom".into(),
-                message: one_line(&e.to_string()),
-            })?;
+        let sources: Vec<&str> = rules.iter().map(|r| r.source.as_str()).collect();
+        let set = compile(&sources).map_err(|e| ConfigError {
+            setting: "custom".into(),
+            message: e,
+        })?;
         Ok(Detector { set, rules })
     }
 
@@ -170,7 +189,7 @@ impl Detector {
 
     /// The regular expressions, in priority order (custom patterns first).
     pub fn patterns(&self) -> Vec<&str> {
-        self.rules.iter().map(|r| r.regex.as_str()).collect()
+        self.rules.iter().map(|r| r.source.as_str()).collect()
     }
 
     /// A kind's name by rule index.
@@ -180,60 +199,51 @@ impl Detector {
 
     /// Every value found in `text`: validated, without overlaps, in order.
     pub fn find(&self, text: &str) -> Vec<Found> {
-        let hits = self.set.matches(text);
-        if !hits.matched_any() {
-            return Vec::new();
-        }
-        // Kept spans by start; a higher-priority rule's span is kept first.
-        let mut kept: BTreeMap<usize, Found> = BTreeMap::new();
-        for i in hits.iter() {
-            let rule = &self.rules[i];
-            let mut pos = 0;
-            while let Some(m) = rule.regex.find_at(text, pos) {
-                // Go on after the match, or after what the validator kept of it (a
-                // greedy card match that took the next number's first group gives it
-                // back); an empty match moves one character on.
-                pos = match text[m.end()..].chars().next() {
-                    Some(c) if m.is_empty() => m.end() + c.len_utf8(),
-                    None if m.is_empty() => break,
-                    _ => m.end(),
-                };
-                let span = match rule.validate {
-                    Some(v) => v(text, m.start(), m.end()),
-                    None => Some((m.start(), m.end())),
-                };
-                let Some((start, end)) = span else {
-                    // A rejected candidate (a failed checksum) may hide a real value
-                    // starting inside it: look again from its next character. Patterns
-                    // are bounded or start at a word boundary, so this stays linear.
-                    pos = m.start() + text[m.start()..].chars().next().map_or(1, char::len_utf8);
-                    continue;
-                };
-                if start == end {
-                    continue;
-                }
-                pos = pos.min(end);
-                let clash_before = kept
-                    .range(..=start)
-                    .next_back()
-                    .is_some_and(|(_, f)| f.end > start);
-                let clash_after = kept
-                    .range(start..)
-                    .next()
-                    .is_some_and(|(_, f)| f.start < end);
-                if !clash_before && !clash_after {
-                    kept.insert(
-                        start,
-                        Found {
-                            start,
-                            end,
-                            rule: i,
-                        },
-                    );
+        let mut found = Vec::new();
+        let mut pos = 0;
+        while pos <= text.len() {
+            let Some(m) = self.set.search(&Input::new(text).range(pos..)) else {
+                break;
+            };
+            let start = m.start();
+            let first = m.pattern().as_usize();
+            // The kind that matched, else (a failed check) the later kinds anchored at
+            // the same place, in priority order.
+            let mut kept = self.check(first, text, start, m.end());
+            if kept.is_none() {
+                let here = Input::new(text).range(start..).anchored(Anchored::Yes);
+                for i in first + 1..self.rules.len() {
+                    if let Some(m) = self.rules[i].regex.search(&here) {
+                        kept = self.check(i, text, start, m.end());
+                        if kept.is_some() {
+                            break;
+                        }
+                    }
                 }
             }
+            match kept {
+                // Go on after what was kept (a greedy match the check trimmed gives
+                // the rest back).
+                Some(f) => {
+                    pos = f.end;
+                    found.push(f);
+                }
+                // A value may start inside a rejected candidate: go on from its next
+                // character (patterns are bounded or start at a word boundary, so
+                // this stays linear).
+                None => pos = start + text[start..].chars().next().map_or(1, char::len_utf8),
+            }
         }
-        kept.into_values().collect()
+        found
+    }
+
+    /// Rule `rule`'s validator on a match: the span kept, if any (never empty).
+    fn check(&self, rule: usize, text: &str, start: usize, end: usize) -> Option<Found> {
+        let (start, end) = match self.rules[rule].validate {
+            Some(v) => v(text, start, end)?,
+            None => (start, end),
+        };
+        (start < end).then_some(Found { start, end, rule })
     }
 
     /// `text` with every value found replaced per its kind's action, or

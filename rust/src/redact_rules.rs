@@ -1,5 +1,5 @@
 //! The built-in PII detectors: one pattern per kind (ASCII-only classes and
-//! word boundaries, so the lazy DFA of a `RegexSet` never falls back to a
+//! word boundaries, so the lazy DFA of the multi-pattern regex never falls back to a
 //! slower engine) and a validator that looks at the match and its
 //! surroundings: Luhn for cards, ISO 7064 mod 97 for IBANs, the SSA's
 //! reserved ranges for SSNs, octet ranges for IPv4, a real parse for IPv6.

@@ -9,7 +9,7 @@ pii:
   restore: true
 ```
 
-Detection is native (``relay._native.Redactor``: one pass of a compiled regex set over each
+Detection is native (``relay._native.Redactor``: one pass of a multi-pattern regex over each
 text, then checksums and ranges). Each kind's action: ``placeholder`` (``[EMAIL_1]``; the same
 value gets the same placeholder in every text of the request), ``mask`` (letters and digits
 become ``*``) or ``block`` (400 ``input_blocked`` in the dialect's envelope, naming the kind,

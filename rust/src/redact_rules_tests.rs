@@ -229,3 +229,15 @@ fn a_trimmed_match_gives_back_what_follows() {
     let got = found(text);
     assert_eq!(got.len(), 2, "{got:?}");
 }
+
+#[test]
+fn linear_when_every_candidate_is_rejected() {
+    // Each rejected candidate is retried from its next character: still one pass, in effect.
+    let text = "4111 1111 1111 1112 ".repeat(20_000)
+        + "sk-"
+        + &"a".repeat(200_000)
+        + &" +1 2".repeat(20_000)
+        + &"de00 0000 0000 0000 ".repeat(10_000);
+    // A quadratic scan of these 900 KB would take minutes; this takes milliseconds.
+    assert!(found(&text).is_empty());
+}

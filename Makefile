@@ -9,7 +9,7 @@ CONSTRAINTS ?= $(CURDIR)/constraints.txt
 export MATURIN_PEP517_ARGS ?= --locked
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev constraints run test test-rust test-python lint format bench wheel wheel-check clean
+.PHONY: help install dev constraints run test test-rust test-python lint format bench locust docs docs-serve wheel wheel-check clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,6 +51,20 @@ format: ## apply ruff and rustfmt formatting
 bench: ## added latency and throughput against a direct baseline (see benches/README.md)
 	$(PYTHON) benches/run.py
 
+LOCUST_ARGS ?=
+locust: ## a headless locust run (a realistic mix) against a local gateway and a fake provider: p50/p95/p99, failures
+	$(PYTHON) benches/locust_run.py $(LOCUST_ARGS)
+
+# The documentation site (mkdocs.yml; the pages are docs/*.md). Material's banner about MkDocs 2
+# is not ours to act on.
+export NO_MKDOCS_2_WARNING ?= 1
+
+docs: ## build the documentation site into site/ (mkdocs --strict: broken links and anchors fail)
+	$(PYTHON) -m mkdocs build --strict
+
+docs-serve: ## serve the documentation site on http://127.0.0.1:8000, rebuilt on every save
+	$(PYTHON) -m mkdocs serve --dev-addr 127.0.0.1:8000
+
 wheel: ## build the abi3 wheel into dist/
 	$(PIP) wheel . --no-deps -w dist
 
@@ -58,4 +72,4 @@ wheel-check: ## build the wheel, install it in a fresh venv, serve the embedded 
 	PIP_CONSTRAINT=$(CONSTRAINTS) PYTHON=$(PYTHON) scripts/check_wheel.sh
 
 clean: ## remove build outputs
-	rm -rf target dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf target dist site .pytest_cache .mypy_cache .ruff_cache

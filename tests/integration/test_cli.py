@@ -197,12 +197,12 @@ def test_a_port_held_by_another_program_is_one_line(tmp_path: Path) -> None:
             )
 
 
-def test_the_readme_check_config_example_is_real_output(tmp_path: Path) -> None:
-    readme = (ROOT / "README.md").read_text()
+def test_the_docs_check_config_example_is_real_output(tmp_path: Path) -> None:
+    page = (ROOT / "docs" / "configuration.md").read_text()
     match = re.search(
-        r"\$ cat bad\.yaml\n(.*?)\$ relay check-config bad\.yaml\n(.*?)```", readme, re.S
+        r"\$ cat bad\.yaml\n(.*?)\$ relay check-config bad\.yaml\n(.*?)```", page, re.S
     )
-    assert match, "README lost its check-config example"
+    assert match, "docs/configuration.md lost its check-config example"
     (tmp_path / "bad.yaml").write_text(match.group(1))
     result = relay("check-config", "bad.yaml", cwd=tmp_path, env={"OPENAI_API_KEY": None})
     assert result.returncode == 1

@@ -4,6 +4,7 @@ prompt and completion kept in ``request_content`` with the request's ledger row,
 
 from __future__ import annotations
 
+import http.client
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -119,3 +120,26 @@ def test_never_in_the_access_log(setup: tuple[Gateway, str, str, str]) -> None:
     log = gateway.log_path.read_text()
     assert raw.headers["x-request-id"] in log  # the access line was written
     assert "unlogged-marker-77" not in log
+
+
+def test_a_request_no_policy_changes_keeps_its_bytes(
+    setup: tuple[Gateway, str, str, str], fake_upstream: FakeUpstream
+) -> None:
+    """The chain ran (its text is kept) and the provider got the client's own bytes."""
+    gateway, key, _, _ = setup
+    raw = b'{"messages": [{"role": "user", "content": "caf\\u00e9 bytes-kept"}],  "model": "gpt-4o-mini"}'
+    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=20)
+    conn.request(
+        "POST",
+        "/v1/chat/completions",
+        body=raw,
+        headers={"content-type": "application/json", "authorization": f"Bearer {key}"},
+    )
+    response = conn.getresponse()
+    response.read()
+    assert response.status == 200
+    rid = response.getheader("x-request-id")
+    conn.close()
+    sent = [r for r in fake_upstream.requests() if "bytes-kept" in r["raw"]]
+    assert sent[-1]["raw"].encode("latin-1") == raw
+    assert content_of(gateway, str(rid))["prompt"] == "caf\u00e9 bytes-kept"

@@ -57,6 +57,9 @@ def setup(
     config["tenant_policies"] = {"acme": ["by-tenant"]}
     # Streamed an event at a time, so the stream commits before the guard matches.
     config["models"]["trickle-20"] = {"provider": "fake"}
+    # The Responses API translated to chat (the fake's own Responses API does not trickle).
+    config["providers"]["translated"] = {**config["providers"]["fake"], "native_responses": False}
+    config["models"]["trickle-responses"] = {"provider": "translated", "model": "trickle-20"}
     gateway = Gateway(config, tmp)
     yield gateway, url
     gateway.stop()
@@ -321,6 +324,28 @@ def test_output_guard_ends_an_anthropic_stream_with_its_error_event(
         '"message":"blocked by policy \'guard\': the answer matches output_deny[0]"}}'
     )
     assert "event: error" in text and "message_stop" not in text and "fruit" not in text
+
+
+def test_output_guard_on_the_responses_api(setup: tuple[Gateway, str]) -> None:
+    """The Responses API: a JSON answer blocked, and a translated stream ended by its
+    ``error`` event."""
+    gateway, _ = setup
+    client = sdk(gateway)
+    with pytest.raises(openai.BadRequestError) as info:
+        client.responses.create(model="gpt-4o-mini", input="the forbidden fruit")
+    assert info.value.code == "output_blocked"
+    events = list(
+        client.responses.create(
+            model="trickle-responses", input="one two three forbidden fruit", stream=True
+        )
+    )
+    last: Any = events[-1]  # the SDK yields the Responses API's error event (it does not raise)
+    assert (last.type, last.code) == ("error", "output_blocked")
+    assert last.message == "blocked by policy 'guard': the answer matches output_deny[0]"
+    # Numbered after the last event sent (the event withheld had taken a number of its own).
+    assert last.sequence_number > events[-2].sequence_number
+    deltas = "".join(getattr(e, "delta", "") for e in events if e.type.endswith("text.delta"))
+    assert deltas.startswith("Echo: one two") and "fruit" not in deltas
 
 
 def test_blocks_are_counted_in_metrics(setup: tuple[Gateway, str]) -> None:

@@ -376,7 +376,7 @@ class RoutingConfig(Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class MetricsConfig(Struct, frozen=True, forbid_unknown_fields=True):
-    """Prometheus metrics at ``GET /metrics`` (see the README's "Metrics")."""
+    """Prometheus metrics at ``GET /metrics`` (see docs/observability.md, "Metrics")."""
 
     enabled: bool = True
     # Distinct values kept per label for on-demand model names and tenants named by request

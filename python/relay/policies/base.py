@@ -16,7 +16,7 @@ same order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -61,11 +61,16 @@ class Policy(Protocol):
     # Run once after the last byte (content logging).
     tap: Tap | None
 
-    def on_request(self, ex: Exchange) -> None:
+    def on_request(self, ex: Exchange) -> Awaitable[None] | None:
         """Read or rewrite the request before routing. Edit text through
         ``relay.policies.texts`` (which re-encodes ``ex.body`` and refreshes ``ex.request``
         and ``ex.model``); refuse by raising a ``GatewayError`` (rendered in the dialect's
-        envelope). A request no policy changes is forwarded as its original bytes."""
+        envelope). A request no policy changes is forwarded as its original bytes.
+
+        Decided in memory, return None; when the decision needs work off the loop (counting
+        a long prompt's tokens on a thread), return an awaitable that decides: the stage
+        awaits it before the next policy runs. Synchronous by default, so the common case
+        costs no coroutine (as :meth:`relay.stage.Gate.admit`)."""
         ...
 
 

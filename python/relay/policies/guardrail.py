@@ -22,9 +22,11 @@ is recorded as the ledger's error class and counted in ``relay_policy_blocks``.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from relay.errors import PolicyBlocked
 from relay.exchange import Exchange
-from relay.native import counter_for
+from relay.native import ON_LOOP_BYTES, TokenCounter, count_off_loop, counter_for
 from relay.policies.base import Policy, PolicySpec
 from relay.policies.matching import Rules
 from relay.policies.settings import Settings
@@ -47,6 +49,10 @@ DEFAULT_WINDOW = 256
 def _rules(settings: Settings, patterns: str, terms: str) -> Rules:
     named = [(f"{patterns}[{i}]", p) for i, p in enumerate(settings.patterns(patterns))]
     return Rules.build(named, (terms, settings.strings(terms)))
+
+
+def _count(counter: TokenCounter, texts: list[str]) -> int:
+    return sum(counter.count(t) for t in texts)
 
 
 def _new_window() -> list[str]:
@@ -111,31 +117,42 @@ class GuardrailPolicy:
         ex.blocked_by = self.name
         return PolicyBlocked(f"blocked by policy {self.name!r}: {what}", code=code)
 
-    def on_request(self, ex: Exchange) -> None:
-        """Refuse a prompt that matches a rule or is too long."""
+    def on_request(self, ex: Exchange) -> Awaitable[None] | None:
+        """Refuse a prompt that matches a rule or is too long (a long prompt's tokens are
+        counted off the loop: then the refusal comes from the awaitable returned)."""
         if not self.input and self.max_tokens is None:
-            return
+            return None
         texts = prompt_texts(ex)
         for text in texts:
             rule = self.input.first(text)
             if rule is not None:
                 raise self.blocked(ex, "input_blocked", f"the prompt matches {rule}")
         limit = self.max_tokens
+        if limit is None or sum(len(t) for t in texts) * 4 <= limit:
+            return None
         # A token is at least one byte: a prompt of no more bytes than the limit needs no count.
-        if (
-            limit is not None
-            and sum(len(t) for t in texts) * 4 > limit
-            and sum(len(t.encode()) for t in texts) > limit
-        ):
-            model = self.models.get(ex.model)
-            counter = counter_for((model.encoding if model else None) or "o200k_base")
-            tokens = sum(counter.count(t) for t in texts)
-            if tokens > limit:
-                raise self.blocked(
-                    ex,
-                    "prompt_too_long",
-                    f"the prompt has {tokens} tokens, more than max_prompt_tokens ({limit})",
-                )
+        size = sum(len(t.encode()) for t in texts)
+        if size <= limit:
+            return None
+        model = self.models.get(ex.model)
+        counter = counter_for((model.encoding if model else None) or "o200k_base")
+        if size <= ON_LOOP_BYTES:
+            self._check_count(ex, _count(counter, texts), limit)
+            return None
+        return self._count_off_loop(ex, counter, texts, size, limit)
+
+    async def _count_off_loop(
+        self, ex: Exchange, counter: TokenCounter, texts: list[str], size: int, limit: int
+    ) -> None:
+        self._check_count(ex, await count_off_loop(size, _count, counter, texts), limit)
+
+    def _check_count(self, ex: Exchange, tokens: int, limit: int) -> None:
+        if tokens > limit:
+            raise self.blocked(
+                ex,
+                "prompt_too_long",
+                f"the prompt has {tokens} tokens, more than max_prompt_tokens ({limit})",
+            )
 
 
 def build(spec: PolicySpec) -> Policy:

@@ -9,8 +9,7 @@ audit:
   max_chars: 100000          # per side; longer text is cut, marked "[truncated]"
 ```
 
-The text is what went upstream (after the policies before this one in the chain) and what the
-client received (after the answer hooks). It is gathered as the stream passes (bounded by
+The text is what went upstream (after every policy of the chain) and what the client received (after the answer hooks). It is gathered as the stream passes (bounded by
 ``max_chars``) and put on the exchange by a tap after the last byte; the ledger's tap writes
 it with the request's row through the ledger's batched writer, never per request, and never
 into the access log. ``GET /admin/requests/{id}`` shows it to admins. ``redacted`` runs the

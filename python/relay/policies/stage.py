@@ -59,7 +59,9 @@ class PoliciesStage:
                 state = ex.state = {}
             state[ACTIVE] = chain
         for policy in chain.policies:
-            policy.on_request(ex)
+            pending = policy.on_request(ex)
+            if pending is not None:
+                await pending
         return None
 
 
@@ -83,9 +85,12 @@ class PolicyStreams:
     def on_event(self, ex: Exchange, event: bytes) -> bytes:
         """Pass ``event`` through each active policy's hook, in order."""
         chain = active_chain(ex)
-        if chain is None or not chain.stream_hooks:
+        if chain is None:
             return event
-        return _through(ex, chain, 0, event)
+        hooks = chain.stream_hooks
+        if len(hooks) == 1:  # the common case: no frames to split between hooks
+            return hooks[0].on_event(ex, event)
+        return _through(ex, chain, 0, event) if hooks else event
 
     def on_end(self, ex: Exchange) -> bytes:
         """What the active hooks still hold; each one's release passes the later ones."""

@@ -25,6 +25,7 @@ is restored whole; only a possible placeholder's start is held back, until the n
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from functools import cache
 from typing import Any
 
 from relay.errors import PolicyBlocked
@@ -42,7 +43,7 @@ from relay.policies.settings import Settings
 from relay.policies.texts import rewrite_texts
 from relay.stage import AnswerHook, StreamHook, Tap
 
-__all__ = ["ACTIONS", "RedactPolicy", "build"]
+__all__ = ["ACTIONS", "RedactPolicy", "build", "redact_text"]
 
 KNOWN = ("entities", "custom", "restore")
 ACTIONS = ("placeholder", "mask", "block")
@@ -183,3 +184,14 @@ class RedactPolicy:
 def build(spec: PolicySpec) -> Policy:
     """The factory of ``kind: redact``."""
     return RedactPolicy(spec)
+
+
+@cache
+def _every_kind() -> Redactor:
+    return Redactor([(kind, "placeholder") for kind in Redactor.builtin_kinds()])
+
+
+def redact_text(text: str) -> str:
+    """``text`` with a value of every built-in kind replaced by its typed placeholder (numbered
+    within this text): what ``log_content``'s ``store: redacted`` keeps."""
+    return _every_kind().redact(text, RedactionTable()) or text

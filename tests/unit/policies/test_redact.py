@@ -15,7 +15,7 @@ from relay.dialects import ANTHROPIC_DIALECTS, OPENAI_DIALECTS, RESPONSES_DIALEC
 from relay.errors import PolicyBlocked
 from relay.exchange import Endpoint, Exchange
 from relay.policies.base import PolicySpec
-from relay.policies.redact import RedactPolicy, build
+from relay.policies.redact import RedactPolicy, build, redact_text
 
 DIALECTS = {d.endpoint: d for d in (*OPENAI_DIALECTS, *ANTHROPIC_DIALECTS, *RESPONSES_DIALECTS)}
 
@@ -308,3 +308,11 @@ def test_a_stream_of_another_request_is_untouched() -> None:
     event = openai_events("[EMAIL_1]", 3)[0]
     assert hook.on_event(ex, event) is event
     assert hook.on_end(ex) == b""
+
+
+def test_redact_text_for_stored_content() -> None:
+    """What ``log_content``'s ``store: redacted`` keeps: every built-in kind as a placeholder."""
+    text = "mail a@x.io from 203.0.113.7 with key AKIAIOSFODNN7EXAMPLE, ssn 219-09-9999"
+    assert redact_text(text) == "mail [EMAIL_1] from [IPV4_1] with key [API_KEY_1], ssn [SSN_1]"
+    assert redact_text("nothing here") == "nothing here"
+    parse_config(BASE + "policies: {audit: {kind: log_content, store: redacted}}\n", "t.yaml", {})

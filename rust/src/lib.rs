@@ -26,6 +26,7 @@ pub mod openai_stream;
 pub mod redact;
 pub mod redact_rules;
 pub mod restore;
+mod restore_scan;
 pub mod shared_limiter;
 pub mod shared_table;
 pub mod shm;

@@ -20,10 +20,15 @@ __all__ = [
     "LocalLimiter",
     "NativeError",
     "OpenAIStreamScanner",
+    "PiiBlocked",
+    "RedactionTable",
+    "Redactor",
+    "RedactorConfigError",
     "SharedLimitTable",
     "SseDecoder",
     "SseEvent",
     "SseEventTooLarge",
+    "StreamRestorer",
     "StreamScan",
     "TokenCounter",
     "UnknownEncoding",
@@ -31,6 +36,7 @@ __all__ = [
     "encoding_for_model",
     "gcra",
     "monotonic",
+    "restore_json",
     "splice_top_level",
     "top_level_value",
 ]
@@ -478,3 +484,85 @@ class SharedLimitTable:
 
     def __len__(self) -> int:
         """Slots holding a key (a scan of the whole table)."""
+
+class RedactorConfigError(NativeError):
+    """A redaction setting is wrong; the message starts with the setting
+    (``custom.employee_id: invalid pattern ...``, ``entities.fax: unknown kind ...``)."""
+
+class PiiBlocked(NativeError):
+    """A text holds a kind whose action is ``block``; ``args[0]`` is the
+    kind's name (never the value)."""
+
+@final
+class RedactionTable:
+    """One request's placeholders (``[EMAIL_1]`` -> the value), shared by
+    every text of the request and by the restoration of its answer."""
+
+    def __new__(cls) -> Self: ...
+    def __len__(self) -> int: ...
+    def pairs(self) -> list[tuple[str, str]]:
+        """(placeholder, original value) pairs, in the order made."""
+
+    def restore(self, text: str) -> str:
+        """``text`` with every placeholder of this table replaced by its value."""
+
+@final
+class Redactor:
+    """A compiled set of PII detectors: the built-in kinds named in
+    ``entities`` (kind, action) and ``custom`` patterns (name, regex,
+    action), checked first. Actions: ``placeholder``, ``mask``, ``block``.
+    One pass of one multi-pattern regex over the text finds every kind (at
+    one place, custom patterns first, then the built-ins in priority order);
+    texts of 8 KiB or more are scanned with the GIL released. Raises
+    RedactorConfigError."""
+
+    def __new__(
+        cls,
+        entities: Sequence[tuple[str, str]],
+        custom: Sequence[tuple[str, str, str]] = ...,
+    ) -> Self: ...
+    @staticmethod
+    def builtin_kinds() -> list[str]:
+        """The built-in kinds, highest priority first."""
+
+    @property
+    def kinds(self) -> list[str]:
+        """The kinds looked for, in priority order (custom patterns first)."""
+
+    @property
+    def patterns(self) -> list[str]:
+        """The regular expressions (Rust ``regex`` syntax), in the order of ``kinds``."""
+
+    def find(self, text: str) -> list[tuple[str, str]]:
+        """(kind, value) of every value found in ``text``, in order."""
+
+    def redact(self, text: str, table: RedactionTable) -> str | None:
+        """``text`` redacted (placeholders made in ``table``), or None when
+        nothing was found. Raises PiiBlocked when a blocked kind occurs."""
+
+    def counts(self, table: RedactionTable) -> list[tuple[str, int]]:
+        """Values redacted so far in ``table`` per kind (kinds with none left out)."""
+
+def restore_json(body: bytes, table: RedactionTable) -> bytes | None:
+    """A JSON answer with the placeholders of ``table`` put back (values
+    escaped for JSON strings, twice inside tool-call ``arguments``), or None
+    when it holds none. Works on the bytes: the answer is not re-encoded."""
+
+@final
+class StreamRestorer:
+    """Puts a stream's placeholders back, one SSE frame at a time, in the
+    OpenAI chat/completions, Anthropic Messages and Responses shapes. A
+    delta ending with the start of a placeholder gives that tail to the
+    channel's next delta; nothing else is held."""
+
+    def __new__(cls, table: RedactionTable) -> Self: ...
+    def event(self, event: bytes) -> bytes:
+        """The frames to send for one frame (``event`` itself when unchanged;
+        held tails of other channels are sent before it)."""
+
+    def flush(self) -> bytes:
+        """Tails still held, each in a copy of its channel's last event."""
+
+    @property
+    def idle(self) -> bool:
+        """Nothing is held."""

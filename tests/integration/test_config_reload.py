@@ -356,6 +356,7 @@ def test_admin_config_is_for_admins_with_secrets_redacted(tmp_path: Path) -> Non
             "issuer": "https://idp.example",
             "client_id": "relay",
             "client_secret": secrets["oidc"],
+            "redirect_uri": "https://relay.example/ui/oidc/callback",
         },
     }
     gateway, _ = start(tmp_path, config)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Mapping, MutableMapping
@@ -59,6 +60,7 @@ def publish(
         _directory = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=base))
         _owner = os.getpid()
         atexit.register(withdraw)
+    config = _with_session_secret(config)
     path = _directory / _FILE
     staged = _directory / f".{_FILE}.{os.getpid()}"
     with contextlib.suppress(FileNotFoundError):
@@ -69,6 +71,25 @@ def publish(
     os.replace(staged, path)
     target[HANDOFF_VAR] = str(path)
     return path
+
+
+# The dashboard's session secret of this start, when the configuration gives none (see below).
+_start_secret: str | None = None
+
+
+def _with_session_secret(config: Config) -> Config:
+    """``config`` with a random ``ui.session_secret`` made once per start when it sets none and
+    there is no admin key to derive one from: every worker (and every reload) of this start
+    signs and verifies the dashboard's sessions alike, which end with a restart."""
+    global _start_secret
+    ui = config.ui
+    if not ui.enabled or ui.session_secret or config.auth.admin_key:
+        return config
+    if _start_secret is None:
+        _start_secret = secrets.token_urlsafe(32)
+    return msgspec.structs.replace(
+        config, ui=msgspec.structs.replace(ui, session_secret=_start_secret)
+    )
 
 
 def handed_over(environ: Mapping[str, str] | None = None) -> Path | None:

@@ -21,7 +21,7 @@ database: {url: "postgresql://relay:canary-7@db:5432/relay"}
 redis: {password: canary-8}
 telemetry: {endpoint: "http://collector:4318"}
 ui: {session_secret: canary-10-0123456789abcdef0123, oidc: {issuer: "https://i", client_id: relay,
-     client_secret: canary-11}}
+     client_secret: canary-11, redirect_uri: "https://relay.example/ui/oidc/callback"}}
 """
 
 

@@ -33,7 +33,7 @@ from relay import __version__
 from relay.auth.mode import AuthModeUnknown, resolve_auth, with_mode
 from relay.cache.board import create_board, withdraw_board
 from relay.config import Config, ConfigSource
-from relay.config.handoff import publish, withdraw
+from relay.config.handoff import publish, with_session_secret, withdraw
 from relay.config.notices import summary, warnings
 from relay.config.reload import Reloader
 from relay.config.watch import ReloadQueue, watch_file
@@ -160,7 +160,7 @@ def _serve(
             file=sys.stderr,
         )
         return 1
-    config = with_mode(config, auth)
+    config = with_session_secret(with_mode(config, auth))
     publish(config)
     for line in summary(config, auth.reason):
         log.info("%s", line)
@@ -234,7 +234,7 @@ def _reload_on_sighup(reloads: ReloadQueue) -> None:
 
 def _publish_reloaded(config: Config) -> None:
     """Hand a reloaded configuration to the workers; this process logs at its level too."""
-    publish(config)
+    publish(with_session_secret(config))
     configure_logging(config.server.log_level, config.server.log_format)
 
 

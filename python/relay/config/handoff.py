@@ -60,7 +60,6 @@ def publish(
         _directory = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=base))
         _owner = os.getpid()
         atexit.register(withdraw)
-    config = _with_session_secret(config)
     path = _directory / _FILE
     staged = _directory / f".{_FILE}.{os.getpid()}"
     with contextlib.suppress(FileNotFoundError):
@@ -77,7 +76,7 @@ def publish(
 _start_secret: str | None = None
 
 
-def _with_session_secret(config: Config) -> Config:
+def with_session_secret(config: Config) -> Config:
     """``config`` with a random ``ui.session_secret`` made once per start when it sets none and
     there is no admin key to derive one from: every worker (and every reload) of this start
     signs and verifies the dashboard's sessions alike, which end with a restart."""

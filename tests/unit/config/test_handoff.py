@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from relay.config import parse_config
-from relay.config.handoff import HANDOFF_VAR, publish, received, withdraw
+from relay.config.handoff import HANDOFF_VAR, publish, received, with_session_secret, withdraw
 
 TEXT = """
 server: {port: 9001, log_level: debug}
@@ -62,3 +62,16 @@ def test_a_killed_gateways_file_is_removed_by_the_next_start(
     alive.mkdir(mode=0o700)
     publish(parse_config(TEXT, "c.yaml", {"KEY": "k"}), environ, parent=str(tmp_path))
     assert not stale.exists() and alive.exists()
+
+
+def test_one_dashboard_session_secret_per_start_when_none_is_configured() -> None:
+    bare = parse_config("providers: {}\n", "c.yaml", {})
+    first, again = with_session_secret(bare), with_session_secret(bare)
+    # Every worker and every reload of this start gets the same one.
+    assert first.ui.session_secret and first.ui.session_secret == again.ui.session_secret
+    assert len(first.ui.session_secret) >= 32
+    # A configured secret, or an admin key to derive one from, is left alone.
+    own = parse_config("ui: {session_secret: mine-0123456789abcdef}\n", "c.yaml", {})
+    assert with_session_secret(own).ui.session_secret == "mine-0123456789abcdef"
+    keyed = parse_config("auth: {admin_key: admin-0123456789abcdef}\n", "c.yaml", {})
+    assert with_session_secret(keyed).ui.session_secret is None

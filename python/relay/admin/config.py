@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from relay.admin.front import AdminApi, Response, admit_admin, error_body
+from relay.admin.front import AdminApi, FrontRoute, Response, admit_admin, allow_methods, error_body
 from relay.config.model import Config
 from relay.config.redact import redacted
 from relay.config.reload import RESTART_NEEDED
@@ -23,14 +23,15 @@ PATH = "/admin/config"
 _JSON = ("content-type", "application/json")
 
 
-class ConfigAdmin:
+class ConfigAdmin(FrontRoute):
     """The admin API with ``GET /admin/config`` in front of it."""
+
+    PATH = PATH
 
     def __init__(
         self, inner: AdminApi, config: Config, version: ConfigVersion, admin_key: str | None
     ) -> None:
-        self.inner = inner
-        self.admin_key = admin_key
+        super().__init__(inner, admin_key)
         self.body = msgspec.json.encode(
             {
                 "version": version.as_dict(),
@@ -41,19 +42,10 @@ class ConfigAdmin:
             }
         )
 
-    async def handle(
-        self, method: str, path: str, query: str, headers: Any, body: bytes
-    ) -> Response:
-        """Show the configuration, or pass the request on."""
-        if path.rstrip("/") != PATH:
-            return await self.inner.handle(method, path, query, headers, body)
+    async def answer(self, method: str, query: str, headers: Any) -> Response:
+        """Show the configuration."""
         try:
-            if method not in ("GET", "HEAD"):
-                raise InvalidRequest(
-                    f"{method} is not allowed on {PATH}; use GET",
-                    code="method_not_allowed",
-                    status=405,
-                )
+            allow_methods(method, PATH, ("GET", "HEAD"))
             if query:
                 raise InvalidRequest(f"{PATH} takes no query parameters")
             await admit_admin(

@@ -6,14 +6,14 @@ admin API's error envelope (OpenAI's).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import msgspec
 
 from relay.admin.access import is_master_key, presented_key
-from relay.errors import AuthenticationError, GatewayError, PermissionDenied
+from relay.errors import AuthenticationError, GatewayError, InvalidRequest, PermissionDenied
 
-__all__ = ["AdminApi", "Response", "admit_admin", "error_body"]
+__all__ = ["AdminApi", "FrontRoute", "Response", "admit_admin", "allow_methods", "error_body"]
 
 Response = tuple[int, list[tuple[str, str]], bytes]
 
@@ -29,6 +29,29 @@ class AdminApi(Protocol):
         ...
 
 
+class FrontRoute:
+    """A route in front of the admin API: it answers its one ``PATH`` and passes every other
+    request on to the API it wraps (``inner``)."""
+
+    PATH: ClassVar[str]
+
+    def __init__(self, inner: AdminApi, admin_key: str | None) -> None:
+        self.inner = inner
+        self.admin_key = admin_key
+
+    async def handle(
+        self, method: str, path: str, query: str, headers: Any, body: bytes
+    ) -> Response:
+        """Answer ``PATH``, or pass the request on."""
+        if path.rstrip("/") != self.PATH:
+            return await self.inner.handle(method, path, query, headers, body)
+        return await self.answer(method, query, headers)
+
+    async def answer(self, method: str, query: str, headers: Any) -> Response:
+        """The answer of a request to ``PATH``."""
+        raise NotImplementedError
+
+
 async def admit_admin(
     headers: Mapping[str, str], admin_key: str | None, inner: object, denied: str
 ) -> None:
@@ -42,6 +65,16 @@ async def admit_admin(
     actor = await authenticate(headers)
     if not actor.is_admin:
         raise PermissionDenied(denied)
+
+
+def allow_methods(method: str, path: str, allowed: tuple[str, ...]) -> None:
+    """405 unless ``method`` is one of ``allowed`` (the first is the one the message names)."""
+    if method not in allowed:
+        raise InvalidRequest(
+            f"{method} is not allowed on {path}; use {allowed[0]}",
+            code="method_not_allowed",
+            status=405,
+        )
 
 
 def _authenticate_of(api: object) -> Any:

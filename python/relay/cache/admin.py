@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 
 import msgspec
 
-from relay.admin.front import AdminApi, Response, admit_admin, error_body
+from relay.admin.front import AdminApi, FrontRoute, Response, admit_admin, allow_methods, error_body
 from relay.cache.policy import tag, tenant_tag
 from relay.cache.store import Cache
 from relay.errors import GatewayError, InvalidRequest
@@ -21,27 +21,19 @@ _JSON = ("content-type", "application/json")
 _KNOWN = ("tenant", "organization", "model")
 
 
-class CacheAdmin:
+class CacheAdmin(FrontRoute):
     """The admin API with ``DELETE /admin/cache`` in front of it."""
 
-    def __init__(self, inner: AdminApi, cache: Cache, admin_key: str | None) -> None:
-        self.inner = inner
-        self.cache = cache
-        self.admin_key = admin_key
+    PATH = PATH
 
-    async def handle(
-        self, method: str, path: str, query: str, headers: Any, body: bytes
-    ) -> Response:
-        """Purge, or pass the request on."""
-        if path.rstrip("/") != PATH:
-            return await self.inner.handle(method, path, query, headers, body)
+    def __init__(self, inner: AdminApi, cache: Cache, admin_key: str | None) -> None:
+        super().__init__(inner, admin_key)
+        self.cache = cache
+
+    async def answer(self, method: str, query: str, headers: Any) -> Response:
+        """Purge."""
         try:
-            if method != "DELETE":
-                raise InvalidRequest(
-                    f"{method} is not allowed on {PATH}; use DELETE",
-                    code="method_not_allowed",
-                    status=405,
-                )
+            allow_methods(method, PATH, ("DELETE",))
             await admit_admin(
                 headers, self.admin_key, self.inner, "only admins can purge the cache"
             )

@@ -12,8 +12,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
-from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Literal
 
@@ -77,30 +77,64 @@ BUILTIN: dict[str, KindSpec] = {
 }
 
 
-@cache
-def _plugins() -> dict[str, EntryPoint]:
-    found: dict[str, EntryPoint] = {}
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        if point.name in BUILTIN:
-            log.warning(
-                "provider plugin %r (%s) ignored: %r is a built-in kind",
-                point.name,
-                point.value,
-                point.name,
-            )
-            continue
-        found.setdefault(point.name, point)
-    return found
+class PluginGroup:
+    """The plugins of one entry-point group, found once and kept until :meth:`refresh`.
+
+    Shared by the provider kinds here and the policy kinds (``relay.policies.registry``): a
+    plugin named like a built-in is ignored with a warning naming ``what`` it is, and the first
+    of two plugins of one name wins.
+    """
+
+    def __init__(self, group: str, builtin: Collection[str], what: str) -> None:
+        self.group = group
+        self.builtin = builtin
+        self.what = what
+        self._found: dict[str, EntryPoint] | None = None
+
+    def found(self) -> dict[str, EntryPoint]:
+        """The installed plugins by name (built-in names excluded)."""
+        if self._found is None:
+            found: dict[str, EntryPoint] = {}
+            for point in entry_points(group=self.group):
+                if point.name in self.builtin:
+                    log.warning(
+                        "%s plugin %r (%s) ignored: %r is a built-in kind",
+                        self.what,
+                        point.name,
+                        point.value,
+                        point.name,
+                    )
+                    continue
+                found.setdefault(point.name, point)
+            self._found = found
+        return self._found
+
+    def refresh(self) -> None:
+        """Forget the plugins found so far (a package was installed since)."""
+        self._found = None
+
+    def known(self) -> tuple[str, ...]:
+        """Every kind: the built-ins and the installed plugins', sorted."""
+        return tuple(sorted({*self.builtin, *self.found()}))
+
+
+def import_target(target: str) -> Any:
+    """The attribute a ``"module:attribute"`` target names, importing its module."""
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+_PLUGINS = PluginGroup(ENTRY_POINT_GROUP, BUILTIN, "provider")
 
 
 def refresh() -> None:
     """Forget the plugins found so far (a package was installed since)."""
-    _plugins.cache_clear()
+    _PLUGINS.refresh()
 
 
 def known_kinds() -> tuple[str, ...]:
     """Every kind a configuration may name: built-in and installed plugins, sorted."""
-    return tuple(sorted({*BUILTIN, *_plugins()}))
+    return _PLUGINS.known()
 
 
 def spec(kind: str) -> KindSpec | None:
@@ -108,7 +142,7 @@ def spec(kind: str) -> KindSpec | None:
     builtin = BUILTIN.get(kind)
     if builtin is not None:
         return builtin
-    point = _plugins().get(kind)
+    point = _PLUGINS.found().get(kind)
     if point is None:
         return None
     # A plugin's base_url is its own business: it may default it or need none.
@@ -134,6 +168,5 @@ def load(kind: str) -> Any:
     if found is None:
         raise LookupError(f"unknown provider kind {kind!r} (known: {', '.join(known_kinds())})")
     if found.plugin:
-        return _plugins()[kind].load()
-    module, _, attribute = found.target.partition(":")
-    return getattr(importlib.import_module(module), attribute)
+        return _PLUGINS.found()[kind].load()
+    return import_target(found.target)

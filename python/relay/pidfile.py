@@ -33,12 +33,8 @@ def gateway_pid(path: Path) -> int:
         raise NoGateway(f"no pid file at {path}: is `relay serve` running on that port?") from None
     except (OSError, ValueError) as exc:
         raise NoGateway(f"cannot read the pid file {path}: {exc}") from None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        raise NoGateway(f"{path} names pid {pid}, which is not running") from None
-    except PermissionError:
-        pass  # alive, another user's: the signal will say so
+    if not pid_alive(pid):  # another user's is alive: the signal will say so
+        raise NoGateway(f"{path} names pid {pid}, which is not running")
     return pid
 
 
@@ -62,11 +58,16 @@ def _is_relay(pid: int) -> bool:
     except OSError:
         cmdline = b""
     if not cmdline:  # no /proc, or a process being started: alive is all we can tell
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return pid_alive(pid)
     return b"relay" in cmdline
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (another user's counts: signal 0 is refused, not lost)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from relay.admin.api import AdminApi, Response, error_body
+from relay.admin.api import AdminApi
+from relay.admin.front import Response, error_body
 from relay.auth.cache import KeyCache
 from relay.auth.mode import resolve_auth, with_mode
 from relay.config import Config

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import venv
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,67 +18,23 @@ import yaml
 from tests.fakes.openai_upstream import FakeUpstream
 from tests.integration.conftest import upstream_config
 from tests.integration.gateway import Gateway
-from tests.integration.test_plugin import relay_env
+from tests.integration.plugins import install_plugin, relay_env
 
 pytestmark = pytest.mark.integration
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "middleware-plugin"
-# The example's pyproject builds with setuptools; this one builds the same module offline with
-# nothing but pip (a PEP 517 backend in the package's own tree).
-PYPROJECT = """
-[build-system]
-requires = []
-build-backend = "backend"
-backend-path = ["."]
-
-[project]
-name = "relay-glossary"
-version = "0.1.0"
-"""
-BACKEND = """
-import base64, hashlib, zipfile
-
-NAME, VERSION = "relay_glossary", "0.1.0"
-INFO = f"{NAME}-{VERSION}.dist-info"
-FILES = {
-    f"{NAME}.py": open(f"{NAME}.py", "rb").read(),
-    f"{INFO}/METADATA": b"Metadata-Version: 2.1\\nName: relay-glossary\\nVersion: 0.1.0\\n",
-    f"{INFO}/WHEEL": b"Wheel-Version: 1.0\\nGenerator: backend\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
-    f"{INFO}/entry_points.txt": b"[relay.middleware]\\nglossary = relay_glossary:build\\n",
-}
-
-
-def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
-    name = f"{NAME}-{VERSION}-py3-none-any.whl"
-    record = []
-    with zipfile.ZipFile(f"{wheel_directory}/{name}", "w") as wheel:
-        for path, data in FILES.items():
-            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
-            record.append(f"{path},sha256={digest.decode()},{len(data)}")
-            wheel.writestr(path, data)
-        wheel.writestr(f"{INFO}/RECORD", "\\n".join([*record, f"{INFO}/RECORD,,"]) + "\\n")
-    return name
-"""
 
 
 @pytest.fixture(scope="module")
 def plugin_python(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A fresh venv (seeing this interpreter's packages) with the example pip-installed."""
+    """A fresh venv (seeing this interpreter's packages) with the example pip-installed.
+
+    The example's pyproject builds with setuptools; this one builds the same module offline
+    with nothing but pip (tests/integration/plugins.py)."""
     root = tmp_path_factory.mktemp("middleware-plugin")
-    source = root / "relay-glossary"
-    source.mkdir()
-    (source / "relay_glossary.py").write_text((EXAMPLE / "relay_glossary.py").read_text())
-    (source / "pyproject.toml").write_text(PYPROJECT)
-    (source / "backend.py").write_text(BACKEND)
-    env_dir = root / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
-    python = str(env_dir / "bin" / "python")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "--python", python, "install", "--no-index",
-         "--no-build-isolation", "--no-deps", "--quiet", str(source)],
-        check=True, cwd=source,
-    )  # fmt: skip
-    return python
+    code = (EXAMPLE / "relay_glossary.py").read_text()
+    entry = ("relay.middleware", "glossary", "relay_glossary:build")
+    return install_plugin(root, "relay-glossary", code, entry, "0.1.0")
 
 
 def check(python: str, config: dict[str, Any], tmp: Path) -> subprocess.CompletedProcess[str]:

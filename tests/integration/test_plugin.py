@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import venv
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,9 @@ from typing import Any
 import openai
 import pytest
 
-import relay
 from tests.fakes.vendor_upstream import FakeVendors, start_fake_vendors
 from tests.integration.gateway import Gateway
+from tests.integration.plugins import install_plugin, relay_env
 
 pytestmark = pytest.mark.integration
 
@@ -34,70 +33,14 @@ class InHouse(OpenAICompatible):
     def auth_headers(self, config: ProviderConfig) -> dict[str, str]:
         return {"x-inhouse-team": config.settings.get("team", "unknown")}
 '''
-PYPROJECT = """
-[build-system]
-requires = []
-build-backend = "backend"
-backend-path = ["."]
-
-[project]
-name = "relay-inhouse"
-version = "0.1"
-
-[project.entry-points."relay.providers"]
-inhouse = "relay_inhouse:InHouse"
-"""
-# A PEP 517 backend in the plugin's own tree, so the test builds offline with nothing but pip.
-BACKEND = """
-import base64, hashlib, zipfile
-
-NAME, VERSION = "relay_inhouse", "0.1"
-INFO = f"{NAME}-{VERSION}.dist-info"
-FILES = {
-    f"{NAME}.py": open(f"{NAME}.py", "rb").read(),
-    f"{INFO}/METADATA": b"Metadata-Version: 2.1\\nName: relay-inhouse\\nVersion: 0.1\\n",
-    f"{INFO}/WHEEL": b"Wheel-Version: 1.0\\nGenerator: backend\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
-    f"{INFO}/entry_points.txt": b"[relay.providers]\\ninhouse = relay_inhouse:InHouse\\n",
-}
-
-
-def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
-    name = f"{NAME}-{VERSION}-py3-none-any.whl"
-    record = []
-    with zipfile.ZipFile(f"{wheel_directory}/{name}", "w") as wheel:
-        for path, data in FILES.items():
-            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
-            record.append(f"{path},sha256={digest.decode()},{len(data)}")
-            wheel.writestr(path, data)
-        wheel.writestr(f"{INFO}/RECORD", "\\n".join([*record, f"{INFO}/RECORD,,"]) + "\\n")
-    return name
-"""
 
 
 @pytest.fixture(scope="module")
 def plugin_python(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A fresh venv (seeing this interpreter's packages) with the plugin pip-installed."""
     root = tmp_path_factory.mktemp("plugin")
-    source = root / "relay-inhouse"
-    source.mkdir()
-    (source / "relay_inhouse.py").write_text(PLUGIN)
-    (source / "pyproject.toml").write_text(PYPROJECT)
-    (source / "backend.py").write_text(BACKEND)
-    env_dir = root / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
-    python = str(env_dir / "bin" / "python")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "--python", python, "install", "--no-index",
-         "--no-build-isolation", "--no-deps", "--quiet", str(source)],
-        check=True, cwd=source,
-    )  # fmt: skip
-    return python
-
-
-def relay_env() -> dict[str, str]:
-    """Relay importable from this checkout in the plugin's venv."""
-    checkout = str(Path(relay.__file__).resolve().parent.parent)
-    return {"PYTHONPATH": os.pathsep.join(filter(None, [checkout, os.environ.get("PYTHONPATH")]))}
+    entry = ("relay.providers", "inhouse", "relay_inhouse:InHouse")
+    return install_plugin(root, "relay-inhouse", PLUGIN, entry)
 
 
 @pytest.fixture(scope="module")

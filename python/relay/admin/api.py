@@ -20,6 +20,7 @@ import msgspec
 
 from relay.admin import reports
 from relay.admin.access import Actor, AdminForbidden, ObjectNotFound, is_master_key, presented_key
+from relay.admin.front import Response, error_body
 from relay.admin.models import (
     NO_NUL,
     CachePurged,
@@ -42,7 +43,6 @@ from relay.wire.decode import schema_problem
 
 log = logging.getLogger("relay.admin")
 
-Response = tuple[int, list[tuple[str, str]], bytes]
 _JSON = [("content-type", "application/json")]
 _NUL_REFUSED = f"expected `str` matching regex {NO_NUL!r}"
 _REQUEST_FILTERS = {
@@ -257,13 +257,6 @@ class AdminApi:
 
     async def _openapi(self, *_: Any) -> tuple[int, Any]:
         return 200, self._openapi_json
-
-
-def error_body(err: GatewayError) -> bytes:
-    """OpenAI's error envelope, which the admin API always uses."""
-    return msgspec.json.encode(
-        {"error": {"message": err.message, "type": err.type, "param": err.param, "code": err.code}}
-    )
 
 
 def _route(method: str, path: str) -> tuple[Route, Any]:

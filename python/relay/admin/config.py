@@ -8,42 +8,30 @@ The body is made once per configuration: a hot reload builds a new one of these.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
-from relay.admin.access import is_master_key, presented_key
+from relay.admin.front import AdminApi, FrontRoute, Response, admit_admin, allow_methods, error_body
 from relay.config.model import Config
 from relay.config.redact import redacted
 from relay.config.reload import RESTART_NEEDED
 from relay.config.version import ConfigVersion
-from relay.errors import AuthenticationError, GatewayError, InvalidRequest, PermissionDenied
+from relay.errors import GatewayError, InvalidRequest
 
 PATH = "/admin/config"
 _JSON = ("content-type", "application/json")
 
-Response = tuple[int, list[tuple[str, str]], bytes]
 
-
-class AdminApi(Protocol):
-    """The admin API this route wraps."""
-
-    async def handle(
-        self, method: str, path: str, query: str, headers: Any, body: bytes
-    ) -> Response:
-        """One admin request -> status, headers, body."""
-        ...
-
-
-class ConfigAdmin:
+class ConfigAdmin(FrontRoute):
     """The admin API with ``GET /admin/config`` in front of it."""
+
+    PATH = PATH
 
     def __init__(
         self, inner: AdminApi, config: Config, version: ConfigVersion, admin_key: str | None
     ) -> None:
-        self.inner = inner
-        self.admin_key = admin_key
+        super().__init__(inner, admin_key)
         self.body = msgspec.json.encode(
             {
                 "version": version.as_dict(),
@@ -54,48 +42,15 @@ class ConfigAdmin:
             }
         )
 
-    async def handle(
-        self, method: str, path: str, query: str, headers: Any, body: bytes
-    ) -> Response:
-        """Show the configuration, or pass the request on."""
-        if path.rstrip("/") != PATH:
-            return await self.inner.handle(method, path, query, headers, body)
+    async def answer(self, method: str, query: str, headers: Any) -> Response:
+        """Show the configuration."""
         try:
-            if method not in ("GET", "HEAD"):
-                raise InvalidRequest(
-                    f"{method} is not allowed on {PATH}; use GET",
-                    code="method_not_allowed",
-                    status=405,
-                )
+            allow_methods(method, PATH, ("GET", "HEAD"))
             if query:
                 raise InvalidRequest(f"{PATH} takes no query parameters")
-            await self._admit(headers)
+            await admit_admin(
+                headers, self.admin_key, self.inner, "only admins can read the configuration"
+            )
         except GatewayError as err:
-            return err.status, [_JSON, *err.headers], _error(err)
+            return err.status, [_JSON, *err.headers], error_body(err)
         return 200, [_JSON, ("cache-control", "no-store")], b"" if method == "HEAD" else self.body
-
-    async def _admit(self, headers: Mapping[str, str]) -> None:
-        if is_master_key(presented_key(headers), self.admin_key):
-            return
-        authenticate = _authenticate_of(self.inner)
-        if authenticate is None:
-            raise AuthenticationError("invalid admin key")
-        actor = await authenticate(headers)
-        if not actor.is_admin:
-            raise PermissionDenied("only admins can read the configuration")
-
-
-def _authenticate_of(api: object) -> Any:
-    """The admin API's ``authenticate`` (users' keys), through the routes wrapped around it."""
-    while api is not None:
-        found = getattr(api, "authenticate", None)
-        if found is not None:
-            return found
-        api = getattr(api, "inner", None)
-    return None
-
-
-def _error(err: GatewayError) -> bytes:
-    return msgspec.json.encode(
-        {"error": {"message": err.message, "type": err.type, "param": err.param, "code": err.code}}
-    )

@@ -6,60 +6,41 @@ it wraps."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qs
 
 import msgspec
 
-from relay.admin.access import is_master_key, presented_key
+from relay.admin.front import AdminApi, FrontRoute, Response, admit_admin, allow_methods, error_body
 from relay.cache.policy import tag, tenant_tag
 from relay.cache.store import Cache
-from relay.errors import AuthenticationError, GatewayError, InvalidRequest, PermissionDenied
+from relay.errors import GatewayError, InvalidRequest
 
 PATH = "/admin/cache"
 _JSON = ("content-type", "application/json")
 _KNOWN = ("tenant", "organization", "model")
 
-Response = tuple[int, list[tuple[str, str]], bytes]
 
-
-class AdminApi(Protocol):
-    """The admin API this route wraps."""
-
-    async def handle(
-        self, method: str, path: str, query: str, headers: Any, body: bytes
-    ) -> Response:
-        """One admin request -> status, headers, body."""
-        ...
-
-
-class CacheAdmin:
+class CacheAdmin(FrontRoute):
     """The admin API with ``DELETE /admin/cache`` in front of it."""
 
-    def __init__(self, inner: AdminApi, cache: Cache, admin_key: str | None) -> None:
-        self.inner = inner
-        self.cache = cache
-        self.admin_key = admin_key
+    PATH = PATH
 
-    async def handle(
-        self, method: str, path: str, query: str, headers: Any, body: bytes
-    ) -> Response:
-        """Purge, or pass the request on."""
-        if path.rstrip("/") != PATH:
-            return await self.inner.handle(method, path, query, headers, body)
+    def __init__(self, inner: AdminApi, cache: Cache, admin_key: str | None) -> None:
+        super().__init__(inner, admin_key)
+        self.cache = cache
+
+    async def answer(self, method: str, query: str, headers: Any) -> Response:
+        """Purge."""
         try:
-            if method != "DELETE":
-                raise InvalidRequest(
-                    f"{method} is not allowed on {PATH}; use DELETE",
-                    code="method_not_allowed",
-                    status=405,
-                )
-            await self._admit(headers)
+            allow_methods(method, PATH, ("DELETE",))
+            await admit_admin(
+                headers, self.admin_key, self.inner, "only admins can purge the cache"
+            )
             tenant, model = _scope(query)
             purged = await self.cache.purge(tenant, model)
         except GatewayError as err:
-            return err.status, [_JSON, *err.headers], _error(err)
+            return err.status, [_JSON, *err.headers], error_body(err)
         except Exception as exc:
             if not _backend_failed(exc):
                 raise
@@ -68,19 +49,9 @@ class CacheAdmin:
                 code="cache_unavailable",
                 status=503,
             )
-            return 503, [_JSON], _error(down)
+            return 503, [_JSON], error_body(down)
         answer = {"purged": purged, "backend": self.cache.backend.name}
         return 200, [_JSON], msgspec.json.encode(answer)
-
-    async def _admit(self, headers: Mapping[str, str]) -> None:
-        if is_master_key(presented_key(headers), self.admin_key):
-            return
-        authenticate = getattr(self.inner, "authenticate", None)
-        if authenticate is None:
-            raise AuthenticationError("invalid admin key")
-        actor = await authenticate(headers)
-        if not actor.is_admin:
-            raise PermissionDenied("only admins can purge the cache")
 
 
 def _scope(query: str) -> tuple[str | None, str | None]:
@@ -100,12 +71,6 @@ def _scope(query: str) -> tuple[str | None, str | None]:
     return (
         tenant_tag(params.get("organization") or "default", tenant) if tenant else None,
         tag(model) if model else None,
-    )
-
-
-def _error(err: GatewayError) -> bytes:
-    return msgspec.json.encode(
-        {"error": {"message": err.message, "type": err.type, "param": err.param, "code": err.code}}
     )
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import msgspec
 
 from relay.config.model import Config
+from relay.pidfile import pid_alive
 
 HANDOFF_VAR = "RELAY_CONFIG_FILE"
 _PREFIX = "relay-handoff-"
@@ -134,16 +135,8 @@ def _remove_stale(base: str) -> None:
                     continue
                 pid = int(pid_text)
                 # Our own pid: a gateway killed before this one got it (pid 1 in containers).
-                if not entry.is_dir(follow_symlinks=False) or (pid != os.getpid() and _alive(pid)):
+                if not entry.is_dir(follow_symlinks=False) or (
+                    pid != os.getpid() and pid_alive(pid)
+                ):
                     continue
                 shutil.rmtree(entry.path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
-from relay.admin.api import Response
+from relay.admin.front import AdminApi
 from relay.dialects import ANTHROPIC_DIALECTS
 from relay.dialects.models import ModelCatalog
 from relay.egress.headers import JSON
@@ -109,17 +109,6 @@ class MetricsRoute:
         headers = [("content-type", PROMETHEUS_TEXT), ("x-request-id", rid)]
         proto.response_bytes(200, headers, b"" if method == "HEAD" else body)
         return None
-
-
-class AdminApi(Protocol):
-    """The admin API as a route sees it (the real one, or the 404 of a gateway without a
-    database)."""
-
-    async def handle(
-        self, method: str, path: str, query: str, headers: Any, body: bytes
-    ) -> Response:
-        """One admin request -> status, headers, body."""
-        ...
 
 
 class AdminRoute:

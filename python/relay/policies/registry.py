@@ -10,15 +10,13 @@ reload run; :func:`build_policies` is what the app calls on a configuration that
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
-from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any, cast
 
 from relay.config.problems import Problems, unknown
+from relay.kinds import PluginGroup, import_target
 from relay.policies.base import BUILTIN_KINDS, ENTRY_POINT_GROUP, Policy, PolicyFactory, PolicySpec
 
 if TYPE_CHECKING:
@@ -30,39 +28,25 @@ log = logging.getLogger("relay")
 __all__ = ["Chain", "Policies", "build_policies", "check_policies", "known_kinds", "refresh"]
 
 
-@cache
-def _plugins() -> dict[str, EntryPoint]:
-    found: dict[str, EntryPoint] = {}
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        if point.name in BUILTIN_KINDS:
-            log.warning(
-                "middleware plugin %r (%s) ignored: %r is a built-in kind",
-                point.name,
-                point.value,
-                point.name,
-            )
-            continue
-        found.setdefault(point.name, point)
-    return found
+_PLUGINS = PluginGroup(ENTRY_POINT_GROUP, BUILTIN_KINDS, "middleware")
 
 
 def refresh() -> None:
     """Forget the plugins found so far (a package was installed since)."""
-    _plugins.cache_clear()
+    _PLUGINS.refresh()
 
 
 def known_kinds() -> tuple[str, ...]:
     """Every kind a policy may name: the built-ins and the installed plugins'."""
-    return tuple(sorted({*BUILTIN_KINDS, *_plugins()}))
+    return _PLUGINS.known()
 
 
 def _factory(kind: str) -> PolicyFactory:
     """The factory of ``kind``; LookupError when no built-in or plugin provides it."""
     target = BUILTIN_KINDS.get(kind)
     if target is not None:
-        module, _, attribute = target.partition(":")
-        return cast(PolicyFactory, getattr(importlib.import_module(module), attribute))
-    point = _plugins().get(kind)
+        return cast(PolicyFactory, import_target(target))
+    point = _PLUGINS.found().get(kind)
     if point is None:
         raise LookupError(kind)
     return cast(PolicyFactory, point.load())

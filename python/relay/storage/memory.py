@@ -25,6 +25,7 @@ import secrets
 from collections.abc import Mapping, MutableMapping, Sequence
 
 from relay.native import SharedLimitTable
+from relay.pidfile import pid_alive
 from relay.storage.limits import CellState, Charge, Decision
 
 SEGMENT_VAR = "RELAY_LIMITS_SHM"
@@ -150,16 +151,6 @@ def stale_segments(prefix: str) -> list[str]:
                 pid = int(entry.name[len(prefix) :].split("-", 1)[0])
                 if entry.stat(follow_symlinks=False).st_uid != os.getuid():
                     continue
-                if pid == os.getpid() or not _alive(pid):
+                if pid == os.getpid() or not pid_alive(pid):
                     stale.append(entry.name)
     return stale
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -14,7 +14,6 @@ its JOSE layer (joserfc) verifies the signature.
 
 from __future__ import annotations
 
-import base64
 import hmac
 import logging
 import secrets
@@ -69,14 +68,6 @@ class _Flow(msgspec.Struct, array_like=True, frozen=True):
     verifier: str
     next_path: str
     expires_at: float
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def safe_next(path: str) -> str:
@@ -197,8 +188,7 @@ class OidcSignIn:
             code_challenge=create_s256_code_challenge(flow.verifier),
             code_challenge_method="S256",
         )
-        payload = _b64(msgspec.json.encode(flow))
-        value = f"{payload}.{self._codec.mac(_MAC_PURPOSE, payload.encode('ascii'))}"
+        value = self._codec.seal(_MAC_PURPOSE, flow)
         return str(url), [("set-cookie", self._cookie(value, FLOW_SECONDS))]
 
     def clear_flow_cookie(self) -> tuple[str, str]:
@@ -318,17 +308,8 @@ class OidcSignIn:
             raise SignInRefused(str(exc)) from exc
 
     def _read_flow(self, cookie: str | None) -> _Flow | None:
-        if not cookie or "." not in cookie:
-            return None
-        payload, _, signature = cookie.rpartition(".")
-        expected = self._codec.mac(_MAC_PURPOSE, payload.encode("ascii", "replace"))
-        if not hmac.compare_digest(signature.encode(), expected.encode()):
-            return None
-        try:
-            flow = msgspec.json.decode(_unb64(payload), type=_Flow)
-        except (ValueError, msgspec.DecodeError):
-            return None
-        return flow if flow.expires_at > time.time() else None
+        flow = self._codec.unseal(_MAC_PURPOSE, cookie, _Flow)
+        return flow if flow is not None and flow.expires_at > time.time() else None
 
     def _cookie(self, value: str, max_age: int) -> str:
         # SameSite=Lax: the provider's redirect back is a top-level GET from another site,

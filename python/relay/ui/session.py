@@ -11,15 +11,20 @@ cookie, or another session) is refused.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import msgspec
 
 from relay.admin.access import Actor
+
+S = TypeVar("S", bound=msgspec.Struct)
 
 __all__ = ["COOKIE", "Session", "SessionCodec"]
 
@@ -61,6 +66,28 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _seal(value: msgspec.Struct, sign: Callable[[bytes], str]) -> str:
+    """``value`` as ``<payload>.<signature>``: its msgspec JSON in unpadded base64url, signed."""
+    payload = _b64(msgspec.json.encode(value))
+    return f"{payload}.{sign(payload.encode('ascii'))}"
+
+
+def _unseal(cookie: str | None, sign: Callable[[bytes], str], kind: type[S]) -> S | None:
+    """The value :func:`_seal` made; None when absent, forged or malformed."""
+    if not cookie or "." not in cookie:
+        return None
+    payload, _, signature = cookie.rpartition(".")
+    # Compared as bytes: a header may carry any character, and compare_digest refuses
+    # non-ASCII str.
+    expected = sign(payload.encode("ascii", "replace")).encode("ascii")
+    if not hmac.compare_digest(signature.encode("utf-8", "replace"), expected):
+        return None
+    try:
+        return msgspec.json.decode(_unb64(payload), type=kind)
+    except (ValueError, msgspec.DecodeError):
+        return None
+
+
 class SessionCodec:
     """Issue and verify session cookies and CSRF tokens under one secret."""
 
@@ -82,22 +109,12 @@ class SessionCodec:
             session.sid,
             via,
         )
-        payload = _b64(msgspec.json.encode(wire))
-        return session, f"{payload}.{self._sign(payload.encode('ascii'))}"
+        return session, _seal(wire, self._sign)
 
     def read(self, cookie: str | None) -> Session | None:
         """The session a cookie carries; None when absent, forged, malformed or expired."""
-        if not cookie or "." not in cookie:
-            return None
-        payload, _, signature = cookie.rpartition(".")
-        # Compared as bytes: a header may carry any character, and compare_digest refuses
-        # non-ASCII str.
-        expected = self._sign(payload.encode("ascii", "replace")).encode("ascii")
-        if not hmac.compare_digest(signature.encode("utf-8", "replace"), expected):
-            return None
-        try:
-            wire = msgspec.json.decode(_unb64(payload), type=_Wire)
-        except (ValueError, msgspec.DecodeError):
+        wire = _unseal(cookie, self._sign, _Wire)
+        if wire is None:
             return None
         actor = Actor(wire.name, wire.role, wire.organization, wire.user_id)
         session = Session(actor, wire.expires_at, wire.sid, wire.via)
@@ -119,6 +136,14 @@ class SessionCodec:
         dashboard (the OIDC sign-in's state cookie), kept apart from session cookies and CSRF
         tokens by ``purpose`` so that one can never pass for the other."""
         return self._sign(b"mac\x00" + purpose.encode("ascii") + b"\x00" + data)
+
+    def seal(self, purpose: str, value: msgspec.Struct) -> str:
+        """``value`` signed (:meth:`mac` under ``purpose``) for a cookie of its own."""
+        return _seal(value, functools.partial(self.mac, purpose))
+
+    def unseal(self, purpose: str, cookie: str | None, kind: type[S]) -> S | None:
+        """The value :meth:`seal` put in ``cookie``; None when absent, forged or malformed."""
+        return _unseal(cookie, functools.partial(self.mac, purpose), kind)
 
     def _sign(self, data: bytes) -> str:
         return _b64(hmac.new(self._key, data, hashlib.sha256).digest())

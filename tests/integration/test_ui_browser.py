@@ -46,8 +46,12 @@ class Pages:
     def shot(self, name: str) -> None:
         self.driver.save_screenshot(str(self.shots / f"{self.who}-{name}.png"))
 
-    def text(self, selector: str) -> str:
-        return str(self.driver.find_element(By.CSS_SELECTOR, selector).text)
+    def text(self, selector: str, timeout: float = 15.0) -> str:
+        # A form's submit returns before the next page has loaded: wait for the element.
+        element = WebDriverWait(self.driver, timeout).until(
+            ec.presence_of_element_located((By.CSS_SELECTOR, selector))
+        )
+        return str(element.text)
 
     def wait_text(self, selector: str, text: str, timeout: float = 15.0) -> None:
         WebDriverWait(self.driver, timeout).until(

@@ -43,7 +43,6 @@ HORIZON_S = 1e12
 EPOCH_S = 1_796_083_200.0
 PERIODS = ("day", "month", "total")
 
-_SPEND = Meter.SPEND
 # alert_at's margin (see BudgetRule.charges).
 _ALERT_MARGIN = 1 - 1e-5
 
@@ -154,14 +153,12 @@ class BudgetRule:
     """A :class:`~relay.limits.rule.LimitRule`: one ``spend`` charge for the key's budget and
     one for its tenant's, both applying. ``clock`` (Unix seconds) is for tests."""
 
-    __slots__ = ("_budgets", "_by_cell", "_clock", "_periods")
+    __slots__ = ("_budgets", "_clock", "_periods")
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._periods = Periods()
         self._budgets: dict[tuple[str, str], Budget] = {}
-        # The same budgets by cell key: what a reservation's charges name (see ``reserved``).
-        self._by_cell: dict[str, Budget] = {}
 
     def now(self) -> float:
         """The rule's clock (Unix seconds)."""
@@ -201,22 +198,8 @@ class BudgetRule:
         made = Budget(scope, owner, limits, period, key, limit, until, Charge(key, limit, 0.0))
         if len(self._budgets) >= _MAX_BUDGETS:
             self._budgets.clear()
-            self._by_cell.clear()
         self._budgets[scope, owner] = made
-        self._by_cell[key] = made
         return made
-
-    def reserved(self, charges: Sequence[Metered]) -> list[Budget]:
-        """The budgets the ``spend`` charges among ``charges`` (a reservation's) were made for:
-        a look-up, not the principal's budgets worked out again after the last byte."""
-        by_cell = self._by_cell
-        found: list[Budget] = []
-        for m in charges:
-            if m.meter is _SPEND:
-                budget = by_cell.get(m.charge.key)
-                if budget is not None:
-                    found.append(budget)
-        return found
 
     def charges(self, ex: Exchange, ask: Ask) -> Sequence[Metered]:
         """The key's and the tenant's budget, charged the request's estimated spend."""

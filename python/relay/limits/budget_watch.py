@@ -66,31 +66,21 @@ class BudgetWatch:
 
     async def settle(self, ex: Exchange) -> None:
         """Peek at the exchange's budget cells; alert and clean up as the module says."""
-        reservation = ex.limits
-        budgets = (
-            # The budgets its spend charges were made for: a look-up, the common case.
-            self._rule.reserved(reservation.charges)
-            if isinstance(reservation, Reservation)
-            else None
-        )
+        if ex.principal.key_limits is None and ex.principal.tenant_limits is None:
+            return
+        budgets = self._rule.budgets(ex.principal)
         if not budgets:
-            principal = ex.principal
-            if principal.key_limits is None and principal.tenant_limits is None:
-                return
-            budgets = self._rule.budgets(principal)
-            if not budgets:
-                return
+            return
         store = self._store
         if self._next_end <= self._rule.now():
             await self._retire(store)
-        live = self._live
         for budget in budgets:
-            if budget.period.end != inf and budget.key not in live:
-                if len(live) >= _MAX_REMEMBERED:
-                    live.clear()
-                live[budget.key] = (budget.peek, budget.period.end)
+            if budget.period.end != inf and budget.key not in self._live:
+                if len(self._live) >= _MAX_REMEMBERED:
+                    self._live.clear()
+                self._live[budget.key] = (budget.peek, budget.period.end)
                 self._next_end = min(self._next_end, budget.period.end)
-        if isinstance(reservation, Reservation) and _far_from_alert(ex, reservation):
+        if _far_from_alert(ex):
             return
         decision = await store.take([b.peek for b in budgets])
         for budget, cell in zip(budgets, decision.cells, strict=True):
@@ -162,13 +152,15 @@ def alert_marker(key: str, budget: Budget, now: float) -> Charge:
     return Charge(key, Limit(1.0, hold, 1.0), 1.0)
 
 
-def _far_from_alert(ex: Exchange, reservation: Reservation) -> bool:
+def _far_from_alert(ex: Exchange) -> bool:
     """Nothing to look at: with its reservation the request left every budget below its
     alert by more than the settlement added (its real cost over what it reserved). A request
-    that reserved nothing is looked at. Requests
-    settling at once may each stay under while together they cross: the next request's
-    reservation then sees the crossing, so an alert comes at most one request late, never not
-    at all."""
+    that reserved nothing is looked at. Requests settling at once may each stay under while
+    together they cross: the next request's reservation then sees the crossing, so an alert
+    comes at most one request late, never not at all."""
+    reservation = ex.limits
+    if not isinstance(reservation, Reservation):
+        return False
     reserved = [m.charge.cost for m in reservation.charges if m.meter is Meter.SPEND]
     if not reserved:
         return False

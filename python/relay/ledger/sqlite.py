@@ -81,6 +81,27 @@ _UPSERT_ROLLUP = (
 _UPSERT_COARSE = [(upsert_rollup(table, key), key) for table, key in COARSE_ROLLUPS.items()]
 
 
+BUSY_TIMEOUT_S = 5.0
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL, waiting out a peer that holds it. Workers open a new file
+    together: SQLite answers the journal-mode change with "database is locked" at once,
+    without its busy handler, while another connection is converting or migrating it, so
+    the wait is ours (seen as a worker that died at start and was respawned)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)  # on the database's own thread, never the event loop
+        delay = min(delay * 2, 0.1)
+
+
 class SqliteDatabase:
     """The :class:`~relay.ledger.database.Database` on an SQLite file."""
 
@@ -120,9 +141,9 @@ class SqliteDatabase:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         # Autocommit mode: transactions are opened explicitly with BEGIN.
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        _enable_wal(conn)
         conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; WAL keeps it safe
-        conn.execute("PRAGMA busy_timeout=5000")
         conn.execute("PRAGMA foreign_keys=ON")
         return conn
 

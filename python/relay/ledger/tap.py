@@ -14,7 +14,6 @@ from relay.ids import new_id
 from relay.ledger.records import DAY_S, AttemptRow, ContentRow, RequestRow, text
 from relay.ledger.writer import LedgerWriter
 
-
 # A NamedTuple's own constructor is a Python function taking every field by name; the rows
 # are built from a tuple of all their fields in order instead (a third of the time).
 _new_row = tuple.__new__
@@ -23,7 +22,8 @@ _new_row = tuple.__new__
 def _ms(start: float, end: float) -> float:
     """Milliseconds from ``start`` to ``end`` (at least 0), to the microsecond. ``round(x, 3)``
     formats the number through a decimal string (about 3,500 instructions); rounding whole
-    microseconds and dividing gives the same value for a tenth of that."""
+    microseconds and dividing gives the same float (short of a product within an ulp of a
+    half microsecond) for a tenth of that."""
     elapsed = end - start
     return round(elapsed * 1_000_000.0) / 1000.0 if elapsed > 0.0 else 0.0
 

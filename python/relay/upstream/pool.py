@@ -16,6 +16,7 @@ import aiohttp
 from yarl import URL
 
 from relay.config.model import Timeouts
+from relay.upstream.client import session_options
 from relay.errors import (
     GatewayError,
     UpstreamProtocolError,
@@ -155,6 +156,7 @@ class UpstreamPool:
             connector=connector,
             skip_auto_headers=("User-Agent",),
             auto_decompress=True,
+            **session_options(connector),
         )
 
     async def close(self) -> None:

@@ -8,7 +8,9 @@ requests and then 0 or ``--requests`` more, one at a time on one keep-alive conn
 as a worker runs); the difference over the count is the marginal cost of one request. Cases:
 ``bare`` (``session.post`` as ``bare_proxy.py`` does, body read whole), ``pool`` (``UpstreamPool.send``
 with the headers an OpenAI-shaped provider sends, read whole and closed as the attempt loop
-does), and their 20-chunk stream twins ``bare-stream`` and ``pool-stream``.
+does), and their 20-chunk stream twins ``bare-stream`` and ``pool-stream``. The cyclic
+garbage collector is off: where its passes fall in a run moves the count by thousands of
+instructions a request (a worker spaces them, ``app.tune_gc``).
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ HERE = Path(__file__).resolve().parent
 CASES = ("bare", "pool", "bare-stream", "pool-stream")
 
 RUNNER = """
-import asyncio, sys
+import asyncio, gc, sys
 import aiohttp, uvloop
+gc.disable()  # a collection's place in the run would move the count by thousands a request
 case, n, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 URL = f"http://127.0.0.1:{port}/v1/chat/completions"
 stream = case.endswith("stream")

@@ -88,8 +88,7 @@ def _fits() -> bool:
     request = aiohttp.ClientRequest.__dict__
     return (
         all(
-            name in handler
-            for name in ("_reschedule_timeout", "_drop_timeout", "_on_read_timeout")
+            name in handler for name in ("_reschedule_timeout", "_drop_timeout", "_on_read_timeout")
         )
         and "_skip_auto_headers" in request
         and "update_auto_headers" in request
@@ -105,5 +104,8 @@ def session_options(connector: aiohttp.BaseConnector) -> dict[str, Any]:
     connections (none when this aiohttp does not fit them)."""
     if not FITS or not hasattr(connector, "_factory"):
         return {}
-    connector._factory = functools.partial(LazyReadTimeout, loop=connector._loop)
+    factory: functools.partial[ResponseHandler] = functools.partial(
+        LazyReadTimeout, loop=connector._loop
+    )
+    connector._factory = factory
     return {"request_class": SkipUserAgent}

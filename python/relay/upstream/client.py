@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from aiohttp.client_proto import ResponseHandler
@@ -104,8 +104,9 @@ def session_options(connector: aiohttp.BaseConnector) -> dict[str, Any]:
     connections (none when this aiohttp does not fit them)."""
     if not FITS or not hasattr(connector, "_factory"):
         return {}
-    factory: functools.partial[ResponseHandler] = functools.partial(
-        LazyReadTimeout, loop=connector._loop
+    # aiohttp types the attribute as a partial of its own class, which this one extends.
+    connector._factory = cast(
+        "functools.partial[ResponseHandler]",
+        functools.partial(LazyReadTimeout, loop=connector._loop),
     )
-    connector._factory = factory
     return {"request_class": SkipUserAgent}

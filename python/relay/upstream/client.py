@@ -4,10 +4,11 @@ aiohttp does per-request work for two settings the pool needs (callgrind, one re
 time against a mock upstream, ``benches/pool_instructions.py``):
 
 * the socket read timeout (the first-byte and idle timeouts): aiohttp cancels its loop timer
-  and schedules a new one on every network read (a libuv timer allocated and freed each
-  time). :class:`LazyReadTimeout` keeps one timer and moves a deadline: a read costs a clock
-  read and an attribute store, and a timer that fires before the deadline re-arms itself for
-  the rest. The timeout still fires when no byte came for the configured time, no later.
+  and schedules a new one on every network read and every request (a libuv timer allocated
+  and freed each time). :class:`LazyReadTimeout` keeps one timer per connection and moves a
+  deadline: a read costs a clock read and an attribute store, and a timer that fires before
+  the deadline re-arms itself for the rest. The timeout still fires when no byte came for
+  the configured time, no later.
 * ``skip_auto_headers`` (the gateway sends no ``User-Agent``): aiohttp builds two multidicts
   per request to apply it. :class:`SkipUserAgent` applies the same skip from shared constants.
 
@@ -34,16 +35,23 @@ _SKIPPED_ON_REQUEST: CIMultiDict[None] = CIMultiDict(((USER_AGENT, None),))
 
 
 class LazyReadTimeout(ResponseHandler):
-    """aiohttp's response protocol, whose socket read timeout re-arms lazily."""
+    """aiohttp's response protocol, whose socket read timeout re-arms lazily.
 
-    # The deadline the last read set, and the one the armed timer fires at (<= deadline).
-    _read_deadline = 0.0
+    One loop timer per connection: a read moves the deadline; a timer that fires before it
+    re-arms for the rest; a shorter deadline (the idle timeout replacing the first-byte one,
+    the next request's own timeout) re-arms it sooner. When the timeout stops (the answer
+    read, reading paused) the timer is left to fire for nothing rather than cancelled, so
+    the next request on the kept-alive connection finds it armed; a closed connection
+    cancels it."""
+
+    # The read deadline in force (None: no read being timed), and when the armed timer fires.
+    _read_deadline: float | None = None
     _armed_at = 0.0
 
     def _reschedule_timeout(self) -> None:
         timeout = self._read_timeout
         if not timeout:
-            self._drop_timeout()
+            self._read_deadline = None
             return
         loop = self._loop
         self._read_deadline = deadline = loop.time() + timeout
@@ -51,18 +59,31 @@ class LazyReadTimeout(ResponseHandler):
         if handle is not None:
             if self._armed_at <= deadline:
                 return  # fires first and re-arms for what is left
-            handle.cancel()  # the timeout was shortened (first byte -> idle)
+            handle.cancel()
         self._armed_at = deadline
         self._read_timeout_handle = loop.call_at(deadline, self._read_deadline_reached)
+
+    def _drop_timeout(self) -> None:
+        self._read_deadline = None
 
     def _read_deadline_reached(self) -> None:
         self._read_timeout_handle = None
         deadline = self._read_deadline
+        if deadline is None:  # stopped since: nothing to time
+            return
         if self._loop.time() < deadline:  # bytes came since the timer was armed
             self._armed_at = deadline
             self._read_timeout_handle = self._loop.call_at(deadline, self._read_deadline_reached)
             return
         self._on_read_timeout()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._read_deadline = None
+        handle = self._read_timeout_handle
+        if handle is not None:  # no timer outlives its connection
+            handle.cancel()
+            self._read_timeout_handle = None
+        super().connection_lost(exc)
 
 
 class SkipUserAgent(aiohttp.ClientRequest):

@@ -45,8 +45,14 @@ def _app(recorder: Recorder) -> web.Application:
         await asyncio.sleep(STALL_S)
         return web.json_response({})
 
+    async def peer(request: web.Request) -> web.Response:
+        await request.read()
+        assert request.transport is not None
+        return web.Response(body=b"%d" % request.transport.get_extra_info("peername")[1])
+
     app = web.Application()
     app.router.add_post("/echo", echo)
+    app.router.add_post("/peer", peer)
     app.router.add_post("/trickle", streamer([0.1] * 6, stall_after=False))
     app.router.add_post("/stall", streamer([0.05, 0.05], stall_after=True))
     app.router.add_post("/late", late)
@@ -138,6 +144,55 @@ def test_no_answer_is_a_first_byte_timeout(upstream: tuple[str, Recorder], strea
             await pool.close()
 
     asyncio.run(run())
+
+
+def test_a_read_timer_left_armed_on_an_idle_connection_fires_for_nothing(
+    upstream: tuple[str, Recorder],
+) -> None:
+    """The answer read, the timer is not cancelled: when it fires with the connection idle in
+    the pool, the connection stays usable for the next request."""
+
+    async def run() -> list[bytes]:
+        pool = await _pool()
+        ports: list[bytes] = []
+        try:
+            for _ in range(2):
+                response = await pool.send(
+                    "p", upstream[0] + "/peer", {}, b"{}", Timeouts(read_s=0.2), stream=False
+                )
+                ports.append(await response.read())
+                response.close()
+                await asyncio.sleep(0.5)  # past the read timeout: the idle timer fires
+        finally:
+            await pool.close()
+        return ports
+
+    first, second = asyncio.run(run())
+    assert first == second  # the same kept-alive connection
+
+
+def test_the_next_request_on_a_connection_gets_its_own_shorter_timeout(
+    upstream: tuple[str, Recorder],
+) -> None:
+    """A request with a long read timeout leaves the timer armed far ahead; the next one on
+    the same connection, with a short timeout, must not wait for it."""
+
+    async def run() -> None:
+        pool = await _pool()
+        try:
+            response = await pool.send(
+                "p", upstream[0] + "/peer", {}, b"{}", Timeouts(read_s=STALL_S * 2), stream=False
+            )
+            await response.read()
+            response.close()
+            with pytest.raises(UpstreamTimeout, match="first-byte timeout"):
+                await pool.send(
+                    "p", upstream[0] + "/late", {}, b"{}", Timeouts(read_s=0.3), stream=False
+                )
+        finally:
+            await pool.close()
+
+    asyncio.run(asyncio.wait_for(run(), STALL_S * 3))
 
 
 def _sent_by(url: str, recorder: Recorder, session_of: Callable[[], Any], **kw: Any) -> Any:

@@ -4,13 +4,15 @@
     python3 benches/pool_instructions.py [--tree DIR ...] [--requests 1000] [--case CASE ...]
 
 ``mock_upstream.py`` runs outside valgrind; one process under callgrind sends 50 warm-up
-requests and then 0 or ``--requests`` more, one at a time on one keep-alive connection (uvloop,
-as a worker runs); the difference over the count is the marginal cost of one request. Cases:
-``bare`` (``session.post`` as ``bare_proxy.py`` does, body read whole), ``pool`` (``UpstreamPool.send``
-with the headers an OpenAI-shaped provider sends, read whole and closed as the attempt loop
-does), and their 20-chunk stream twins ``bare-stream`` and ``pool-stream``. The cyclic
-garbage collector is off: where its passes fall in a run moves the count by thousands of
-instructions a request (a worker spaces them, ``app.tune_gc``).
+requests and then 0 or ``--requests`` more, one at a time on one keep-alive connection
+(uvloop, as a worker runs); the difference over the count is the marginal cost of one request.
+Cases: ``bare`` (``session.post`` as ``bare_proxy.py`` does, the body read whole), ``pool``
+(``UpstreamPool.send`` with the headers an OpenAI-shaped provider sends, read whole and closed
+as the attempt loop does), and their 20-chunk stream twins ``bare-stream`` and
+``pool-stream``. With ``--chunk-gap-ms`` the chunks come apart (how many network reads a stream
+takes then depends on timing: those counts are not exact). The cyclic garbage collector is
+off: where its passes fall in a run moves the count by thousands of instructions a request (a
+worker spaces them, ``app.tune_gc``).
 """
 
 from __future__ import annotations
@@ -108,13 +110,17 @@ def main() -> None:
     parser.add_argument("--tree", action="append", type=Path, help="a checkout (repeatable)")
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--case", action="append", choices=CASES)
+    parser.add_argument(
+        "--chunk-gap-ms", type=float, default=0.0, help="the mock's gap between stream chunks"
+    )
     args = parser.parse_args()
     trees = args.tree or [HERE.parent]
     cases = args.case or list(CASES)
     port = free_port()
     mock = subprocess.Popen(
-        [sys.executable, str(HERE / "mock_upstream.py"), "--port", str(port), "--chunks", "20"]
-    )
+        [sys.executable, str(HERE / "mock_upstream.py"), "--port", str(port), "--chunks", "20",
+         "--chunk-gap-ms", str(args.chunk_gap_ms)]
+    )  # fmt: skip
     try:
         for _ in range(100):
             try:

@@ -38,7 +38,7 @@ class OpenAICompatible(OpenAIWire):
         self.base_url = (config.base_url or self.default_base_url() or "").rstrip("/")
         self._urls = {endpoint: self.base_url + endpoint.value for endpoint in Endpoint}
         # Anthropic Messages clients are translated to chat completions.
-        self._urls[Endpoint.MESSAGES] = self._urls[Endpoint.CHAT]
+        self._urls[Endpoint.MESSAGES] = self._chat_url = self._urls[Endpoint.CHAT]
         native = config.native_responses
         self.native_responses = self.serves_responses() if native is None else native
         self._static_headers = {
@@ -62,7 +62,9 @@ class OpenAICompatible(OpenAIWire):
 
     def url_for(self, ex: Exchange, attempt: Attempt) -> str:
         """The upstream URL of this request."""
-        return self._urls[ex.endpoint]
+        endpoint = ex.endpoint
+        # The usual request tested by identity: an Enum member hashes through Python code.
+        return self._chat_url if endpoint is Endpoint.CHAT else self._urls[endpoint]
 
     def headers_for(self, ex: Exchange, attempt: Attempt) -> dict[str, str]:
         """Request headers: static ones, the request id, and the right credential."""
@@ -86,7 +88,7 @@ class OpenAICompatible(OpenAIWire):
         return upstream_body(
             ex,
             attempt,
-            self.params.get(ex.endpoint, NO_RULES),
+            self.params.get(ex.endpoint, NO_RULES) if self.params else NO_RULES,
             provider=self.name,
             kind=self.kind,
             force_usage=self.forces_usage,

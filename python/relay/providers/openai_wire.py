@@ -37,13 +37,18 @@ _RETRY_HEADERS = ("retry-after", "x-ratelimit-reset-requests", "x-ratelimit-rese
 _USAGE_ON = b'{"include_usage":true}'
 
 
-# An Anthropic Messages client is served by the chat endpoint (counting by the gateway).
-_TRANSLATED = {Endpoint.MESSAGES: Endpoint.CHAT, Endpoint.COUNT_TOKENS: Endpoint.CHAT}
+# Every endpoint: an adapter that keeps this default serves them all (checked by identity).
+_ALL_ENDPOINTS = ProviderBase.endpoints
 
 
 def wire_endpoint(ex: Exchange) -> Endpoint:
-    """The OpenAI endpoint that serves ``ex`` (chat completions for Anthropic's Messages)."""
-    return _TRANSLATED.get(ex.endpoint, ex.endpoint)
+    """The OpenAI endpoint that serves ``ex`` (chat completions for Anthropic's Messages,
+    counting by the gateway)."""
+    # Identity tests, not a dict: an Enum member hashes through a Python-level __hash__.
+    endpoint = ex.endpoint
+    if endpoint is Endpoint.MESSAGES or endpoint is Endpoint.COUNT_TOKENS:
+        return Endpoint.CHAT
+    return endpoint
 
 
 def upstream_body(
@@ -102,7 +107,8 @@ class OpenAIWire(ProviderBase):
     of another dialect (Anthropic's Messages) is translated both ways."""
 
     def check(self, ex: Exchange) -> None:
-        if wire_endpoint(ex) not in self.endpoints:
+        endpoints = self.endpoints
+        if endpoints is not _ALL_ENDPOINTS and wire_endpoint(ex) not in endpoints:
             super().check(ex)
 
     def map_json(self, ex: Exchange, attempt: Attempt, body: bytes) -> bytes:

@@ -22,6 +22,7 @@ from relay.errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
+from relay.upstream.client import session_options
 
 # The largest error answer read (a provider's error is a few hundred bytes; an HTML page a few
 # KiB); and the default bound of a successful answer read whole.
@@ -64,6 +65,8 @@ class HttpResponse:
                 if size > limit:
                     raise self._too_large(limit)
                 parts.append(data)
+                if content.at_eof():  # the usual answer, whole in one read: no second await
+                    break
             return parts[0] if len(parts) == 1 else b"".join(parts)
         except BaseException as exc:
             response.close()
@@ -137,9 +140,15 @@ class UpstreamPool:
         self._per_host = connections_per_host
         self._max_body = max_body_bytes
         self._session: aiohttp.ClientSession | None = None
-        self._timeouts: dict[tuple[Timeouts, bool], aiohttp.ClientTimeout] = {}
+        # Per (timeouts, stream): aiohttp's timeout and the idle timeout to switch to after
+        # the first bytes (None: the same as the first-byte one).
+        self._timeouts: dict[tuple[Timeouts, bool], tuple[aiohttp.ClientTimeout, float | None]]
+        self._timeouts = {}
+        # Parsed URLs per (url, encoded): yarl parses a string on every request otherwise.
+        self._urls: dict[tuple[str, bool], URL] = {}
 
     _MAX_TIMEOUTS = 256  # distinct timeouts kept (requests may set their own)
+    _MAX_URLS = 1024  # distinct URLs kept (a signed URL may hold a model or a deployment)
 
     @property
     def ready(self) -> bool:
@@ -155,6 +164,7 @@ class UpstreamPool:
             connector=connector,
             skip_auto_headers=("User-Agent",),
             auto_decompress=True,
+            **session_options(connector),
         )
 
     async def close(self) -> None:
@@ -182,20 +192,18 @@ class UpstreamPool:
         session = self._session
         if session is None:
             raise UpstreamUnreachable("the upstream pool is not started")
+        timeout, idle = self._timeouts.get((timeouts, stream)) or self._timeout(timeouts, stream)
         try:
             response = await session.post(
-                URL(url, encoded=True) if url_encoded else url,
+                self._urls.get((url, url_encoded)) or self._url(url, url_encoded),
                 data=body,
                 headers=headers,
-                timeout=self._timeout(timeouts, stream),
+                timeout=timeout,
                 allow_redirects=False,
             )
         except BaseException as exc:
             raise map_transport_error(exc, provider, mid_body=False) from None
-        idle = timeouts.idle
-        return HttpResponse(
-            response, provider, idle if idle != timeouts.first_byte else None, self._max_body
-        )
+        return HttpResponse(response, provider, idle, self._max_body)
 
     async def request(
         self,
@@ -212,31 +220,40 @@ class UpstreamPool:
         session = self._session
         if session is None:
             raise UpstreamUnreachable("the upstream pool is not started")
+        timeout, idle = self._timeouts.get((timeouts, True)) or self._timeout(timeouts, True)
         try:
             response = await session.request(
                 method,
                 URL(url, encoded=True),
                 data=body,
                 headers=headers,
-                timeout=self._timeout(timeouts, True),
+                timeout=timeout,
                 allow_redirects=False,
             )
         except BaseException as exc:
             raise map_transport_error(exc, provider, mid_body=False) from None
-        idle = timeouts.idle
-        return HttpResponse(
-            response, provider, idle if idle != timeouts.first_byte else None, self._max_body
-        )
+        return HttpResponse(response, provider, idle, self._max_body)
 
-    def _timeout(self, timeouts: Timeouts, stream: bool) -> aiohttp.ClientTimeout:
-        key = (timeouts, stream)
-        timeout = self._timeouts.get(key)
-        if timeout is None:
-            timeout = aiohttp.ClientTimeout(
+    def _timeout(
+        self, timeouts: Timeouts, stream: bool
+    ) -> tuple[aiohttp.ClientTimeout, float | None]:
+        """aiohttp's timeout for ``timeouts``, and the idle one (kept for the next time)."""
+        first_byte, idle = timeouts.first_byte, timeouts.idle
+        found = (
+            aiohttp.ClientTimeout(
                 total=None if stream else timeouts.total_s,
                 connect=timeouts.connect_s,
-                sock_read=timeouts.first_byte,
-            )
-            if len(self._timeouts) < self._MAX_TIMEOUTS:
-                self._timeouts[key] = timeout
-        return timeout
+                sock_read=first_byte,
+            ),
+            idle if idle != first_byte else None,
+        )
+        if len(self._timeouts) < self._MAX_TIMEOUTS:
+            self._timeouts[(timeouts, stream)] = found
+        return found
+
+    def _url(self, url: str, encoded: bool) -> URL:
+        """``url`` parsed (kept for the next time); ``encoded``: its escapes sent as given."""
+        parsed = URL(url, encoded=True) if encoded else URL(url)
+        if len(self._urls) < self._MAX_URLS:
+            self._urls[(url, encoded)] = parsed
+        return parsed

@@ -144,9 +144,7 @@ class _Queue:
 
 # Each loop's queue (a worker has one loop; tests make one after another). The last one used
 # is kept at hand: a (loop, queue) pair, read in one step whatever other threads do.
-_QUEUES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue] = (
-    weakref.WeakKeyDictionary()
-)
+_QUEUES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue] = weakref.WeakKeyDictionary()
 _last: tuple[asyncio.AbstractEventLoop | None, _Queue] = (None, _Queue())
 
 

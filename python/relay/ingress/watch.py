@@ -34,6 +34,7 @@ class RequestWatch:
         "_ex",
         "_future",
         "_proto",
+        "_queue",
         "_started",
         "_task",
         "_timer",
@@ -58,7 +59,7 @@ class RequestWatch:
         # Until WATCH_AFTER_S has passed (or the request is over): queued on the loop's
         # _Queue, which one timer serves for every request of the loop.
         self._waiting = True
-        _queue_of(loop).add(self, loop)
+        self._queue: deque[RequestWatch] | None = _queue_of(loop).add(self, loop)
         # The caller says when it reads the body; the body's deadline applies only then.
         self.reading_body = False
         self.body_expired = False
@@ -96,9 +97,13 @@ class RequestWatch:
 
     def cancel(self) -> None:
         """The request is over: stop watching."""
-        # Its queue entry is dropped when the queue's timer comes by: hold nothing till then.
+        # Its queue entry is dropped now when it is the latest (one request at a time), else
+        # when the queue's timer comes by: hold nothing till then.
         self._waiting = False
         self._proto = self._ex = self._task = None
+        queue, self._queue = self._queue, None
+        if queue and queue[-1] is self:
+            queue.pop()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -120,10 +125,14 @@ class _Queue:
         self._watches: deque[RequestWatch] = deque()
         self._timer: asyncio.TimerHandle | None = None
 
-    def add(self, watch: RequestWatch, loop: asyncio.AbstractEventLoop) -> None:
-        self._watches.append(watch)
+    def add(self, watch: RequestWatch, loop: asyncio.AbstractEventLoop) -> deque[RequestWatch]:
+        """Queue ``watch``; returns the queue (the watch leaves it at once if it is over
+        before any later one came)."""
+        watches = self._watches
+        watches.append(watch)
         if self._timer is None:
             self._timer = loop.call_at(watch._started + WATCH_AFTER_S, self._due, loop)
+        return watches
 
     def _due(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None
@@ -137,6 +146,7 @@ class _Queue:
                     self._timer = loop.call_at(due, self._due, loop)
                     return
                 watches.popleft()
+                watch._queue = None
                 watch._start()
             else:
                 watches.popleft()  # the request is over

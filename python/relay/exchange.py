@@ -29,6 +29,11 @@ class Endpoint(Enum):
     # Any other /v1 route, forwarded as is (files, images, audio, ...): ``Exchange.path``.
     PASSTHROUGH = "/*"
 
+    # Enum's own __hash__ is Python code (the hash of the member's name), paid by every dict
+    # look-up keyed by an endpoint, several a request; members are singletons compared by
+    # identity, so identity's hash (C) serves the same.
+    __hash__ = object.__hash__
+
 
 @dataclass(slots=True, frozen=True)
 class Limits:
@@ -227,11 +232,13 @@ class Exchange:
     def upstream_seconds(self) -> float:
         """Time spent waiting on providers: until each attempt's response was relayable, or
         until a failed attempt ended."""
-        return sum(
-            max((a.ready_at or a.ended) - a.started, 0.0)
-            for a in self.attempts
-            if a.ready_at or a.ended
-        )
+        total: float = 0  # as sum()'s start: with no ended attempt, the int 0 (the access
+        # line writes it as 0, not 0.0)
+        for a in self.attempts:  # a loop, not a generator: this runs for every response
+            end = a.ready_at or a.ended
+            if end:
+                total += max(end - a.started, 0.0)
+        return total
 
     @property
     def answered_by(self) -> Attempt | None:

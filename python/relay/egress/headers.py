@@ -40,8 +40,9 @@ def gateway_headers(ex: Exchange) -> list[tuple[str, str]]:
     if deployment is not None:
         headers.append(("x-relay-provider", deployment.provider))
         headers.append(("x-relay-model", deployment.upstream_model))
-    if ex.attempts:
-        count = len(ex.attempts)
+    attempts = ex.attempts
+    if attempts:
+        count = len(attempts)
         headers.append(("x-relay-attempts", _COUNTS[count] if count < 16 else str(count)))
         upstream = ex.upstream_seconds
         total = time.perf_counter() - ex.started
@@ -61,16 +62,46 @@ def passed_upstream_headers(
     limit applied, and its ``x-ratelimit-*`` (already among the gateway's headers) replace the
     provider's."""
     out = []
+    kinds = _KINDS
     for name, value in upstream.items():
-        lower = name.lower()
-        if lower.startswith(_ACCOUNT_PREFIXES):
+        found = kinds.get(name)
+        if found is None:
+            found = _kind(name)
+        kind, lower = found
+        if kind is _DROP:
+            continue
+        if kind is _ACCOUNT:
             if caller_credential and not (own_ratelimit and lower.startswith("x-ratelimit-")):
                 out.append((lower, value))
-        elif lower.startswith("openai-"):
+        elif kind is _PASS:
             out.append((lower, value))
-        elif lower in _UPSTREAM_IDS:
+        else:
             out.append(("x-upstream-request-id", value))
     return out
+
+
+# What becomes of a provider's header, by its name as received: dropped, shown only with the
+# caller's own credential, passed on, or renamed (the provider's request id). A provider sends
+# the same few names on every answer: each is classified once (at most _MAX_KINDS names are
+# kept, so a provider inventing names cannot grow the table without end).
+_DROP, _ACCOUNT, _PASS, _ID = "drop", "account", "pass", "id"
+_MAX_KINDS = 1024
+_KINDS: dict[str, tuple[str, str]] = {}
+
+
+def _kind(name: str) -> tuple[str, str]:
+    lower = name.lower()
+    if lower.startswith(_ACCOUNT_PREFIXES):
+        found = (_ACCOUNT, lower)
+    elif lower.startswith("openai-"):
+        found = (_PASS, lower)
+    elif lower in _UPSTREAM_IDS:
+        found = (_ID, lower)
+    else:
+        found = (_DROP, lower)
+    if len(_KINDS) < _MAX_KINDS:
+        _KINDS[name] = found
+    return found
 
 
 def usage_headers(ex: Exchange) -> list[tuple[str, str]]:

@@ -32,9 +32,10 @@ from relay.upstream import UpstreamPool
 log = logging.getLogger("relay")
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class JsonAnswer:
-    """A provider's successful JSON answer, mapped to the client's dialect."""
+    """A provider's successful JSON answer, mapped to the client's dialect (not frozen: a
+    frozen dataclass sets each field through ``object.__setattr__``, four calls a request)."""
 
     status: int
     body: bytes

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from relay.background import lower_priority
 from relay.ledger.database import (
     DatabaseUnavailable,
     Dialect,
@@ -109,7 +110,9 @@ class SqliteDatabase:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="relay-sqlite")
+        self._executor = ThreadPoolExecutor(
+            1, thread_name_prefix="relay-sqlite", initializer=lower_priority
+        )
         self._conn: sqlite3.Connection | None = None
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:

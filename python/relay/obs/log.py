@@ -22,6 +22,7 @@ from typing import Any
 
 import msgspec
 
+from relay.background import lower_priority
 from relay.exchange import Endpoint, Exchange
 
 _access = logging.getLogger("relay.access")
@@ -416,6 +417,7 @@ class BufferedLines:
         atexit.register(self.flush)
 
     def _run(self) -> None:
+        lower_priority()
         while True:
             self._wake.wait(self.interval_s)
             self._wake.clear()

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import os
-import re
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
+
+from callgrind import instructions
 
 HERE = Path(__file__).resolve().parent
 MODES = ("base", "tap", "write")
@@ -79,17 +77,8 @@ asyncio.run(main())
 
 def count(tree: Path, runner: Path, mode: str, args: argparse.Namespace) -> int:
     """Instructions of one run (callgrind's total, every thread)."""
-    env = {**os.environ, "PYTHONPATH": str(tree / "python"), "PYTHONHASHSEED": "0"}
-    python = os.path.realpath(sys.executable)  # not a shim: valgrind follows the interpreter
-    proc = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", python, str(runner),
-         mode, str(args.rows), str(args.batch), str(args.prefill)],
-        env=env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    found = re.search(r"Collected : (\d+)", proc.stderr)
-    if not found:
-        raise RuntimeError(f"no count from callgrind:\n{proc.stderr[-2000:]}")
-    return int(found.group(1))
+    argv = [str(runner), mode, str(args.rows), str(args.batch), str(args.prefill)]
+    return instructions(tree, argv, {"PYTHONHASHSEED": "0"})
 
 
 def main() -> None:

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import os
-import re
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from callgrind import instructions
 
 HERE = Path(__file__).resolve().parent
 CASES = ("bare", "pool", "bare-stream", "pool-stream")
@@ -92,17 +92,7 @@ def free_port() -> int:
 
 def count(tree: Path, runner: Path, case: str, n: int, port: int) -> int:
     """Instructions of one run (callgrind's total)."""
-    env = {**os.environ, "PYTHONPATH": str(tree / "python")}
-    python = os.path.realpath(sys.executable)  # not a shim: valgrind follows the interpreter
-    proc = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", python, str(runner),
-         case, str(n), str(port)],
-        env=env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    found = re.search(r"Collected : (\d+)", proc.stderr)
-    if not found:
-        raise RuntimeError(f"no count from callgrind:\n{proc.stderr[-2000:]}")
-    return int(found.group(1))
+    return instructions(tree, [str(runner), case, str(n), str(port)])
 
 
 def main() -> None:

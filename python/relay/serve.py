@@ -169,7 +169,9 @@ def _serve(
 
     reloader = Reloader(
         source,
-        reload,
+        # A reloaded config carries this start's session secret too, so its version hash is
+        # the one the workers serve and an unchanged file reloads as unchanged.
+        lambda: with_session_secret(reload()),
         config,
         mode_was_set=mode_was_set,
         decide=_decide_mode,
@@ -234,7 +236,7 @@ def _reload_on_sighup(reloads: ReloadQueue) -> None:
 
 def _publish_reloaded(config: Config) -> None:
     """Hand a reloaded configuration to the workers; this process logs at its level too."""
-    publish(with_session_secret(config))
+    publish(config)
     configure_logging(config.server.log_level, config.server.log_format)
 
 

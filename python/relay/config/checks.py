@@ -7,7 +7,6 @@ positive rates, provider names that exist.
 
 from __future__ import annotations
 
-import importlib.util
 import ipaddress
 import math
 from collections.abc import Collection
@@ -15,7 +14,7 @@ from collections.abc import Collection
 from relay import kinds
 from relay.config.model import Config, ProviderConfig, RateQuota
 from relay.config.oidc import check_oidc
-from relay.config.problems import Problems, unknown
+from relay.config.problems import Problems, importable, unknown
 from relay.config.routing import check_routing
 from relay.policies.registry import check_policies
 
@@ -118,20 +117,13 @@ def _check_telemetry(config: Config, problems: Problems) -> None:
     if not 0 <= telemetry.sample_ratio <= 1:
         problems.add("telemetry.sample_ratio", f"expected 0 to 1, got {telemetry.sample_ratio}")
     if telemetry.enabled:
-        missing = [m for m in OTEL_MODULES if not _importable(m)]
+        missing = [m for m in OTEL_MODULES if not importable(m)]
         if missing:
             problems.add(
                 "telemetry",
                 f"exporting traces or metrics needs the OpenTelemetry SDK ({', '.join(missing)} "
                 "not installed): pip install 'relay-gateway[otel]'",
             )
-
-
-def _importable(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:  # a parent package is missing
-        return False
 
 
 def _check_providers(config: Config, problems: Problems) -> None:

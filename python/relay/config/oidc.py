@@ -4,11 +4,10 @@ scope, a tenant-specific Entra ID issuer, and the ``sso`` extra installed."""
 
 from __future__ import annotations
 
-import importlib.util
 from urllib.parse import urlsplit
 
 from relay.config.model import Config
-from relay.config.problems import Problems
+from relay.config.problems import Problems, importable
 
 # Modules the ``sso`` extra installs (relay.ui.oidc imports them).
 SSO_MODULES = ("authlib", "joserfc")
@@ -79,7 +78,7 @@ def check_oidc(config: Config, problems: Problems) -> None:
             f"OIDC sign-in on {processes} workers or replicas needs one session secret they "
             "share: set ui.session_secret (or RELAY_UI_SECRET)",
         )
-    missing = [m for m in SSO_MODULES if not _importable(m)]
+    missing = [m for m in SSO_MODULES if not importable(m)]
     if missing:
         problems.add(
             path,
@@ -93,10 +92,3 @@ def _secure(url: str) -> bool:
     if parts.scheme == "https":
         return bool(parts.hostname)
     return parts.scheme == "http" and parts.hostname in _LOOPBACK
-
-
-def _importable(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False

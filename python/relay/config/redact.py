@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
 from relay.config.model import Config
+from relay.config.tenancy import redacted_url
 
 REDACTED = "[redacted]"
 
@@ -53,21 +53,5 @@ def _walk(name: str, value: Any) -> Any:
     if isinstance(value, str) and value:
         if is_secret_name(name):
             return REDACTED
-        return _url_without_password(value)
+        return redacted_url(value, REDACTED)
     return value
-
-
-def _url_without_password(value: str) -> str:
-    """``scheme://user:secret@host/...`` -> ``scheme://user:[redacted]@host/...``."""
-    if "://" not in value or "@" not in value:
-        return value
-    try:
-        parts = urlsplit(value)
-        password = parts.password
-    except ValueError:
-        return value
-    if not password:
-        return value
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:{REDACTED}@{host}"))

@@ -67,8 +67,8 @@ def check_tenancy(config: Config, problems: Problems) -> None:
                 )
 
 
-def redacted_url(url: str) -> str:
-    """The URL with its password (in the user part or a ``password=`` parameter) as ``***``."""
+def redacted_url(url: str, mask: str = "***") -> str:
+    """The URL with its password (in the user part or a ``password=`` parameter) as ``mask``."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
@@ -76,8 +76,8 @@ def redacted_url(url: str) -> str:
     at = rest.rfind("@", 0, query_at if query_at >= 0 else len(rest))
     if at >= 0:
         user, colon, _ = rest[:at].partition(":")
-        rest = f"{user}{':***' if colon else ''}{rest[at:]}"
-    return scheme + "://" + _PASSWORD_PARAM.sub(r"\1***", rest)
+        rest = f"{user}{':' + mask if colon else ''}{rest[at:]}"
+    return scheme + "://" + _PASSWORD_PARAM.sub(lambda m: m.group(1) + mask, rest)
 
 
 def ledger_location(config: Config) -> str:

@@ -28,7 +28,6 @@ from relay.ledger.records import (
     CONTENT_COLUMNS,
     REQUEST_COLUMNS,
     ROLLUP_KEY,
-    ROLLUP_SUMS,
     AttemptRow,
     ContentRow,
     RequestRow,
@@ -66,12 +65,6 @@ _INSERT_CONTENT = (
     + ", ".join(f"${i + 1}" for i in range(len(CONTENT_COLUMNS)))
     + ") ON CONFLICT (request_id) DO NOTHING"
 )
-_UPSERT_ROLLUP = (
-    f"INSERT INTO usage_daily ({', '.join(ROLLUP_KEY + ROLLUP_SUMS)}) VALUES ("
-    + ", ".join(f"${i + 1}" for i in range(len(ROLLUP_KEY) + len(ROLLUP_SUMS)))
-    + f") ON CONFLICT ({', '.join(ROLLUP_KEY)}) DO UPDATE SET "
-    + ", ".join(f"{c} = usage_daily.{c} + excluded.{c}" for c in ROLLUP_SUMS)
-)
 _QMARK = re.compile(r"\?")
 # Errors that mean "not now", as opposed to a bad statement.
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -94,6 +87,7 @@ def numbered(sql: str) -> str:
     return _QMARK.sub(lambda _: f"${next(counter)}", sql)
 
 
+_UPSERT_ROLLUP = numbered(upsert_rollup("usage_daily", ROLLUP_KEY))
 # The coarser roll-ups (migration 6), upserted from the same sums.
 _UPSERT_COARSE = [
     (numbered(upsert_rollup(table, key)), key) for table, key in COARSE_ROLLUPS.items()

@@ -31,7 +31,6 @@ from relay.ledger.records import (
     CONTENT_COLUMNS,
     REQUEST_COLUMNS,
     ROLLUP_KEY,
-    ROLLUP_SUMS,
     AttemptRow,
     ContentRow,
     RequestRow,
@@ -72,12 +71,7 @@ _INSERT_CONTENT = (
 # (10 -> 5 us for a request row, measured) and a hundredth of the hand-offs. 100 rows of the
 # widest table bind 2,500 parameters, well under SQLite's limit (32,766 since 3.32).
 _ROWS_PER_INSERT = 100
-_UPSERT_ROLLUP = (
-    f"INSERT INTO usage_daily ({', '.join(ROLLUP_KEY + ROLLUP_SUMS)}) "
-    f"VALUES ({placeholders(len(ROLLUP_KEY) + len(ROLLUP_SUMS))}) "
-    f"ON CONFLICT ({', '.join(ROLLUP_KEY)}) DO UPDATE SET "
-    + ", ".join(f"{c} = usage_daily.{c} + excluded.{c}" for c in ROLLUP_SUMS)
-)
+_UPSERT_ROLLUP = upsert_rollup("usage_daily", ROLLUP_KEY)
 
 _UPSERT_COARSE = [(upsert_rollup(table, key), key) for table, key in COARSE_ROLLUPS.items()]
 

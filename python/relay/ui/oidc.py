@@ -42,6 +42,7 @@ from relay.admin.access import Actor
 from relay.config.model import OidcConfig
 from relay.ui.oidc_idp import IdentityProvider, ProviderError
 from relay.ui.session import Session, SessionCodec
+from relay.ui.web import safe_next as web_safe_next
 
 __all__ = ["FLOW_COOKIE", "OidcSignIn", "SignInRefused", "actor_from_claims"]
 
@@ -71,17 +72,8 @@ class _Flow(msgspec.Struct, array_like=True, frozen=True):
 
 
 def safe_next(path: str) -> str:
-    """``path`` when it is a page of the dashboard, else ``/ui``: the callback redirects there,
-    so it must never lead to another site (``//evil.example``, ``/ui\\..``, a scheme)."""
-    if (
-        path.startswith("/ui")
-        and (len(path) == 3 or path[3] in "/?#")
-        and "\\" not in path
-        and not urlsplit(path).netloc
-        and all(ch.isprintable() for ch in path)
-    ):
-        return path
-    return "/ui"
+    """``path`` when it is a page of the dashboard, else ``/ui`` (see :func:`web.safe_next`)."""
+    return web_safe_next(path, "/ui")
 
 
 def claim(claims: Mapping[str, Any], name: str) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 # No inline script or style anywhere: scripts and the stylesheet come from /ui/static only.
 # SVG charts use presentation attributes, which CSP does not treat as inline styles.
@@ -113,8 +113,17 @@ def set_cookie(
     return ("set-cookie", "; ".join(parts))
 
 
-def safe_next(path: str | None) -> str:
-    """Where to go after sign-in: a path under /ui only (never another site)."""
-    if not path or not path.startswith("/ui") or path.startswith("//") or "\\" in path:
-        return "/ui/"
-    return path
+def safe_next(path: str | None, default: str = "/ui/") -> str:
+    """Where to go after sign-in: ``path`` when it is a page of the dashboard, else
+    ``default``. A redirect goes there, so it must never lead to another site
+    (``//evil.example``, ``/ui\\..``, a scheme) nor carry a control character."""
+    if (
+        path
+        and path.startswith("/ui")
+        and (len(path) == 3 or path[3] in "/?#")
+        and "\\" not in path
+        and not urlsplit(path).netloc
+        and all(ch.isprintable() for ch in path)
+    ):
+        return path
+    return default

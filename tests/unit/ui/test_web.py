@@ -60,6 +60,8 @@ def test_set_cookie() -> None:
         ("//evil.example/ui", "/ui/"),
         ("/\\evil.example", "/ui/"),
         ("/admin/keys", "/ui/"),
+        ("/uix", "/ui/"),
+        ("/ui/\r\nset-cookie: s=1", "/ui/"),
     ],
 )
 def test_safe_next(given: str | None, kept: str) -> None:

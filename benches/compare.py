@@ -12,6 +12,8 @@ them alike. Variants are named on the command line:
   (or reused) here; the compiled extension ``python/relay/_native.abi3.so`` is copied from this
   checkout when the worktree has none (a revision whose Rust code differs needs a rebuild:
   see benches/README.md);
+* ``relay-noledger``, ``relay-core``: this checkout with default capabilities turned off (the
+  ledger; the ledger, metrics and the access line), to show in one run what each costs;
 * ``NAME=COMMAND``: any server; ``COMMAND`` is a template with ``{python}``, ``{port}``,
   ``{upstream}`` (the mock's ``/v1`` URL), ``{config}`` (a Relay config pointing at the mock)
   and ``{benches}``; it must answer ``GET /readyz`` with 200 once ready.
@@ -22,7 +24,8 @@ for the direct path (client -> mock) in the same round:
 
 1. one request at a time (closed loop), non-streaming, with a tiny body and with 4 KB and
    40 KB user messages: latency p50/p99, "added" = variant - direct, and the server's CPU
-   time per request (its whole process group, from /proc);
+   time per request (its whole process group, from /proc), of which Relay's writer threads
+   (``bg us``: threads the kernel knows as ``relay-*``);
 2. open loop at ``--open-rate`` (1,000/s) with ``loadgen.py`` (``run.py``'s ``run_load``):
    CPU per request and added p50/p99;
 3. 20-chunk streams one at a time (the mock sends them without gaps): CPU per stream and,
@@ -35,6 +38,7 @@ It prints one table per phase (medians over the rounds, and each variant's ratio
 ``--baseline``, ``bare`` by default) and writes ``benches/results/compare-<timestamp>.json``.
 
     python3 benches/compare.py bare relay@b075c2c relay [--rounds 2] [--ceiling] [--quick]
+    python3 benches/compare.py bare relay-core relay-noledger relay   # what each capability costs
     python3 benches/compare.py sequential --url http://127.0.0.1:9101/v1 --count 2000 \\
         [--body-bytes 4096] [--stream]      # the closed-loop client alone
 """
@@ -75,6 +79,17 @@ NATIVE = Path("python/relay/_native.abi3.so")
 NATIVE_SOURCES = ("rust", "Cargo.toml", "Cargo.lock", "pyproject.toml")
 LOG_MARKERS = ('"level":"error"', "Traceback", "[ERROR]", "Respawning")
 SIZES = (("tiny", 0), ("4k", 4096), ("40k", 40960))
+# Kernel names of Relay's writer threads (relay/background.py names them).
+BACKGROUND = "relay-"
+# This checkout with default capabilities turned off, to show what each costs in one run:
+# variant name -> (server keys added to the run's config, config lines appended).
+TRIMS = {
+    "relay-noledger": ("", "database: {ledger: {enabled: false}}\n"),
+    "relay-core": (
+        ", access_log: false",
+        "database: {ledger: {enabled: false}}\nmetrics: {enabled: false}\n",
+    ),
+}
 
 
 # -- request bodies ----------------------------------------------------------------------------
@@ -233,6 +248,8 @@ def run_sequential(
     argv += ["--count", str(count), "--warmup", str(warmup), "--body-bytes", str(body_bytes)]
     argv += ["--model", model, "--out", str(out)] + (["--stream"] if stream else [])
     before = {name: harness.group_cpu_s(pgid) for name, pgid in watch.items()}
+    server = watch.get("server")
+    background0 = harness.group_threads_cpu_s(server, BACKGROUND) if server else 0.0
     busy0, wall0 = harness.machine_busy_s(), time.monotonic()
     proc = kids.start(argv, cpu=cpu)
     try:
@@ -254,6 +271,11 @@ def run_sequential(
         ours += spent
         cpu_use[f"{name}_s"] = round(spent, 3)
         cpu_use[f"{name}_us_per_request"] = round(spent / sent * 1e6, 1)
+    if server:
+        # Relay's writer threads (the ledger's SQLite writer, the access-line writer): work
+        # done beside the loop, included in the server's figure above.
+        background = harness.group_threads_cpu_s(server, BACKGROUND) - background0
+        cpu_use["server_background_us_per_request"] = round(max(background, 0.0) / sent * 1e6, 1)
     cpu_use["other_s"] = round(max(busy - ours, 0.0), 3)
     cpu_use["other_cpu_fraction"] = round(max(busy - ours, 0.0) / wall, 3)
     report["cpu"] = cpu_use
@@ -270,6 +292,15 @@ class Variant:
     template: str = ""  # custom only
     root: Path | None = None  # relay: the checkout whose python/ is on PYTHONPATH
     info: dict[str, Any] = field(default_factory=dict)
+    trim: str = ""  # relay: a key of TRIMS (capabilities off), or "" for the defaults
+
+    def write_config(self, config: Path, port: int, mock_port: int, model: str) -> None:
+        """The run's Relay config, with this variant's capabilities turned off."""
+        harness.gateway_config(config, port, mock_port, model)
+        if self.trim:
+            server_keys, lines = TRIMS[self.trim]
+            text = config.read_text().replace("workers: 1}", f"workers: 1{server_keys}}}", 1)
+            config.write_text(text + lines)
 
     def argv(self, port: int, upstream: str, config: Path) -> list[str]:
         py = sys.executable
@@ -359,10 +390,13 @@ def parse_variant(spec: str) -> Variant:
         return Variant("bare", "bare")
     if spec == "relay":
         return Variant("relay", "relay", root=REPO, info=checkout_info(REPO))
+    if spec in TRIMS:
+        return Variant(spec, "relay", root=REPO, info=checkout_info(REPO), trim=spec)
     if spec.startswith("relay@") and len(spec) > len("relay@"):
         root, info = worktree(spec.split("@", 1)[1])
         return Variant(spec, "relay", root=root, info=info)
-    raise RuntimeError(f"unknown variant {spec!r}: bare, relay, relay@REV or NAME=COMMAND")
+    known = ", ".join(["bare", "relay", *TRIMS, "relay@REV", "NAME=COMMAND"])
+    raise RuntimeError(f"unknown variant {spec!r}: {known}")
 
 
 def check_import(v: Variant) -> None:
@@ -491,7 +525,7 @@ class Bench:
         port = harness.free_port()
         config = self.tmp / f"relay-{port}.yaml"
         mock_port = int(self.upstream.rsplit(":", 1)[1].split("/", 1)[0])
-        harness.gateway_config(config, port, mock_port, self.args.model)
+        v.write_config(config, port, mock_port, self.args.model)
         argv = v.argv(port, self.upstream, config)
         log = self.results_dir / log_name(v.name)
         with log.open("ab") as f:
@@ -570,6 +604,10 @@ def summarize(doc: dict[str, Any], names: list[str], args: argparse.Namespace) -
             cell["cpu_us_rounds"] = [
                 r[name][ph]["cpu"].get(f"{who}_us_per_request") for r in rounds
             ]
+            if name != "direct":
+                cell["background_us"] = med(
+                    [r[name][ph]["cpu"].get("server_background_us_per_request") for r in rounds]
+                )
             cell["errors"] = sum(r[name][ph]["errors"] for r in rounds)
             cell["other_max"] = max(r[name][ph]["cpu"]["other_cpu_fraction"] for r in rounds)
             per[ph] = cell
@@ -637,7 +675,7 @@ def print_tables(summary: dict[str, Any], names: list[str], args: argparse.Names
         print(f"\n{title} (ms; CPU in us per request; medians over {args.rounds} round(s))")
         print(
             f"  {'variant':<{w}}{'p50':>8}{'p99':>8}{'+p50':>9}{rx:>10}{'+p99':>9}{rx:>10}"
-            f"{'CPU us':>9}{rx:>10}{'err':>5}{'other':>7}"
+            f"{'CPU us':>9}{rx:>10}{'bg us':>7}{'err':>5}{'other':>7}"
         )
         for name in ["direct", *names]:
             c = summary[name][ph]
@@ -646,6 +684,7 @@ def print_tables(summary: dict[str, Any], names: list[str], args: argparse.Names
                 f"{num(c.get('added_p50'), sign=True):>9}{times(c.get('x_added_p50')):>10}"
                 f"{num(c.get('added_p99'), sign=True):>9}{times(c.get('x_added_p99')):>10}"
                 f"{num(c['cpu_us'], '.0f'):>9}{times(c.get('x_cpu_us')):>10}"
+                f"{num(c.get('background_us'), '.0f'):>7}"
                 f"{c['errors']:>5}{c['other_max'] * 100:>6.0f}%"
             )
     print(
@@ -654,7 +693,7 @@ def print_tables(summary: dict[str, Any], names: list[str], args: argparse.Names
     )
     print(
         f"  {'variant':<{w}}{'p50':>8}{'+p50':>9}{'+p99':>9}{rx:>10}{'+ttft99':>9}"
-        f"{'CPU us':>9}{rx:>10}{'us/event':>9}{rx:>10}{'err':>5}{'other':>7}"
+        f"{'CPU us':>9}{rx:>10}{'bg us':>7}{'us/event':>9}{rx:>10}{'err':>5}{'other':>7}"
     )
     for name in ["direct", *names]:
         c = summary[name]["stream"]
@@ -663,12 +702,17 @@ def print_tables(summary: dict[str, Any], names: list[str], args: argparse.Names
             f"{num(c.get('added_p99'), sign=True):>9}{times(c.get('x_added_p99')):>10}"
             f"{num(c.get('ttft_added_p99'), sign=True):>9}"
             f"{num(c['cpu_us'], '.0f'):>9}{times(c.get('x_cpu_us')):>10}"
+            f"{num(c.get('background_us'), '.0f'):>7}"
             f"{num(c.get('us_per_event'), '.1f'):>9}{times(c.get('x_us_per_event')):>10}"
             f"{c['errors']:>5}{c['other_max'] * 100:>6.0f}%"
         )
     print(
         "  us/event = (CPU per stream - CPU per tiny request) / chunks: approximate (a stream"
         " and a request differ in more than their events)"
+    )
+    print(
+        "  bg us: CPU of Relay's writer threads (ledger, access lines) per request, included in"
+        " CPU us; measured in the one-at-a-time phases"
     )
     if args.ceiling:
         print(f"\n4. ceiling: highest passing rate of run.py's search (req/s, {rx})")

@@ -199,6 +199,30 @@ def group_cpu_s(pgid: int) -> float:
     return ticks / HZ
 
 
+def group_threads_cpu_s(pgid: int, prefix: str) -> float:
+    """CPU seconds of the threads of process group ``pgid`` whose kernel name starts with
+    ``prefix`` (Relay names its writer threads ``relay-...``: relay/background.py)."""
+    ticks = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int(Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[2]) != pgid:
+                continue
+            tasks = list(os.scandir(Path(entry.path, "task")))
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                if not Path(task.path, "comm").read_text().startswith(prefix):
+                    continue
+                fields = Path(task.path, "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / HZ
+
+
 def machine_busy_s() -> float:
     """CPU seconds spent busy by the whole machine since boot, summed over CPUs."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]

@@ -3,6 +3,7 @@ where the gateway's cost over the bare stack goes (granian, aiohttp's C parts, t
 SQLite, libc), counted exactly however busy the machine is.
 
     python3 benches/server_instructions.py [--requests 1000] [--variant bare|relay|relay-noledger ...]
+        [--stream]
 
 Each variant's server (``bare``: ``bare_proxy:proxy``; ``relay``: this checkout with the default
 SQLite ledger; ``relay-noledger``: the ledger off) runs under ``valgrind --tool=callgrind
@@ -83,16 +84,19 @@ def wait_ready(url: str, timeout_s: float) -> None:
     raise RuntimeError(f"{url} not ready in {timeout_s:.0f} s")
 
 
-def send(count: int) -> None:
+def send(count: int, stream: bool) -> None:
     """``count`` requests one at a time (compare.py's sequential client)."""
     subprocess.run(
         [sys.executable, str(HERE / "compare.py"), "sequential", "--url",
-         f"http://{HOST}:{PORT}/v1", "--count", str(count), "--warmup", "0"],
+         f"http://{HOST}:{PORT}/v1", "--count", str(count), "--warmup", "0"]
+        + (["--stream"] if stream else []),
         check=True, capture_output=True,
     )  # fmt: skip
 
 
-def measure(variant: str, requests: int, tmp: Path) -> collections.Counter[str]:
+def measure(
+    variant: str, requests: int, tmp: Path, stream: bool = False
+) -> collections.Counter[str]:
     """Instructions per shared object for ``requests`` requests through ``variant``."""
     out = tmp / f"cg.{variant}"
     python = os.path.realpath(sys.executable)  # not a shim: valgrind follows the interpreter
@@ -125,7 +129,7 @@ def measure(variant: str, requests: int, tmp: Path) -> collections.Counter[str]:
     )
     try:
         wait_ready(f"http://{HOST}:{PORT}/readyz", 300)
-        send(300)
+        send(300, stream)
         time.sleep(2)
         # Every process valgrind runs for this server (the worker among them): callgrind
         # writes its output only at a dump or at exit, so they are found by command line.
@@ -135,7 +139,7 @@ def measure(variant: str, requests: int, tmp: Path) -> collections.Counter[str]:
         running = found.stdout.split()
         for pid in running:
             subprocess.run(["callgrind_control", "-z", pid], capture_output=True, check=False)
-        send(requests)
+        send(requests, stream)
         for pid in running:
             subprocess.run(["callgrind_control", "-d", pid], capture_output=True, check=False)
         time.sleep(3)
@@ -159,6 +163,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--variant", action="append", choices=("bare", "relay", "relay-noledger"))
+    parser.add_argument(
+        "--stream", action="store_true", help="20-chunk streams instead of tiny JSON requests"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the callgrind dumps (for callgrind_annotate)"
+    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt-get install valgrind)")
@@ -169,21 +179,25 @@ def main() -> None:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     try:
-        results = {v: measure(v, args.requests, tmp) for v in variants}
+        results = {v: measure(v, args.requests, tmp, args.stream) for v in variants}
     finally:
         os.killpg(mock.pid, signal.SIGTERM)
     objects = sorted(
         {o for costs in results.values() for o in costs},
         key=lambda o: -max(costs[o] for costs in results.values()),
     )
-    print(f"instructions per request ({args.requests} requests, one at a time, tiny body)")
+    kind = "20-chunk stream" if args.stream else "tiny body"
+    print(f"instructions per request ({args.requests} requests, one at a time, {kind})")
     print(f"{'shared object':<46}" + "".join(f"{v:>16}" for v in variants))
     for name in objects[:14]:
         row = "".join(f"{results[v][name] / args.requests:>16,.0f}" for v in variants)
         print(f"{name[:45]:<46}{row}")
     totals = {v: sum(results[v].values()) / args.requests for v in variants}
     print(f"{'total':<46}" + "".join(f"{totals[v]:>16,.0f}" for v in variants))
-    shutil.rmtree(tmp, ignore_errors=True)
+    if args.keep:
+        print(f"callgrind dumps kept in {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

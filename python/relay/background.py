@@ -9,6 +9,9 @@ loop can run, and the writer catches up in the gaps; the work is the same, only 
 changes. Not lower than 10: a writer preempted while it holds the GIL makes the loop wait
 until it runs again, and at nice 19 it would get almost no CPU beside busy processes.
 ``RELAY_BACKGROUND_NICE`` overrides the value (0 keeps the loop's priority).
+
+The threads also carry their Python name in the kernel (``relay-sqlite_0``, ``relay-log``), so
+``top -H``, ``ps -L`` and ``benches/compare.py`` tell their CPU from the loop's.
 """
 
 from __future__ import annotations
@@ -28,10 +31,19 @@ def background_nice() -> int:
 
 
 def lower_priority() -> None:
-    """Give the calling thread the background nice value. On Linux a thread is its own
-    scheduling task, so the event loop's thread keeps its priority; elsewhere, or where the
-    call is refused, the thread keeps its own."""
+    """Give the calling thread the background nice value and its Python name in the kernel.
+    On Linux a thread is its own scheduling task, so the event loop's thread keeps its
+    priority; elsewhere, or where the call is refused, the thread keeps its own."""
+    name_thread(threading.current_thread().name)
     nice = background_nice()
     if nice:
         with contextlib.suppress(OSError, AttributeError):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+
+
+def name_thread(name: str) -> None:
+    """Name the calling thread for the kernel (``/proc/<pid>/task/<tid>/comm``: at most 15
+    bytes, so the name is cut there); nothing happens where that file does not exist."""
+    with contextlib.suppress(OSError):
+        with open(f"/proc/self/task/{threading.get_native_id()}/comm", "w") as comm:
+            comm.write(name.encode("ascii", "replace").decode()[:15])

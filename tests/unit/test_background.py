@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from relay.background import background_nice
+from relay.background import background_nice, name_thread
 from relay.ledger.sqlite import SqliteDatabase
 from relay.obs.log import BufferedLines
 
@@ -58,3 +58,47 @@ def test_relay_background_nice_sets_the_value(
 ) -> None:
     monkeypatch.setenv("RELAY_BACKGROUND_NICE", value)
     assert background_nice() == nice
+
+
+def comm_of(native_id: int) -> str:
+    return Path(f"/proc/self/task/{native_id}/comm").read_text().strip()
+
+
+def test_the_writer_threads_carry_their_names_for_the_kernel(tmp_path: Path) -> None:
+    async def sqlite_thread() -> tuple[str, str]:
+        db = SqliteDatabase(str(tmp_path / "relay.db"))
+        await db.connect()
+        try:
+            return await db._run(
+                lambda conn: (threading.current_thread().name, comm_of(threading.get_native_id()))
+            )
+        finally:
+            await db.close()
+
+    name, comm = asyncio.run(sqlite_thread())
+    assert name.startswith("relay-sqlite")
+    assert comm == name[:15]
+
+    with (tmp_path / "lines").open("wb") as sink:
+        lines = BufferedLines(sink.fileno(), interval_s=0.01)
+        lines.put(b"one\n")
+        assert lines._thread is not None and lines._thread.native_id is not None
+        deadline = time.monotonic() + 5
+        while comm_of(lines._thread.native_id) != "relay-log" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert comm_of(lines._thread.native_id) == lines._thread.name == "relay-log"
+    # The calling thread keeps its own name.
+    assert not comm_of(threading.get_native_id()).startswith("relay-")
+
+
+def test_a_name_is_cut_to_the_kernels_fifteen_bytes() -> None:
+    seen: list[str] = []
+
+    def run() -> None:
+        name_thread("relay-a-rather-long-thread-name")
+        seen.append(comm_of(threading.get_native_id()))
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    assert seen == ["relay-a-rather-"]

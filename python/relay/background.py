@@ -44,6 +44,6 @@ def lower_priority() -> None:
 def name_thread(name: str) -> None:
     """Name the calling thread for the kernel (``/proc/<pid>/task/<tid>/comm``: at most 15
     bytes, so the name is cut there); nothing happens where that file does not exist."""
-    with contextlib.suppress(OSError):
-        with open(f"/proc/self/task/{threading.get_native_id()}/comm", "w") as comm:
-            comm.write(name.encode("ascii", "replace").decode()[:15])
+    path = f"/proc/self/task/{threading.get_native_id()}/comm"
+    with contextlib.suppress(OSError), open(path, "w") as comm:
+        comm.write(name.encode("ascii", "replace").decode()[:15])

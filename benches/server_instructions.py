@@ -2,11 +2,12 @@
 where the gateway's cost over the bare stack goes (granian, aiohttp's C parts, the interpreter,
 SQLite, libc), counted exactly however busy the machine is.
 
-    python3 benches/server_instructions.py [--requests 1000] [--variant bare|relay|relay-noledger ...]
-        [--stream]
+    python3 benches/server_instructions.py [--requests 1000] [--variant bare|relay|... ...]
+        [--stream] [--keep]
 
 Each variant's server (``bare``: ``bare_proxy:proxy``; ``relay``: this checkout with the default
-SQLite ledger; ``relay-noledger``: the ledger off) runs under ``valgrind --tool=callgrind
+SQLite ledger; ``relay-noledger``: the ledger off; ``relay-core``: the ledger, metrics and the
+access line off) runs under ``valgrind --tool=callgrind
 --trace-children=yes`` against ``mock_upstream.py`` (not under valgrind). After 300 warm-up
 requests one at a time, the worker's counters are zeroed, ``--requests`` more are sent, and
 the counters dumped: the dump holds exactly those requests, every thread of the worker
@@ -39,6 +40,8 @@ HOST = "127.0.0.1"
 MOCK_PORT = 9151
 PORT = 8097
 _NAMED = re.compile(r"\((\d+)\)(?: (.*))?")
+# relay-noledger: the ledger off; relay-core: the ledger, metrics and the access line off.
+VARIANTS = ("bare", "relay", "relay-noledger", "relay-core")
 
 
 def self_cost_by_object(path: Path) -> collections.Counter[str]:
@@ -112,11 +115,14 @@ def measure(
         config = tmp / f"{variant}.yaml"
         ledger = (
             "database: {ledger: {enabled: false}}"
-            if variant == "relay-noledger"
+            if variant in ("relay-noledger", "relay-core")
             else f"database: {{url: 'sqlite:///{tmp}/{variant}.db'}}"
         )
+        if variant == "relay-core":  # metrics and the access line off too
+            ledger += "\nmetrics: {enabled: false}"
+        access = ", access_log: false" if variant == "relay-core" else ""
         config.write_text(
-            f"server: {{host: {HOST}, port: {PORT}, workers: 1}}\n"
+            f"server: {{host: {HOST}, port: {PORT}, workers: 1{access}}}\n"
             f"providers: {{mock: {{kind: openai, base_url: 'http://{HOST}:{MOCK_PORT}/v1', "
             "api_key: sk-bench}}\n"
             "models: {bench-model: {provider: mock, pricing: {input: 1.0, output: 2.0}}}\n"
@@ -162,7 +168,7 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--variant", action="append", choices=("bare", "relay", "relay-noledger"))
+    parser.add_argument("--variant", action="append", choices=VARIANTS)
     parser.add_argument(
         "--stream", action="store_true", help="20-chunk streams instead of tiny JSON requests"
     )
@@ -172,7 +178,7 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt-get install valgrind)")
-    variants = args.variant or ["bare", "relay", "relay-noledger"]
+    variants = args.variant or list(VARIANTS)
     tmp = Path(tempfile.mkdtemp(prefix="relay-server-cg-"))
     mock = subprocess.Popen(
         [sys.executable, str(HERE / "mock_upstream.py"), "--port", str(MOCK_PORT)],

@@ -274,6 +274,13 @@ def access_fields(ex: Exchange) -> dict[str, object]:
     return dict(zip(ACCESS_FIELDS, access_values(ex), strict=True))
 
 
+def _thousandths(value: float) -> float:
+    """``value`` to three decimals. ``round(x, 3)`` goes through a decimal string (a quarter of
+    a microsecond, four times per access line); rounding the thousandths and dividing gives
+    the same float but where ``x`` lies within an ulp of a half thousandth."""
+    return round(value * 1000.0) / 1000.0
+
+
 def access_values(ex: Exchange) -> tuple[Any, ...]:
     """The values of :data:`ACCESS_FIELDS` for one finished request, in that order."""
     usage = ex.usage
@@ -299,9 +306,9 @@ def access_values(ex: Exchange) -> tuple[Any, ...]:
         usage.prompt_tokens if usage else None,
         usage.completion_tokens if usage else None,
         ex.cost_usd,
-        round(total * 1000, 3),
-        round(upstream * 1000, 3),
-        round(max(total - upstream, 0.0) * 1000, 3),
+        _thousandths(total * 1000.0),
+        _thousandths(upstream * 1000.0),
+        _thousandths(max(total - upstream, 0.0) * 1000.0),
         cache_status(ex) if ex.reply_headers else None,
         len(attempts),
         ex.error_type,
@@ -379,7 +386,7 @@ class AccessLog:
             )
             line = " ".join(parts).encode()
         else:
-            line = _encode(_JsonLine(round(now, 3), "info", "relay.access", "request", *values))
+            line = _encode(_JsonLine(_thousandths(now), "info", "relay.access", "request", *values))
         self._lines.put(line + b"\n")
 
 

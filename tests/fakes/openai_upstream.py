@@ -651,11 +651,16 @@ class FakeOpenAI:
             else:
                 interval = LONG_STREAM_INTERVAL if model == "long-stream" else 0.0
                 interval = request.get("interval", interval)
-                for event in plan.head + plan.body + plan.tail:
-                    await resp.write(sse(event))
-                    if interval:
+                events = plan.head + plan.body + plan.tail
+                if not interval:
+                    # One write: the whole answer arrives at once, however loaded the machine
+                    # (written an event at a time, a busy gateway could read between them).
+                    await resp.write(b"".join(map(sse, events)) + DONE)
+                else:
+                    for event in events:
+                        await resp.write(sse(event))
                         await asyncio.sleep(interval)
-                await resp.write(DONE)
+                    await resp.write(DONE)
         except ConnectionError:
             cancelled = True
         except asyncio.CancelledError:

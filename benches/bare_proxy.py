@@ -5,6 +5,9 @@ Two RSGI apps for granian, on the same stack as Relay (granian RSGI + uvloop, ai
 * ``bare_proxy:proxy`` forwards ``POST /v1/chat/completions`` to the upstream and relays the
   answer (whole JSON body, or an SSE stream chunk by chunk) with no parsing, routing,
   accounting or error mapping: the least any gateway on this stack can cost;
+* ``bare_proxy:h1proxy`` is the same pass-through on Relay's own upstream client
+  (``relay.upstream.h1``, ``python/`` on ``PYTHONPATH``) instead of aiohttp: the floor with
+  the client Relay uses for provider calls;
 * ``bare_proxy:static`` answers every request with fixed bytes: granian alone.
 
 Run one pinned like the gateway and point ``loadgen.py`` at it, e.g.::
@@ -61,6 +64,41 @@ class Proxy:
                 await transport.send_bytes(chunk)
 
 
+class H1Proxy:
+    """``Proxy`` on Relay's own HTTP/1.1 client (imported when the app is first called)."""
+
+    pool: Any
+    target: Any
+    timeouts: Any
+
+    def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        from relay.config.model import Timeouts
+        from relay.upstream.h1 import H1Pool
+
+        self.timeouts = Timeouts()
+        self.pool = H1Pool(0, 128 * 1024 * 1024)
+        self.target = self.pool.target(UPSTREAM + "/chat/completions", False)
+
+    def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.run_until_complete(self.pool.close())
+
+    async def __rsgi__(self, scope: Any, proto: Any) -> None:
+        if scope.path != "/v1/chat/completions":
+            proto.response_bytes(200 if scope.path == "/readyz" else 404, [JSON], b"{}")
+            return
+        body = await proto()
+        stream = b'"stream":true' in body or b'"stream": true' in body
+        upstream = await self.pool.send(
+            "bare", self.target, dict([JSON]), body, self.timeouts, stream=stream
+        )
+        if not upstream.headers.get("content-type", "").startswith("text/event-stream"):
+            proto.response_bytes(upstream.status, [JSON], await upstream.read())
+            return
+        transport = proto.response_stream(upstream.status, [("content-type", "text/event-stream")])
+        async for chunk in upstream.chunks():
+            await transport.send_bytes(chunk)
+
+
 class Static:
     """Fixed bytes for every request: the cost of granian itself."""
 
@@ -70,4 +108,5 @@ class Static:
 
 
 proxy = Proxy()
+h1proxy = H1Proxy()
 static = Static()

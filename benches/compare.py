@@ -7,6 +7,8 @@ in turns (A, B, C, A, B, C ... for ``--rounds``), so drift of a shared machine h
 them alike. Variants are named on the command line:
 
 * ``bare``: ``bare_proxy:proxy`` on granian (RSGI, uvloop, one worker);
+* ``bare-h1``: ``bare_proxy:h1proxy``, the same with Relay's own upstream client
+  (``relay.upstream.h1``) instead of aiohttp: what the client alone saves;
 * ``relay``: this checkout (``PYTHONPATH=<repo>/python``), uncommitted changes included;
 * ``relay@REV``: Relay at git revision REV, from a worktree at ``/tmp/relay-bench-REV`` made
   (or reused) here; the compiled extension ``python/relay/_native.abi3.so`` is copied from this
@@ -85,6 +87,7 @@ BACKGROUND = "relay-"
 # variant name -> (server keys added to the run's config, config lines appended).
 TRIMS = {
     "relay-noledger": ("", "database: {ledger: {enabled: false}}\n"),
+    "relay-aiohttp": (", upstream_client: aiohttp", ""),
     "relay-core": (
         ", access_log: false",
         "database: {ledger: {enabled: false}}\nmetrics: {enabled: false}\n",
@@ -307,15 +310,11 @@ class Variant:
         if self.kind == "bare":
             granian = ["--interface", "rsgi", "--loop", "uvloop", "--workers", "1"]
             granian += ["--host", HOST, "--port", str(port), "--working-dir", str(HERE)]
-            return [
-                "env",
-                f"BARE_UPSTREAM={upstream}",
-                py,
-                "-m",
-                "granian",
-                *granian,
-                "bare_proxy:proxy",
-            ]
+            env = [f"BARE_UPSTREAM={upstream}"]
+            if self.root is not None:  # bare-h1: Relay's upstream client, from this checkout
+                env.append(f"PYTHONPATH={self.root / 'python'}")
+            app = self.info.get("app", "bare_proxy:proxy")
+            return ["env", *env, py, "-m", "granian", *granian, app]
         if self.kind == "relay":
             assert self.root is not None
             serve = ["--config", str(config), "--port", str(port), "--workers", "1"]
@@ -388,6 +387,8 @@ def parse_variant(spec: str) -> Variant:
         return Variant(name.strip(), "custom", template=template)
     if spec == "bare":
         return Variant("bare", "bare")
+    if spec == "bare-h1":
+        return Variant("bare-h1", "bare", root=REPO, info={"app": "bare_proxy:h1proxy"})
     if spec == "relay":
         return Variant("relay", "relay", root=REPO, info=checkout_info(REPO))
     if spec in TRIMS:
@@ -395,7 +396,7 @@ def parse_variant(spec: str) -> Variant:
     if spec.startswith("relay@") and len(spec) > len("relay@"):
         root, info = worktree(spec.split("@", 1)[1])
         return Variant(spec, "relay", root=root, info=info)
-    known = ", ".join(["bare", "relay", *TRIMS, "relay@REV", "NAME=COMMAND"])
+    known = ", ".join(["bare", "bare-h1", "relay", *TRIMS, "relay@REV", "NAME=COMMAND"])
     raise RuntimeError(f"unknown variant {spec!r}: {known}")
 
 

@@ -115,6 +115,7 @@ class RelayApp:
             else UpstreamPool(
                 config.server.upstream_connections_per_host,
                 config.server.max_upstream_body_bytes,
+                client=config.server.upstream_client,
             )
         )
         self.router: Router = Router(

@@ -40,6 +40,7 @@ RESTART_NEEDED: tuple[str, ...] = (
     "server.drain_timeout_s",
     "server.upstream_connections_per_host",
     "server.max_upstream_body_bytes",
+    "server.upstream_client",
     "database",
     "auth.key_refresh_s",
     "redis",

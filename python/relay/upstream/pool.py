@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterable, Mapping
+from typing import Literal
 
 import aiohttp
 from yarl import URL
@@ -22,7 +23,9 @@ from relay.errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
+from relay.stage import UpstreamResponse
 from relay.upstream.client import session_options
+from relay.upstream.h1 import H1Pool
 
 # The largest error answer read (a provider's error is a few hundred bytes; an HTML page a few
 # KiB); and the default bound of a successful answer read whole.
@@ -135,11 +138,20 @@ def map_transport_error(exc: BaseException, provider: str, *, mid_body: bool) ->
 class UpstreamPool:
     """The worker's outbound HTTP pool; started on the worker's loop, closed on shutdown."""
 
-    def __init__(self, connections_per_host: int = 0, max_body_bytes: int = MAX_BODY) -> None:
+    def __init__(
+        self,
+        connections_per_host: int = 0,
+        max_body_bytes: int = MAX_BODY,
+        *,
+        client: Literal["h1", "aiohttp"] = "h1",
+    ) -> None:
         # 0: no cap. A cap keeps a burst from opening thousands of sockets to one provider.
         self._per_host = connections_per_host
         self._max_body = max_body_bytes
         self._session: aiohttp.ClientSession | None = None
+        # Provider calls (send) go through the gateway's own HTTP/1.1 client unless
+        # ``server.upstream_client`` is ``aiohttp``; pass-through requests always use aiohttp.
+        self._h1 = H1Pool(connections_per_host, max_body_bytes) if client == "h1" else None
         # Per (timeouts, stream): aiohttp's timeout and the idle timeout to switch to after
         # the first bytes (None: the same as the first-byte one).
         self._timeouts: dict[tuple[Timeouts, bool], tuple[aiohttp.ClientTimeout, float | None]]
@@ -169,6 +181,8 @@ class UpstreamPool:
 
     async def close(self) -> None:
         """Close every pooled connection."""
+        if self._h1 is not None:
+            await self._h1.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -183,7 +197,7 @@ class UpstreamPool:
         *,
         stream: bool,
         url_encoded: bool = False,
-    ) -> HttpResponse:
+    ) -> UpstreamResponse:
         """POST ``body`` and return once the response headers are in.
 
         ``url_encoded``: the URL is sent exactly as given, its percent-escapes untouched
@@ -192,6 +206,14 @@ class UpstreamPool:
         session = self._session
         if session is None:
             raise UpstreamUnreachable("the upstream pool is not started")
+        h1 = self._h1
+        if h1 is not None:
+            try:
+                target = h1.target(url, url_encoded)
+            except ValueError:
+                pass  # not http(s): aiohttp's to answer (or refuse)
+            else:
+                return await h1.send(provider, target, headers, body, timeouts, stream=stream)
         timeout, idle = self._timeouts.get((timeouts, stream)) or self._timeout(timeouts, stream)
         try:
             response = await session.post(

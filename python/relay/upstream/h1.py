@@ -329,48 +329,58 @@ class H1Response:
             self._keep_alive = False
 
     def _feed_chunked(self, data: bytes) -> None:
+        """Strip the chunked framing of one read; its payload is delivered once (a stream's
+        read holds several events, each its own chunk)."""
         buf = self._head
         if buf:
             buf += data
             data = bytes(buf)
             buf.clear()
+        out: list[bytes] = []
+        state, left = self._chunk_state, self._chunk_left
         pos, size = 0, len(data)
         while pos < size:
-            state = self._chunk_state
             if state == _DATA:
-                take = min(self._chunk_left, size - pos)
-                self._deliver(data[pos : pos + take] if take != size else data)
-                pos += take
-                self._chunk_left -= take
-                if not self._chunk_left:
-                    self._chunk_state = _DATA_END
+                end = pos + left
+                if end > size:  # the chunk goes on in the next read
+                    out.append(data[pos:])
+                    left = end - size
+                    break
+                out.append(data[pos:end])
+                pos, left, state = end, 0, _DATA_END
                 continue
             end = data.find(b"\r\n", pos)
             if end < 0:
                 if size - pos > 4096:
                     raise self._malformed("a chunk-size line over 4096 bytes")
                 buf += data[pos:]
-                return
+                break
             line = data[pos:end]
             pos = end + 2
             if state == _SIZE:
                 digits = line.split(b";", 1)[0].strip()
                 try:
-                    self._chunk_left = int(digits, 16)
+                    left = int(digits, 16)
                 except ValueError:
                     raise self._malformed("a malformed chunk size") from None
-                if self._chunk_left < 0 or len(digits) > 16:
+                if left < 0 or len(digits) > 16:
                     raise self._malformed("a malformed chunk size")
-                self._chunk_state = _DATA if self._chunk_left else _TRAILER
+                state = _DATA if left else _TRAILER
             elif state == _DATA_END:
                 if line:
                     raise self._malformed("a chunk longer than its size")
-                self._chunk_state = _SIZE
+                state = _SIZE
             elif not line:  # the trailer's blank line: the body is complete
                 if pos < size:
                     self._keep_alive = False
-                self._finish()
+                if out:
+                    self._deliver(b"".join(out))
+                if not (self._done or self._error):
+                    self._finish()
                 return
+        self._chunk_state, self._chunk_left = state, left
+        if out:
+            self._deliver(out[0] if len(out) == 1 else b"".join(out))
 
     def _deliver(self, data: bytes) -> None:
         decoder = self._decoder

@@ -28,6 +28,7 @@ class RawServer:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.handler: Handler | None = None
+        self.generation = 0
         self.connections = 0
         self.active = 0
         self.most_active = 0
@@ -47,6 +48,7 @@ class RawServer:
         ready.wait(5)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        generation = self.generation  # a connection of an earlier test counts for none
         self.connections += 1
         self.active += 1
         self.most_active = max(self.most_active, self.active)
@@ -56,8 +58,9 @@ class RawServer:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
-            self.active -= 1
-            self.closed_at.append(time.monotonic())
+            if generation == self.generation:
+                self.active -= 1
+                self.closed_at.append(time.monotonic())
             writer.close()
 
     @property
@@ -65,13 +68,20 @@ class RawServer:
         return f"http://127.0.0.1:{self.port}/v1/x"
 
     def reset(self, handler: Handler) -> None:
+        self.generation += 1
         self.handler = handler
         self.connections = self.active = self.most_active = 0
         self.closed_at.clear()
 
     def stop(self) -> None:
+        async def shut() -> None:
+            self.server.close()
+            await self.server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(shut(), self.loop).result(5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+        self.loop.close()
 
 
 @pytest.fixture(scope="module")

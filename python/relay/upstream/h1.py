@@ -633,14 +633,21 @@ class _Deflate:
 class H1Pool:
     """The worker's HTTP/1.1 connections, kept alive per origin (scheme, host, port)."""
 
-    def __init__(self, connections_per_host: int = 0, max_body_bytes: int = 0) -> None:
+    def __init__(
+        self,
+        connections_per_host: int = 0,
+        max_body_bytes: int = 0,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        """``tls``: the context of https origins (default: the system's trust store, made at
+        the first https connection)."""
         self._per_host = connections_per_host
         self._max_body = max_body_bytes
         self._idle: dict[tuple[bool, str, int], list[_Connection]] = {}
         self._open: dict[tuple[bool, str, int], int] = {}
         self._waiters: dict[tuple[bool, str, int], deque[asyncio.Future[_Connection | None]]] = {}
         self._targets: dict[tuple[str, bool], _Target] = {}
-        self._tls: ssl.SSLContext | None = None
+        self._tls = tls
         self._sweep: asyncio.TimerHandle | None = None
         self._closing = False
 

@@ -5,7 +5,10 @@ cap per host, and an abandoned answer closed at once."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import gzip
+import ipaddress
+import ssl
 import threading
 import time
 import zlib
@@ -17,6 +20,8 @@ import pytest
 from relay.config.model import Timeouts
 from relay.errors import UpstreamProtocolError, UpstreamTimeout, UpstreamUnreachable
 from relay.upstream.h1 import H1Pool, H1Response, request_head
+
+CERT_LIFE = dt.timedelta(days=1)
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 FAST = Timeouts(connect_s=2.0, read_s=2.0, total_s=5.0)
@@ -429,3 +434,71 @@ def test_a_line_break_in_a_header_is_refused() -> None:
         b"Accept-Encoding: gzip, deflate\r\nContent-Type: application/octet-stream\r\n"
         b"Content-Length: 2\r\n\r\n"
     )
+
+
+def _self_signed(tmp: Any) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key, as PEM files."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relay test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - CERT_LIFE)
+        .not_valid_after(now + CERT_LIFE)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+def test_https_verifies_the_provider_certificate(tmp_path: Any) -> None:
+    cert, key = _self_signed(tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    trusting = ssl.create_default_context(cafile=cert)
+    answer = json_answer(b'{"tls":true}')
+
+    async def main() -> tuple[str, bytes]:
+        server = await asyncio.start_server(answering(answer), "127.0.0.1", 0, ssl=server_ctx)
+        url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/x"
+        try:
+            default = H1Pool(0, 1 << 20)  # the system's trust store: the test CA is not in it
+            try:
+                with pytest.raises(UpstreamUnreachable, match="could not connect") as refused:
+                    await post(default, url)
+            finally:
+                await default.close()
+            trusted = H1Pool(0, 1 << 20, tls=trusting)
+            try:
+                body = await (await post(trusted, url)).read()
+            finally:
+                await trusted.close()
+        finally:
+            server.close()
+        return str(refused.value), body
+
+    refused, body = asyncio.run(asyncio.wait_for(main(), 10))
+    assert "certificate" in refused.lower()
+    assert body == b'{"tls":true}'

@@ -254,7 +254,7 @@ class H1Response:
             if not version.startswith(b"HTTP/1.") or len(code) != 3 or not code.isdigit():
                 raise self._malformed("a response that is not HTTP/1.x")
             status = int(code)
-            if 100 <= status < 200:
+            if 100 <= status < 200 and status != 101:
                 buf += rest
                 continue
             headers: dict[str, str] = {}
@@ -423,7 +423,16 @@ class H1Response:
         self._wake()
         conn = self._conn
         conn.response = None
-        if self._keep_alive and not self._paused and not conn.closed:
+        transport = conn.transport
+        if (
+            self._keep_alive
+            and not self._paused
+            and not conn.closed
+            and transport is not None
+            # Answered before the whole request was written (an early error): the rest of
+            # the body would reach the provider as the next request.
+            and not transport.get_write_buffer_size()
+        ):
             conn.pool._release(conn)
         else:
             conn.abort()

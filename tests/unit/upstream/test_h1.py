@@ -502,3 +502,30 @@ def test_https_verifies_the_provider_certificate(tmp_path: Any) -> None:
     refused, body = asyncio.run(asyncio.wait_for(main(), 10))
     assert "certificate" in refused.lower()
     assert body == b'{"tls":true}'
+
+
+def test_an_answer_before_the_whole_body_was_sent_is_not_reused(raw: RawServer) -> None:
+    """A provider may refuse a large body from its head (413) while it is still being sent:
+    the connection is not reused, or the rest of the body would be its next request."""
+
+    async def early(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        if b"content-length: 2\r\n" in head.lower():
+            await reader.readexactly(2)
+            writer.write(json_answer(b'{"small":1}'))
+        else:
+            writer.write(b"HTTP/1.1 413 Too Large\r\nContent-Length: 2\r\n\r\n{}")
+        await writer.drain()
+        await reader.read()  # the body, if it still comes, is never read as a request
+
+    raw.reset(early)
+
+    async def go(pool: H1Pool) -> list[tuple[int, bytes]]:
+        target = pool.target(raw.url, False)
+        big = await pool.send("p", target, {}, b"x" * (16 << 20), FAST, stream=False)
+        first = (big.status, await big.read())
+        small = await post(pool, raw.url)
+        return [first, (small.status, await small.read())]
+
+    assert run(go) == [(413, b"{}"), (200, b'{"small":1}')]
+    assert raw.connections == 2

@@ -29,6 +29,7 @@ from yarl import URL
 
 from relay.config.model import Timeouts
 from relay.errors import GatewayError, UpstreamProtocolError, UpstreamTimeout, UpstreamUnreachable
+from relay.upstream.bounds import MAX_ERROR_BODY, too_large
 
 # The largest response head accepted, and the body bytes buffered before reading pauses (a
 # slow client of a fast stream must not make the worker hold the whole stream).
@@ -269,7 +270,7 @@ class H1Response:
             self.headers = headers
             self.status = status
             if status >= 300:
-                self._limit = min(self._max_body, _MAX_ERROR_BODY)
+                self._limit = min(self._max_body, MAX_ERROR_BODY)
             self._framing_of(status, version)
             return rest
 
@@ -600,22 +601,11 @@ class H1Response:
             conn.abort()
 
     def _too_large(self) -> UpstreamProtocolError:
-        limit, provider, status = self._limit, self._provider, self.status
-        if status >= 300:
-            return UpstreamProtocolError(
-                f"provider '{provider}' answered {status} with an error body over {limit} bytes"
-            )
-        return UpstreamProtocolError(
-            f"provider '{provider}' answered with a body over {limit} bytes (decompressed); "
-            "the limit is server.max_upstream_body_bytes"
-        )
+        return too_large(self._provider, self.status, self._limit)
 
     def _malformed(self, what: str) -> UpstreamProtocolError:
         self._keep_alive = False
         return UpstreamProtocolError(f"provider '{self._provider}' answered with {what}")
-
-
-_MAX_ERROR_BODY = 1024 * 1024
 
 
 class _Deflate:
@@ -730,23 +720,19 @@ class H1Pool:
             if given is not None:
                 return given
         self._open[key] = self._open.get(key, 0) + 1
+        if total_at is not None:  # the connection is part of the whole call's time
+            connect_s = min(connect_s, max(total_at - loop.time(), 0.0))
         try:
-            return await self._connect(provider, target, connect_s, total_at, loop)
+            return await self._connect(provider, target, connect_s, loop)
         except BaseException:
             self._open[key] -= 1
             self._wake_waiter(key)
             raise
 
     async def _connect(
-        self,
-        provider: str,
-        target: _Target,
-        connect_s: float,
-        total_at: float | None,
-        loop: asyncio.AbstractEventLoop,
+        self, provider: str, target: _Target, connect_s: float, loop: asyncio.AbstractEventLoop
     ) -> _Connection:
-        if total_at is not None:
-            connect_s = min(connect_s, max(total_at - loop.time(), 0.0))
+        """A new connection to ``target``'s origin, within ``connect_s``."""
         tls = None
         if target.tls:
             if self._tls is None:

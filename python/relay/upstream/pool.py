@@ -24,13 +24,9 @@ from relay.errors import (
     UpstreamUnreachable,
 )
 from relay.stage import UpstreamResponse
+from relay.upstream.bounds import MAX_BODY, MAX_ERROR_BODY, too_large
 from relay.upstream.client import session_options
 from relay.upstream.h1 import H1Pool
-
-# The largest error answer read (a provider's error is a few hundred bytes; an HTML page a few
-# KiB); and the default bound of a successful answer read whole.
-MAX_ERROR_BODY = 1024 * 1024
-MAX_BODY = 128 * 1024 * 1024
 
 
 class HttpResponse:
@@ -76,15 +72,7 @@ class HttpResponse:
             raise map_transport_error(exc, self._provider, mid_body=True) from None
 
     def _too_large(self, limit: int) -> UpstreamProtocolError:
-        provider, status = self._provider, self.status
-        if status >= 300:
-            return UpstreamProtocolError(
-                f"provider '{provider}' answered {status} with an error body over {limit} bytes"
-            )
-        return UpstreamProtocolError(
-            f"provider '{provider}' answered with a body over {limit} bytes (decompressed); "
-            "the limit is server.max_upstream_body_bytes"
-        )
+        return too_large(self._provider, self.status, limit)
 
     async def chunks(self) -> AsyncGenerator[bytes, None]:
         content = self._response.content

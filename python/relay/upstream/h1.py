@@ -19,12 +19,14 @@ once, so the provider stops generating; only a response read to its end goes bac
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import zlib
 from collections import deque
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
+import aiohappyeyeballs
 from yarl import URL
 
 from relay.config.model import Timeouts
@@ -37,7 +39,9 @@ MAX_HEAD = 64 * 1024
 HIGH_WATER = 256 * 1024
 # Idle connections are closed after this long (providers close theirs after a minute or more).
 KEEPALIVE_S = 30.0
-_MAX_TARGETS = 1024  # distinct URLs kept parsed (a signed URL may hold a model or a region)
+_MAX_TARGETS = 1024
+# The head start of one address of a host over the next when connecting (aiohttp's too).
+HAPPY_EYEBALLS_S = 0.25  # distinct URLs kept parsed (a signed URL may hold a model or a region)
 
 # Framing of a response body.
 _LENGTH, _CHUNKED, _UNTIL_CLOSE, _NONE = 0, 1, 2, 3
@@ -745,20 +749,34 @@ class H1Pool:
             made.append(conn)
             return conn
 
+        sock: socket.socket | None = None
         try:
             async with asyncio.timeout(connect_s):
+                addresses = await loop.getaddrinfo(
+                    target.host, target.port, type=socket.SOCK_STREAM
+                )
+                # Happy eyeballs (RFC 8305), as aiohttp: a host whose first address does not
+                # answer (IPv6 without a route) is reached on the next one 0.25 s later, not
+                # after the whole connect timeout. uvloop's create_connection has no option
+                # for it, so the socket is connected first and handed over.
+                sock = await aiohappyeyeballs.start_connection(
+                    addresses, happy_eyeballs_delay=HAPPY_EYEBALLS_S, interleave=1
+                )
                 _, conn = await loop.create_connection(
                     factory,
-                    target.host,
-                    target.port,
+                    sock=sock,
                     ssl=tls,
                     server_hostname=target.host if tls is not None else None,
                 )
         except TimeoutError:
             for conn in made:
                 conn.abort()
+            if sock is not None and not made:
+                sock.close()
             raise UpstreamTimeout(f"could not connect to provider '{provider}' in time") from None
         except OSError as exc:
+            if sock is not None and not made:
+                sock.close()
             reason = exc.strerror or (str(exc) if isinstance(exc, ssl.SSLError) else "")
             raise UpstreamUnreachable(
                 f"could not connect to provider '{provider}': {reason or 'connection failed'}"

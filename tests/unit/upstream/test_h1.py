@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 import gzip
 import ipaddress
+import socket
 import ssl
 import threading
 import time
@@ -19,7 +20,7 @@ import pytest
 
 from relay.config.model import Timeouts
 from relay.errors import UpstreamProtocolError, UpstreamTimeout, UpstreamUnreachable
-from relay.upstream.h1 import H1Pool, H1Response, request_head
+from relay.upstream.h1 import HAPPY_EYEBALLS_S, H1Pool, H1Response, request_head
 
 CERT_LIFE = dt.timedelta(days=1)
 
@@ -529,3 +530,35 @@ def test_an_answer_before_the_whole_body_was_sent_is_not_reused(raw: RawServer) 
 
     assert run(go) == [(413, b"{}"), (200, b'{"small":1}')]
     assert raw.connections == 2
+
+
+def test_an_address_that_does_not_answer_is_passed_over_quickly(
+    raw: RawServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host's first address swallows the connection (as IPv6 without a route does); the
+    next one is tried after the happy-eyeballs delay, not after the connect timeout."""
+    raw.reset(answering(json_answer(b"{}")))
+    swallow = socket.socket()
+    swallow.bind(("127.0.0.1", 0))
+    swallow.listen(0)
+    filler = socket.create_connection(swallow.getsockname())  # the backlog is full now
+    dead = ("127.0.0.1", swallow.getsockname()[1])
+    live = ("127.0.0.1", raw.port)
+
+    async def resolve(host: str, port: int, **kw: Any) -> list[Any]:
+        assert host == "provider.test"  # the name is resolved, then each address tried
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", addr) for addr in (dead, live)]
+
+    async def go(pool: H1Pool) -> tuple[bytes, float]:
+        monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", resolve)
+        started = time.monotonic()
+        response = await post(pool, f"http://provider.test:{raw.port}/v1/x")
+        return await response.read(), time.monotonic() - started
+
+    try:
+        body, took = run(go)
+    finally:
+        filler.close()
+        swallow.close()
+    assert body == b"{}"
+    assert HAPPY_EYEBALLS_S <= took < 1.5  # FAST's connect timeout is 2 s

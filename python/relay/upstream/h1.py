@@ -49,7 +49,7 @@ _LENGTH, _CHUNKED, _UNTIL_CLOSE, _NONE = 0, 1, 2, 3
 _SIZE, _DATA, _DATA_END, _TRAILER = 0, 1, 2, 3
 
 # Set by the client itself: a caller's value is ignored (the body's length is the real one).
-_OWN = frozenset(("host", "content-length", "transfer-encoding", "connection"))
+_OWN = frozenset(("content-length", "transfer-encoding", "connection"))
 
 
 class _Target:
@@ -68,20 +68,25 @@ class _Target:
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.host_header = host if self.port == default else f"{host}:{self.port}"
         target = url.raw_path_qs or "/"
-        self.request_line = f"POST {target} HTTP/1.1\r\nHost: {self.host_header}\r\n"
+        self.request_line = f"POST {target} HTTP/1.1\r\n"
 
 
 def request_head(target: _Target, headers: Mapping[str, str], length: int) -> bytes:
     """The request's head: the caller's headers, the length, and aiohttp's defaults where the
-    caller set none (``Accept``, ``Accept-Encoding`` without ``br``, ``Content-Type``).
+    caller set none (``Host``, ``Accept``, ``Accept-Encoding`` without ``br``,
+    ``Content-Type``). A caller's ``Host`` is sent as given (a signed request signs it).
 
     A name or value holding CR or LF would let a value forwarded from a client add headers or
     a second request: refused (a ``ValueError``), as aiohttp refuses it."""
-    parts = [target.request_line]
-    accept_encoding = accept = content_type = False
+    parts = [target.request_line, ""]
+    accept_encoding = accept = content_type = host = False
     for name, value in headers.items():
         lower = name.lower()
         if lower in _OWN:
+            continue
+        if lower == "host":
+            host = True
+            parts[1] = f"{name}: {value}\r\n"
             continue
         if lower == "accept-encoding":
             accept_encoding = True
@@ -90,6 +95,8 @@ def request_head(target: _Target, headers: Mapping[str, str], length: int) -> by
         elif lower == "content-type":
             content_type = True
         parts.append(f"{name}: {value}\r\n")
+    if not host:
+        parts[1] = f"Host: {target.host_header}\r\n"
     if not accept:
         parts.append("Accept: */*\r\n")
     if not accept_encoding:
@@ -99,7 +106,7 @@ def request_head(target: _Target, headers: Mapping[str, str], length: int) -> by
     parts.append(f"Content-Length: {length}\r\n\r\n")
     text = "".join(parts)
     # Every line ends with CRLF and no CR or LF is anywhere else.
-    lines = len(parts) + 2  # the request line and Host, and the blank line at the end
+    lines = len(parts) + 1  # one line a part, and the blank line at the end
     if text.count("\n") != lines or text.count("\r") != lines:
         raise ValueError("a header name or value holds a line break")
     return text.encode("utf-8")

@@ -429,12 +429,18 @@ def test_a_line_break_in_a_header_is_refused() -> None:
     target = H1Pool().target("http://example.test/v1/x", False)
     with pytest.raises(ValueError, match="line break"):
         request_head(target, {"x-forwarded": "a\r\nInjected: yes"}, 2)
-    head = request_head(target, {"Host": "evil", "content-length": "99", "x-a": "b"}, 2)
+    with pytest.raises(ValueError, match="line break"):
+        request_head(target, {"host": "a\nb"}, 2)
+    head = request_head(target, {"content-length": "99", "x-a": "b"}, 2)
     assert head == (
         b"POST /v1/x HTTP/1.1\r\nHost: example.test\r\nx-a: b\r\nAccept: */*\r\n"
         b"Accept-Encoding: gzip, deflate\r\nContent-Type: application/octet-stream\r\n"
         b"Content-Length: 2\r\n\r\n"
     )
+    # A signed request's Host is sent as signed, in the place of the client's own.
+    signed = request_head(target, {"x-a": "b", "host": "example.test:443"}, 0)
+    assert signed.startswith(b"POST /v1/x HTTP/1.1\r\nhost: example.test:443\r\nx-a: b\r\n")
+    assert signed.count(b"ost: ") == 1
 
 
 def _self_signed(tmp: Any) -> tuple[str, str]:

@@ -464,3 +464,34 @@ def test_client_disconnect_cancels_the_upstream(gateway: Gateway, upstream: Fake
     assert stats["cancelled_streams"] == 1 and stats["completed_streams"] == 0
     # the worker is fine afterwards
     assert sdk(gateway.base_url).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+
+@pytest.mark.parametrize("client", ["h1", "aiohttp"])
+def test_both_upstream_clients_relay_answers_streams_and_failures(
+    upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory, client: str
+) -> None:
+    """``server.upstream_client``: the gateway's own client (the default) and aiohttp give the
+    client the same answers, streams, timeouts and cut streams."""
+    gateway = Gateway(
+        upstream_config(upstream, upstream_client=client), tmp_path_factory.mktemp(client)
+    )
+    try:
+        api = sdk(gateway.base_url)
+        direct = sdk(upstream.base_url, UPSTREAM_KEY)
+        reply = api.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, seed=3)
+        assert comparable(reply) == comparable(
+            direct.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, seed=3)
+        )
+        chunks = list(
+            api.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert text and chunks[-1].choices[0].finish_reason == "stop"
+        with pytest.raises(openai.APIStatusError) as slow:  # read_s 0.5 on "impatient"
+            api.chat.completions.create(model="slow", messages=MESSAGES)
+        assert slow.value.status_code == 504
+        assert "first-byte timeout" in slow.value.message
+        with pytest.raises(openai.APIError, match="closed the connection in the middle"):
+            list(api.chat.completions.create(model="cut-stream", messages=MESSAGES, stream=True))
+    finally:
+        gateway.stop()

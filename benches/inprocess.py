@@ -78,6 +78,9 @@ class Canned:
     def close(self) -> None:
         pass
 
+    def release(self) -> None:
+        pass
+
 
 class InMemoryPool:
     """The upstream pool with the network replaced by canned answers: the adapter still

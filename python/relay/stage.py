@@ -53,6 +53,11 @@ class UpstreamResponse(Protocol):
         """Abort: drop the connection so the provider stops generating."""
         ...
 
+    def release(self) -> None:
+        """The stream's end event was read: the connection may be kept for the next call
+        once the rest of the body arrives (soon), else it is dropped as by ``close``."""
+        ...
+
 
 @dataclass(slots=True, frozen=True)
 class Outbound:

@@ -65,6 +65,9 @@ class EchoResponse:
     def close(self) -> None:
         self._frames = ()
 
+    def release(self) -> None:
+        self._frames = ()
+
 
 class EchoProvider(OpenAIWire):
     """Answers locally; see the module docstring."""

@@ -175,7 +175,8 @@ class StreamRelay:
         """The provider finished: the hooks' held frames, usage and cost, the end frames."""
         ex = self.ex
         self.attempt.ended = time.perf_counter()
-        self.upstream.close()
+        # The end event was read: the connection is kept if the body's end follows at once.
+        self.upstream.release()
         if self.hooks:
             held = self._flush_hooks()
             if held:

@@ -37,6 +37,10 @@ from relay.upstream.bounds import MAX_ERROR_BODY, too_large
 # slow client of a fast stream must not make the worker hold the whole stream).
 MAX_HEAD = 64 * 1024
 HIGH_WATER = 256 * 1024
+# A released answer's rest (a stream's terminator after its end event) is read for at most
+# this long and this many bytes to keep its connection; past either the connection is closed.
+RELEASE_S = 1.0
+RELEASE_BYTES = 64 * 1024
 # Idle connections are closed after this long (providers close theirs after a minute or more).
 KEEPALIVE_S = 30.0
 _MAX_TARGETS = 1024
@@ -164,6 +168,8 @@ class H1Response:
         "_conn",
         "_decoder",
         "_done",
+        "_drain_limit",
+        "_draining",
         "_error",
         "_framing",
         "_head",
@@ -215,6 +221,8 @@ class H1Response:
         self._body_size = 0  # decoded bytes delivered so far
         self._paused = False
         self._whole = False  # read whole (read()): never paused
+        self._draining = False  # released (release()): the rest is read and dropped
+        self._drain_limit = 0
         # The idle timeout after the first body bytes of a stream (None: the first-byte one).
         self._idle: float | None = None
         self._done = False
@@ -395,6 +403,11 @@ class H1Response:
             self._deliver(out[0] if len(out) == 1 else b"".join(out))
 
     def _deliver(self, data: bytes) -> None:
+        if self._draining:  # released: what is left is read to keep the connection, dropped
+            self._body_size += len(data)
+            if self._body_size > self._drain_limit:
+                self._fail(self._too_large())
+            return
         decoder = self._decoder
         if decoder is not None:
             # Inflated a bounded piece at a time: a small compressed body cannot make the
@@ -582,23 +595,40 @@ class H1Response:
     async def chunks(self) -> AsyncGenerator[bytes, None]:
         """The body as it arrives, in whatever pieces the network delivers."""
         first = True
-        try:
-            while True:
-                if self._parts:
-                    yield self._take()
-                    if first:
-                        first = False
-                        if self._idle is not None:
-                            self._set_read_timeout(self._idle)
-                    continue
-                if self._done:
-                    return
-                if self._error is not None:
-                    raise self._error
-                await self._wait()
-        finally:
-            if not self._done:
-                self.close()
+        # Leaving early closes nothing: the caller ends the answer with close() or release().
+        while True:
+            if self._parts:
+                yield self._take()
+                if first:
+                    first = False
+                    if self._idle is not None:
+                        self._set_read_timeout(self._idle)
+                continue
+            if self._done:
+                return
+            if self._error is not None:
+                raise self._error
+            await self._wait()
+
+    def release(self) -> None:
+        """The caller read what it needed (a stream's end event): the rest of the body (the
+        stream's terminator, usually in flight) is read and dropped, and the connection kept
+        for the next call if the body ends within :data:`RELEASE_S` and
+        :data:`RELEASE_BYTES`; otherwise it is closed, as :meth:`close` closes it now."""
+        if self._done:
+            return
+        if self._error is not None or not self.status or self._framing == _UNTIL_CLOSE:
+            self.close()
+            return
+        self._draining = True
+        self._drain_limit = self._body_size + RELEASE_BYTES
+        self._parts.clear()
+        self._buffered = 0
+        if self._paused:
+            self._resume()
+        until = self._loop.time() + RELEASE_S
+        self._total_at = until if self._total_at is None else min(self._total_at, until)
+        self._arm()
 
     def close(self) -> None:
         """Abort the answer (a no-op once it was read to its end)."""

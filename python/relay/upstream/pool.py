@@ -90,6 +90,10 @@ class HttpResponse:
     def close(self) -> None:
         self._response.close()
 
+    def release(self) -> None:
+        """As :meth:`close`: aiohttp keeps a connection only once its body was read whole."""
+        self._response.close()
+
     def _set_read_timeout(self, seconds: float) -> None:
         connection = self._response.connection
         protocol = connection.protocol if connection is not None else None

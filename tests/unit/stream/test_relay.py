@@ -61,6 +61,9 @@ class Upstream:
     def close(self) -> None:
         self.closed = True
 
+    def release(self) -> None:  # the stream ended: for these fakes, as closed
+        self.closed = True
+
 
 class Client:
     def __init__(self) -> None:

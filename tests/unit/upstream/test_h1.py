@@ -568,3 +568,47 @@ def test_an_address_that_does_not_answer_is_passed_over_quickly(
         swallow.close()
     assert body == b"{}"
     assert HAPPY_EYEBALLS_S <= took < 1.5  # FAST's connect timeout is 2 s
+
+
+def _stream_with_late_end(gap_s: float) -> Handler:
+    """A stream whose end event and the body's terminator come ``gap_s`` apart."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            writer.write(b"10\r\ndata: [DONE]\n\n\n\n\r\n")
+            await writer.drain()
+            await asyncio.sleep(gap_s)
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+
+    return handler
+
+
+async def _to_the_end_event(pool: H1Pool, url: str) -> None:
+    response = await post(pool, url, stream=True)
+    async for chunk in response.chunks():
+        if b"[DONE]" in chunk:
+            break
+    response.release()
+
+
+@pytest.mark.parametrize(("gap_s", "connections"), [(0.05, 1), (1.5, 2)])
+def test_a_released_stream_keeps_its_connection_when_its_end_follows(
+    raw: RawServer, gap_s: float, connections: int
+) -> None:
+    """Released at the end event, a stream's connection serves the next call once the
+    terminator arrives (50 ms later); one that does not arrive within a second is closed."""
+    raw.reset(_stream_with_late_end(gap_s))
+
+    async def go(pool: H1Pool) -> None:
+        for _ in range(2):
+            await _to_the_end_event(pool, raw.url)
+            await asyncio.sleep(gap_s + 0.1)
+
+    run(go)
+    assert raw.connections == connections

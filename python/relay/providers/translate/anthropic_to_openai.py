@@ -300,6 +300,9 @@ class LocalResponse:
     def close(self) -> None:
         pass
 
+    def release(self) -> None:
+        pass
+
 
 async def count_tokens(ex: Exchange, attempt: Attempt) -> LocalResponse:
     """``{"input_tokens": N}`` counted with the model's tokenizer (tools included), off the

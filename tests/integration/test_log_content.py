@@ -117,7 +117,12 @@ def test_never_in_the_access_log(setup: tuple[Gateway, str, str, str]) -> None:
         model="gpt-4o-mini", messages=[{"role": "user", "content": "unlogged-marker-77"}]
     )
     content_of(gateway, raw.headers["x-request-id"])
+    # Access lines are written by a background thread in batches: wait for this one.
+    deadline = time.monotonic() + 5
     log = gateway.log_path.read_text()
+    while raw.headers["x-request-id"] not in log and time.monotonic() < deadline:
+        time.sleep(0.05)
+        log = gateway.log_path.read_text()
     assert raw.headers["x-request-id"] in log  # the access line was written
     assert "unlogged-marker-77" not in log
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import openai
 import pytest
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
@@ -46,15 +47,20 @@ class Pages:
     def shot(self, name: str) -> None:
         self.driver.save_screenshot(str(self.shots / f"{self.who}-{name}.png"))
 
+    def wait(self, timeout: float) -> WebDriverWait[WebDriver]:
+        # A click that navigates returns before the next page has loaded; while the old
+        # document goes, Chromium can answer a lookup with "Node ... does not belong to the
+        # document" (a plain WebDriverException, not a stale element): poll through it.
+        return WebDriverWait(self.driver, timeout, ignored_exceptions=(WebDriverException,))
+
     def text(self, selector: str, timeout: float = 15.0) -> str:
-        # A form's submit returns before the next page has loaded: wait for the element.
-        element = WebDriverWait(self.driver, timeout).until(
+        element = self.wait(timeout).until(
             ec.presence_of_element_located((By.CSS_SELECTOR, selector))
         )
         return str(element.text)
 
     def wait_text(self, selector: str, text: str, timeout: float = 15.0) -> None:
-        WebDriverWait(self.driver, timeout).until(
+        self.wait(timeout).until(
             ec.text_to_be_present_in_element((By.CSS_SELECTOR, selector), text)
         )
 

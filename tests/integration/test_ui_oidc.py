@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import openai
 import pytest
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -267,7 +268,8 @@ def sso_in_browser(driver: WebDriver, world: World, start: str) -> str:
         done = d.execute_script("return document.readyState") == "complete"
         return done and url.netloc == gateway and url.path not in ("/ui/login", "/ui/oidc/login")
 
-    WebDriverWait(driver, 20).until(back)
+    # A script run while the page changes can fail with a plain WebDriverException: retry.
+    WebDriverWait(driver, 20, ignored_exceptions=(WebDriverException,)).until(back)
     return urlsplit(driver.current_url).path
 
 

@@ -53,6 +53,9 @@ FRAMES = _frames(20)
 # A request with max_tokens 120 gets the long stream: the difference between the two is the
 # marginal cost of a relayed event, free of each stream's fixed costs.
 LONG_FRAMES = _frames(120)
+# A request with max_tokens 1 gets the 24 events in one read, as a provider that writes quickly
+# delivers them (compare.py's mock writes a whole stream at once): a stream's fixed cost.
+ONE_READ = [b"".join(FRAMES)]
 
 
 class Canned:
@@ -97,6 +100,8 @@ class InMemoryPool:
         stream: bool,
         url_encoded: bool = False,
     ) -> Canned:
+        if b'"max_tokens":1}' in body:
+            return Canned(stream, ONE_READ)
         long = b'"max_tokens":%d' % (len(LONG_FRAMES) - 4) in body
         return Canned(stream, LONG_FRAMES if long else FRAMES)
 
@@ -158,11 +163,13 @@ class NoOp:
         return body
 
 
-def body_of(size: int, stream: bool, long: bool = False) -> bytes:
+def body_of(size: int, stream: bool, long: bool = False, one_read: bool = False) -> bytes:
     text = ("The quick brown fox jumps over the lazy dog. " * (size // 45 + 1))[:size]
     extra = b',"stream":true' if stream else b""
     if long:
         extra += b',"max_tokens":%d' % (len(LONG_FRAMES) - 4)
+    elif one_read:
+        extra += b',"max_tokens":1'
     return (
         b'{"model":"bench-model","messages":[{"role":"system","content":"be brief"},'
         b'{"role":"user","content":"' + text.encode() + b'"}]' + extra + b"}"
@@ -236,6 +243,7 @@ def main() -> None:
         ("JSON, 4 KB prompt", body_of(4096, False), args.requests),
         ("JSON, 40 KB prompt", body_of(40960, False), args.requests // 4),
         ("stream, 24 events", body_of(20, True), args.requests // 4),
+        ("stream, one read", body_of(20, True, one_read=True), args.requests // 4),
         ("stream, 124 events", body_of(20, True, long=True), args.requests // 10),
     ]
     loop = asyncio.new_event_loop()

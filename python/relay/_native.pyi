@@ -10,9 +10,11 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, Self, TypeVar, final
 
 __all__ = [
+    "ChunkedDecoder",
     "EventStreamDecoder",
     "EventStreamMessage",
     "GcraDecision",
+    "InvalidChunkedBody",
     "InvalidEventStream",
     "InvalidJson",
     "InvalidStreamEvent",
@@ -78,6 +80,31 @@ class InvalidEventStream(NativeError):
 
     messages: list[EventStreamMessage]
     """The messages the failing read completed before the corrupt frame."""
+
+class InvalidChunkedBody(NativeError):
+    """A chunked HTTP/1.1 body is malformed: a size that is not 1 to 16 hex
+    digits, a line not ended by CRLF, a line over 4096 bytes, a chunk longer
+    than its size, or a trailer over 64 KiB. The decoder that raised it is
+    unusable (the framing is lost)."""
+
+@final
+class ChunkedDecoder:
+    """Incremental decoder of one HTTP/1.1 chunked body (RFC 9112, 7.1).
+
+    Reads may split the framing anywhere. Chunk extensions are ignored and
+    trailer fields dropped."""
+
+    def __new__(cls) -> Self: ...
+    def feed(self, data: bytes) -> bytes:
+        """The payload of ``data`` (``b""`` when it held only framing).
+        Nothing is taken after the body's end (see :attr:`trailing`).
+        Raises InvalidChunkedBody."""
+    @property
+    def done(self) -> bool:
+        """The body's end (the blank line after the last chunk) was read."""
+    @property
+    def trailing(self) -> int:
+        """Bytes of the last read that came after the body's end."""
 
 @final
 class EventStreamMessage:

@@ -14,9 +14,11 @@ from functools import cache
 from typing import TypeVar, TypeVarTuple, Unpack
 
 from relay._native import (
+    ChunkedDecoder,
     EventStreamDecoder,
     EventStreamMessage,
     GcraDecision,
+    InvalidChunkedBody,
     InvalidEventStream,
     InvalidJson,
     InvalidStreamEvent,
@@ -47,9 +49,11 @@ from relay._native import (
 
 __all__ = [
     "ON_LOOP_BYTES",
+    "ChunkedDecoder",
     "EventStreamDecoder",
     "EventStreamMessage",
     "GcraDecision",
+    "InvalidChunkedBody",
     "InvalidEventStream",
     "InvalidJson",
     "InvalidStreamEvent",

@@ -2,20 +2,21 @@
 //!
 //! The pure core (no Python types, unit-tested with `cargo test`):
 //! [`sse`], [`openai_chunk`] and [`openai_stream`] (the stream relay's
-//! per-read work), [`tokens`], [`cache_key`], [`json_edit`], [`gcra`],
-//! [`limiter`], [`eventstream`] (AWS event-stream framing), [`redact`]
-//! (PII detectors in [`redact_rules`]) and [`restore`] (placeholders back
-//! in answers and streams), the shared
-//! [`json`] helpers, and the limiter shared by processes: [`shm`] (POSIX
-//! shared memory), [`shared_table`] (its table of TAT words), [`siphash`]
-//! and [`shared_limiter`] (GCRA over that table). The binding layer is `py`
-//! (and `py_stream` for the stream scanner, `py_eventstream` for the AWS
-//! event-stream decoder, `py_shared` for the shared limiter, `py_redact`
-//! for redaction and restoration); its GIL
-//! policy (release the GIL for inputs of 8 KiB or more) is
-//! `py::maybe_detached`.
+//! per-read work), [`chunked`] (HTTP/1.1 chunked bodies of the upstream
+//! client), [`tokens`], [`cache_key`], [`json_edit`], [`gcra`], [`limiter`],
+//! [`eventstream`] (AWS event-stream framing), [`redact`] (PII detectors in
+//! [`redact_rules`]) and [`restore`] (placeholders back in answers and
+//! streams), the shared [`json`] helpers, and the limiter shared by
+//! processes: [`shm`] (POSIX shared memory), [`shared_table`] (its table of
+//! TAT words), [`siphash`] and [`shared_limiter`] (GCRA over that table). The
+//! binding layer is `py` (and `py_stream` for the stream scanner,
+//! `py_chunked` for chunked bodies, `py_eventstream` for the AWS event-stream
+//! decoder, `py_shared` for the shared limiter, `py_redact` for redaction and
+//! restoration); its GIL policy (release the GIL for inputs of 8 KiB or more)
+//! is `py::maybe_detached`.
 
 pub mod cache_key;
+pub mod chunked;
 pub mod eventstream;
 pub mod gcra;
 pub mod json;
@@ -35,6 +36,7 @@ pub mod sse;
 pub mod tokens;
 
 mod py;
+mod py_chunked;
 mod py_eventstream;
 mod py_redact;
 mod py_shared;
@@ -45,6 +47,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     py::register(m)?;
+    py_chunked::register(m)?;
     py_stream::register(m)?;
     py_eventstream::register(m)?;
     py_redact::register(m)?;

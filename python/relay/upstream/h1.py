@@ -31,6 +31,7 @@ from yarl import URL
 
 from relay.config.model import Timeouts
 from relay.errors import GatewayError, UpstreamProtocolError, UpstreamTimeout, UpstreamUnreachable
+from relay.native import ChunkedDecoder, InvalidChunkedBody
 from relay.upstream.bounds import MAX_ERROR_BODY, too_large
 
 # The largest response head accepted, and the body bytes buffered before reading pauses (a
@@ -49,8 +50,6 @@ HAPPY_EYEBALLS_S = 0.25  # distinct URLs kept parsed (a signed URL may hold a mo
 
 # Framing of a response body.
 _LENGTH, _CHUNKED, _UNTIL_CLOSE, _NONE = 0, 1, 2, 3
-# Chunked decoding states: a size line, chunk data, the CRLF after it, the trailer.
-_SIZE, _DATA, _DATA_END, _TRAILER = 0, 1, 2, 3
 
 # Set by the client itself: a caller's value is ignored (the body's length is the real one).
 _OWN = frozenset(("content-length", "transfer-encoding", "connection"))
@@ -163,8 +162,7 @@ class H1Response:
     __slots__ = (
         "_body_size",
         "_buffered",
-        "_chunk_left",
-        "_chunk_state",
+        "_chunked",
         "_conn",
         "_decoder",
         "_done",
@@ -207,11 +205,10 @@ class H1Response:
         self._loop = loop
         self.status = 0
         self.headers: Mapping[str, str] = {}
-        self._head = bytearray()  # bytes before the head ends; then framing bytes (chunked)
+        self._head = bytearray()  # bytes before the head ends
         self._framing = _NONE
         self._length_left = 0
-        self._chunk_state = _SIZE
-        self._chunk_left = 0
+        self._chunked: ChunkedDecoder | None = None
         self._decoder: Any = None
         self._keep_alive = True
         self._max_body = max_body
@@ -314,6 +311,7 @@ class H1Response:
             if transfer.rsplit(",", 1)[-1].strip() != "chunked":
                 raise self._malformed(f"a body in transfer-encoding '{transfer}'")
             self._framing = _CHUNKED
+            self._chunked = ChunkedDecoder()
             return
         length = headers.get("content-length")
         if length is None:
@@ -349,58 +347,21 @@ class H1Response:
             self._keep_alive = False
 
     def _feed_chunked(self, data: bytes) -> None:
-        """Strip the chunked framing of one read; its payload is delivered once (a stream's
-        read holds several events, each its own chunk)."""
-        buf = self._head
-        if buf:
-            buf += data
-            data = bytes(buf)
-            buf.clear()
-        out: list[bytes] = []
-        state, left = self._chunk_state, self._chunk_left
-        pos, size = 0, len(data)
-        while pos < size:
-            if state == _DATA:
-                end = pos + left
-                if end > size:  # the chunk goes on in the next read
-                    out.append(data[pos:])
-                    left = end - size
-                    break
-                out.append(data[pos:end])
-                pos, left, state = end, 0, _DATA_END
-                continue
-            end = data.find(b"\r\n", pos)
-            if end < 0:
-                if size - pos > 4096:
-                    raise self._malformed("a chunk-size line over 4096 bytes")
-                buf += data[pos:]
-                break
-            line = data[pos:end]
-            pos = end + 2
-            if state == _SIZE:
-                digits = line.split(b";", 1)[0].strip()
-                try:
-                    left = int(digits, 16)
-                except ValueError:
-                    raise self._malformed("a malformed chunk size") from None
-                if left < 0 or len(digits) > 16:
-                    raise self._malformed("a malformed chunk size")
-                state = _DATA if left else _TRAILER
-            elif state == _DATA_END:
-                if line:
-                    raise self._malformed("a chunk longer than its size")
-                state = _SIZE
-            elif not line:  # the trailer's blank line: the body is complete
-                if pos < size:
-                    self._keep_alive = False
-                if out:
-                    self._deliver(b"".join(out))
-                if not (self._done or self._error):
-                    self._finish()
-                return
-        self._chunk_state, self._chunk_left = state, left
-        if out:
-            self._deliver(out[0] if len(out) == 1 else b"".join(out))
+        """Strip the chunked framing of one read (natively: a stream's read holds dozens of
+        events, each its own chunk); its payload is delivered once."""
+        chunked = self._chunked
+        assert chunked is not None
+        try:
+            payload = chunked.feed(data)
+        except InvalidChunkedBody as err:
+            raise self._malformed(str(err)) from None
+        if payload:
+            self._deliver(payload)
+        if chunked.done:
+            if chunked.trailing:
+                self._keep_alive = False  # more than the body: never reuse it
+            if not (self._done or self._error):
+                self._finish()
 
     def _deliver(self, data: bytes) -> None:
         if self._draining:  # released: what is left is read to keep the connection, dropped

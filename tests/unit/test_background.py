@@ -35,6 +35,16 @@ def test_the_sqlite_writer_thread_is_niced_and_the_loop_thread_is_not(tmp_path: 
     assert nice_of(threading.get_native_id()) == loop_nice
 
 
+def written(path: Path) -> None:
+    """Wait for the writer thread's one line: the thread lives on after the test, and its first
+    write must not land after the file is closed, on whatever a later test opens with the same
+    descriptor number (seen in CI: a config file that began with ``one``)."""
+    deadline = time.monotonic() + 5
+    while path.read_bytes() != b"one\n" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert path.read_bytes() == b"one\n"
+
+
 def test_the_access_line_writer_thread_is_niced(tmp_path: Path) -> None:
     loop_nice = nice_of(threading.get_native_id())
     with (tmp_path / "lines").open("wb") as sink:
@@ -47,6 +57,7 @@ def test_the_access_line_writer_thread_is_niced(tmp_path: Path) -> None:
         while nice_of(native_id) == loop_nice and time.monotonic() < deadline:
             time.sleep(0.01)
         assert nice_of(native_id) == min(19, loop_nice + 10)
+        written(tmp_path / "lines")
     assert nice_of(threading.get_native_id()) == loop_nice
 
 
@@ -87,6 +98,7 @@ def test_the_writer_threads_carry_their_names_for_the_kernel(tmp_path: Path) -> 
         while comm_of(lines._thread.native_id) != "relay-log" and time.monotonic() < deadline:
             time.sleep(0.01)
         assert comm_of(lines._thread.native_id) == lines._thread.name == "relay-log"
+        written(tmp_path / "lines")
     # The calling thread keeps its own name.
     assert not comm_of(threading.get_native_id()).startswith("relay-")
 

@@ -16,6 +16,7 @@ them alike. Variants are named on the command line:
   see benches/README.md);
 * ``relay-noledger``, ``relay-core``: this checkout with default capabilities turned off (the
   ledger; the ledger, metrics and the access line), to show in one run what each costs;
+  ``relay-ledger``, ``relay-metrics``, ``relay-access``: relay-core with that one default on;
 * ``NAME=COMMAND``: any server; ``COMMAND`` is a template with ``{python}``, ``{port}``,
   ``{upstream}`` (the mock's ``/v1`` URL), ``{config}`` (a Relay config pointing at the mock)
   and ``{benches}``; it must answer ``GET /readyz`` with 200 once ready.
@@ -92,6 +93,10 @@ TRIMS = {
         ", access_log: false",
         "database: {ledger: {enabled: false}}\nmetrics: {enabled: false}\n",
     ),
+    # relay-core with one of the three defaults back on: what each costs alone.
+    "relay-ledger": (", access_log: false", "metrics: {enabled: false}\n"),
+    "relay-metrics": (", access_log: false", "database: {ledger: {enabled: false}}\n"),
+    "relay-access": ("", "database: {ledger: {enabled: false}}\nmetrics: {enabled: false}\n"),
 }
 
 

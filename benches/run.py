@@ -197,6 +197,11 @@ def cpu_clock_s(pid: int, thread: bool = False) -> float | None:
         return None
 
 
+def _ticks_s(fields: list[str]) -> float:
+    """User + system CPU seconds of ``/proc/<pid>/stat`` fields (after the command name)."""
+    return (int(fields[11]) + int(fields[12])) / HZ
+
+
 def _group_pids(pgid: int) -> list[tuple[int, list[str]]]:
     """The live processes of process group ``pgid`` with their ``/proc/<pid>/stat`` fields
     after the command name."""
@@ -219,7 +224,7 @@ def group_cpu_s(pgid: int) -> float:
     total = 0.0
     for pid, fields in _group_pids(pgid):
         precise = cpu_clock_s(pid)
-        total += precise if precise is not None else (int(fields[11]) + int(fields[12])) / HZ
+        total += precise if precise is not None else _ticks_s(fields)
     return total
 
 
@@ -238,8 +243,8 @@ def group_threads_cpu_s(pgid: int, prefix: str) -> float:
                     continue
                 precise = cpu_clock_s(int(task.name), thread=True)
                 if precise is None:
-                    fields = Path(task.path, "stat").read_text().rsplit(")", 1)[1].split()
-                    precise = (int(fields[11]) + int(fields[12])) / HZ
+                    stat = Path(task.path, "stat").read_text()
+                    precise = _ticks_s(stat.rsplit(")", 1)[1].split())
             except OSError:
                 continue
             total += precise

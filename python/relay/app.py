@@ -36,6 +36,7 @@ from relay.config.version import ConfigVersion
 from relay.dialects import ANTHROPIC_DIALECTS, OPENAI_DIALECTS, RESPONSES_DIALECTS, Dialect
 from relay.dialects.models import ModelCatalog
 from relay.forward import AttemptLoop
+from relay.handlers import batched
 from relay.handlers.api import ApiRoute
 from relay.handlers.common import Inflight, Pipeline
 from relay.handlers.local import AdminRoute, LocalRoutes, MetricsRoute, is_local
@@ -233,17 +234,22 @@ class RelayApp:
                 frozenset(config.models),
             )
         self.tracing: Tracing | None = tracing
-        # Run once per exchange after its last byte: the ledger row, the stored response,
-        # the access line, the metrics, spans and OTLP metrics.
+        # Run once per exchange after its last byte, at once: what a later request may need
+        # (the stored response) or an embedding program's taps expect then.
         self.taps: Sequence[Tap] = (
             # Before the ledger: content logging leaves the texts on the exchange for it.
             *policy_taps,
-            *((LedgerTap(tenancy.writer),) if tenancy.ledger else ()),
             *((ResponsesTap(stored),) if stored is not None else ()),
+            *extensions.taps,
+        )
+        # Taps that only record, run a few exchanges at a time, shortly after (at once before
+        # /metrics answers and when the worker stops): the ledger row, the access line, the
+        # metrics, spans and OTLP metrics. See relay/handlers/batched.py for why.
+        self.batched_taps: Sequence[Tap] = (
+            *((LedgerTap(tenancy.writer),) if tenancy.ledger else ()),
             *((AccessLog(config.server.log_format),) if config.server.access_log else ()),
             *((self.metrics,) if self.metrics is not None else ()),
             *((self.telemetry,) if self.telemetry is not None else ()),
-            *extensions.taps,
         )
         # Awaited after the taps, bounded in time (reservations, cache writes).
         self.settlers: Sequence[Settler] = (
@@ -269,7 +275,9 @@ class RelayApp:
             max_body=server.max_body_bytes,
             body_timeout_s=server.body_timeout_s,
             inflight=self.inflight,
+            batched_taps=self.batched_taps,
         )
+        self.pipeline = pipeline
         # Every adapter also serves /v1/responses (passed through or translated to chat).
         providers = bridge(build_providers(config), tenancy.responses)
         self.passthrough = Passthrough(
@@ -312,7 +320,7 @@ class RelayApp:
             ready=lambda: self.pool.ready and not self.inflight.draining,
             redis=partial(probe_redis, store) if is_failover(store) else None,
         )
-        self.metrics_route = MetricsRoute(self.metrics.render if self.metrics else None)
+        self.metrics_route = MetricsRoute(self._render_metrics if self.metrics else None)
         # The dashboard at /ui, over the admin API (only with a database).
         self.ui = UiRoute(dashboard(config, tenancy.admin), server.body_timeout_s)
 
@@ -332,6 +340,9 @@ class RelayApp:
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(self._start_drain(loop))
+        # The last requests' ledger rows, access lines and metrics (an app a reload replaced
+        # included).
+        batched.run_all()
         loop.run_until_complete(self.tenancy.stop())  # flushes the ledger queue
         if self.cache is not None:
             loop.run_until_complete(self.cache.close())
@@ -343,6 +354,17 @@ class RelayApp:
         ACCESS_LINES.close()  # the last requests' access lines
         if self.telemetry is not None:
             self.telemetry.shutdown()  # exports what is pending
+
+    async def _render_metrics(self) -> bytes:
+        """``GET /metrics``: every request this worker finished counted first."""
+        self.run_batched_taps()
+        assert self.metrics is not None
+        return await self.metrics.render()
+
+    def run_batched_taps(self) -> None:
+        """Run the batched taps over every exchange waiting for its batch now."""
+        if self.pipeline.batched is not None:
+            self.pipeline.batched.run()
 
     def _start_drain(self, loop: asyncio.AbstractEventLoop) -> asyncio.Task[None]:
         if self._drain_task is None:

@@ -149,7 +149,9 @@ class Stage(Protocol):
 
 class Tap(Protocol):
     """Observes every finished exchange: metrics, the ledger. Cheap and synchronous: it must
-    not block (queue what needs I/O, or be a :class:`Settler`)."""
+    not block (queue what needs I/O, or be a :class:`Settler`). A tap that only records is
+    listed among ``app.py``'s batched taps and sees exchanges a few at a time, shortly after
+    they end (:mod:`relay.handlers.batched`); it reads times from the exchange, not the clock."""
 
     def on_finish(self, ex: Exchange) -> None:
         """Called once per exchange, after the last byte was handed to the client."""

@@ -93,6 +93,7 @@ class InProcess:
     def finished(self) -> list[ReadableSpan]:
         telemetry = self.app.telemetry
         assert telemetry is not None and telemetry.tracer_provider is not None
+        self.app.run_batched_taps()  # the telemetry tap sees exchanges in batches
         telemetry.tracer_provider.force_flush()
         found = list(self.spans.get_finished_spans())
         self.spans.clear()
@@ -250,6 +251,7 @@ def test_metrics_count_requests_duration_and_tokens(inproc: InProcess) -> None:
     for _ in range(3):
         assert inproc.call("POST", "/v1/chat/completions", chat_body()).status == 200
     assert inproc.call("POST", "/v1/chat/completions", chat_body("nope")).status == 404
+    inproc.app.run_batched_taps()
     data = inproc.reader.get_metrics_data()
     assert data is not None
     points: dict[str, list[Any]] = {}

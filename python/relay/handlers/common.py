@@ -15,6 +15,7 @@ from relay.dialects import OPENAI_DIALECTS
 from relay.egress.headers import JSON, SSE_HEADERS, gateway_headers
 from relay.errors import GatewayError
 from relay.exchange import Exchange
+from relay.handlers.batched import BatchedTaps
 from relay.ids import new_id
 from relay.ingress.body import discard_body
 from relay.stage import Dialect, Gate, Reply, Settler, Stage, Tap
@@ -76,7 +77,8 @@ class Inflight:
 
 class Pipeline:
     """The parts ``app.py`` listed, as every route runs them: gates, stages in order, the
-    answer of a stage, errors, and after the last byte the taps and the settlers."""
+    answer of a stage, errors, and after the last byte the taps (``taps`` at once,
+    ``batched_taps`` a few exchanges at a time) and the settlers."""
 
     def __init__(
         self,
@@ -89,12 +91,15 @@ class Pipeline:
         max_body: int,
         body_timeout_s: float,
         inflight: Inflight | None = None,
+        batched_taps: Sequence[Tap] = (),
     ) -> None:
         self.gates = tuple(gates)
         # Counts the streams a stage answers with (a cached stream), as the routes count theirs.
         self.inflight = inflight or Inflight()
         self.stages = tuple(stages)
         self.taps = tuple(taps)
+        # Taps that only record, run a few exchanges at a time (see relay.handlers.batched).
+        self.batched = BatchedTaps(batched_taps) if batched_taps else None
         self.settlers = tuple(settlers)
         self.settle_timeout_s = settle_timeout_s
         self.max_body = max_body
@@ -150,7 +155,8 @@ class Pipeline:
         render(proto, ex.request_id, ex.dialect or DEFAULT_DIALECT, err, gateway_headers(ex)[1:])
 
     async def finish(self, ex: Exchange) -> None:
-        """Run every tap exactly once, then await the settlers (the client has its answer)."""
+        """Run every tap exactly once (the batched ones with the exchange's batch), then await
+        the settlers (the client has its answer)."""
         if ex.finished:
             return
         ex.finished = time.perf_counter()
@@ -159,6 +165,8 @@ class Pipeline:
                 tap.on_finish(ex)
             except Exception:
                 log.exception("tap %s failed for request %s", type(tap).__name__, ex.request_id)
+        if self.batched is not None:
+            self.batched.add(ex)
         if self.settlers:
             await self._settle(ex)
 

@@ -376,6 +376,8 @@ class AccessLog:
         if not _access.isEnabledFor(logging.INFO):
             return
         now = time.time()
+        if ex.finished:  # the line may be written a little after (relay.handlers.batched)
+            now -= time.perf_counter() - ex.finished
         values = access_values(ex)
         if self._text:
             parts = [text_line(now, "INFO", "relay.access", "request", None)]

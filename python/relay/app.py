@@ -277,7 +277,6 @@ class RelayApp:
             inflight=self.inflight,
             batched_taps=self.batched_taps,
         )
-        self.pipeline = pipeline
         # Every adapter also serves /v1/responses (passed through or translated to chat).
         providers = bridge(build_providers(config), tenancy.responses)
         self.passthrough = Passthrough(
@@ -356,15 +355,11 @@ class RelayApp:
             self.telemetry.shutdown()  # exports what is pending
 
     async def _render_metrics(self) -> bytes:
-        """``GET /metrics``: every request this worker finished counted first."""
-        self.run_batched_taps()
+        """``GET /metrics``: every request this worker finished counted first (an app a
+        reload replaced included)."""
+        batched.run_all()
         assert self.metrics is not None
         return await self.metrics.render()
-
-    def run_batched_taps(self) -> None:
-        """Run the batched taps over every exchange waiting for its batch now."""
-        if self.pipeline.batched is not None:
-            self.pipeline.batched.run()
 
     def _start_drain(self, loop: asyncio.AbstractEventLoop) -> asyncio.Task[None]:
         if self._drain_task is None:

@@ -28,6 +28,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from relay.app import RelayApp
 from relay.config import parse_config
+from relay.handlers import batched
 from relay.obs import trace_sdk
 from tests.fakes.openai_upstream import FakeUpstream
 from tests.fakes.threaded import serve
@@ -93,7 +94,7 @@ class InProcess:
     def finished(self) -> list[ReadableSpan]:
         telemetry = self.app.telemetry
         assert telemetry is not None and telemetry.tracer_provider is not None
-        self.app.run_batched_taps()  # the telemetry tap sees exchanges in batches
+        batched.run_all()  # the telemetry tap sees exchanges in batches
         telemetry.tracer_provider.force_flush()
         found = list(self.spans.get_finished_spans())
         self.spans.clear()
@@ -251,7 +252,7 @@ def test_metrics_count_requests_duration_and_tokens(inproc: InProcess) -> None:
     for _ in range(3):
         assert inproc.call("POST", "/v1/chat/completions", chat_body()).status == 200
     assert inproc.call("POST", "/v1/chat/completions", chat_body("nope")).status == 404
-    inproc.app.run_batched_taps()
+    batched.run_all()
     data = inproc.reader.get_metrics_data()
     assert data is not None
     points: dict[str, list[Any]] = {}

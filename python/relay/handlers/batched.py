@@ -44,6 +44,11 @@ DELAY_S = 0.05
 _BATCHERS: weakref.WeakSet[BatchedTaps] = weakref.WeakSet()
 
 
+def tap_failed(tap: Tap, ex: Exchange) -> None:
+    """Log a tap that raised (inside ``except``): the request it failed for, its traceback."""
+    log.exception("tap %s failed for request %s", type(tap).__name__, ex.request_id)
+
+
 def run_all() -> None:
     """Run every batcher's waiting exchanges now (the worker is stopping)."""
     for batcher in list(_BATCHERS):
@@ -97,4 +102,4 @@ class BatchedTaps:
                 try:
                     on_finish(ex)
                 except Exception:
-                    log.exception("tap %s failed for request %s", type(tap).__name__, ex.request_id)
+                    tap_failed(tap, ex)

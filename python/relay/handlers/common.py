@@ -15,7 +15,7 @@ from relay.dialects import OPENAI_DIALECTS
 from relay.egress.headers import JSON, SSE_HEADERS, gateway_headers
 from relay.errors import GatewayError
 from relay.exchange import Exchange
-from relay.handlers.batched import BatchedTaps
+from relay.handlers.batched import BatchedTaps, tap_failed
 from relay.ids import new_id
 from relay.ingress.body import discard_body
 from relay.stage import Dialect, Gate, Reply, Settler, Stage, Tap
@@ -164,7 +164,7 @@ class Pipeline:
             try:
                 tap.on_finish(ex)
             except Exception:
-                log.exception("tap %s failed for request %s", type(tap).__name__, ex.request_id)
+                tap_failed(tap, ex)
         if self.batched is not None:
             self.batched.add(ex)
         if self.settlers:

@@ -1,34 +1,54 @@
-"""What starts a hot reload in ``relay serve``'s main process: the config file changing (watched
-with watchfiles) and SIGHUP; one thread runs the reloads, one at a time.
+"""What starts a hot reload in ``relay serve``'s main process: the config file changing (looked
+at four times a second) and SIGHUP; one thread runs the reloads, one at a time.
 
-**Debounced.** watchfiles reports a burst of changes only once the file has been quiet for
-:data:`QUIET_MS`, so an editor's or a ``cp``'s successive writes are read once, after the last.
-A file caught half-written all the same fails validation and is refused (the running
-configuration stays), and the write that completes it is a change of its own.
+**Polled, not watched.** A thread ``stat``s the file every :data:`POLL_S` (following
+symlinks): its device, inode, size, and modification and change times. An editor that saves by
+renaming a new file over the old one, and a Kubernetes ConfigMap volume (which swaps a
+``..data`` symlink to a new directory), give the path a new inode, so both are seen; so is a
+file restored with its old modification time (``cp -p``), whose change time is new. A watch on
+the file's directory (inotify, as watchfiles did here) woke the main process on every write to
+any file there: with the SQLite ledger beside the config, on every ledger write (1 to 2 us of
+CPU per relayed stream, benches/README.md). Four ``stat`` calls a second cost a few
+microseconds a second, however busy the directory.
 
-**The directory is watched, not the file**: editors that save by renaming a new file over the
-old one, and Kubernetes' ConfigMap volumes (which swap a ``..data`` symlink), replace the
-file's inode, and a watch on the old inode would go quiet. A change that leaves the file's
-bytes as they were (a ``touch``, another file of the directory) starts no reload.
+**Debounced.** Once the file changes, it is read only when it has been quiet for
+:data:`QUIET_S` (at most :data:`MAX_HOLD_S` after the change was seen), so an editor's or a
+``cp``'s successive writes are read once, after the last. A file caught half-written all the
+same fails validation and is refused (the running configuration stays), and the write that
+completes it is a change of its own. A change that leaves the file's bytes as they were (a
+``touch``) starts no reload.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-import watchfiles
-
 log = logging.getLogger("relay")
 
-# Quiet time after the last change before the file is read, and the longest a burst of
-# changes is held back.
-QUIET_MS = 200
-MAX_HOLD_MS = 600
+# How often the file is looked at; how long it must stay unchanged before it is read; the
+# longest a burst of changes is held back.
+POLL_S = 0.25
+QUIET_S = 0.2
+MAX_HOLD_S = 0.6
+
+Signature = tuple[int, int, int, int, int] | None
+
+
+def _signature(path: Path) -> Signature:
+    """What changes when the file at ``path`` (symlinks followed) is written or replaced;
+    None while it is missing."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _read(path: Path) -> bytes | None:
@@ -38,34 +58,30 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
+def _quiet(path: Path, seen: Signature, stop: threading.Event) -> Signature:
+    """Wait until the file's signature holds for :data:`QUIET_S` (or :data:`MAX_HOLD_S` have
+    passed, or ``stop`` is set); its signature then."""
+    deadline = time.monotonic() + MAX_HOLD_S
+    while not stop.wait(QUIET_S):
+        now = _signature(path)
+        if now == seen or time.monotonic() >= deadline:
+            return now
+        seen = now
+    return seen
+
+
 def watch_file(path: Path, changed: Callable[[], None], stop: threading.Event) -> threading.Thread:
     """Call ``changed()`` (on a daemon thread) each time ``path``'s bytes change, until
     ``stop`` is set."""
-    # A symlink to a file elsewhere: its target's directory is watched too (not one below the
-    # file's own, as a ConfigMap's ..<time> directories are: those are replaced whole).
-    target = path.resolve()
-    directories = [path.parent]
-    if target.parent != path.parent.resolve() and not _configmap(path.parent.resolve(), target):
-        directories.append(target.parent)
-    names = {path.name, target.name}
-
-    def ours(_: watchfiles.Change, name: str) -> bool:
-        base = Path(name).name
-        return base in names or base.startswith("..")  # a ConfigMap's ..data and ..<time>
 
     def run() -> None:
-        last = _read(path)
+        last, seen = _read(path), _signature(path)
         try:
-            for _ in watchfiles.watch(
-                *directories,
-                watch_filter=ours,
-                step=QUIET_MS,
-                debounce=MAX_HOLD_MS,
-                stop_event=stop,
-                rust_timeout=500,
-                recursive=False,
-                raise_interrupt=False,
-            ):
+            while not stop.wait(POLL_S):
+                now = _signature(path)
+                if now == seen:
+                    continue
+                seen = _quiet(path, now, stop)
                 data = _read(path)
                 if data is None or data == last:
                     continue
@@ -77,15 +93,6 @@ def watch_file(path: Path, changed: Callable[[], None], stop: threading.Event) -
     thread = threading.Thread(target=run, name="relay-config-watch", daemon=True)
     thread.start()
     return thread
-
-
-def _configmap(directory: Path, target: Path) -> bool:
-    """Is ``target`` in a ``..<time>`` directory of ``directory`` (a ConfigMap volume)?"""
-    try:
-        first = target.relative_to(directory).parts[0]
-    except (ValueError, IndexError):
-        return False
-    return first.startswith("..")
 
 
 class ReloadQueue:

@@ -78,6 +78,16 @@ def test_same_bytes_and_other_files_are_no_change(watched: tuple[Path, Seen]) ->
     assert seen.count == 0
 
 
+def test_a_file_restored_with_its_old_time_is_a_change(watched: tuple[Path, Seen]) -> None:
+    """``cp -p`` of an older copy: the same size and modification time, new bytes (the change
+    time still moves)."""
+    path, seen = watched
+    before = path.stat()
+    path.write_text("a: 2\n")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    seen.wait_for(1)
+
+
 def test_reloads_run_one_at_a_time_and_fold_requests() -> None:
     started, release = threading.Event(), threading.Event()
     done: list[str] = []

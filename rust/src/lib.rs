@@ -1,14 +1,15 @@
 //! `relay._native`: byte-level hot paths of the Relay gateway.
 //!
 //! The pure core (no Python types, unit-tested with `cargo test`):
-//! [`sse`], [`openai_chunk`] and [`openai_stream`] (the stream relay's
-//! per-read work), [`chunked`] (HTTP/1.1 chunked bodies of the upstream
-//! client), [`tokens`], [`cache_key`], [`json_edit`], [`gcra`], [`limiter`],
-//! [`eventstream`] (AWS event-stream framing), [`redact`] (PII detectors in
-//! [`redact_rules`]) and [`restore`] (placeholders back in answers and
-//! streams), the shared [`json`] helpers, and the limiter shared by
-//! processes: [`shm`] (POSIX shared memory), [`shared_table`] (its table of
-//! TAT words), [`siphash`] and [`shared_limiter`] (GCRA over that table). The
+//! [`sse`], [`openai_chunk`] (with its fast path, `openai_chunk_fast`) and
+//! [`openai_stream`] (the stream relay's per-read work), [`chunked`]
+//! (HTTP/1.1 chunked bodies of the upstream client), [`tokens`],
+//! [`cache_key`], [`json_edit`], [`gcra`], [`limiter`], [`eventstream`] (AWS
+//! event-stream framing), [`redact`] (PII detectors in [`redact_rules`]) and
+//! [`restore`] (placeholders back in answers and streams), the shared
+//! [`json`] helpers, and the limiter shared by processes: [`shm`] (POSIX
+//! shared memory), [`shared_table`] (its table of TAT words), [`siphash`] and
+//! [`shared_limiter`] (GCRA over that table). The
 //! binding layer is `py` (and `py_stream` for the stream scanner,
 //! `py_chunked` for chunked bodies, `py_eventstream` for the AWS event-stream
 //! decoder, `py_shared` for the shared limiter, `py_redact` for redaction and
@@ -23,6 +24,7 @@ pub mod json;
 pub mod json_edit;
 pub mod limiter;
 pub mod openai_chunk;
+mod openai_chunk_fast;
 pub mod openai_stream;
 pub mod redact;
 pub mod redact_rules;

@@ -21,6 +21,11 @@
 //! object) counts as content and adds no text: vendors extend the shapes, and
 //! the relay must pass what it does not understand. An odd `usage` is ignored.
 //! A duplicated member: the last one wins, as in most JSON readers.
+//!
+//! [`scan_chunk`] first tries a hand-written pass, `openai_chunk_fast.rs`
+//! (1.9 to 2.6 times fewer instructions on the usual chunks, numbers there),
+//! which answers only when it is sure to give this serde reading's result
+//! ([`scan_chunk_serde`]), and otherwise leaves the event to it.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -60,6 +65,18 @@ pub struct Chunk<'a> {
 /// non-empty `tool_calls` array or a non-empty `function_call` object, or if
 /// its shape is odd. Fails only when `data` is not JSON.
 pub fn scan_chunk<'a>(data: &'a str, text: &mut String) -> Result<Chunk<'a>, serde_json::Error> {
+    if let Some(chunk) = crate::openai_chunk_fast::scan(data, text) {
+        return Ok(chunk);
+    }
+    scan_chunk_serde(data, text)
+}
+
+/// [`scan_chunk`] by serde_json alone: what it falls back to when the fast
+/// pass gives up (public for tests and measurements).
+pub fn scan_chunk_serde<'a>(
+    data: &'a str,
+    text: &mut String,
+) -> Result<Chunk<'a>, serde_json::Error> {
     let top = match serde_json::from_str::<Val<Top<'a>>>(data)? {
         Val::Ok(top) => top,
         // Not an object: relayed as is, as content.
@@ -529,13 +546,12 @@ impl<'de> Shape<'de> for Details {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::openai_chunk_fast::check::{both, Seen};
 
-    /// (content, usage, usage_only, error, text)
-    fn scan(data: &str) -> (bool, Option<Usage>, bool, Option<String>, String) {
-        let mut text = String::new();
-        let c = scan_chunk(data, &mut text).unwrap();
-        let error = c.error.map(|e| e.get().to_owned());
-        (c.content, c.usage, c.usage_only, error, text)
+    /// (content, usage, usage_only, error, text), by serde and by the fast
+    /// path (which must give the same, or leave the data to serde).
+    fn scan(data: &str) -> Seen {
+        both(data).0.expect("JSON")
     }
 
     fn usage(p: u64, c: u64, cached: u64) -> Option<Usage> {
@@ -657,6 +673,7 @@ mod tests {
         let mut s = String::new();
         for d in ["", "{", "{\"a\":1}x", "{'a':1}", "NaN"] {
             assert!(scan_chunk(d, &mut s).is_err(), "{d}");
+            assert_eq!(both(d), (None, false), "{d}");
         }
         assert!(s.is_empty());
     }

@@ -399,7 +399,7 @@ class BufferedLines:
     Each wake costs the thread about 100 us of CPU however few lines it writes: the wait, and
     taking the GIL back from a busy event loop after the write. Every 50 ms that was 2 us an
     access line at 1,100 requests a second; every 0.25 s it is 0.8 us (benches/README.md,
-    "Access lines and the config watch"). A batch is
+    "Access lines, the config watch and the chunk scanner"). A batch is
     written under the log handler's lock, so it never lands inside another line. The thread
     starts with the first line (in each worker: a forked process has no threads); what is
     pending is written at :meth:`close` and at exit."""

@@ -243,9 +243,10 @@ impl<'de, T: Shape<'de>> Shape<'de> for Vec<Val<T>> {
     }
 }
 
-/// The member names the gateway reads; everything else is skipped.
+/// The member names the gateway reads; everything else is skipped (or, in a
+/// `function` object of the fast pass, skipped but counted: `Other`).
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Key {
+pub(crate) enum Key {
     Choices,
     Usage,
     Error,

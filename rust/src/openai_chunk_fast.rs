@@ -43,7 +43,7 @@
 
 use std::num::NonZeroU32;
 
-use crate::openai_chunk::{Chunk, Usage};
+use crate::openai_chunk::{Chunk, Key, Usage};
 
 /// Tool calls kept per message.
 const MAX_CALLS: usize = 4;
@@ -221,31 +221,6 @@ impl Msg {
             || self.n_calls > 0
             || self.function_call.is_some_and(|f| f.nonempty)
     }
-}
-
-/// The member names read here (each object kind knows its own).
-#[derive(Clone, Copy)]
-enum Key {
-    Choices,
-    Usage,
-    Error,
-    Delta,
-    Message,
-    Text,
-    FinishReason,
-    Content,
-    Refusal,
-    ToolCalls,
-    FunctionCall,
-    Function,
-    Name,
-    Arguments,
-    PromptTokens,
-    CompletionTokens,
-    PromptTokensDetails,
-    CachedTokens,
-    /// A member a `function` object skips but counts.
-    Other,
 }
 
 /// What the last `choices` member was.

@@ -1,7 +1,8 @@
 //! `relay._native`: byte-level hot paths of the Relay gateway.
 //!
 //! The pure core (no Python types, unit-tested with `cargo test`):
-//! [`sse`], [`openai_chunk`] (with its fast path, `openai_chunk_fast`) and
+//! [`sse`], [`openai_chunk`] (its two readings: `openai_chunk_fast` and
+//! `openai_chunk_serde`) and
 //! [`openai_stream`] (the stream relay's per-read work), [`chunked`]
 //! (HTTP/1.1 chunked bodies of the upstream client), [`tokens`],
 //! [`cache_key`], [`json_edit`], [`gcra`], [`limiter`], [`eventstream`] (AWS
@@ -25,6 +26,7 @@ pub mod json_edit;
 pub mod limiter;
 pub mod openai_chunk;
 mod openai_chunk_fast;
+mod openai_chunk_serde;
 pub mod openai_stream;
 pub mod redact;
 pub mod redact_rules;

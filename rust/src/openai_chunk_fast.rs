@@ -43,7 +43,7 @@
 
 use std::num::NonZeroU32;
 
-use crate::openai_chunk::{Chunk, Key, Usage};
+use crate::openai_chunk_serde::{Chunk, Key, Usage};
 
 /// Tool calls kept per message.
 const MAX_CALLS: usize = 4;
@@ -1008,48 +1008,3 @@ impl<'a> Scanner<'a> {
         })
     }
 }
-
-/// Both readings of one data, checked against each other (for the tests of
-/// this module and of [`crate::openai_chunk`]).
-#[cfg(test)]
-pub(crate) mod check {
-    use crate::openai_chunk::{scan_chunk, scan_chunk_serde, Chunk, Usage};
-
-    /// What a scan gives: (content, usage, usage_only, error's raw JSON, text).
-    pub(crate) type Seen = (bool, Option<Usage>, bool, Option<String>, String);
-
-    /// Text already in the buffer: a scan appends after it.
-    const BEFORE: &str = "before·";
-
-    fn seen(c: &Chunk<'_>, text: &str) -> Seen {
-        let text = text.strip_prefix(BEFORE).expect("the text before is kept");
-        let error = c.error.map(|e| e.get().to_owned());
-        (c.content, c.usage, c.usage_only, error, text.to_owned())
-    }
-
-    /// Scan `data` by serde alone, by the fast path and by `scan_chunk`;
-    /// assert that the fast path bails (leaving the text as it was) or gives
-    /// exactly serde's result, and that `scan_chunk` gives serde's result.
-    /// Returns serde's result (`None`: not JSON) and whether the fast path
-    /// answered.
-    pub(crate) fn both(data: &str) -> (Option<Seen>, bool) {
-        let mut text = String::from(BEFORE);
-        let slow = scan_chunk_serde(data, &mut text)
-            .ok()
-            .map(|c| seen(&c, &text));
-        let mut text = String::from(BEFORE);
-        let fast = super::scan(data, &mut text);
-        match &fast {
-            Some(c) => assert_eq!(Some(seen(c, &text)), slow, "fast path on {data:?}"),
-            None => assert_eq!(text, BEFORE, "a bail leaves the text: {data:?}"),
-        }
-        let mut text = String::from(BEFORE);
-        let got = scan_chunk(data, &mut text).ok().map(|c| seen(&c, &text));
-        assert_eq!(got, slow, "scan_chunk on {data:?}");
-        (slow, fast.is_some())
-    }
-}
-
-#[cfg(test)]
-#[path = "openai_chunk_fast_tests.rs"]
-mod tests;

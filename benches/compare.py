@@ -11,9 +11,9 @@ them alike. Variants are named on the command line:
   (``relay.upstream.h1``) instead of aiohttp: what the client alone saves;
 * ``relay``: this checkout (``PYTHONPATH=<repo>/python``), uncommitted changes included;
 * ``relay@REV``: Relay at git revision REV, from a worktree at ``/tmp/relay-bench-REV`` made
-  (or reused) here; the compiled extension ``python/relay/_native.abi3.so`` is copied from this
-  checkout when the worktree has none (a revision whose Rust code differs needs a rebuild:
-  see benches/README.md);
+  (or reused) here; when the worktree has no compiled extension
+  (``python/relay/_native.abi3.so``), this checkout's is copied if REV's Rust sources are the
+  same, and REV's own is built (``maturin build``) if they differ;
 * ``relay-noledger``, ``relay-core``: this checkout with default capabilities turned off (the
   ledger; the ledger, metrics and the access line), to show in one run what each costs;
   ``relay-ledger``, ``relay-metrics``, ``relay-access``: relay-core with that one default on;
@@ -63,6 +63,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -358,27 +359,41 @@ def worktree(rev: str) -> tuple[Path, dict[str, Any]]:
         git("worktree", "add", "--detach", str(path), commit)
         made = True
     info: dict[str, Any] = {"rev": rev, "commit": commit, "worktree": str(path), "made": made}
-    native = path / NATIVE
-    if not native.exists():
-        if not (REPO / NATIVE).exists():
-            raise RuntimeError(f"{REPO / NATIVE} is missing: build the extension (make dev)")
-        shutil.copy2(REPO / NATIVE, native)
-        info["native"] = "copied from this checkout"
-    else:
-        info["native"] = "already there"
-    # The extension is built from the working tree of this checkout: compare its sources.
+    # The extension of this checkout is built from its working tree: compare the sources.
     differ = subprocess.run(
         ["git", "-C", str(REPO), "diff", "--quiet", commit, "--", *NATIVE_SOURCES],
         check=False,
     )
     info["native_sources_differ"] = differ.returncode != 0
-    if differ.returncode != 0 and info["native"] == "copied from this checkout":
-        print(
-            f"warning: the extension's sources ({', '.join(NATIVE_SOURCES)}) differ between"
-            f" {rev} and this checkout: the copied {NATIVE.name} may not match {rev};"
-            f" rebuild it in {path} (see benches/README.md)"
-        )
+    native = path / NATIVE
+    if native.exists():
+        info["native"] = "already there"
+    elif info["native_sources_differ"]:
+        # Copying ours would measure this checkout's Rust under REV's Python.
+        build_native(path)
+        info["native"] = f"built from {rev}"
+    else:
+        if not (REPO / NATIVE).exists():
+            raise RuntimeError(f"{REPO / NATIVE} is missing: build the extension (make dev)")
+        shutil.copy2(REPO / NATIVE, native)
+        info["native"] = "copied from this checkout (the same sources)"
     return path, info
+
+
+def build_native(tree: Path) -> None:
+    """Build ``tree``'s own extension (``maturin build --release --locked``, a few minutes on
+    two cores) and put its ``.so`` at ``tree / NATIVE``, without touching any installation."""
+    print(f"  building the extension of {tree} (its Rust differs from this checkout's)", flush=True)
+    with tempfile.TemporaryDirectory(prefix="relay-bench-wheel-") as out:
+        cmd = ["maturin", "build", "--release", "--locked", "--quiet", "-o", out]
+        proc = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, check=False)
+        wheels = list(Path(out).glob("*.whl"))
+        if proc.returncode != 0 or len(wheels) != 1:
+            raise RuntimeError(f"maturin build in {tree} failed: {proc.stderr.strip()[-2000:]}")
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            name = next(n for n in wheel.namelist() if n.startswith("relay/_native"))
+            (tree / NATIVE).write_bytes(wheel.read(name))
+    (tree / NATIVE).chmod(0o755)
 
 
 def checkout_info(root: Path) -> dict[str, Any]:

@@ -381,8 +381,8 @@ def worktree(rev: str) -> tuple[Path, dict[str, Any]]:
 
 
 def build_native(tree: Path) -> None:
-    """Build ``tree``'s own extension (``maturin build --release --locked``, a few minutes on
-    two cores) and put its ``.so`` at ``tree / NATIVE``, without touching any installation."""
+    """Build ``tree``'s own extension (``maturin build --release --locked``, about 45 s on two
+    cores) and put its ``.so`` at ``tree / NATIVE``, without touching any installation."""
     print(f"  building the extension of {tree} (its Rust differs from this checkout's)", flush=True)
     with tempfile.TemporaryDirectory(prefix="relay-bench-wheel-") as out:
         cmd = ["maturin", "build", "--release", "--locked", "--quiet", "-o", out]

@@ -43,7 +43,7 @@
 
 use std::num::NonZeroU32;
 
-use crate::openai_chunk_serde::{Chunk, Key, Usage};
+use crate::openai_chunk_serde::{Chunk, Key, Usage, Val};
 
 /// Tool calls kept per message.
 const MAX_CALLS: usize = 4;
@@ -78,27 +78,6 @@ pub(crate) fn scan(data: &str, text: &mut String) -> Option<Chunk<'static>> {
 struct Bail;
 
 type R<T> = Result<T, Bail>;
-
-/// Absent (or null), of the documented shape, or odd.
-#[derive(Clone, Copy)]
-enum V<T> {
-    Absent,
-    Ok(T),
-    Odd,
-}
-
-impl<T> V<T> {
-    fn is_odd(&self) -> bool {
-        matches!(self, V::Odd)
-    }
-
-    fn ok(self) -> Option<T> {
-        match self {
-            V::Ok(t) => Some(t),
-            V::Absent | V::Odd => None,
-        }
-    }
-}
 
 /// A string's raw bytes between its quotes, in 8 bytes (an `Option<Str>`
 /// too): where they start, whether they hold escapes (checked: `\u` ones
@@ -672,26 +651,26 @@ impl<'a> Scanner<'a> {
 
     /// `str | null`.
     #[inline]
-    fn str_val(&mut self) -> R<V<Str>> {
+    fn str_val(&mut self) -> R<Val<Str>> {
         self.ws();
         match self.peek()? {
             b'"' => {
                 self.i += 1;
-                self.string(TYPED).map(V::Ok)
+                self.string(TYPED).map(Val::Ok)
             }
-            b'n' => self.lit(b"null").map(|()| V::Absent),
-            _ => self.odd().map(|()| V::Odd),
+            b'n' => self.lit(b"null").map(|()| Val::Absent),
+            _ => self.odd().map(|()| Val::Odd),
         }
     }
 
     /// `u64 | null`.
     #[inline]
-    fn u64_val(&mut self) -> R<V<u64>> {
+    fn u64_val(&mut self) -> R<Val<u64>> {
         self.ws();
         match self.peek()? {
-            b'0'..=b'9' => self.uint().map(V::Ok),
-            b'n' => self.lit(b"null").map(|()| V::Absent),
-            _ => self.odd().map(|()| V::Odd),
+            b'0'..=b'9' => self.uint().map(Val::Ok),
+            b'n' => self.lit(b"null").map(|()| Val::Absent),
+            _ => self.odd().map(|()| Val::Odd),
         }
     }
 
@@ -787,8 +766,8 @@ impl<'a> Scanner<'a> {
     /// carries content.
     fn choice(&mut self, text: &mut String) -> R<bool> {
         let (mut delta, mut message) = (Msg::EMPTY, Msg::EMPTY);
-        let (mut has_delta, mut has_message) = (V::Absent, V::Absent);
-        let (mut legacy, mut finish) = (V::Absent, V::Absent);
+        let (mut has_delta, mut has_message) = (Val::Absent, Val::Absent);
+        let (mut legacy, mut finish) = (Val::Absent, Val::Absent);
         let mut first = true;
         let name = |k: &[u8]| match k {
             b"delta" => Some(Key::Delta),
@@ -821,18 +800,18 @@ impl<'a> Scanner<'a> {
     }
 
     /// `msg | null` into `m`.
-    fn msg(&mut self, m: &mut Msg) -> R<V<()>> {
+    fn msg(&mut self, m: &mut Msg) -> R<Val<()>> {
         self.ws();
         match self.peek()? {
             b'{' => self.i += 1,
-            b'n' => return self.lit(b"null").map(|()| V::Absent),
-            _ => return self.odd().map(|()| V::Odd),
+            b'n' => return self.lit(b"null").map(|()| Val::Absent),
+            _ => return self.odd().map(|()| Val::Odd),
         }
         // The last one wins: forget an earlier one's calls (the other
         // members are set below).
         m.n_calls = 0;
-        let (mut content, mut refusal) = (V::Absent, V::Absent);
-        let (mut calls, mut function_call) = (V::Absent, V::Absent);
+        let (mut content, mut refusal) = (Val::Absent, Val::Absent);
+        let (mut calls, mut function_call) = (Val::Absent, Val::Absent);
         let mut first = true;
         let name = |k: &[u8]| match k {
             b"content" => Some(Key::Content),
@@ -851,12 +830,12 @@ impl<'a> Scanner<'a> {
             }
         }
         if content.is_odd() || refusal.is_odd() || calls.is_odd() || function_call.is_odd() {
-            return Ok(V::Odd);
+            return Ok(Val::Odd);
         }
         m.content = content.ok();
         m.refusal = refusal.ok();
         m.function_call = function_call.ok();
-        Ok(V::Ok(()))
+        Ok(Val::Ok(()))
     }
 
     /// Append the text of a well-formed message.
@@ -869,14 +848,14 @@ impl<'a> Scanner<'a> {
     }
 
     /// `[call] | null` into `m.calls`; odd if any call is null or odd.
-    fn tool_calls(&mut self, m: &mut Msg) -> R<V<()>> {
+    fn tool_calls(&mut self, m: &mut Msg) -> R<Val<()>> {
         // The last one wins.
         m.n_calls = 0;
         self.ws();
         match self.peek()? {
             b'[' => self.i += 1,
-            b'n' => return self.lit(b"null").map(|()| V::Absent),
-            _ => return self.odd().map(|()| V::Odd),
+            b'n' => return self.lit(b"null").map(|()| Val::Absent),
+            _ => return self.odd().map(|()| Val::Odd),
         }
         let (mut odd, mut first) = (false, true);
         while self.next_elem(&mut first)? {
@@ -885,22 +864,22 @@ impl<'a> Scanner<'a> {
                 self.tool_call()?
             } else {
                 self.odd()?;
-                V::Odd
+                Val::Odd
             };
             match call {
-                V::Ok(f) => {
+                Val::Ok(f) => {
                     *m.calls.get_mut(m.n_calls).ok_or(Bail)? = f;
                     m.n_calls += 1;
                 }
-                V::Absent | V::Odd => odd = true,
+                Val::Absent | Val::Odd => odd = true,
             }
         }
-        Ok(if odd { V::Odd } else { V::Ok(()) })
+        Ok(if odd { Val::Odd } else { Val::Ok(()) })
     }
 
     /// `{function: func | null, ...}`, its `{` consumed.
-    fn tool_call(&mut self) -> R<V<Func>> {
-        let mut function = V::Absent;
+    fn tool_call(&mut self) -> R<Val<Func>> {
+        let mut function = Val::Absent;
         let mut first = true;
         let name = |k: &[u8]| (k == b"function").then_some(Key::Function);
         while let Some(key) = self.next_member(&mut first, name)? {
@@ -911,20 +890,20 @@ impl<'a> Scanner<'a> {
         }
         // A call without a function adds no text.
         Ok(match function {
-            V::Absent => V::Ok(Func::EMPTY),
+            Val::Absent => Val::Ok(Func::EMPTY),
             f => f,
         })
     }
 
     /// `func | null`.
-    fn func(&mut self) -> R<V<Func>> {
+    fn func(&mut self) -> R<Val<Func>> {
         self.ws();
         match self.peek()? {
             b'{' => self.i += 1,
-            b'n' => return self.lit(b"null").map(|()| V::Absent),
-            _ => return self.odd().map(|()| V::Odd),
+            b'n' => return self.lit(b"null").map(|()| Val::Absent),
+            _ => return self.odd().map(|()| Val::Odd),
         }
-        let (mut name, mut arguments) = (V::Absent, V::Absent);
+        let (mut name, mut arguments) = (Val::Absent, Val::Absent);
         let (mut nonempty, mut first) = (false, true);
         let known = |k: &[u8]| match k {
             b"name" => Some(Key::Name),
@@ -941,9 +920,9 @@ impl<'a> Scanner<'a> {
             }
         }
         if name.is_odd() || arguments.is_odd() {
-            return Ok(V::Odd);
+            return Ok(Val::Odd);
         }
-        Ok(V::Ok(Func {
+        Ok(Val::Ok(Func {
             name: name.ok(),
             arguments: arguments.ok(),
             nonempty,
@@ -958,8 +937,8 @@ impl<'a> Scanner<'a> {
             b'n' => return self.lit(b"null").map(|()| None),
             _ => return self.odd().map(|()| None),
         }
-        let (mut prompt, mut completion) = (V::Absent, V::Absent);
-        let mut cached = V::Absent;
+        let (mut prompt, mut completion) = (Val::Absent, Val::Absent);
+        let mut cached = Val::Absent;
         let mut first = true;
         let name = |k: &[u8]| match k {
             b"prompt_tokens" => Some(Key::PromptTokens),
@@ -986,14 +965,14 @@ impl<'a> Scanner<'a> {
     }
 
     /// `{cached_tokens: u64 | null, ...} | null`: the cached tokens.
-    fn details(&mut self) -> R<V<u64>> {
+    fn details(&mut self) -> R<Val<u64>> {
         self.ws();
         match self.peek()? {
             b'{' => self.i += 1,
-            b'n' => return self.lit(b"null").map(|()| V::Absent),
-            _ => return self.odd().map(|()| V::Odd),
+            b'n' => return self.lit(b"null").map(|()| Val::Absent),
+            _ => return self.odd().map(|()| Val::Odd),
         }
-        let mut cached = V::Absent;
+        let mut cached = Val::Absent;
         let mut first = true;
         let name = |k: &[u8]| (k == b"cached_tokens").then_some(Key::CachedTokens);
         while let Some(key) = self.next_member(&mut first, name)? {
@@ -1003,8 +982,8 @@ impl<'a> Scanner<'a> {
             }
         }
         Ok(match cached {
-            V::Odd => V::Odd,
-            c => V::Ok(c.ok().unwrap_or(0)),
+            Val::Odd => Val::Odd,
+            c => Val::Ok(c.ok().unwrap_or(0)),
         })
     }
 }

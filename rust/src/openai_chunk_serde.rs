@@ -94,18 +94,21 @@ pub fn scan_chunk_serde<'a>(
 // odd. Reading never fails on shape, only on syntax.
 // ---------------------------------------------------------------------------
 
-enum Val<T> {
+/// Absent (or null), of the documented shape, or odd: how both readings hold
+/// a member (the fast pass's too).
+#[derive(Clone, Copy)]
+pub(crate) enum Val<T> {
     Absent,
     Ok(T),
     Odd,
 }
 
 impl<T> Val<T> {
-    fn is_odd(&self) -> bool {
+    pub(crate) fn is_odd(&self) -> bool {
         matches!(self, Val::Odd)
     }
 
-    fn ok(&self) -> Option<&T> {
+    pub(crate) fn ok(self) -> Option<T> {
         match self {
             Val::Ok(t) => Some(t),
             Val::Absent | Val::Odd => None,
@@ -344,18 +347,11 @@ impl<'de> Shape<'de> for Choice<'de> {
             return Ok(None);
         }
         Ok(Some(Choice {
-            delta: into_opt(delta),
-            message: into_opt(message),
-            text: into_opt(text),
-            finish_reason: into_opt(finish_reason),
+            delta: delta.ok(),
+            message: message.ok(),
+            text: text.ok(),
+            finish_reason: finish_reason.ok(),
         }))
-    }
-}
-
-fn into_opt<T>(v: Val<T>) -> Option<T> {
-    match v {
-        Val::Ok(t) => Some(t),
-        Val::Absent | Val::Odd => None,
     }
 }
 
@@ -404,7 +400,7 @@ impl<'de> Shape<'de> for Msg<'de> {
             return Ok(None);
         }
         let mut calls = Vec::new();
-        for call in into_opt(tool_calls).unwrap_or_default() {
+        for call in tool_calls.ok().unwrap_or_default() {
             match call {
                 // A call without a function (never seen in practice) adds no text.
                 Val::Ok(ToolCall(f)) => calls.push(f.unwrap_or_default()),
@@ -412,10 +408,10 @@ impl<'de> Shape<'de> for Msg<'de> {
             }
         }
         Ok(Some(Msg {
-            content: into_opt(content),
-            refusal: into_opt(refusal),
+            content: content.ok(),
+            refusal: refusal.ok(),
             tool_calls: calls,
-            function_call: into_opt(function_call),
+            function_call: function_call.ok(),
         }))
     }
 }
@@ -431,7 +427,7 @@ impl<'de> Shape<'de> for ToolCall<'de> {
                 _ => skip(&mut map)?,
             }
         }
-        Ok((!function.is_odd()).then(|| ToolCall(into_opt(function))))
+        Ok((!function.is_odd()).then(|| ToolCall(function.ok())))
     }
 }
 
@@ -459,8 +455,8 @@ impl<'de> Shape<'de> for Func<'de> {
             return Ok(None);
         }
         Ok(Some(Func {
-            name: into_opt(name),
-            arguments: into_opt(arguments),
+            name: name.ok(),
+            arguments: arguments.ok(),
             nonempty,
         }))
     }
@@ -482,8 +478,8 @@ impl<'de> Shape<'de> for Usage {
             return Ok(None);
         }
         Ok(Some(Usage {
-            prompt_tokens: prompt.ok().copied().unwrap_or(0),
-            completion_tokens: completion.ok().copied().unwrap_or(0),
+            prompt_tokens: prompt.ok().unwrap_or(0),
+            completion_tokens: completion.ok().unwrap_or(0),
             cached_tokens: details.ok().map_or(0, |d| d.0),
         }))
     }
@@ -503,6 +499,6 @@ impl<'de> Shape<'de> for Details {
         if cached.is_odd() {
             return Ok(None);
         }
-        Ok(Some(Details(cached.ok().copied().unwrap_or(0))))
+        Ok(Some(Details(cached.ok().unwrap_or(0))))
     }
 }
